@@ -1,0 +1,149 @@
+import { sql } from "drizzle-orm";
+import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * The one schema of Switchyard, shared by better-sqlite3 (embedded) and D1 (Workers).
+ * Times are unix milliseconds; ids are prefixed random strings (see ids.ts).
+ * JSON columns hold small objects only; large payloads live on disk under the data directory.
+ */
+
+const createdAt = () => integer("created_at").notNull().default(sql`(unixepoch() * 1000)`);
+
+export const tenants = sqliteTable("tenants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
+  /** Tenant settings (default adapter, default strategy, system prompt, ...), validated by edge/tenant-settings.ts. */
+  settings: text("settings", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+  createdAt: createdAt(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    /** null for admin keys. */
+    tenantId: text("tenant_id").references(() => tenants.id),
+    name: text("name").notNull().default(""),
+    /** First characters of the key, shown in listings so a user can tell keys apart. */
+    prefix: text("prefix").notNull(),
+    /** SHA-256 of the whole key, hex. */
+    hash: text("hash").notNull(),
+    role: text("role", { enum: ["admin", "tenant"] }).notNull(),
+    revokedAt: integer("revoked_at"),
+    lastUsedAt: integer("last_used_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("api_keys_hash_idx").on(t.hash), index("api_keys_tenant_idx").on(t.tenantId)],
+);
+
+export const adapters = sqliteTable(
+  "adapters",
+  {
+    id: text("id").primaryKey(),
+    /** null for public adapters. */
+    tenantId: text("tenant_id").references(() => tenants.id),
+    name: text("name").notNull(),
+    version: integer("version").notNull().default(1),
+    baseModel: text("base_model").notNull(),
+    rank: integer("rank").notNull(),
+    alpha: real("alpha").notNull(),
+    targetModules: text("target_modules", { mode: "json" }).$type<string[]>().notNull(),
+    /** Path relative to the data directory. */
+    path: text("path").notNull(),
+    sha256: text("sha256").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    status: text("status", { enum: ["ready", "deleted"] }).notNull().default("ready"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("adapters_tenant_name_version_idx").on(t.tenantId, t.name, t.version)],
+);
+
+export const documents = sqliteTable(
+  "documents",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    title: text("title").notNull(),
+    format: text("format").notNull(),
+    sha256: text("sha256").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    status: text("status", { enum: ["queued", "processing", "ready", "failed"] }).notNull(),
+    progress: real("progress").notNull().default(0),
+    error: text("error"),
+    warning: text("warning"),
+    chunkCount: integer("chunk_count").notNull().default(0),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("documents_tenant_sha_idx").on(t.tenantId, t.sha256), index("documents_tenant_idx").on(t.tenantId)],
+);
+
+export const chunks = sqliteTable(
+  "chunks",
+  {
+    /** Integer id doubles as the hnswlib label and the FTS5 rowid. */
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    documentId: text("document_id").notNull().references(() => documents.id, { onDelete: "cascade" }),
+    position: integer("position").notNull(),
+    text: text("text").notNull(),
+    headingPath: text("heading_path", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    startOffset: integer("start_offset").notNull(),
+    endOffset: integer("end_offset").notNull(),
+    tokenCount: integer("token_count").notNull(),
+  },
+  (t) => [index("chunks_document_idx").on(t.documentId), index("chunks_tenant_idx").on(t.tenantId)],
+);
+
+export const fineTuneJobs = sqliteTable(
+  "fine_tune_jobs",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    baseModel: text("base_model").notNull(),
+    status: text("status", { enum: ["queued", "running", "succeeded", "failed", "cancelled"] }).notNull(),
+    hyperparameters: text("hyperparameters", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    trainingFile: text("training_file").notNull(),
+    resultAdapterId: text("result_adapter_id").references(() => adapters.id),
+    error: text("error"),
+    createdAt: createdAt(),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [index("fine_tune_jobs_tenant_idx").on(t.tenantId)],
+);
+
+export const fineTuneEvents = sqliteTable(
+  "fine_tune_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    jobId: text("job_id").notNull().references(() => fineTuneJobs.id, { onDelete: "cascade" }),
+    level: text("level", { enum: ["info", "warn", "error"] }).notNull().default("info"),
+    message: text("message").notNull(),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("fine_tune_events_job_idx").on(t.jobId)],
+);
+
+export const usage = sqliteTable(
+  "usage",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    /** Minute bucket (unix ms floored to the minute): one row per tenant, bucket, strategy and adapter. */
+    bucket: integer("bucket").notNull(),
+    strategy: text("strategy").notNull(),
+    adapter: text("adapter").notNull().default(""),
+    requests: integer("requests").notNull().default(0),
+    promptTokens: integer("prompt_tokens").notNull().default(0),
+    completionTokens: integer("completion_tokens").notNull().default(0),
+  },
+  (t) => [uniqueIndex("usage_key_idx").on(t.tenantId, t.bucket, t.strategy, t.adapter)],
+);
+
+export type Tenant = typeof tenants.$inferSelect;
+export type ApiKey = typeof apiKeys.$inferSelect;
+export type Adapter = typeof adapters.$inferSelect;
+export type DocumentRow = typeof documents.$inferSelect;
+export type ChunkRow = typeof chunks.$inferSelect;
