@@ -15,6 +15,8 @@ export const tenants = sqliteTable("tenants", {
   disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
   /** Tenant settings (default adapter, default strategy, system prompt, ...), validated by edge/tenant-settings.ts. */
   settings: text("settings", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+  /** Admin-set limits (rate limits, quotas), validated by edge/tenant-settings.ts. */
+  limits: text("limits", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
   createdAt: createdAt(),
 });
 

@@ -1,0 +1,24 @@
+import { ConfigError, loadConfig } from "../edge/config.ts";
+import { startPlatform } from "../edge/node.ts";
+
+/** `switchyard start [--port N --host H --data-dir DIR ...]`: serves until SIGINT/SIGTERM. */
+export async function startCommand(argv: string[]): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(process.env, argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`switchyard: ${err.message}\n`);
+    return 2;
+  }
+  const platform = await startPlatform(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      platform.logger.info({ signal }, "signal received");
+      void platform.close().then(resolve);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return 0;
+}

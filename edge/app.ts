@@ -1,0 +1,52 @@
+import { Hono } from "hono";
+import type { ApiKeyStore } from "../services/store/api-keys.ts";
+import type { TenantStore } from "../services/store/tenants.ts";
+import type { AppEnv, Log } from "./env.ts";
+import { requireKey } from "./middleware/auth.ts";
+import { bodyLimits } from "./middleware/body.ts";
+import { notFoundOrMethodNotAllowed, onError } from "./middleware/errors.ts";
+import { RateLimiter } from "./middleware/rate-limit.ts";
+import { requestContext, type HttpMetrics } from "./middleware/request-context.ts";
+import { openApiDocument } from "./openapi.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { healthRoutes, type HealthDeps } from "./routes/health.ts";
+import { tenantRoutes } from "./routes/tenant.ts";
+
+export const API_VERSION = "0.1.0";
+
+export interface AppDeps {
+  logger: Log;
+  metrics: HttpMetrics;
+  health: HealthDeps;
+  tenants: TenantStore;
+  keys: ApiKeyStore;
+  limits: { maxJsonBody: number; maxUploadBody: number; requestsPerMinute: number };
+  /** Tenant-authenticated route groups of the planes behind the edge, mounted under /v1 (e.g. ["/knowledge", routes]). */
+  planes?: Array<[path: string, routes: Hono<AppEnv>]>;
+}
+
+/** The public HTTP API. Runtime-agnostic: Web Request/Response only, every plane behind a port. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const rateLimiter = new RateLimiter(deps.limits.requestsPerMinute);
+  const asTenant = requireKey("tenant", deps.keys, deps.tenants);
+
+  app.use("*", requestContext(deps.logger, deps.metrics));
+  app.use("*", bodyLimits(deps.limits.maxJsonBody, deps.limits.maxUploadBody));
+
+  app.route("/", healthRoutes(deps.health));
+  app.get("/openapi.json", (c) => c.json(openApiDocument(app, { title: "Switchyard API", version: API_VERSION })));
+
+  app.use("/v1/admin/*", requireKey("admin", deps.keys, deps.tenants));
+  app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys));
+
+  for (const path of ["/tenant", ...(deps.planes ?? []).map(([p]) => p)]) {
+    app.use(`/v1${path}/*`, asTenant, rateLimiter.middleware()); // "/x/*" covers "/x" too
+  }
+  app.route("/v1/tenant", tenantRoutes(deps.tenants));
+  for (const [path, routes] of deps.planes ?? []) app.route(`/v1${path}`, routes);
+
+  app.notFound(notFoundOrMethodNotAllowed(app));
+  app.onError(onError);
+  return app;
+}

@@ -1,0 +1,86 @@
+import { z } from "zod";
+
+/**
+ * Platform configuration: environment variables, overridden by CLI flags. Validated once at start;
+ * a bad value stops the start with one line naming the variable.
+ */
+const portNumber = z.coerce.number().int().min(0).max(65535);
+const byteSize = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, "expected a size like 1048576, 512kb or 64mb")
+  .transform(parseByteSize);
+
+export const ConfigSchema = z.object({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: portNumber.default(8787),
+  dataDir: z.string().min(1).default("./data"),
+  /** Admin bearer key; when unset, one is generated and printed on first start. */
+  adminKey: z.string().min(16, "must be at least 16 characters").optional(),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Largest JSON request body. */
+  maxJsonBody: byteSize.default(1024 * 1024),
+  /** Largest upload body (documents, adapter archives). */
+  maxUploadBody: byteSize.default(64 * 1024 * 1024),
+  /** Default per-tenant request rate, per minute (0 = unlimited); admins may override per tenant. */
+  requestsPerMinute: z.coerce.number().int().min(0).default(600),
+  /** How long a shutdown waits for in-flight requests. */
+  shutdownTimeoutMs: z.coerce.number().int().min(0).default(10_000),
+  /** Model folder, search-path name or Hugging Face repo id; empty = first model on the search path. */
+  model: z.string().optional(),
+  modelPath: z.string().default("./models:../shared/models"),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+/** Each config key, its environment variable and its CLI flag. */
+export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }> = {
+  host: { env: "SWITCHYARD_HOST", flag: "--host" },
+  port: { env: "SWITCHYARD_PORT", flag: "--port" },
+  dataDir: { env: "SWITCHYARD_DATA_DIR", flag: "--data-dir" },
+  adminKey: { env: "SWITCHYARD_ADMIN_KEY", flag: "--admin-key" },
+  logLevel: { env: "SWITCHYARD_LOG_LEVEL", flag: "--log-level" },
+  maxJsonBody: { env: "SWITCHYARD_MAX_JSON_BODY", flag: "--max-json-body" },
+  maxUploadBody: { env: "SWITCHYARD_MAX_UPLOAD_BODY", flag: "--max-upload-body" },
+  requestsPerMinute: { env: "SWITCHYARD_REQUESTS_PER_MINUTE", flag: "--requests-per-minute" },
+  shutdownTimeoutMs: { env: "SWITCHYARD_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms" },
+  model: { env: "SWITCHYARD_MODEL", flag: "--model" },
+  modelPath: { env: "SWITCHYARD_MODEL_PATH", flag: "--model-path" },
+};
+
+export class ConfigError extends Error {}
+
+/** Builds the config from the environment and `--flag value` / `--flag=value` arguments. */
+export function loadConfig(env: Record<string, string | undefined>, argv: string[] = []): Config {
+  const flags = parseFlags(argv);
+  const raw: Record<string, string> = {};
+  for (const [key, { env: name, flag }] of Object.entries(CONFIG_SOURCES)) {
+    const value = flags.get(flag) ?? env[name];
+    if (value !== undefined && value !== "") raw[key] = value;
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const key = String(issue.path[0]) as keyof Config;
+  const source = CONFIG_SOURCES[key];
+  const given = flags.has(source.flag) ? source.flag : source.env;
+  throw new ConfigError(`invalid configuration: ${given}=${JSON.stringify(raw[key])}: ${issue.message}`);
+}
+
+function parseFlags(argv: string[]): Map<string, string> {
+  const known = new Set(Object.values(CONFIG_SOURCES).map((s) => s.flag));
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    if (!known.has(flag)) throw new ConfigError(`unknown option ${flag} (known: ${[...known].join(", ")})`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`option ${flag} needs a value`);
+    flags.set(flag, value);
+  }
+  return flags;
+}
+
+function parseByteSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(text.trim())!;
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(match[2] ?? "b").toLowerCase() as "b"];
+  return Math.floor(Number(match[1]) * unit);
+}

@@ -1,0 +1,91 @@
+import { join, resolve } from "node:path";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { pino, type DestinationStream, type Logger } from "pino";
+import { ApiKeyStore } from "../services/store/api-keys.ts";
+import { openDatabase } from "../services/store/db.ts";
+import { TenantStore } from "../services/store/tenants.ts";
+import { createApp } from "./app.ts";
+import type { Config } from "./config.ts";
+import { createPrometheus } from "./prometheus.ts";
+
+export interface Platform {
+  url: string;
+  logger: Logger;
+  /** Stops accepting connections, lets in-flight requests finish (up to the shutdown timeout), closes the database. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Where logs go (default stdout). */
+  logDestination?: DestinationStream;
+  /** Where the generated admin key is announced (default stderr). */
+  announce?: (line: string) => void;
+}
+
+/** The whole platform in one Node process: SQLite file, in-process services, HTTP on host:port. */
+export async function startPlatform(config: Config, options: StartOptions = {}): Promise<Platform> {
+  const logger = pino({ level: config.logLevel, base: { service: "switchyard" } }, options.logDestination ?? process.stdout);
+  const dataDir = resolve(config.dataDir);
+  const database = openDatabase(join(dataDir, "switchyard.db"));
+  const tenants = new TenantStore(database.db);
+  const keys = new ApiKeyStore(database.db);
+  await ensureAdminKey(keys, config.adminKey, options.announce ?? ((line) => process.stderr.write(`${line}\n`)));
+
+  const prometheus = createPrometheus();
+  const app = createApp({
+    logger,
+    metrics: prometheus.http,
+    health: {
+      checkDatabase: async () => void database.sqlite.prepare("select 1").get(),
+      metricsText: prometheus.text,
+    },
+    tenants,
+    keys,
+    limits: config,
+  });
+
+  const server = await listen(app.fetch, config.host, config.port);
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, dataDir }, "switchyard listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info("shutting down: waiting for in-flight requests");
+      await closeServer(server, config.shutdownTimeoutMs);
+      database.close();
+      logger.info("shutdown complete");
+    })());
+  return { url, logger, close };
+}
+
+async function ensureAdminKey(keys: ApiKeyStore, configured: string | undefined, announce: (line: string) => void) {
+  if (configured) {
+    await keys.ensure(configured, "admin", "configured");
+  } else if (!(await keys.hasActiveAdminKey())) {
+    const { key } = await keys.issue("admin", null, "generated");
+    announce(`Generated admin key (shown once; set SWITCHYARD_ADMIN_KEY to choose your own): ${key}`);
+  }
+}
+
+function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<Server> {
+  return new Promise((resolveListen, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolveListen(server as Server)) as Server;
+    server.once("error", reject);
+  });
+}
+
+/** Stops accepting, closes idle keep-alive sockets, and forces the rest after `timeoutMs`. */
+function closeServer(server: Server, timeoutMs: number): Promise<void> {
+  return new Promise((resolveClose) => {
+    const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    server.close(() => {
+      clearTimeout(force);
+      resolveClose();
+    });
+    server.closeIdleConnections();
+  });
+}

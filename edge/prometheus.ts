@@ -1,0 +1,25 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import type { HttpMetrics } from "./middleware/request-context.ts";
+
+/** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
+export function createPrometheus() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "switchyard_" });
+  const labelNames = ["method", "route", "status"] as const;
+  const requests = new Counter({ name: "switchyard_http_requests_total", help: "HTTP requests", labelNames, registers: [registry] });
+  const latency = new Histogram({
+    name: "switchyard_http_request_duration_seconds",
+    help: "HTTP request latency",
+    labelNames,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const http: HttpMetrics = {
+    observe({ method, route, status }, seconds) {
+      const labels = { method, route, status: String(status) };
+      requests.inc(labels);
+      latency.observe(labels, seconds);
+    },
+  };
+  return { registry, http, text: () => registry.metrics() };
+}

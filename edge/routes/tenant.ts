@@ -1,0 +1,25 @@
+import { Hono } from "hono";
+import type { TenantStore } from "../../services/store/tenants.ts";
+import type { AppEnv } from "../env.ts";
+import { describe, jsonBody } from "../middleware/body.ts";
+import { effectiveSettings, TenantSettingsSchema } from "../tenant-settings.ts";
+
+function tenantView(t: { id: string; name: string; settings: Record<string, unknown>; limits: Record<string, unknown> }) {
+  return { id: t.id, object: "tenant", name: t.name, settings: effectiveSettings(t.settings), limits: t.limits };
+}
+
+/** The caller's own tenant, mounted at /v1/tenant. */
+export function tenantRoutes(tenants: TenantStore): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const tags = ["tenant"];
+
+  app.get("/", describe({ summary: "The calling tenant and its settings.", tags }), (c) => c.json(tenantView(c.get("tenant"))));
+
+  app.patch("/", describe({ summary: "Update the calling tenant's settings (null resets one).", tags }), jsonBody(TenantSettingsSchema), async (c) => {
+    const tenant = c.get("tenant");
+    const settings = { ...tenant.settings, ...c.req.valid("json") };
+    return c.json(tenantView((await tenants.update(tenant.id, { settings }))!));
+  });
+
+  return app;
+}

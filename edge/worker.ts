@@ -1,0 +1,49 @@
+/// <reference types="@cloudflare/workers-types" />
+import { drizzle } from "drizzle-orm/d1";
+import type { Hono } from "hono";
+import { ApiKeyStore } from "../services/store/api-keys.ts";
+import * as schema from "../services/store/schema.ts";
+import { TenantStore } from "../services/store/tenants.ts";
+import { createApp } from "./app.ts";
+import { consoleLog, type LogLevel } from "./console-log.ts";
+import type { AppEnv } from "./env.ts";
+
+/**
+ * Cloudflare Workers entry: the same edge app over D1 (migrations in services/store/migrations,
+ * applied with `wrangler d1 migrations apply`). The service planes are reached over HTTP.
+ */
+export interface WorkerEnv {
+  DB: D1Database;
+  /** Secret: the admin bearer key (`wrangler secret put ADMIN_KEY`). */
+  ADMIN_KEY?: string;
+  LOG_LEVEL?: LogLevel;
+  REQUESTS_PER_MINUTE?: string;
+}
+
+let cached: { env: WorkerEnv; app: Hono<AppEnv>; ready: Promise<void> } | undefined;
+
+function appFor(env: WorkerEnv) {
+  if (cached?.env === env) return cached;
+  const db = drizzle(env.DB, { schema });
+  const tenants = new TenantStore(db);
+  const keys = new ApiKeyStore(db);
+  const app = createApp({
+    logger: consoleLog(env.LOG_LEVEL ?? "info", { service: "switchyard-edge" }),
+    metrics: { observe: () => {} }, // Workers Analytics records requests; no Prometheus scrape here.
+    health: { checkDatabase: async () => void (await env.DB.prepare("select 1").first()) },
+    tenants,
+    keys,
+    limits: { maxJsonBody: 1024 * 1024, maxUploadBody: 32 * 1024 * 1024, requestsPerMinute: Number(env.REQUESTS_PER_MINUTE ?? 600) },
+  });
+  const ready = env.ADMIN_KEY ? keys.ensure(env.ADMIN_KEY, "admin", "configured").then(() => {}) : Promise.resolve();
+  cached = { env, app, ready };
+  return cached;
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
+    const { app, ready } = appFor(env);
+    await ready;
+    return app.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<WorkerEnv>;

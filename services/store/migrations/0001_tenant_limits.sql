@@ -1,0 +1,1 @@
+ALTER TABLE `tenants` ADD `limits` text DEFAULT '{}' NOT NULL;
