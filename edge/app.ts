@@ -5,7 +5,7 @@ import type { AppEnv, Log } from "./env.ts";
 import { requireKey } from "./middleware/auth.ts";
 import { bodyLimits } from "./middleware/body.ts";
 import { notFoundOrMethodNotAllowed, onError } from "./middleware/errors.ts";
-import { RateLimiter } from "./middleware/rate-limit.ts";
+import { requestRateLimit } from "./middleware/rate-limit.ts";
 import { requestContext, type HttpMetrics } from "./middleware/request-context.ts";
 import { openApiDocument } from "./openapi.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -28,7 +28,7 @@ export interface AppDeps {
 /** The public HTTP API. Runtime-agnostic: Web Request/Response only, every plane behind a port. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const rateLimiter = new RateLimiter(deps.limits.requestsPerMinute);
+  const rateLimit = requestRateLimit(deps.limits.requestsPerMinute);
   const asTenant = requireKey("tenant", deps.keys, deps.tenants);
 
   app.use("*", requestContext(deps.logger, deps.metrics));
@@ -41,7 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys));
 
   for (const path of ["/tenant", ...(deps.planes ?? []).map(([p]) => p)]) {
-    app.use(`/v1${path}/*`, asTenant, rateLimiter.middleware()); // "/x/*" covers "/x" too
+    app.use(`/v1${path}/*`, asTenant, rateLimit); // "/x/*" covers "/x" too
   }
   app.route("/v1/tenant", tenantRoutes(deps.tenants));
   for (const [path, routes] of deps.planes ?? []) app.route(`/v1${path}`, routes);

@@ -28,6 +28,12 @@ export const ConfigSchema = z.object({
   /** Model folder, search-path name or Hugging Face repo id; empty = first model on the search path. */
   model: z.string().optional(),
   modelPath: z.string().default("./models:../shared/models"),
+  /** Most generation requests waiting for a batch slot; more get 429. */
+  maxQueue: z.coerce.number().int().min(1).default(256),
+  /** Largest LoRA rank accepted for upload. */
+  maxLoraRank: z.coerce.number().int().min(1).max(256).default(64),
+  /** Memory budget of the loaded-adapter cache. */
+  adapterCacheBytes: byteSize.default(512 * 1024 * 1024),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -45,6 +51,9 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   shutdownTimeoutMs: { env: "SWITCHYARD_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms" },
   model: { env: "SWITCHYARD_MODEL", flag: "--model" },
   modelPath: { env: "SWITCHYARD_MODEL_PATH", flag: "--model-path" },
+  maxQueue: { env: "SWITCHYARD_MAX_QUEUE", flag: "--max-queue" },
+  maxLoraRank: { env: "SWITCHYARD_MAX_LORA_RANK", flag: "--max-lora-rank" },
+  adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
 };
 
 export class ConfigError extends Error {}

@@ -12,6 +12,8 @@ export interface Log {
 /** Hono context variables every route may read. */
 export interface AppVariables {
   requestId: string;
+  /** performance.now() when the request arrived, for timings that include the edge's own work. */
+  startedAt: number;
   logger: Log;
   /** Set by the auth middleware on tenant routes. */
   tenant: Tenant;

@@ -6,8 +6,9 @@ import { ApiKeyStore } from "../services/store/api-keys.ts";
 import { openDatabase } from "../services/store/db.ts";
 import { TenantStore } from "../services/store/tenants.ts";
 import { createApp } from "./app.ts";
+import { startEmbeddedPlanes } from "./embedded.ts";
 import type { Config } from "./config.ts";
-import { createPrometheus } from "./prometheus.ts";
+import { createPrometheus, registerEngineGauges } from "./prometheus.ts";
 
 export interface Platform {
   url: string;
@@ -33,6 +34,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   await ensureAdminKey(keys, config.adminKey, options.announce ?? ((line) => process.stderr.write(`${line}\n`)));
 
   const prometheus = createPrometheus();
+  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
+  registerEngineGauges(prometheus.registry, () => planes.engine.stats());
   const app = createApp({
     logger,
     metrics: prometheus.http,
@@ -43,6 +46,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     tenants,
     keys,
     limits: config,
+    planes: planes.routes,
   });
 
   const server = await listen(app.fetch, config.host, config.port);
@@ -56,6 +60,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     (closing ??= (async () => {
       logger.info("shutting down: waiting for in-flight requests");
       await closeServer(server, config.shutdownTimeoutMs);
+      await planes.close();
       database.close();
       logger.info("shutdown complete");
     })());

@@ -3,6 +3,9 @@
  * Each has an in-process implementation (the embedded default) and may have an HTTP client
  * (the distributed deployment). The edge never knows which one it holds.
  */
+import type { SearchHit, SearchRequest } from "../services/retrieval/types.ts";
+
+export type { SearchHit, SearchRequest };
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -64,3 +67,29 @@ export interface Inference {
   generate(request: GenerateRequest): AsyncIterable<GenerateEvent>;
   close(): Promise<void>;
 }
+
+/** Thrown by `Inference.generate` when its queue is full; the edge answers 429, not a hang. */
+export class InferenceOverloadedError extends Error {
+  override readonly name = "InferenceOverloadedError";
+}
+
+/** Thrown before any work when prompt + max tokens exceed the context window. */
+export class ContextLengthError extends Error {
+  override readonly name = "ContextLengthError";
+  constructor(readonly promptTokens: number, readonly maxTokens: number, readonly contextLength: number) {
+    super(
+      `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + maxTokens} tokens ` +
+        `(${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+    );
+  }
+}
+
+export interface Retrieval {
+  search(tenantId: string, request: SearchRequest): Promise<SearchHit[]>;
+}
+
+/** Reads the OpenAI `model` field for a tenant: `BASE`, `BASE:ADAPTER` or `ADAPTER`. */
+export type ModelResolver = (
+  model: string | undefined,
+  tenant: { id: string; settings: Record<string, unknown> },
+) => { base: string; adapterId?: string };

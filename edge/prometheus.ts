@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { HttpMetrics } from "./middleware/request-context.ts";
 
 /** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
@@ -22,4 +22,13 @@ export function createPrometheus() {
     },
   };
   return { registry, http, text: () => registry.metrics() };
+}
+
+/** Gauges read from the engine's scheduler at scrape time. */
+export function registerEngineGauges(registry: Registry, stats: () => { waiting: number; running: number; decodeSteps: number }): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  gauge("switchyard_engine_waiting_requests", "Requests queued for a batch slot", () => stats().waiting);
+  gauge("switchyard_engine_running_sequences", "Sequences in the running batch", () => stats().running);
+  gauge("switchyard_engine_decode_steps", "Decode steps run since start", () => stats().decodeSteps);
 }

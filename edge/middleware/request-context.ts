@@ -18,6 +18,7 @@ export function requestContext(logger: Log, metrics: HttpMetrics): MiddlewareHan
     const given = c.req.header("x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     c.set("requestId", requestId);
+    c.set("startedAt", started);
     c.set("logger", logger.child({ requestId }));
     await next();
     c.header("X-Request-Id", requestId);

@@ -1,0 +1,96 @@
+/**
+ * API benchmark: the real platform (stories260k) over HTTP on loopback. For each strategy, 64 concurrent
+ * non-streaming chats of 32 output tokens: requests/s, latency p50/p99, errors, and the edge overhead
+ * (the server's total time for a request minus the engine's and retrieval's time).
+ * Run: `npm run bench -- api`; writes bench-results/api.json.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../edge/config.ts";
+import { startPlatform } from "../edge/node.ts";
+import { randomPeftAdapter } from "../services/adapters/synthetic.ts";
+import { percentile, report } from "./report.ts";
+
+const CLIENTS = 64;
+const ROUNDS = 3;
+const OUTPUT_TOKENS = 32;
+const ADMIN = "bench-admin-key-0123456789";
+const STRATEGIES = ["prompt", "rag", "adapter", "rag+adapter"] as const;
+
+const dataDir = mkdtempSync(join(tmpdir(), "sy-bench-api-"));
+const platform = await startPlatform(
+  loadConfig({ SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_PORT: "0", SWITCHYARD_LOG_LEVEL: "warn", SWITCHYARD_ADMIN_KEY: ADMIN, SWITCHYARD_REQUESTS_PER_MINUTE: "0" }),
+  { announce: () => {} },
+);
+
+async function call(path: string, key: string, init: { method?: string; json?: unknown; body?: FormData } = {}) {
+  const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+  if (init.json !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${platform.url}${path}`, { method: init.method ?? "POST", headers, body: init.body ?? JSON.stringify(init.json) });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+async function setUpTenant(): Promise<string> {
+  const tenant = (await call("/v1/admin/tenants", ADMIN, { json: { name: "bench" } })).body;
+  const key = (await call(`/v1/admin/tenants/${tenant.id}/keys`, ADMIN, { json: {} })).body.key as string;
+  const { files } = randomPeftAdapter({ numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8 }, { rank: 16 });
+  const form = new FormData();
+  form.append("name", "bench-adapter");
+  form.append("adapter_config", new Blob([new Uint8Array(files.config)]), "adapter_config.json");
+  form.append("adapter_model", new Blob([new Uint8Array(files.model)]), "adapter_model.safetensors");
+  await call("/v1/adapters", key, { body: form });
+  await call("/v1/tenant", key, { method: "PATCH", json: { defaultAdapter: "bench-adapter" } });
+  for (let i = 0; i < 20; i++) {
+    await call("/v1/knowledge/documents", key, { json: { title: `Story ${i}`, text: `Story ${i}: the little fox number ${i} found a shiny stone by the river and took it home.` } });
+  }
+  return key;
+}
+
+interface Sample {
+  ok: boolean;
+  latencyMs: number;
+  edgeMs: number;
+  tokens: number;
+}
+
+async function oneChat(key: string, strategy: string, seed: number): Promise<Sample> {
+  const started = performance.now();
+  const res = await call("/v1/chat/completions", key, {
+    json: { messages: [{ role: "user", content: "Tell me about the little fox." }], strategy, max_tokens: OUTPUT_TOKENS, temperature: 1, seed, retrieval: { k: 2 } },
+  });
+  const latencyMs = performance.now() - started;
+  if (res.status !== 200) return { ok: false, latencyMs, edgeMs: 0, tokens: 0 };
+  const t = res.body.switchyard.timings;
+  return { ok: true, latencyMs, edgeMs: t.total_ms - t.engine_ms - t.retrieval_ms, tokens: res.body.usage.completion_tokens };
+}
+
+try {
+  const key = await setUpTenant();
+  await Promise.all(STRATEGIES.map((s) => oneChat(key, s, 0))); // warm-up: adapter load, index
+  const rows = [];
+  for (const strategy of STRATEGIES) {
+    const samples: Sample[] = [];
+    const started = performance.now();
+    for (let round = 0; round < ROUNDS; round++) {
+      samples.push(...(await Promise.all(Array.from({ length: CLIENTS }, (_, i) => oneChat(key, strategy, round * CLIENTS + i)))));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const ok = samples.filter((s) => s.ok);
+    rows.push({
+      strategy,
+      requests: samples.length,
+      errors: samples.length - ok.length,
+      "req/s": ok.length / seconds,
+      "tokens/s": ok.reduce((n, s) => n + s.tokens, 0) / seconds,
+      "p50 ms": percentile(ok.map((s) => s.latencyMs), 50),
+      "p99 ms": percentile(ok.map((s) => s.latencyMs), 99),
+      "edge p50 ms": percentile(ok.map((s) => s.edgeMs), 50),
+      "edge p99 ms": percentile(ok.map((s) => s.edgeMs), 99),
+    });
+  }
+  report("api", rows, { clients: CLIENTS, rounds: ROUNDS, outputTokens: OUTPUT_TOKENS, goal: { edgeP50Ms: 2, errors: 0 } });
+} finally {
+  await platform.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,13 @@
+import type { UsageStore } from "../../services/store/usage.ts";
+import type { TokenBudget } from "../middleware/rate-limit.ts";
+import type { ModelResolver } from "../ports.ts";
+import type { CompletionDeps } from "./completion.ts";
+
+/** What the chat, compare and usage routes need from the planes behind the edge. */
+export interface ChatDeps extends CompletionDeps {
+  resolveModel: ModelResolver;
+  /** A display name for an adapter id (`name@version`), for responses and usage. */
+  adapterName(adapterId: string): string | undefined;
+  usage: UsageStore;
+  tokenBudget: TokenBudget;
+}

@@ -1,0 +1,44 @@
+import type { ModelResolver } from "../ports.ts";
+import { badRequest } from "../errors.ts";
+import { effectiveSettings, type Strategy } from "../tenant-settings.ts";
+
+export const usesAdapter = (s: Strategy) => s === "adapter" || s === "rag+adapter";
+export const usesRetrieval = (s: Strategy) => s === "rag" || s === "rag+adapter";
+
+export interface Plan {
+  strategy: Strategy;
+  base: string;
+  adapterId?: string;
+}
+
+interface TenantLike {
+  id: string;
+  settings: Record<string, unknown>;
+}
+
+/**
+ * Decides strategy and adapter. An explicit `strategy` wins. Without one, the tenant's default applies,
+ * and a `model` that names an adapter adds the adapter to it (prompt -> adapter, rag -> rag+adapter).
+ * The adapter comes from `model`, else the tenant's default adapter.
+ */
+export function planRequest(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined, strategy?: Strategy): Plan {
+  const resolved = resolveModel(model, tenant);
+  const namesAdapter = model !== undefined && model !== "" && model !== resolved.base;
+  let chosen = strategy ?? effectiveSettings(tenant.settings).defaultStrategy;
+  if (!strategy && namesAdapter && !usesAdapter(chosen)) chosen = chosen === "rag" ? "rag+adapter" : "adapter";
+  if (!usesAdapter(chosen)) return { strategy: chosen, base: resolved.base };
+  if (!resolved.adapterId) {
+    throw badRequest(
+      `Strategy '${chosen}' needs an adapter: name one in 'model' (BASE:ADAPTER or ADAPTER) or set the tenant's defaultAdapter.`,
+      "strategy",
+      "adapter_required",
+    );
+  }
+  return { strategy: chosen, base: resolved.base, adapterId: resolved.adapterId };
+}
+
+/** The strategies a tenant can run: adapter ones only when it has an adapter to use. */
+export function availableStrategies(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined): Strategy[] {
+  const hasAdapter = resolveModel(model, tenant).adapterId !== undefined;
+  return hasAdapter ? ["prompt", "rag", "adapter", "rag+adapter"] : ["prompt", "rag"];
+}

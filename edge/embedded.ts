@@ -1,0 +1,91 @@
+import { join, resolve } from "node:path";
+import type { Hono } from "hono";
+import type { Registry } from "prom-client";
+import { createAdapterService } from "../services/adapters/index.ts";
+import { createEngine, type Engine } from "../services/inference/engine.ts";
+import { loadDecoderConfig } from "../services/model/config.ts";
+import { resolveModel } from "../services/model/resolve.ts";
+import { createUseLiteEmbedder } from "../services/retrieval/embedders/use-lite.ts";
+import { createKnowledgeBase, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
+import type { OpenDatabase } from "../services/store/db.ts";
+import { UsageStore } from "../services/store/usage.ts";
+import type { ChatDeps } from "./chat/deps.ts";
+import type { Config } from "./config.ts";
+import type { AppEnv, Log } from "./env.ts";
+import { TokenBudget } from "./middleware/rate-limit.ts";
+import { adapterRoutes } from "./routes/adapters.ts";
+import { chatRoutes } from "./routes/chat.ts";
+import { compareRoutes } from "./routes/compare.ts";
+import { knowledgeRoutes } from "./routes/knowledge.ts";
+import { modelResolver, modelRoutes } from "./routes/models.ts";
+import { usageRoutes } from "./routes/usage.ts";
+
+export interface EmbeddedPlanes {
+  routes: Array<[string, Hono<AppEnv>]>;
+  engine: Engine;
+  knowledge: KnowledgeBase;
+  close(): Promise<void>;
+}
+
+/**
+ * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
+ * registry and cache, and the knowledge base, each mounted under /v1 through its routes.
+ */
+export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
+  const modelDir = await resolveModel(config.model, {
+    searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)),
+    cacheDir: join(dataDir, "models"),
+    onProgress: (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"),
+  });
+  const modelConfig = await loadDecoderConfig(modelDir);
+  const adapters = await createAdapterService({
+    db: database.db,
+    dataDir,
+    base: { id: baseModelId(modelDir), shape: modelConfig },
+    limits: { maxRank: config.maxLoraRank },
+    cacheBudgetBytes: config.adapterCacheBytes,
+    metrics,
+  });
+  const engine = await createEngine({
+    modelDir,
+    modelId: baseModelId(modelDir),
+    cacheDir: join(dataDir, "compiled"),
+    maxQueue: config.maxQueue,
+    resolveAdapter: adapters.resolveAdapter,
+  });
+  const knowledge = await createKnowledgeBase({ db: database.db, sqlite: database.sqlite, dataDir, embedder: await createUseLiteEmbedder() });
+  logger.info({ model: engine.model().id, modelDir }, "model loaded");
+
+  const chat: ChatDeps = {
+    inference: engine,
+    retrieval: knowledge,
+    resolveModel: modelResolver(adapters.registry),
+    adapterName: (id) => {
+      const row = adapters.registry.get(id, { admin: true });
+      return `${row.name}@${row.version}`;
+    },
+    usage: new UsageStore(database.db),
+    tokenBudget: new TokenBudget(),
+  };
+  return {
+    routes: [
+      ["/chat", chatRoutes(chat)],
+      ["/compare", compareRoutes(chat)],
+      ["/usage", usageRoutes(chat.usage)],
+      ["/models", modelRoutes({ registry: adapters.registry })],
+      ["/adapters", adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody })],
+      ["/knowledge", knowledgeRoutes(knowledge)],
+    ],
+    engine,
+    knowledge,
+    async close() {
+      await engine.close();
+      await knowledge.close();
+    },
+  };
+}
+
+/** The base model's public id: its folder name (`stories260k`, `SmolLM2-135M-Instruct`). */
+function baseModelId(modelDir: string): string {
+  return resolve(modelDir).split(/[\\/]/).pop()!;
+}

@@ -1,0 +1,77 @@
+import { Hono, type Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import { collect, finalTimings, generate, prepareCompletion, type PreparedCompletion } from "../chat/completion.ts";
+import type { ChatDeps } from "../chat/deps.ts";
+import { chunkJson, completionId, completionJson, extensionJson, logprobsJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
+import { ChatCompletionRequest, type ChatCompletionBody } from "../chat/schema.ts";
+import { planRequest } from "../chat/strategy.ts";
+import type { AppEnv } from "../env.ts";
+import { describe, jsonBody } from "../middleware/body.ts";
+
+/** OpenAI-compatible chat completions, mounted at /v1/chat. */
+export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.post(
+    "/completions",
+    describe({ summary: "Create a chat completion (OpenAI-compatible), answered with a strategy: prompt, rag, adapter or rag+adapter.", tags: ["chat"] }),
+    jsonBody(ChatCompletionRequest),
+    async (c) => {
+      const startedAt = c.get("startedAt");
+      const body = c.req.valid("json");
+      const tenant = c.get("tenant");
+      const plan = planRequest(deps.resolveModel, tenant, body.model, body.strategy);
+      const prepared = await prepareCompletion(deps, tenant, body, plan);
+      deps.tokenBudget.check(tenant, prepared.promptTokens.length);
+      const adapterName = plan.adapterId ? deps.adapterName(plan.adapterId) : undefined;
+      const meta = { id: completionId(), created: unixSeconds(), model: body.model ?? plan.base };
+      const account = (promptTokens: number, completionTokens: number) => {
+        deps.tokenBudget.charge(tenant.id, promptTokens + completionTokens);
+        return deps.usage.record({ tenantId: tenant.id, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
+      };
+      if (body.stream) return streamCompletion(c, deps, body, prepared, { ...meta, adapterName, startedAt, account });
+
+      const result = await collect(generate(deps, prepared, c.req.raw.signal), prepared, startedAt);
+      await account(result.promptTokens, result.completionTokens);
+      return c.json(completionJson({ ...meta, wantLogprobs: !!body.logprobs }, result, extensionJson(prepared, adapterName, result.timings)));
+    },
+  );
+
+  return app;
+}
+
+interface StreamMeta {
+  id: string;
+  created: number;
+  model: string;
+  adapterName?: string;
+  startedAt: number;
+  account(promptTokens: number, completionTokens: number): Promise<void>;
+}
+
+/** Server-sent events in OpenAI's chunk shape; a client that goes away cancels the generation. */
+function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
+  const includeUsage = !!body.stream_options?.include_usage;
+  const chunkMeta = { ...meta, includeUsage };
+  return streamSSE(c, async (stream) => {
+    const cancel = new AbortController();
+    stream.onAbort(() => cancel.abort());
+    const send = (payload: unknown) => stream.writeSSE({ data: JSON.stringify(payload) });
+    await send(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
+    for await (const event of generate(deps, prepared, cancel.signal)) {
+      if (event.type === "text") {
+        const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
+        await send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
+        continue;
+      }
+      const timings = finalTimings(prepared, event, meta.startedAt);
+      await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extensionJson(prepared, meta.adapterName, timings) }));
+      if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
+      await meta.account(event.promptTokens, event.completionTokens);
+    }
+    if (!cancel.signal.aborted) await stream.writeSSE({ data: "[DONE]" });
+  }, async (err, stream) => {
+    c.get("logger").error({ err }, "stream failed");
+    await stream.writeSSE({ data: JSON.stringify({ error: { message: "The server had an error while streaming.", type: "server_error", param: null, code: "stream_error" } }) });
+  });
+}

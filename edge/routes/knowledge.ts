@@ -1,0 +1,161 @@
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { KnowledgeError } from "../../services/retrieval/errors.ts";
+import type { KnowledgeBase, UploadInput } from "../../services/retrieval/knowledge-base.ts";
+import { DOCUMENT_FORMATS } from "../../services/retrieval/parse.ts";
+import type { SearchHit } from "../../services/retrieval/types.ts";
+import type { DocumentRow } from "../../services/store/schema.ts";
+import type { AppEnv } from "../env.ts";
+import { ApiError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
+
+const Metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+
+const JsonDocument = z.object({
+  title: z.string().max(500).optional(),
+  text: z.string().min(1),
+  format: z.enum(DOCUMENT_FORMATS).exclude(["pdf"]).default("text"),
+  metadata: Metadata.default({}),
+});
+
+const SearchBody = z.object({
+  query: z.string().min(1).max(8000),
+  k: z.number().int().min(1).max(100).default(5),
+  mode: z.enum(["dense", "bm25", "hybrid"]).default("hybrid"),
+  filter: z.object({ document_ids: z.array(z.string()).max(1000).optional(), metadata: Metadata.optional() }).strict().optional(),
+});
+
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+/** The tenant's knowledge base, mounted at /v1/knowledge behind auth. */
+export function knowledgeRoutes(kb: KnowledgeBase): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const tags = ["knowledge"];
+
+  app.post("/documents", describe({ summary: "Upload a document (multipart `file`, or JSON {title, text, metadata}).", tags, body: JsonDocument }), async (c) => {
+    const input = await readUpload(c);
+    const { document, created } = await call(() => kb.upload(c.get("tenant").id, input));
+    const status = !created ? 200 : document.status === "ready" ? 201 : 202;
+    return c.json(documentView(document), status);
+  });
+
+  app.get("/documents", describe({ summary: "List the tenant's documents, newest first.", tags }), queryParams(ListQuery), (c) => {
+    const data = kb.list(c.get("tenant").id, c.req.valid("query")).map(documentView);
+    return c.json({ object: "list", data });
+  });
+
+  app.get("/documents/:id", describe({ summary: "A document with its ingestion status and progress.", tags }), async (c) =>
+    c.json(documentView(await call(() => kb.get(c.get("tenant").id, c.req.param("id"))))),
+  );
+
+  app.delete("/documents/:id", describe({ summary: "Delete a document and its chunks from every index.", tags }), async (c) => {
+    const id = c.req.param("id");
+    await call(() => kb.delete(c.get("tenant").id, id));
+    return c.json({ id, object: "knowledge.document.deleted", deleted: true });
+  });
+
+  app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid).", tags }), jsonBody(SearchBody), async (c) => {
+    const { query, k, mode, filter } = c.req.valid("json");
+    const hits = await call(() =>
+      kb.search(c.get("tenant").id, { query, k, mode, filter: filter && { documentIds: filter.document_ids, metadata: filter.metadata } }),
+    );
+    return c.json({ object: "list", mode, data: hits.map(hitView) });
+  });
+
+  app.post("/reindex", describe({ summary: "Re-embed every stored chunk into a fresh index.", tags }), async (c) => {
+    const vectors = await call(() => kb.reindex(c.get("tenant").id));
+    return c.json({ object: "knowledge.reindex", vectors });
+  });
+
+  return app;
+}
+
+async function readUpload(c: Context<AppEnv>): Promise<UploadInput> {
+  const type = c.req.header("content-type") ?? "";
+  if (/^multipart\/form-data/i.test(type)) {
+    const form = await c.req.parseBody();
+    const file = form.file;
+    if (!(file instanceof File)) throw badRequest("Multipart uploads need a `file` field holding the document.", "file");
+    const metadata = form.metadata === undefined ? {} : parseMetadata(String(form.metadata));
+    const title = typeof form.title === "string" ? form.title : undefined;
+    return { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name, mediaType: file.type, title, metadata };
+  }
+  if (!/^application\/json\b/i.test(type)) {
+    throw unsupportedMediaType(`Upload a document as multipart/form-data (field \`file\`) or application/json, not ${JSON.stringify(type || "no content type")}.`);
+  }
+  const parsed = JsonDocument.safeParse(await readJson(c));
+  if (!parsed.success) throw schemaError(parsed.error);
+  const { title, text, format, metadata } = parsed.data;
+  return { bytes: new TextEncoder().encode(text), format, title, metadata };
+}
+
+function parseMetadata(raw: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw badRequest("`metadata` must be a JSON object.", "metadata");
+  }
+  const parsed = Metadata.safeParse(value);
+  if (!parsed.success) throw badRequest("`metadata` must be a JSON object of strings, numbers, booleans or nulls.", "metadata");
+  return parsed.data;
+}
+
+/** Runs a knowledge-base call, turning its refusals into HTTP errors. */
+async function call<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof KnowledgeError)) throw err;
+    throw knowledgeApiError(err);
+  }
+}
+
+export function knowledgeApiError(err: KnowledgeError): ApiError {
+  switch (err.kind) {
+    case "too_large":
+      return payloadTooLarge(err.message, err.param);
+    case "unsupported_format":
+      return unsupportedMediaType(err.message);
+    case "not_found":
+      return notFound(err.message, err.param);
+    case "invalid":
+      return badRequest(err.message, err.param);
+  }
+}
+
+function documentView(d: DocumentRow) {
+  return {
+    id: d.id,
+    object: "knowledge.document",
+    title: d.title,
+    format: d.format,
+    status: d.status,
+    progress: d.progress,
+    chunk_count: d.chunkCount,
+    size_bytes: d.sizeBytes,
+    sha256: d.sha256,
+    metadata: d.metadata,
+    warning: d.warning,
+    error: d.error,
+    created_at: Math.floor(d.createdAt / 1000),
+  };
+}
+
+function hitView(h: SearchHit) {
+  return {
+    chunk_id: h.chunkId,
+    document_id: h.documentId,
+    title: h.title,
+    text: h.text,
+    score: h.score,
+    position: h.position,
+    heading_path: h.headingPath,
+    start_offset: h.startOffset,
+    end_offset: h.endOffset,
+    metadata: h.metadata,
+  };
+}

@@ -1,0 +1,343 @@
+import { z } from "zod";
+import { parseSafetensorsBytes, type WeightStore } from "../model/safetensors.ts";
+import type { AdapterFiles } from "./archive.ts";
+import { AdapterError } from "./errors.ts";
+import { LORA_TARGETS, type LoraModuleKey, type LoraModuleWeights, type LoraTarget, type LoraWeights } from "./types.ts";
+
+/** The base-model numbers an adapter is checked against (a structural subset of DecoderConfig). */
+export interface BaseModelShape {
+  numLayers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface PeftLimits {
+  /** Largest LoRA rank this node accepts (the compiled graph's slot rank). */
+  maxRank: number;
+}
+
+const stringOrList = z.union([z.string(), z.array(z.string())]);
+
+const peftConfigSchema = z
+  .object({
+    peft_type: z.string(),
+    r: z.number().int().positive().default(8),
+    lora_alpha: z.number().positive().default(8),
+    use_rslora: z.boolean().default(false),
+    target_modules: stringOrList.nullish(),
+    exclude_modules: stringOrList.nullish(),
+    layers_to_transform: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullish(),
+    rank_pattern: z.record(z.string(), z.number().int().positive()).nullish(),
+    alpha_pattern: z.record(z.string(), z.number().positive()).nullish(),
+    fan_in_fan_out: z.boolean().default(false),
+    modules_to_save: z.array(z.string()).nullish(),
+    use_dora: z.boolean().default(false),
+    bias: z.string().default("none"),
+    lora_bias: z.boolean().default(false),
+    base_model_name_or_path: z.string().nullish(),
+  })
+  .loose();
+
+export type PeftConfig = z.infer<typeof peftConfigSchema>;
+
+/** One adapted linear layer: where it sits, its dims and its scale. */
+export interface PeftModule {
+  key: LoraModuleKey;
+  /** The tensor-name stem in adapter_model.safetensors, e.g. base_model.model.model.layers.0.self_attn.q_proj */
+  tensorStem: string;
+  target: LoraTarget;
+  rank: number;
+  alpha: number;
+  scale: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** An adapter that passed every check, with its weights still in safetensors form. */
+export interface ValidatedAdapter {
+  config: PeftConfig;
+  modules: PeftModule[];
+  store: WeightStore;
+  /** For the registry row. */
+  summary: { rank: number; alpha: number; targetModules: LoraTarget[]; baseModel: string | null };
+}
+
+const invalid = (message: string) => new AdapterError("invalid_config", `adapter_config.json: ${message}`);
+
+export function parsePeftConfig(bytes: Uint8Array): PeftConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw invalid(`not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw invalid("expected a JSON object");
+  const parsed = peftConfigSchema.safeParse(json);
+  if (!parsed.success) throw invalid(z.prettifyError(parsed.error));
+  rejectUnsupportedOptions(parsed.data);
+  return parsed.data;
+}
+
+function rejectUnsupportedOptions(c: PeftConfig): void {
+  const refuse = (message: string) => new AdapterError("unsupported_option", `adapter_config.json: ${message}`);
+  if (c.peft_type !== "LORA") throw refuse(`peft_type "${c.peft_type}" is not supported; only LORA adapters can be served`);
+  if (c.fan_in_fan_out) throw refuse("fan_in_fan_out: true (Conv1D-style weights) is not supported; Llama-family linear layers store [out, in]");
+  if (c.modules_to_save?.length) {
+    throw refuse(`modules_to_save ${JSON.stringify(c.modules_to_save)} is not supported: it replaces whole base-model modules, which cannot be hot-swapped`);
+  }
+  if (c.use_dora) throw refuse("use_dora: true (DoRA) is not supported: its magnitude vector needs the merged weight norm per request");
+  if (c.bias !== "none") throw refuse(`bias "${c.bias}" is not supported: trained biases change the base model; only bias "none" can be hot-swapped`);
+  if (c.lora_bias) throw refuse("lora_bias: true is not supported");
+  if (c.target_modules == null) throw invalid("target_modules is missing");
+}
+
+// --- the base model's modules ---
+
+const MLP_TARGETS: ReadonlySet<LoraTarget> = new Set(["gate_proj", "up_proj", "down_proj"]);
+const blockOf = (target: LoraTarget) => (MLP_TARGETS.has(target) ? "mlp" : "self_attn");
+
+/** in/out features of each target in a Llama-family decoder layer. */
+export function moduleDims(base: BaseModelShape, target: LoraTarget): { inFeatures: number; outFeatures: number } {
+  const q = base.numHeads * base.headDim;
+  const kv = base.numKvHeads * base.headDim;
+  const h = base.hiddenSize;
+  const i = base.intermediateSize;
+  const dims: Record<LoraTarget, [number, number]> = {
+    q_proj: [h, q],
+    k_proj: [h, kv],
+    v_proj: [h, kv],
+    o_proj: [q, h],
+    gate_proj: [h, i],
+    up_proj: [h, i],
+    down_proj: [i, h],
+  };
+  const [inFeatures, outFeatures] = dims[target];
+  return { inFeatures, outFeatures };
+}
+
+/** Every linear layer of the base model by its PEFT module name, e.g. model.layers.0.self_attn.q_proj. */
+function baseModuleNames(base: BaseModelShape): string[] {
+  const names: string[] = [];
+  for (let layer = 0; layer < base.numLayers; layer++) {
+    for (const target of LORA_TARGETS) names.push(`model.layers.${layer}.${blockOf(target)}.${target}`);
+  }
+  return names;
+}
+
+const MODULE_NAME = /^model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)$/;
+
+function parseModuleName(name: string, base: BaseModelShape): { layer: number; target: LoraTarget } | undefined {
+  const m = MODULE_NAME.exec(name);
+  if (!m) return undefined;
+  const layer = Number(m[1]);
+  const target = m[3] as LoraTarget;
+  if (layer >= base.numLayers || !LORA_TARGETS.includes(target) || blockOf(target) !== m[2]) return undefined;
+  return { layer, target };
+}
+
+// --- PEFT's matching rules ---
+
+function compile(pattern: string, field: string): RegExp {
+  try {
+    return new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    throw invalid(`${field} ${JSON.stringify(pattern)} is not a valid regular expression (${(e as Error).message})`);
+  }
+}
+
+/** PEFT's check_target_module_exists: a string is a full-match regex, a list matches whole names or dotted suffixes. */
+function selects(spec: string | string[], name: string, field: string): boolean {
+  if (typeof spec === "string") {
+    if (spec === "all-linear") return true; // every linear layer but the output head, which is never a candidate here
+    return compile(spec, field).test(name);
+  }
+  return spec.some((t) => name === t || name.endsWith(`.${t}`));
+}
+
+/** PEFT's get_pattern_key: the first pattern key that equals the name or matches a dotted suffix of it. */
+function patternValue<T>(patterns: Record<string, T> | null | undefined, name: string, field: string): T | undefined {
+  if (!patterns) return undefined;
+  if (name in patterns) return patterns[name];
+  for (const [key, value] of Object.entries(patterns)) {
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(?:.*\\.)?(?:${key})$`);
+    } catch (e) {
+      throw invalid(`${field} key ${JSON.stringify(key)} is not a valid regular expression (${(e as Error).message})`);
+    }
+    if (re.test(name)) return value;
+  }
+  return undefined;
+}
+
+function isSelected(config: PeftConfig, name: string, layer: number): boolean {
+  if (!selects(config.target_modules!, name, "target_modules")) return false;
+  if (config.exclude_modules != null && selects(config.exclude_modules, name, "exclude_modules")) return false;
+  const layers = config.layers_to_transform;
+  if (layers == null) return true;
+  return Array.isArray(layers) ? layers.includes(layer) : layers === layer;
+}
+
+// --- validation ---
+
+const TENSOR_NAME = /^base_model\.model\.(.+)\.lora_(A|B)\.weight$/;
+
+/**
+ * Checks a PEFT adapter against the base model and this node's limits, throwing an AdapterError
+ * that names the exact problem. Nothing is converted yet; see toLoraWeights.
+ */
+export function validatePeftAdapter(files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): ValidatedAdapter {
+  const config = parsePeftConfig(files.config);
+  checkTargetsExist(config, base);
+  const store = openStore(files.model);
+  const stems = groupTensors(store, base);
+  const modules = [...stems].map(([name, { layer, target }]) => checkModule(config, store, base, limits, name, layer, target));
+  checkNothingMissing(config, base, stems);
+  const targets = LORA_TARGETS.filter((t) => modules.some((m) => m.target === t));
+  return {
+    config,
+    modules,
+    store,
+    summary: {
+      rank: Math.max(...modules.map((m) => m.rank)),
+      alpha: config.lora_alpha,
+      targetModules: targets,
+      baseModel: config.base_model_name_or_path ?? null,
+    },
+  };
+}
+
+function checkTargetsExist(config: PeftConfig, base: BaseModelShape): void {
+  const names = baseModuleNames(base);
+  const spec = config.target_modules!;
+  const entries: Array<[shown: string, pattern: string | string[]]> = typeof spec === "string" ? [[spec, spec]] : spec.map((t) => [t, [t]]);
+  for (const [shown, pattern] of entries) {
+    if (!names.some((n) => selects(pattern, n, "target_modules"))) {
+      throw new AdapterError(
+        "unknown_module",
+        `target_modules entry ${JSON.stringify(shown)} matches no linear layer of the base model (${LORA_TARGETS.join(", ")} in layers 0..${base.numLayers - 1})`,
+      );
+    }
+  }
+}
+
+function openStore(bytes: Uint8Array): WeightStore {
+  try {
+    return parseSafetensorsBytes(bytes, "adapter_model.safetensors");
+  } catch (e) {
+    throw new AdapterError("corrupt_safetensors", (e as Error).message);
+  }
+}
+
+/** Maps every tensor to its module; any tensor that is not lora_A/lora_B of a real module is refused. */
+function groupTensors(store: WeightStore, base: BaseModelShape): Map<string, { layer: number; target: LoraTarget }> {
+  const modules = new Map<string, { layer: number; target: LoraTarget; parts: Set<string> }>();
+  const names = store.names();
+  if (names.length === 0) throw new AdapterError("corrupt_safetensors", "adapter_model.safetensors holds no tensors");
+  for (const tensor of names) {
+    const m = TENSOR_NAME.exec(tensor);
+    if (!m) {
+      throw new AdapterError("unknown_module", `tensor "${tensor}" is not a LoRA weight (expected base_model.model.<module>.lora_A.weight or .lora_B.weight)`);
+    }
+    const [, name, part] = m as unknown as [string, string, string];
+    const where = parseModuleName(name, base);
+    if (!where) {
+      throw new AdapterError(
+        "unknown_module",
+        `tensor "${tensor}" targets module "${name}", which the base model does not have (it has ${LORA_TARGETS.join(", ")} in layers 0..${base.numLayers - 1})`,
+      );
+    }
+    const entry = modules.get(name) ?? { ...where, parts: new Set<string>() };
+    entry.parts.add(part);
+    modules.set(name, entry);
+  }
+  for (const [name, { parts }] of modules) {
+    if (parts.size !== 2) {
+      const has = [...parts][0];
+      throw new AdapterError("shape_mismatch", `module "${name}" has lora_${has} but no lora_${has === "A" ? "B" : "A"}`);
+    }
+  }
+  return modules;
+}
+
+function checkModule(
+  config: PeftConfig,
+  store: WeightStore,
+  base: BaseModelShape,
+  limits: PeftLimits,
+  name: string,
+  layer: number,
+  target: LoraTarget,
+): PeftModule {
+  if (!isSelected(config, name, layer)) {
+    throw new AdapterError("unknown_module", `adapter_model.safetensors has weights for "${name}", which target_modules does not select`);
+  }
+  const rank = patternValue(config.rank_pattern, name, "rank_pattern") ?? config.r;
+  const alpha = patternValue(config.alpha_pattern, name, "alpha_pattern") ?? config.lora_alpha;
+  if (rank > limits.maxRank) {
+    throw new AdapterError("rank_too_high", `module "${name}" has rank ${rank}, above this node's maximum rank ${limits.maxRank}`);
+  }
+  const { inFeatures, outFeatures } = moduleDims(base, target);
+  const tensorStem = `base_model.model.${name}`;
+  expectShape(store, `${tensorStem}.lora_A.weight`, [rank, inFeatures], `rank ${rank} x in_features ${inFeatures}`);
+  expectShape(store, `${tensorStem}.lora_B.weight`, [outFeatures, rank], `out_features ${outFeatures} x rank ${rank}`);
+  const scale = config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
+  return { key: `layers.${layer}.${target}`, tensorStem, target, rank, alpha, scale, inFeatures, outFeatures };
+}
+
+function expectShape(store: WeightStore, tensor: string, expected: number[], meaning: string): void {
+  const { shape } = store.info(tensor);
+  if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+    throw new AdapterError(
+      "shape_mismatch",
+      `tensor "${tensor}" has shape ${JSON.stringify(shape)} but the base model and config need ${JSON.stringify(expected)} (${meaning})`,
+    );
+  }
+}
+
+function checkNothingMissing(config: PeftConfig, base: BaseModelShape, present: Map<string, unknown>): void {
+  for (const name of baseModuleNames(base)) {
+    const layer = Number(MODULE_NAME.exec(name)![1]);
+    if (isSelected(config, name, layer) && !present.has(name)) {
+      throw new AdapterError("shape_mismatch", `target_modules selects "${name}" but adapter_model.safetensors has no lora_A/lora_B weights for it`);
+    }
+  }
+}
+
+// --- conversion ---
+
+/** Turns validated PEFT weights into the graph's layout: a = A^T [in, r], b = (s·B)^T [r, out]. */
+export function toLoraWeights(id: string, adapter: ValidatedAdapter): LoraWeights {
+  const modules = new Map<LoraModuleKey, LoraModuleWeights>();
+  let bytes = 0;
+  for (const m of adapter.modules) {
+    const a = transpose(adapter.store.getF32(`${m.tensorStem}.lora_A.weight`), m.rank, m.inFeatures, 1);
+    const b = transpose(adapter.store.getF32(`${m.tensorStem}.lora_B.weight`), m.outFeatures, m.rank, m.scale);
+    modules.set(m.key, { rank: m.rank, a, b });
+    bytes += a.byteLength + b.byteLength;
+  }
+  return { id, maxRank: adapter.summary.rank, modules, bytes };
+}
+
+/** [rows, cols] row-major -> [cols, rows] row-major, times `scale`. */
+function transpose(source: Float32Array, rows: number, cols: number, scale: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = source[rowStart + c]! * scale;
+  }
+  return out;
+}
+
+/** Validate and convert in one step. */
+export function loadPeftAdapter(id: string, files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): LoraWeights {
+  const adapter = validatePeftAdapter(files, base, limits);
+  try {
+    return toLoraWeights(id, adapter);
+  } finally {
+    adapter.store.close();
+  }
+}

@@ -1,0 +1,35 @@
+import type { GenerateEvent, GenerateRequest, Inference } from "../../edge/ports.ts";
+import type { AdapterService } from "./index.ts";
+
+/**
+ * Wraps an Inference so that every request with an adapter holds it for its whole life: the
+ * adapter's files survive a delete and its weights stay pinned in the cache until the last event,
+ * and the completion's tokens are counted in the adapter's metrics. An unknown or deleted adapter
+ * fails the request before the engine sees it.
+ */
+export function withAdapterLeases(inference: Inference, adapters: Pick<AdapterService, "acquire" | "cache">): Inference {
+  return {
+    model: () => inference.model(),
+    renderChat: (messages, options) => inference.renderChat(messages, options),
+    tokenize: (text, options) => inference.tokenize(text, options),
+    close: () => inference.close(),
+    generate: (request) => (request.adapter === undefined ? inference.generate(request) : leased(inference, adapters, request, request.adapter)),
+  };
+}
+
+async function* leased(
+  inference: Inference,
+  adapters: Pick<AdapterService, "acquire" | "cache">,
+  request: GenerateRequest,
+  adapterId: string,
+): AsyncIterable<GenerateEvent> {
+  const inUse = await adapters.acquire(adapterId);
+  try {
+    for await (const event of inference.generate(request)) {
+      if (event.type === "done") adapters.cache.recordTokens(adapterId, event.completionTokens);
+      yield event;
+    }
+  } finally {
+    inUse.release();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The in-process inference engine: loads a Hugging Face Llama-family folder, compiles (or loads
+ * from the compile cache) the decoder graph, and serves `Inference.generate` through the
+ * continuous-batching scheduler, with sampling, incremental detokenization and stop sequences.
+ */
+import { basename } from "node:path";
+import * as ort from "onnxruntime-node";
+import type { ChatMessage, GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../edge/ports.ts";
+import type { LoraWeights } from "../adapters/types.ts";
+import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
+import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
+import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
+import type { DecoderOptions } from "../model/decoder.ts";
+import { openWeights } from "../model/safetensors.ts";
+import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
+import { DecoderRunner } from "./decoder-runner.ts";
+import { RebuiltLoraSlots, type LoraSlots } from "./lora-feeds.ts";
+import { ContextOverflowError, InvalidGenerateRequestError } from "./errors.ts";
+import { Generation } from "./generation.ts";
+import { Scheduler, type SchedulerStats } from "./scheduler.ts";
+
+export interface EngineOptions {
+  /** A local Hugging Face model folder (resolve repo ids first with services/model/resolve.ts). */
+  modelDir: string;
+  /** Where compiled graphs are cached; default `<data dir>/compiled`. */
+  cacheDir?: string;
+  /** Model id reported by `model()`; default the folder name. */
+  modelId?: string;
+  /** Most sequences decoded together (default 32). */
+  maxBatch?: number;
+  /** Most requests waiting to start; beyond it `generate` throws EngineOverloadedError (default 256). */
+  maxQueue?: number;
+  /** Prompt tokens per prefill chunk (default 64). */
+  prefillChunk?: number;
+  /** Most distinct adapters in one running batch (default 8). */
+  maxAdaptersPerBatch?: number;
+  /** Loads an adapter by id (the adapter cache provides it); without it, adapters are refused. */
+  resolveAdapter?: (id: string) => Promise<LoraWeights>;
+  /** onnxruntime intra-op threads (default 1: for small models threads cost more than they give). */
+  intraOpThreads?: number;
+  /**
+   * Keeps the batch's LoRA tensors between steps (e.g. the adapters' persistent slot table);
+   * default: restack the batch's adapters whenever their set changes.
+   */
+  loraSlots?: LoraSlots;
+}
+
+export interface EngineStats extends SchedulerStats {
+  /** InferenceSessions this engine created; constant after start (adapters never add one). */
+  sessionsCreated: number;
+}
+
+export interface Engine extends Inference {
+  readonly config: DecoderConfig;
+  readonly tokenizer: TextTokenizer;
+  readonly chatTemplate: ChatTemplate;
+  stats(): EngineStats;
+}
+
+/**
+ * The engine keeps its cache in preallocated buffers, so its graphs return only new keys/values;
+ * decode steps (one token per sequence) run a leaner decode-only graph.
+ */
+const GRAPHS = {
+  prefill: { fused: true, kvOutput: "new" },
+  decode: { fused: true, decodeOnly: true },
+} satisfies Record<string, DecoderOptions>;
+
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const dir = options.modelDir;
+  const [config, tokenizer, chatTemplate] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
+  const cacheDir = options.cacheDir ?? defaultCompileCacheDir();
+  const weights = await openWeights(dir);
+  let sessionsCreated = 0;
+  const session = async (graph: DecoderOptions) => {
+    const files = await compileDecoder({ config, weights, cacheDir, options: graph });
+    sessionsCreated++;
+    return ort.InferenceSession.create(files.modelPath, {
+      intraOpNumThreads: options.intraOpThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+    });
+  };
+  const sessions: ort.InferenceSession[] = [];
+  const runner = async (lora: boolean) => {
+    const prefill = await session({ ...GRAPHS.prefill, lora });
+    const decode = await session({ ...GRAPHS.decode, lora });
+    sessions.push(prefill, decode);
+    return new DecoderRunner(prefill, config, decode);
+  };
+  let plain: DecoderRunner;
+  let withLora: DecoderRunner | undefined;
+  try {
+    plain = await runner(false);
+    withLora = options.resolveAdapter ? await runner(true) : undefined;
+  } finally {
+    weights.close();
+  }
+  const scheduler = new Scheduler(
+    { ...config, vocabSize: config.vocabSize },
+    plain,
+    withLora,
+    withLora && (options.loraSlots ?? new RebuiltLoraSlots(config)),
+    {
+      maxBatch: options.maxBatch ?? 32,
+      maxQueue: options.maxQueue ?? 256,
+      prefillChunk: options.prefillChunk ?? 64,
+      maxAdaptersPerBatch: options.maxAdaptersPerBatch ?? 8,
+    },
+  );
+  const info: ModelInfo = { id: options.modelId ?? basename(dir), contextLength: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
+
+  const resolveAdapter = (id: string | undefined): Promise<LoraWeights | undefined> => {
+    if (id === undefined) return Promise.resolve(undefined);
+    if (!options.resolveAdapter) return Promise.reject(new InvalidGenerateRequestError(`adapter "${id}" requested, but this engine serves no adapters`));
+    return options.resolveAdapter(id);
+  };
+
+  return {
+    config,
+    tokenizer,
+    chatTemplate,
+    model: () => info,
+    renderChat: (messages: ChatMessage[], renderOptions?: { addGenerationPrompt?: boolean }) => chatTemplate.render(messages, renderOptions),
+    tokenize: (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
+      tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
+    generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
+      validate(request, config);
+      const generation = new Generation(request, {
+        tokenizer,
+        vocabSize: config.vocabSize,
+        eosTokenIds: new Set([...config.eosTokenIds, ...tokenizer.eosTokenIds]),
+        contextLength: config.maxPositionEmbeddings,
+        adapter: resolveAdapter(request.adapter),
+        poke: () => scheduler.poke(),
+      });
+      scheduler.submit(generation);
+      return generation.events;
+    },
+    stats: () => ({ ...scheduler.stats(), sessionsCreated }),
+    async close() {
+      await scheduler.close();
+      await Promise.all(sessions.map((s) => s.release()));
+    },
+  };
+}
+
+/** Rejects a request before any work: empty or out-of-range prompt, or one that cannot fit. */
+function validate(request: GenerateRequest, config: DecoderConfig): void {
+  const prompt = request.promptTokens;
+  if (!prompt.length) throw new InvalidGenerateRequestError("the prompt is empty: at least one token is needed");
+  const bad = prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= config.vocabSize);
+  if (bad !== undefined) throw new InvalidGenerateRequestError(`prompt token ${bad} is not in the vocabulary (0..${config.vocabSize - 1})`);
+  const maxTokens = request.params.maxTokens;
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidGenerateRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
+  if (prompt.length + maxTokens > config.maxPositionEmbeddings) {
+    throw new ContextOverflowError(prompt.length, maxTokens, config.maxPositionEmbeddings);
+  }
+}

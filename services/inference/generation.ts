@@ -1,0 +1,124 @@
+/**
+ * One request in flight: turns logits into tokens (sampler), tokens into text (detokenizer, stop
+ * sequences) and text into GenerateEvents, and decides when the sequence is finished.
+ */
+import type { GenerateEvent, GenerateRequest, TokenLogprob } from "../../edge/ports.ts";
+import type { LoraWeights } from "../adapters/types.ts";
+import type { TextTokenizer } from "../model/tokenizer.ts";
+import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
+import { EventStream } from "./event-stream.ts";
+import { createSampler, type Sampler, type TokenChoice } from "./sampler.ts";
+import type { ScheduledSequence } from "./scheduler.ts";
+import { createStopMatcher, type StopMatcher } from "./stop.ts";
+
+export interface GenerationContext {
+  tokenizer: TextTokenizer;
+  vocabSize: number;
+  eosTokenIds: Set<number>;
+  contextLength: number;
+  adapter: Promise<LoraWeights | undefined>;
+  /** Tells the scheduler something changed (used on cancellation). */
+  poke(): void;
+}
+
+export class Generation implements ScheduledSequence {
+  readonly events: EventStream<GenerateEvent>;
+  readonly promptTokens: number[];
+  readonly adapter: Promise<LoraWeights | undefined>;
+  private readonly sampler: Sampler;
+  private readonly detokenizer: Detokenizer;
+  private readonly stops: StopMatcher;
+  private readonly history: number[];
+  private abandoned = false;
+  private completion = 0;
+  private finishReason: "stop" | "length" = "length";
+  private lastToken = -1;
+  private readonly submittedAt = performance.now();
+  private startedAt?: number;
+  private firstTokenAt?: number;
+  private finished = false;
+
+  constructor(
+    private readonly request: GenerateRequest,
+    private readonly context: GenerationContext,
+  ) {
+    this.promptTokens = request.promptTokens;
+    this.history = [...request.promptTokens];
+    this.adapter = context.adapter;
+    this.sampler = createSampler(request.params, context.vocabSize);
+    // A prompt of only special tokens (e.g. BOS) means the output starts the text.
+    const atStartOfText = request.promptTokens.every((t) => context.tokenizer.specialTokenIds.has(t));
+    this.detokenizer = createDetokenizer(context.tokenizer, { atStartOfText });
+    this.stops = createStopMatcher(request.params.stop);
+    this.events = new EventStream<GenerateEvent>(() => this.cancel());
+    this.adapter.catch(() => undefined); // failures are reported through finish()
+    request.signal?.addEventListener("abort", () => this.cancel(), { once: true });
+  }
+
+  get cancelled(): boolean {
+    return this.abandoned || Boolean(this.request.signal?.aborted);
+  }
+
+  started(): void {
+    this.startedAt = performance.now();
+  }
+
+  accept(logits: Float32Array): number | undefined {
+    const choice = this.sampler.sample(logits, this.history);
+    const token = choice.token;
+    this.firstTokenAt ??= performance.now();
+    this.history.push(token);
+    this.completion++;
+    this.lastToken = token;
+    if (this.context.eosTokenIds.has(token)) return this.stop("stop");
+    const piece = this.stops.push(this.detokenizer.push(token));
+    this.events.push({ type: "text", text: piece.text, tokenId: token, logprob: this.logprob(choice, choice.top) });
+    if (piece.stop !== undefined) return this.stop("stop");
+    if (this.completion >= this.request.params.maxTokens || this.history.length >= this.context.contextLength) return this.stop("length");
+    return token;
+  }
+
+  finish(error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (error !== undefined) return this.events.end(error);
+    if (this.cancelled) return this.events.end(this.request.signal?.reason ?? new Error("generation cancelled"));
+    if (!this.stops.stopped) {
+      const rest = this.stops.push(this.detokenizer.flush()).text + this.stops.flush();
+      if (rest) this.events.push({ type: "text", text: rest, tokenId: this.lastToken });
+    }
+    const now = performance.now();
+    this.events.push({
+      type: "done",
+      finishReason: this.finishReason,
+      promptTokens: this.promptTokens.length,
+      completionTokens: this.completion,
+      timings: {
+        queuedMs: (this.startedAt ?? now) - this.submittedAt,
+        firstTokenMs: (this.firstTokenAt ?? now) - this.submittedAt,
+        totalMs: now - this.submittedAt,
+      },
+    });
+    this.events.end();
+  }
+
+  private stop(reason: "stop" | "length"): undefined {
+    this.finishReason = reason;
+    return undefined;
+  }
+
+  private cancel(): void {
+    this.abandoned = true;
+    this.context.poke();
+  }
+
+  private logprob(choice: TokenChoice, top: TokenChoice[]): (TokenLogprob & { top: TokenLogprob[] }) | undefined {
+    if (this.request.params.logprobs === undefined) return undefined;
+    return { ...this.describe(choice), top: top.map((t) => this.describe(t)) };
+  }
+
+  private describe(choice: TokenChoice): TokenLogprob {
+    const bytes = this.context.tokenizer.tokenBytes(choice.token);
+    return { token: new TextDecoder().decode(bytes), logprob: choice.logprob, bytes: Array.from(bytes) };
+  }
+}

@@ -1,0 +1,401 @@
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import type { OpenDatabase } from "../store/db.ts";
+import { newId } from "../store/ids.ts";
+import { documents, tenants, type DocumentRow } from "../store/schema.ts";
+import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
+import { ChunkStore } from "./chunk-store.ts";
+import { KnowledgeError } from "./errors.ts";
+import { SerialQueue } from "./serial-queue.ts";
+import { DOCUMENT_FORMATS, detectFormat, parseDocument, type DocumentFormat } from "./parse.ts";
+import type { Embedder, SearchHit, SearchMode, SearchRequest } from "./types.ts";
+import { DEFAULT_HNSW, VectorIndex, type HnswParams, type VectorHit } from "./vector-index.ts";
+
+export interface KnowledgeLimits {
+  maxDocuments: number;
+  maxDocumentBytes: number;
+  /** Chunk size and overlap in tokens. */
+  chunkSize: number;
+  chunkOverlap: number;
+}
+
+export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024, chunkSize: 256, chunkOverlap: 32 };
+
+export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"> {
+  /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/uploads`. */
+  dataDir: string;
+  embedder: Embedder;
+  /** Defaults for every tenant; a tenant's `limits` (maxDocuments, maxDocumentBytes) and `settings` (chunkSize, chunkOverlap) override them. */
+  limits?: Partial<KnowledgeLimits>;
+  hnsw?: Partial<HnswParams>;
+  /** Documents up to this size are ingested before `upload` returns; larger ones in the background. */
+  inlineBytes?: number;
+  embedBatchSize?: number;
+  /** Whether `close` also closes the embedder (when the knowledge base made it). Default false. */
+  ownsEmbedder?: boolean;
+}
+
+export interface UploadInput {
+  bytes: Uint8Array;
+  fileName?: string;
+  mediaType?: string;
+  /** Overrides detection (JSON uploads name it). */
+  format?: DocumentFormat;
+  title?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface UploadResult {
+  document: DocumentRow;
+  /** false when identical content was already stored (idempotent re-upload). */
+  created: boolean;
+}
+
+export interface KnowledgeBase {
+  upload(tenantId: string, input: UploadInput): Promise<UploadResult>;
+  get(tenantId: string, documentId: string): DocumentRow;
+  list(tenantId: string, options?: { limit?: number; offset?: number }): DocumentRow[];
+  delete(tenantId: string, documentId: string): Promise<void>;
+  search(tenantId: string, request: SearchRequest): Promise<SearchHit[]>;
+  /** Re-embeds every stored chunk of the tenant into a fresh index; returns the number of vectors. */
+  reindex(tenantId: string): Promise<number>;
+  /** Resolves when every queued ingestion has finished. */
+  idle(): Promise<void>;
+  /** Labels in the tenant's vector index (for consistency checks). */
+  indexedChunkIds(tenantId: string): Promise<number[]>;
+  readonly embedder: Embedder;
+  close(): Promise<void>;
+}
+
+const RRF_K = 60;
+const EXACT_SEARCH_MAX = 2048;
+
+/** Opens the knowledge base: loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
+export async function createKnowledgeBase(options: KnowledgeBaseOptions): Promise<KnowledgeBase> {
+  const kb = new SqliteKnowledgeBase(options);
+  await kb.recover();
+  return kb;
+}
+
+class SqliteKnowledgeBase implements KnowledgeBase {
+  readonly embedder: Embedder;
+  private readonly chunkStore: ChunkStore;
+  private readonly indexes = new Map<string, Promise<VectorIndex>>();
+  private readonly dirty = new Set<string>();
+  /** Ingestion and reindexing, one job at a time: the index never sees two writers. */
+  private readonly jobs = new SerialQueue();
+  private closed = false;
+  private readonly hnsw: HnswParams;
+  private readonly indexDir: string;
+  private readonly uploadDir: string;
+
+  private readonly countTokens: TokenCounter;
+
+  constructor(private readonly options: KnowledgeBaseOptions) {
+    this.embedder = options.embedder;
+    this.countTokens = options.embedder.countTokens?.bind(options.embedder) ?? countWordTokens;
+    this.chunkStore = new ChunkStore(options);
+    this.hnsw = { ...DEFAULT_HNSW, ...options.hnsw };
+    this.indexDir = join(options.dataDir, "indexes");
+    this.uploadDir = join(options.dataDir, "uploads");
+    mkdirSync(this.indexDir, { recursive: true });
+    mkdirSync(this.uploadDir, { recursive: true });
+  }
+
+  async recover(): Promise<void> {
+    const tenantIds = this.options.db.selectDistinct({ id: documents.tenantId }).from(documents).all().map((r) => r.id);
+    for (const tenantId of tenantIds) await this.indexFor(tenantId);
+    const pending = this.options.db
+      .select({ id: documents.id, tenantId: documents.tenantId })
+      .from(documents)
+      .where(inArray(documents.status, ["queued", "processing"]))
+      .orderBy(documents.createdAt)
+      .all();
+    for (const doc of pending) void this.scheduleIngest(doc.tenantId, doc.id);
+  }
+
+  async upload(tenantId: string, input: UploadInput): Promise<UploadResult> {
+    this.assertOpen();
+    const limits = this.limitsFor(tenantId);
+    if (input.bytes.length > limits.maxDocumentBytes) {
+      throw new KnowledgeError("too_large", `document is ${input.bytes.length} bytes; the limit maxDocumentBytes is ${limits.maxDocumentBytes}`, "file");
+    }
+    if (input.bytes.length === 0) throw new KnowledgeError("invalid", "document is empty", "file");
+    const format = input.format ?? detectFormat(input.fileName, input.mediaType, input.bytes);
+    const sha256 = createHash("sha256").update(format).update("\0").update(input.bytes).digest("hex");
+    const known = this.findBySha(tenantId, sha256);
+    if (known && known.status !== "failed") return { document: known, created: false };
+    if (known) await this.delete(tenantId, known.id);
+    this.assertCapacity(tenantId, limits);
+    const parsed = await parseDocument(format, input.bytes);
+    // Checked again with no await before the insert: a concurrent identical upload may have won.
+    const raced = this.findBySha(tenantId, sha256);
+    if (raced) return { document: raced, created: false };
+    this.assertCapacity(tenantId, limits);
+    const id = newId("doc");
+    writeDurably(this.uploadPath(id), input.bytes);
+    const title = input.title?.trim() || input.fileName?.split(/[\\/]/).pop() || "untitled";
+    const document = this.options.db
+      .insert(documents)
+      .values({ id, tenantId, title, format, sha256, sizeBytes: input.bytes.length, metadata: input.metadata ?? {}, status: "queued", warning: parsed.warning ?? null })
+      .returning()
+      .get();
+    const ingested = this.scheduleIngest(tenantId, id);
+    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document, created: true };
+    await ingested;
+    return { document: this.get(tenantId, id), created: true };
+  }
+
+  get(tenantId: string, documentId: string): DocumentRow {
+    const row = this.options.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, documentId))).get();
+    if (!row) throw new KnowledgeError("not_found", `document "${documentId}" not found`, "id");
+    return row;
+  }
+
+  list(tenantId: string, { limit = 100, offset = 0 } = {}): DocumentRow[] {
+    return this.options.db.select().from(documents).where(eq(documents.tenantId, tenantId))
+      .orderBy(desc(documents.createdAt), desc(documents.id)).limit(limit).offset(offset).all();
+  }
+
+  async delete(tenantId: string, documentId: string): Promise<void> {
+    this.get(tenantId, documentId);
+    const index = await this.indexFor(tenantId);
+    const ids = this.options.db.transaction(() => {
+      const chunkIds = this.chunkStore.documentChunkIds(documentId);
+      this.options.db.delete(documents).where(eq(documents.id, documentId)).run();
+      return chunkIds;
+    });
+    for (const id of ids) index.remove(id);
+    rmSync(this.uploadPath(documentId), { force: true });
+    this.saveIndex(tenantId, index);
+  }
+
+  async search(tenantId: string, request: SearchRequest): Promise<SearchHit[]> {
+    this.assertOpen();
+    const { query, k = 5, mode = "hybrid", filter } = request;
+    if (typeof query !== "string" || query.trim() === "") throw new KnowledgeError("invalid", "query must be a non-empty string", "query");
+    if (!Number.isInteger(k) || k < 1 || k > 100) throw new KnowledgeError("invalid", "k must be an integer from 1 to 100", "k");
+    const allowedDocs = this.chunkStore.allowedDocuments(tenantId, filter);
+    const depth = mode === "hybrid" ? Math.max(4 * k, 40) : k;
+    const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs);
+    const top = ranked.slice(0, k);
+    const rows = this.chunkStore.hydrate(tenantId, top.map((h) => h.label));
+    return top.filter((h) => rows.has(h.label)).map((h) => ({ ...rows.get(h.label)!, score: h.score }));
+  }
+
+  private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined): Promise<VectorHit[]> {
+    if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid", "mode must be one of dense, bm25, hybrid", "mode");
+    if (docs && docs.length === 0) return [];
+    if (mode === "bm25") return this.chunkStore.bm25(tenantId, query, depth, docs);
+    // The query embeds on onnxruntime's threads while BM25 runs here.
+    const queryVector = this.embedder.embed([query]).then(([v]) => v);
+    const bm25 = mode === "hybrid" ? this.chunkStore.bm25(tenantId, query, depth, docs) : [];
+    const dense = await this.dense(tenantId, await queryVector, depth, docs);
+    return mode === "hybrid" ? reciprocalRankFusion([dense, bm25]) : dense;
+  }
+
+  private async dense(tenantId: string, vector: Float32Array, k: number, docs: string[] | undefined): Promise<VectorHit[]> {
+    const index = await this.indexFor(tenantId);
+    if (!docs) return index.search(vector, k);
+    const allowed = this.chunkStore.chunkIdsOfDocuments(docs);
+    if (allowed.length <= EXACT_SEARCH_MAX) return index.searchExact(vector, k, allowed);
+    const set = new Set(allowed);
+    return index.search(vector, k, (label) => set.has(label));
+  }
+
+  reindex(tenantId: string): Promise<number> {
+    this.assertOpen();
+    return this.jobs.run(tenantId, async () => {
+      await this.indexFor(tenantId);
+      const ids = this.chunkStore.chunkIds(tenantId);
+      const fresh = VectorIndex.create(this.embedder.id, this.embedder.dimension, this.hnsw, Math.max(1024, ids.length));
+      await this.embedInto(fresh, ids);
+      // Documents deleted while embedding (deletes do not queue) must not come back.
+      fresh.retainOnly(new Set(this.chunkStore.chunkIds(tenantId)));
+      this.indexes.set(tenantId, Promise.resolve(fresh));
+      this.saveIndex(tenantId, fresh);
+      return fresh.size;
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.jobs.idle();
+  }
+
+  async indexedChunkIds(tenantId: string): Promise<number[]> {
+    return (await this.indexFor(tenantId)).labels().sort((a, b) => a - b);
+  }
+
+  /** Stops at the next batch boundary; unfinished documents stay queued and resume at the next start. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.idle();
+    for (const [tenantId, index] of this.indexes) if (this.dirty.has(tenantId)) this.saveIndex(tenantId, await index);
+    if (this.options.ownsEmbedder) await this.embedder.close?.();
+  }
+
+  /** Queues ingestion of a stored upload; resolves when it has finished (ready or failed). */
+  private scheduleIngest(tenantId: string, documentId: string): Promise<void> {
+    return this.jobs.run(tenantId, async () => {
+      try {
+        await this.ingest(tenantId, documentId);
+      } catch (err) {
+        if (!(err instanceof ShuttingDown)) this.fail(documentId, err);
+      }
+      // Save once the tenant has nothing more queued: one write per burst of uploads.
+      if (this.jobs.pendingFor(tenantId) === 1) await this.flushIndex(tenantId);
+    });
+  }
+
+  private async ingest(tenantId: string, documentId: string): Promise<void> {
+    const doc = this.options.db.select().from(documents).where(eq(documents.id, documentId)).get();
+    if (!doc || this.closed) return;
+    const path = this.uploadPath(documentId);
+    if (!existsSync(path)) throw new Error("the uploaded file was lost before ingestion");
+    this.setProgress(documentId, 0);
+    const parsed = await parseDocument(doc.format as DocumentFormat, readFileSync(path));
+    const list = chunkDocument(parsed, this.chunking(tenantId), this.countTokens);
+    const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
+    const index = await this.indexFor(tenantId);
+    // No await from the commit to the last add: a delete cannot slip in between and leave orphans.
+    const ids = this.chunkStore.commitDocument(documentId, tenantId, list, parsed.warning ?? null);
+    if (ids) {
+      ids.forEach((id, i) => index.add(id, vectors[i]));
+      this.dirty.add(tenantId);
+    }
+    rmSync(path, { force: true });
+  }
+
+  private async embedAll(texts: string[], onProgress: (fraction: number) => void): Promise<Float32Array[]> {
+    const batch = this.options.embedBatchSize ?? 32;
+    const out: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += batch) {
+      if (this.closed) throw new ShuttingDown();
+      out.push(...(await this.embedder.embed(texts.slice(i, i + batch))));
+      onProgress(out.length / texts.length);
+      // Let requests (and progress polls) run between batches even when the embedder never yields.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return out;
+  }
+
+  private async embedInto(index: VectorIndex, ids: number[]): Promise<void> {
+    const batch = 512;
+    for (let i = 0; i < ids.length; i += batch) {
+      const rows = this.chunkStore.chunkTexts(ids.slice(i, i + batch));
+      const vectors = await this.embedAll(rows.map((r) => r.text), () => {});
+      rows.forEach((r, j) => index.add(r.id, vectors[j]));
+    }
+  }
+
+  /** The tenant's chunk size, cut to what the embedder reads; overlap at most half a chunk. */
+  private chunking(tenantId: string): ChunkingOptions {
+    const { chunkSize, chunkOverlap } = this.limitsFor(tenantId);
+    const maxTokens = Math.max(8, Math.min(chunkSize, this.embedder.maxTokens ?? Infinity));
+    return { maxTokens, overlapTokens: Math.min(chunkOverlap, Math.floor(maxTokens / 2)) };
+  }
+
+  private fail(documentId: string, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.options.db.update(documents).set({ status: "failed", error: message }).where(eq(documents.id, documentId)).run();
+    rmSync(this.uploadPath(documentId), { force: true });
+  }
+
+  private setProgress(documentId: string, progress: number): void {
+    this.options.db.update(documents).set({ status: "processing", progress }).where(eq(documents.id, documentId)).run();
+  }
+
+  private findBySha(tenantId: string, sha256: string): DocumentRow | undefined {
+    return this.options.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.sha256, sha256))).get();
+  }
+
+  /** Loads (once) the tenant's index and makes it agree with SQLite: drops orphans, embeds missing chunks. */
+  private indexFor(tenantId: string): Promise<VectorIndex> {
+    let index = this.indexes.get(tenantId);
+    if (!index) {
+      index = this.loadIndex(tenantId);
+      this.indexes.set(tenantId, index);
+    }
+    return index;
+  }
+
+  private async loadIndex(tenantId: string): Promise<VectorIndex> {
+    const { id, dimension } = this.embedder;
+    const path = this.indexPath(tenantId);
+    const index = VectorIndex.load(path, id, dimension) ?? VectorIndex.create(id, dimension, this.hnsw);
+    const stored = this.chunkStore.chunkIds(tenantId);
+    const orphans = index.retainOnly(new Set(stored));
+    const missing = stored.filter((c) => !index.has(c));
+    await this.embedInto(index, missing);
+    if (orphans.length > 0 || missing.length > 0) this.saveIndex(tenantId, index);
+    return index;
+  }
+
+  private async flushIndex(tenantId: string): Promise<void> {
+    if (!this.dirty.has(tenantId)) return;
+    this.saveIndex(tenantId, await this.indexFor(tenantId));
+  }
+
+  private saveIndex(tenantId: string, index: VectorIndex): void {
+    index.save(this.indexPath(tenantId));
+    this.dirty.delete(tenantId);
+  }
+
+  private limitsFor(tenantId: string): KnowledgeLimits {
+    const row = this.options.db.select({ limits: tenants.limits, settings: tenants.settings }).from(tenants).where(eq(tenants.id, tenantId)).get();
+    if (!row) throw new KnowledgeError("not_found", `tenant "${tenantId}" not found`, "tenant");
+    const pick = (source: Record<string, unknown>, key: keyof KnowledgeLimits) =>
+      typeof source[key] === "number" ? { [key]: source[key] as number } : {};
+    return {
+      ...DEFAULT_LIMITS,
+      ...this.options.limits,
+      ...pick(row.limits, "maxDocuments"),
+      ...pick(row.limits, "maxDocumentBytes"),
+      ...pick(row.settings, "chunkSize"),
+      ...pick(row.settings, "chunkOverlap"),
+    };
+  }
+
+  private assertCapacity(tenantId: string, limits: KnowledgeLimits): void {
+    const { count } = this.options.db.select({ count: sql<number>`count(*)` }).from(documents).where(eq(documents.tenantId, tenantId)).get()!;
+    if (count >= limits.maxDocuments) {
+      throw new KnowledgeError("too_large", `tenant already has ${count} documents; the limit maxDocuments is ${limits.maxDocuments}`, "file");
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error("knowledge base is closed");
+  }
+
+  private indexPath(tenantId: string): string {
+    return join(this.indexDir, `${encodeURIComponent(tenantId)}.hnsw`);
+  }
+
+  private uploadPath(documentId: string): string {
+    return join(this.uploadDir, documentId);
+  }
+}
+
+class ShuttingDown extends Error {}
+
+/** Sum of 1/(60 + rank) over the lists a label appears in. */
+export function reciprocalRankFusion(lists: VectorHit[][]): VectorHit[] {
+  const scores = new Map<number, number>();
+  for (const list of lists) list.forEach((hit, rank) => scores.set(hit.label, (scores.get(hit.label) ?? 0) + 1 / (RRF_K + rank + 1)));
+  return [...scores].map(([label, score]) => ({ label, score })).sort((a, b) => b.score - a.score || a.label - b.label);
+}
+
+function writeDurably(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, "w");
+  try {
+    writeFileSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export { DOCUMENT_FORMATS };

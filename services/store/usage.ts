@@ -1,0 +1,57 @@
+import { and, gte, lt, eq, sql } from "drizzle-orm";
+import { usage } from "./schema.ts";
+import type { StoreDb } from "./store-db.ts";
+
+export interface UsageRecord {
+  tenantId: string;
+  strategy: string;
+  adapter?: string;
+  promptTokens: number;
+  completionTokens: number;
+  at?: number;
+}
+
+export interface UsageLine {
+  strategy: string;
+  adapter: string;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Token accounting in one row per tenant, minute, strategy and adapter. */
+export class UsageStore {
+  constructor(private readonly db: StoreDb) {}
+
+  async record(r: UsageRecord): Promise<void> {
+    const bucket = Math.floor((r.at ?? Date.now()) / 60_000) * 60_000;
+    await this.db
+      .insert(usage)
+      .values({ tenantId: r.tenantId, bucket, strategy: r.strategy, adapter: r.adapter ?? "", requests: 1, promptTokens: r.promptTokens, completionTokens: r.completionTokens })
+      .onConflictDoUpdate({
+        target: [usage.tenantId, usage.bucket, usage.strategy, usage.adapter],
+        set: {
+          requests: sql`${usage.requests} + 1`,
+          promptTokens: sql`${usage.promptTokens} + ${r.promptTokens}`,
+          completionTokens: sql`${usage.completionTokens} + ${r.completionTokens}`,
+        },
+      });
+  }
+
+  /** Totals per strategy and adapter over [from, to). */
+  async summary(tenantId: string, from: number, to: number): Promise<UsageLine[]> {
+    return this.db
+      .select({
+        strategy: usage.strategy,
+        adapter: usage.adapter,
+        requests: sql<number>`sum(${usage.requests})`,
+        promptTokens: sql<number>`sum(${usage.promptTokens})`,
+        completionTokens: sql<number>`sum(${usage.completionTokens})`,
+      })
+      .from(usage)
+      .where(and(eq(usage.tenantId, tenantId), gte(usage.bucket, from), lt(usage.bucket, to)))
+      .groupBy(usage.strategy, usage.adapter)
+      .orderBy(usage.strategy, usage.adapter)
+      .all();
+  }
+}

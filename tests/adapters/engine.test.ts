@@ -1,0 +1,159 @@
+/**
+ * The adapter plane wired to the real engine on stories260k: PEFT uploads through the registry,
+ * loaded by the cache, served by the engine's LoRA graph, with leases around every request.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { GenerateEvent, Inference, SamplingParams } from "../../edge/ports.ts";
+import { createAdapterService, type AdapterService } from "../../services/adapters/index.ts";
+import { withAdapterLeases } from "../../services/adapters/serving.ts";
+import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
+import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
+import { ReferenceDecoder } from "../../services/model/reference.ts";
+import { openWeights, type WeightStore } from "../../services/model/safetensors.ts";
+import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
+import { tenants } from "../../services/store/schema.ts";
+import { findSharedModel, mergedLookup, RECIPES } from "./helpers.ts";
+
+const STEPS = 16;
+const params = (maxTokens = STEPS): SamplingParams => ({
+  maxTokens,
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  repetitionPenalty: 1,
+  frequencyPenalty: 0,
+  presencePenalty: 0,
+  stop: [],
+  logprobs: 0,
+});
+
+async function tokensOf(events: AsyncIterable<GenerateEvent>, onToken?: () => void): Promise<number[]> {
+  const tokens: number[] = [];
+  for await (const e of events) {
+    if (e.type === "text" && e.logprob) {
+      tokens.push(e.tokenId);
+      onToken?.();
+    }
+  }
+  return tokens;
+}
+
+function greedyReference(config: DecoderConfig, lookup: (name: string) => Float32Array, prompt: number[], steps: number): number[] {
+  const ref = new ReferenceDecoder(config, lookup);
+  const cache = ref.newCache();
+  let logits = ref.forward(cache, prompt).at(-1)!;
+  const out: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const token = logits.indexOf(Math.max(...logits));
+    if (config.eosTokenIds.includes(token)) break;
+    out.push(token);
+    [logits] = ref.forward(cache, [token]);
+  }
+  return out;
+}
+
+describe("PEFT adapters served by the engine", () => {
+  let workDir: string;
+  let store: OpenDatabase;
+  let service: AdapterService;
+  let engine: Engine;
+  let inference: Inference;
+  let config: DecoderConfig;
+  let base: WeightStore;
+  const ids: string[] = [];
+  const uploads: Uint8Array[] = [];
+
+  beforeAll(async () => {
+    const modelDir = findSharedModel("stories260k");
+    workDir = await mkdtemp(join(tmpdir(), "sy-adapters-engine-"));
+    config = await loadDecoderConfig(modelDir);
+    base = await openWeights(modelDir);
+    store = openDatabase(join(workDir, "db.sqlite"));
+    store.db.insert(tenants).values({ id: "t_1", name: "one" }).run();
+    service = await createAdapterService({
+      db: store.db,
+      dataDir: workDir,
+      base: { id: "stories260k", shape: config },
+      limits: { maxRank: 16 },
+      cacheBudgetBytes: 16 << 20,
+      maxAdaptersPerBatch: 8,
+      metrics: new Registry(),
+    });
+    for (const [k, recipe] of RECIPES.entries()) {
+      const files = randomPeftAdapter(config, { amplitude: 0.3, ...recipe.options }).files;
+      uploads.push(files.model);
+      ids.push((await service.registry.create({ tenantId: "t_1", name: `recipe-${k}`, files })).id);
+    }
+    engine = await createEngine({
+      modelDir,
+      cacheDir: join(workDir, "compiled"),
+      maxBatch: 8,
+      maxAdaptersPerBatch: service.cache.maxAdaptersPerBatch,
+      resolveAdapter: service.resolveAdapter,
+    });
+    inference = withAdapterLeases(engine, service);
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    base?.close();
+    store?.close();
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("a batch mixing four adapters and no adapter gives each sequence its tokens alone, matching merged-weight references, with no new session", async () => {
+    const sessions = engine.stats().sessionsCreated;
+    const jobs: Array<[adapter: number | undefined, prompt: string]> = [
+      [0, "Tom had a red"],
+      [undefined, "The cat"],
+      [1, "One day, Lily"],
+      [2, "Once"],
+      [3, "The sun was"],
+    ];
+    const run = (adapter: number | undefined, prompt: string) =>
+      tokensOf(inference.generate({ promptTokens: engine.tokenize(prompt), params: params(), adapter: adapter === undefined ? undefined : ids[adapter] }));
+    const alone: number[][] = [];
+    for (const [adapter, prompt] of jobs) alone.push(await run(adapter, prompt));
+    const together = await Promise.all(jobs.map(([adapter, prompt]) => run(adapter, prompt)));
+    expect(together).toEqual(alone);
+    expect(engine.stats().peakBatch).toBeGreaterThanOrEqual(4);
+    expect(engine.stats().sessionsCreated).toBe(sessions);
+
+    for (const [k, [adapter, prompt]] of jobs.entries()) {
+      const lookup = adapter === undefined ? (n: string) => base.getF32(n) : mergedLookup(base, uploads[adapter]!, RECIPES[adapter]!);
+      expect(alone[k]).toEqual(greedyReference(config, lookup, engine.tokenize(prompt), STEPS));
+    }
+    expect(new Set(alone.map((t) => t.join(","))).size).toBe(jobs.length);
+
+    const stats = new Map(service.cache.snapshot().map((s) => [s.id, s]));
+    for (const [k, id] of ids.entries()) {
+      const job = jobs.findIndex(([a]) => a === k);
+      expect(stats.get(id)).toMatchObject({ loaded: true, misses: 1, pinned: 0, tokensServed: 2 * alone[job]!.length });
+    }
+  });
+
+  it("deleting an adapter mid-request lets the request finish, then refuses new ones and removes the files", async () => {
+    const id = ids[0]!;
+    let deleted: Promise<unknown> | undefined;
+    const filesDuringRequest: boolean[] = [];
+    const tokens = await tokensOf(inference.generate({ promptTokens: engine.tokenize("Tom had a red"), params: params(24), adapter: id }), () => {
+      if (deleted) filesDuringRequest.push(existsSync(service.registry.dirOf(id)));
+      deleted ??= service.registry.delete(id, { tenantId: "t_1" });
+    });
+    await deleted;
+    expect(tokens.length).toBe(24);
+    expect(filesDuringRequest.length).toBeGreaterThan(0);
+    expect(filesDuringRequest.every(Boolean)).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(service.registry.dirOf(id))).toBe(false);
+    expect(service.cache.has(id)).toBe(false);
+    await expect(tokensOf(inference.generate({ promptTokens: [1], params: params(), adapter: id }))).rejects.toThrow(/not found/);
+  });
+});

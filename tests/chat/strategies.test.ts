@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prepareCompletion, type CompletionDeps } from "../../edge/chat/completion.ts";
+import type { GenerationBody } from "../../edge/chat/schema.ts";
+import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { createUseLiteEmbedder } from "../../services/retrieval/embedders/use-lite.ts";
+import { createKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
+import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
+import { TenantStore } from "../../services/store/tenants.ts";
+import { findSharedModel } from "../adapters/helpers.ts";
+
+/** The prompts each strategy renders, on the real model, tokenizer and knowledge base. */
+let dir: string;
+let database: OpenDatabase;
+let engine: Engine;
+let kb: KnowledgeBase;
+let deps: CompletionDeps;
+const tenant = { id: "", settings: {} as Record<string, unknown> };
+
+const ask = (content: string, extra: Partial<GenerationBody> = {}): GenerationBody => ({ messages: [{ role: "user", content }], ...extra });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "switchyard-strategies-"));
+  database = openDatabase(join(dir, "db.sqlite"));
+  tenant.id = (await new TenantStore(database.db).create("strategies")).id;
+  engine = await createEngine({ modelDir: findSharedModel("stories260k"), cacheDir: join(dir, "compiled") });
+  kb = await createKnowledgeBase({ db: database.db, sqlite: database.sqlite, dataDir: dir, embedder: await createUseLiteEmbedder() });
+  for (const [title, text] of [
+    ["Dragons", "Zorblat the purple dragon lives in the mountain town of Quexville and guards its library."],
+    ["Baking", "To bake sourdough bread, feed the starter the night before and bake at a high temperature."],
+    ["Sailing", "A sloop has a single mast; tacking turns the bow through the wind."],
+  ]) {
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(text), format: "text", title });
+  }
+  await kb.idle();
+  deps = { inference: engine, retrieval: kb };
+});
+afterAll(async () => {
+  await engine.close();
+  await kb.close();
+  database.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("strategies", () => {
+  it("rag puts the retrieved chunks into the prompt, best first, and reports them as sources", async () => {
+    const rag = await prepareCompletion(deps, tenant, ask("Where does the purple dragon Zorblat live?"), { strategy: "rag", base: "stories260k" });
+    expect(rag.sources[0].title).toBe("Dragons");
+    expect(rag.prompt).toContain("[1] Dragons\nZorblat the purple dragon lives in the mountain town of Quexville");
+    expect(rag.promptTokens).toEqual(engine.tokenize(rag.prompt, { addSpecialTokens: true }));
+
+    const plain = await prepareCompletion(deps, tenant, ask("Where does the purple dragon Zorblat live?"), { strategy: "prompt", base: "stories260k" });
+    expect(plain.sources).toEqual([]);
+    expect(plain.prompt).not.toContain("Quexville");
+  });
+
+  it("prompt applies the tenant's system prompt and few-shot examples; rag keeps the system prompt only", async () => {
+    const settings = { systemPrompt: "You are a friendly storyteller.", fewShot: [{ user: "Tell me about a cat.", assistant: "The cat purred softly." }] };
+    const withTemplate = { ...tenant, settings };
+    const prompt = await prepareCompletion(deps, withTemplate, ask("Tell me about a dog."), { strategy: "prompt", base: "stories260k" });
+    const order = ["You are a friendly storyteller.", "Tell me about a cat.", "The cat purred softly.", "Tell me about a dog."].map((s) => prompt.prompt.indexOf(s));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+
+    const rag = await prepareCompletion(deps, withTemplate, ask("Tell me about a dog."), { strategy: "rag", base: "stories260k" });
+    expect(rag.prompt).toContain("You are a friendly storyteller.");
+    expect(rag.prompt).not.toContain("The cat purred softly.");
+  });
+
+  it("rag+adapter retrieves and keeps the adapter; adapter alone does not retrieve", async () => {
+    const both = await prepareCompletion(deps, tenant, ask("How do I bake sourdough bread?"), { strategy: "rag+adapter", base: "stories260k", adapterId: "ad_x" });
+    expect(both.plan.adapterId).toBe("ad_x");
+    expect(both.sources[0].title).toBe("Baking");
+    expect(both.prompt).toContain("feed the starter the night before");
+    const adapterOnly = await prepareCompletion(deps, tenant, ask("How do I bake sourdough bread?"), { strategy: "adapter", base: "stories260k", adapterId: "ad_x" });
+    expect(adapterOnly.sources).toEqual([]);
+  });
+
+  it("drops the lowest-ranked chunks rather than overflow the context window, and says so", async () => {
+    const long = "The dragon of Quexville hoards old books. ".repeat(40);
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long), format: "text", title: "Hoard" });
+    await kb.idle();
+    const { contextLength } = engine.model();
+    const prepared = await prepareCompletion(deps, tenant, ask("What does the dragon of Quexville hoard?", { max_tokens: 300, retrieval: { k: 8, mode: "hybrid" } }), {
+      strategy: "rag",
+      base: "stories260k",
+    });
+    expect(prepared.sourcesDropped).toBeGreaterThan(0);
+    expect(prepared.promptTokens.length + 300).toBeLessThanOrEqual(contextLength);
+  });
+
+  it("refuses a prompt that cannot fit even without context, with the token counts", async () => {
+    const huge = "once upon a time ".repeat(200);
+    await expect(prepareCompletion(deps, tenant, ask(huge, { max_tokens: 10 }), { strategy: "prompt", base: "stories260k" })).rejects.toThrow(
+      /maximum context length is 512 tokens.*\(\d+ in the messages, 10 in the completion\)/,
+    );
+  });
+});

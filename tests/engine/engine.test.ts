@@ -1,0 +1,107 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { GenerateRequest } from "../../edge/ports.ts";
+import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { ContextOverflowError, EngineOverloadedError, InvalidGenerateRequestError } from "../../services/inference/errors.ts";
+import { collect, params, type Collected } from "./generate-helpers.ts";
+import { findModel } from "./model-path.ts";
+
+const KNOWN_ANSWER =
+  "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
+
+describe("engine on stories260k", () => {
+  let engine: Engine;
+  let cacheDir: string;
+  const bos = (text: string) => engine.tokenize(text);
+
+  beforeAll(async () => {
+    cacheDir = await mkdtemp(join(tmpdir(), "sy-engine-"));
+    engine = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxBatch: 8, maxQueue: 16, prefillChunk: 5 });
+  });
+  afterAll(async () => {
+    await engine.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+
+  it("streams the known greedy answer from BOS, text equal to the decoded tokens", async () => {
+    const result = await collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 45, logprobs: 0 }) }));
+    expect(result.text.startsWith(KNOWN_ANSWER)).toBe(true);
+    expect(result.text).toBe(engine.tokenizer.decode(result.tokens, { skipSpecialTokens: true }));
+    expect(result.done).toMatchObject({ finishReason: "length", promptTokens: 1, completionTokens: 45 });
+    expect(result.done!.timings.firstTokenMs).toBeLessThanOrEqual(result.done!.timings.totalMs);
+  });
+
+  it("gives each of a batch of prompts of different lengths the tokens and logprobs it gets alone, with a late joiner", async () => {
+    const prompts = ["Once upon a time", "The little dog ran to the big tree and", "Tom", "She was sad because her toy was broken. Her mom said"].map(bos);
+    const request = (promptTokens: number[]): GenerateRequest => ({ promptTokens, params: params({ maxTokens: 30, logprobs: 1 }) });
+    const alone: Collected[] = [];
+    for (const p of prompts) alone.push(await collect(engine.generate(request(p))));
+
+    let joined: Promise<Collected> | undefined;
+    const first = collect(engine.generate(request(prompts[0])), (n) => {
+      if (n === 10) joined = collect(engine.generate(request(prompts[3])));
+    });
+    const together = await Promise.all([first, ...prompts.slice(1, 3).map((p) => collect(engine.generate(request(p))))]);
+    together.push(await joined!);
+    together.forEach((got, i) => {
+      expect(got.tokens).toEqual(alone[i].tokens);
+      got.logprobs.forEach((lp, k) => expect(Math.abs(lp - alone[i].logprobs[k])).toBeLessThan(1e-4));
+    });
+    expect(engine.stats().peakBatch).toBe(4);
+  });
+
+  it("stops at a stop sequence, excluding it, and at EOS", async () => {
+    const result = await collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 60, stop: ["Lily"] }) }));
+    expect(result.text).toBe("Once upon a time, there was a little girl named ");
+    expect(result.done?.finishReason).toBe("stop");
+  });
+
+  it("rejects bad requests before any work, with clear errors", () => {
+    expect(() => engine.generate({ promptTokens: [], params: params() })).toThrow(InvalidGenerateRequestError);
+    expect(() => engine.generate({ promptTokens: [1, 9999], params: params() })).toThrow(/not in the vocabulary/);
+    const long = new Array(500).fill(403);
+    let error: unknown;
+    try {
+      engine.generate({ promptTokens: long, params: params({ maxTokens: 20 }) });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ContextOverflowError);
+    expect(error).toMatchObject({ promptTokens: 500, maxTokens: 20, contextLength: 512 });
+    expect((error as Error).message).toMatch(/512 tokens.*520.*500 in the prompt/);
+  });
+
+  it("cancels a running request at once and keeps serving the others", async () => {
+    const controller = new AbortController();
+    const other = collect(engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens: 30, logprobs: 0 }) }));
+    const cancelled = collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 200, logprobs: 0 }), signal: controller.signal }), (n) => {
+      if (n === 5) controller.abort(new Error("client went away"));
+    });
+    await expect(cancelled).rejects.toThrow("client went away");
+    const result = await other;
+    expect(result.done?.completionTokens).toBe(30);
+    expect(engine.stats()).toMatchObject({ running: 0, waiting: 0, prefilling: 0 });
+  });
+});
+
+describe("engine queue bound", () => {
+  it("rejects with EngineOverloadedError when the queue is full, and serves the queued ones", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "sy-engine-"));
+    const engine = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxBatch: 1, maxQueue: 2 });
+    try {
+      const request = { promptTokens: [1], params: params({ maxTokens: 5 }) };
+      const a = collect(engine.generate(request));
+      const b = collect(engine.generate(request));
+      expect(() => engine.generate(request)).toThrow(EngineOverloadedError);
+      expect(() => engine.generate(request)).toThrow(/2 requests already queued \(limit 2\)/);
+      const [ra, rb] = await Promise.all([a, b]);
+      expect(ra.text).toBe(rb.text);
+      expect(engine.stats().sessionsCreated).toBe(2); // prefill + decode graphs
+    } finally {
+      await engine.close();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+});

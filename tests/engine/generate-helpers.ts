@@ -1,0 +1,40 @@
+import type { GenerateEvent, SamplingParams } from "../../edge/ports.ts";
+
+export function params(overrides: Partial<SamplingParams> = {}): SamplingParams {
+  return {
+    maxTokens: 40,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    repetitionPenalty: 1,
+    frequencyPenalty: 0,
+    presencePenalty: 0,
+    stop: [],
+    ...overrides,
+  };
+}
+
+export interface Collected {
+  text: string;
+  tokens: number[];
+  logprobs: number[];
+  done?: Extract<GenerateEvent, { type: "done" }>;
+}
+
+export async function collect(events: AsyncIterable<GenerateEvent>, onToken?: (n: number) => void): Promise<Collected> {
+  const out: Collected = { text: "", tokens: [], logprobs: [] };
+  for await (const e of events) {
+    if (e.type === "done") out.done = e;
+    else {
+      out.text += e.text;
+      if (e.logprob) {
+        out.tokens.push(e.tokenId);
+        out.logprobs.push(e.logprob.logprob);
+        onToken?.(out.tokens.length);
+      }
+    }
+  }
+  return out;
+}
+

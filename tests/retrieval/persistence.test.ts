@@ -1,0 +1,106 @@
+import { spawn } from "node:child_process";
+import { copyFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { openDatabase } from "../../services/store/db.ts";
+import type { KnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
+import { openTestKb, utf8, type TestKb } from "./helpers.ts";
+
+let t: TestKb | undefined;
+afterEach(async () => {
+  await t?.cleanup();
+  t = undefined;
+});
+
+function chunkIds(ctx: TestKb, tenant: string): number[] {
+  return ctx.store.sqlite.prepare("SELECT id FROM chunks WHERE tenant_id = ? ORDER BY id").pluck().all(tenant) as number[];
+}
+
+async function expectConsistent(ctx: TestKb, kb: KnowledgeBase, tenant: string) {
+  expect(await kb.indexedChunkIds(tenant)).toEqual(chunkIds(ctx, tenant));
+  // FTS5 agrees with its content table.
+  expect(() => ctx.store.sqlite.exec("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')")).not.toThrow();
+  const fts = ctx.store.sqlite.prepare("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'paragraph OR document OR topic' ").pluck().get();
+  expect(fts).toBe(ctx.store.sqlite.prepare("SELECT count(*) FROM chunks WHERE text LIKE '%paragraph%'").pluck().get());
+}
+
+describe("persistence", () => {
+  it("reconciles an index file that is behind and ahead of the database", async () => {
+    t = await openTestKb();
+    const a = await t.kb.upload("acme", { bytes: utf8("Alpha apples are crunchy."), fileName: "a.txt" });
+    const snapshot = join(t.dataDir, "snapshot.hnsw");
+    copyFileSync(join(t.dataDir, "indexes", "acme.hnsw"), snapshot);
+    copyFileSync(join(t.dataDir, "indexes", "acme.hnsw.json"), `${snapshot}.json`);
+    await t.kb.upload("acme", { bytes: utf8("Bravo bananas are yellow."), fileName: "b.txt" });
+    await t.kb.delete("acme", a.document.id);
+    await t.kb.close();
+    // As if the process died before saving: the old index still holds A's vector and lacks B's.
+    copyFileSync(snapshot, join(t.dataDir, "indexes", "acme.hnsw"));
+    copyFileSync(`${snapshot}.json`, join(t.dataDir, "indexes", "acme.hnsw.json"));
+    const kb = await t.reopen();
+    expect(await kb.indexedChunkIds("acme")).toEqual(chunkIds(t, "acme"));
+    const hits = await kb.search("acme", { query: "alpha apples bravo bananas", k: 5, mode: "dense" });
+    expect(hits.map((h) => h.text)).toEqual(["Bravo bananas are yellow."]);
+  });
+
+  it("rebuilds an unreadable index file from the stored chunks", async () => {
+    t = await openTestKb();
+    await t.kb.upload("acme", { bytes: utf8("Charlie cherries are red."), fileName: "c.txt" });
+    await t.kb.close();
+    writeFileSync(join(t.dataDir, "indexes", "acme.hnsw"), "garbage, not an hnswlib file");
+    const kb = await t.reopen();
+    expect(await kb.indexedChunkIds("acme")).toEqual(chunkIds(t, "acme"));
+    const [hit] = await kb.search("acme", { query: "cherries", k: 1, mode: "dense" });
+    expect(hit.text).toBe("Charlie cherries are red.");
+  });
+
+  it("survives kill -9 in the middle of ingestion: acknowledged documents are kept, index and database agree", async () => {
+    t = await openTestKb();
+    // Small chunks: each document takes several embedding batches, so the kill lands mid-document.
+    t.store.sqlite.prepare("UPDATE tenants SET settings = ?").run(JSON.stringify({ chunkSize: 32, chunkOverlap: 0 }));
+    await t.kb.close();
+    const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "ingest-child.ts"), t.dataDir, "12"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const acked: string[] = [];
+    let embeds = 0;
+    await new Promise<void>((resolve, reject) => {
+      let buffer = "";
+      child.stdout.on("data", (data: Buffer) => {
+        buffer += data.toString();
+        const lines = buffer.split("\n");
+        buffer = lines.pop()!;
+        for (const line of lines) {
+          if (line.startsWith("ACK ")) acked.push(line.slice(4));
+          if (line === "EMBED") embeds++;
+          if (line === "DONE") reject(new Error("the child finished before it was killed"));
+          // All 12 acknowledged, a few documents ingested, the rest still queued or mid-embedding.
+          if (acked.length === 12 && embeds >= 12 && child.exitCode === null && !child.killed) child.kill("SIGKILL");
+        }
+      });
+      child.on("exit", () => resolve());
+      child.on("error", reject);
+    });
+    expect(acked).toHaveLength(12);
+
+    // What the crash left behind: some documents not yet ingested.
+    const peek = openDatabase(join(t.dataDir, "switchyard.db"));
+    const count = (where: string) => peek.sqlite.prepare(`SELECT count(*) FROM documents WHERE ${where}`).pluck().get() as number;
+    const [ready, unfinished] = [count("status = 'ready'"), count("status IN ('queued', 'processing')")];
+    peek.close();
+    expect(ready).toBeGreaterThan(0);
+    expect(unfinished).toBeGreaterThan(0);
+
+    const kb = await t.reopen();
+    // Reopening reconciles the indexes at once ...
+    for (const tenant of ["acme", "globex"]) expect(await kb.indexedChunkIds(tenant)).toEqual(chunkIds(t, tenant));
+    // ... and resumes the acknowledged documents that were not finished.
+    await kb.idle();
+    const docs = [...kb.list("acme"), ...kb.list("globex")];
+    expect(docs.map((d) => d.id).sort()).toEqual([...acked].sort());
+    expect(docs.every((d) => d.status === "ready" && d.chunkCount > 0)).toBe(true);
+    for (const tenant of ["acme", "globex"]) await expectConsistent(t, kb, tenant);
+    const [hit] = await kb.search("acme", { query: "Document 3 paragraph 7", k: 1, mode: "hybrid" });
+    expect(hit.text).toContain("Document 3 paragraph 7 ");
+  });
+});
