@@ -12,7 +12,7 @@ import { startPlatform } from "../edge/node.ts";
 import { randomPeftAdapter } from "../services/adapters/synthetic.ts";
 import { percentile, report } from "./report.ts";
 
-const CLIENTS = 64;
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
 const ROUNDS = 3;
 const OUTPUT_TOKENS = 32;
 const ADMIN = "bench-admin-key-0123456789";

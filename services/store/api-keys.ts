@@ -1,4 +1,5 @@
-import { and, desc, eq, isNull } from "drizzle-orm";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { newId } from "./ids.ts";
 import { apiKeys, type ApiKey } from "./schema.ts";
 import type { StoreDb } from "./store-db.ts";
@@ -15,25 +16,22 @@ export interface IssuedKey {
   row: ApiKey;
 }
 
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+// node:crypto (Workers provide it under nodejs_compat): synchronous hashing, because Web Crypto's
+// digest queues on libuv's thread pool behind onnxruntime's runs and added milliseconds per request.
+export const sha256Hex = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-export function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
+export const constantTimeEqual = (a: string, b: string): boolean =>
+  a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
-function randomSecret(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+const randomSecret = (): string => randomBytes(32).toString("base64url");
 
 export class ApiKeyStore {
-  constructor(private readonly db: StoreDb) {}
+  /** Prepared once: every authenticated request looks its key up by id. */
+  private readonly byId;
+
+  constructor(private readonly db: StoreDb) {
+    this.byId = db.select().from(apiKeys).where(eq(apiKeys.id, sql.placeholder("id"))).prepare();
+  }
 
   /** Creates a key; the plain key is returned here once and never stored. */
   async issue(role: ApiKey["role"], tenantId: string | null, name = ""): Promise<IssuedKey> {
@@ -43,7 +41,7 @@ export class ApiKeyStore {
 
   /** Stores a key chosen by the operator (the configured admin key), if it is not stored yet. */
   async ensure(key: string, role: ApiKey["role"], name: string): Promise<ApiKey> {
-    const hash = await sha256Hex(key);
+    const hash = sha256Hex(key);
     const existing = await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash)).get();
     if (existing) return existing;
     return (await this.insert(key, newId("cfg"), role, null, name)).row;
@@ -60,10 +58,10 @@ export class ApiKeyStore {
 
   /** The active key row matching `presented`, or undefined. */
   async verify(presented: string): Promise<ApiKey | undefined> {
-    const hash = await sha256Hex(presented);
+    const hash = sha256Hex(presented);
     const id = KEY_PATTERN.exec(presented)?.[1];
     const row = id
-      ? await this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get()
+      ? await this.byId.get({ id })
       : await this.db.select().from(apiKeys).where(eq(apiKeys.hash, hash)).get(); // operator-chosen keys
     if (!row || row.revokedAt !== null || !constantTimeEqual(row.hash, hash)) return undefined;
     return row;
@@ -74,7 +72,7 @@ export class ApiKeyStore {
   }
 
   async get(id: string): Promise<ApiKey | undefined> {
-    return this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+    return this.byId.get({ id });
   }
 
   async revoke(id: string): Promise<ApiKey | undefined> {
@@ -83,7 +81,7 @@ export class ApiKeyStore {
   }
 
   private async insert(key: string, id: string, role: ApiKey["role"], tenantId: string | null, name: string): Promise<IssuedKey> {
-    const values = { id, tenantId, name, role, prefix: key.slice(0, 12), hash: await sha256Hex(key) };
+    const values = { id, tenantId, name, role, prefix: key.slice(0, 12), hash: sha256Hex(key) };
     const [row] = await this.db.insert(apiKeys).values(values).returning();
     return { key, row };
   }

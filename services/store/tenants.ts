@@ -1,10 +1,15 @@
-import { desc, eq } from "drizzle-orm";
+import { desc, eq, sql } from "drizzle-orm";
 import { newId } from "./ids.ts";
 import { tenants, type Tenant } from "./schema.ts";
 import type { StoreDb } from "./store-db.ts";
 
 export class TenantStore {
-  constructor(private readonly db: StoreDb) {}
+  /** Prepared once: every authenticated request reads its tenant. */
+  private readonly byId;
+
+  constructor(private readonly db: StoreDb) {
+    this.byId = db.select().from(tenants).where(eq(tenants.id, sql.placeholder("id"))).prepare();
+  }
 
   async create(name: string, settings: Record<string, unknown> = {}, limits: Record<string, unknown> = {}): Promise<Tenant> {
     const [row] = await this.db.insert(tenants).values({ id: newId("ten"), name, settings, limits }).returning();
@@ -12,7 +17,7 @@ export class TenantStore {
   }
 
   async get(id: string): Promise<Tenant | undefined> {
-    return this.db.select().from(tenants).where(eq(tenants.id, id)).get();
+    return this.byId.get({ id });
   }
 
   async list(): Promise<Tenant[]> {

@@ -21,21 +21,28 @@ export interface UsageLine {
 
 /** Token accounting in one row per tenant, minute, strategy and adapter. */
 export class UsageStore {
-  constructor(private readonly db: StoreDb) {}
+  /** Prepared once: every completion records its usage. */
+  private readonly upsert;
 
-  async record(r: UsageRecord): Promise<void> {
-    const bucket = Math.floor((r.at ?? Date.now()) / 60_000) * 60_000;
-    await this.db
+  constructor(private readonly db: StoreDb) {
+    const p = (name: string) => sql.placeholder(name);
+    this.upsert = db
       .insert(usage)
-      .values({ tenantId: r.tenantId, bucket, strategy: r.strategy, adapter: r.adapter ?? "", requests: 1, promptTokens: r.promptTokens, completionTokens: r.completionTokens })
+      .values({ tenantId: p("tenantId"), bucket: p("bucket"), strategy: p("strategy"), adapter: p("adapter"), requests: 1, promptTokens: p("promptTokens"), completionTokens: p("completionTokens") })
       .onConflictDoUpdate({
         target: [usage.tenantId, usage.bucket, usage.strategy, usage.adapter],
         set: {
           requests: sql`${usage.requests} + 1`,
-          promptTokens: sql`${usage.promptTokens} + ${r.promptTokens}`,
-          completionTokens: sql`${usage.completionTokens} + ${r.completionTokens}`,
+          promptTokens: sql`${usage.promptTokens} + excluded.prompt_tokens`,
+          completionTokens: sql`${usage.completionTokens} + excluded.completion_tokens`,
         },
-      });
+      })
+      .prepare();
+  }
+
+  async record(r: UsageRecord): Promise<void> {
+    const bucket = Math.floor((r.at ?? Date.now()) / 60_000) * 60_000;
+    await this.upsert.run({ ...r, bucket, adapter: r.adapter ?? "" });
   }
 
   /** Totals per strategy and adapter over [from, to). */
