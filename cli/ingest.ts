@@ -6,7 +6,7 @@ import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/ind
 import { openDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
 
-const USAGE = "usage: switchyard ingest PATH... --tenant ID [--data-dir DIR] [--embedding-model DIR]";
+const USAGE = "usage: switchyard ingest PATH... --tenant ID [--data-dir DIR] [--embedding-model DIR] [--int8]";
 const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
 
 interface IngestArgs {
@@ -14,6 +14,7 @@ interface IngestArgs {
   tenant: string;
   dataDir: string;
   embeddingModel?: string;
+  int8: boolean;
 }
 
 /**
@@ -40,7 +41,8 @@ export async function ingestCommand(argv: string[], out: NodeJS.WritableStream &
       out.write("no ingestible files found (.txt, .md, .html, .pdf, .jsonl)\n");
       return 1;
     }
-    const kb = await openKnowledgeBase(store, args.dataDir, { inlineBytes: 0, embeddingModel: args.embeddingModel });
+    // Must match the server's embedder, or its next start rebuilds every index of the tenant.
+    const kb = await openKnowledgeBase(store, args.dataDir, { inlineBytes: 0, embeddingModel: args.embeddingModel, int8: args.int8 });
     try {
       return await ingestFiles(kb, args.tenant, files, out);
     } finally {
@@ -111,6 +113,10 @@ function parseArgs(argv: string[]): IngestArgs {
       paths.push(arg);
       continue;
     }
+    if (arg === "--int8") {
+      flags.set(arg, "1");
+      continue;
+    }
     const [flag, inline] = arg.split(/=(.*)/s, 2);
     if (!["--tenant", "--data-dir", "--embedding-model"].includes(flag)) throw new Error(`unknown option ${flag}`);
     const value = inline ?? argv[++i];
@@ -120,7 +126,13 @@ function parseArgs(argv: string[]): IngestArgs {
   const tenant = flags.get("--tenant");
   if (!tenant) throw new Error("--tenant is required");
   if (paths.length === 0) throw new Error("give at least one file or folder");
-  return { paths, tenant, dataDir: flags.get("--data-dir") ?? process.env.SWITCHYARD_DATA_DIR ?? "./data", embeddingModel: flags.get("--embedding-model") };
+  return {
+    paths,
+    tenant,
+    dataDir: flags.get("--data-dir") ?? process.env.SWITCHYARD_DATA_DIR ?? "./data",
+    embeddingModel: flags.get("--embedding-model") ?? (process.env.SWITCHYARD_EMBEDDING_MODEL || undefined),
+    int8: flags.has("--int8") || process.env.SWITCHYARD_EMBEDDING_INT8 === "1",
+  };
 }
 
 /** Files under `path`: named files always, files found in folders only with a known extension. */

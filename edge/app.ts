@@ -10,7 +10,7 @@ import { requestContext, type HttpMetrics } from "./middleware/request-context.t
 import { openApiDocument } from "./openapi.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { healthRoutes, type HealthDeps } from "./routes/health.ts";
-import { tenantRoutes } from "./routes/tenant.ts";
+import { tenantRoutes, type SettingsCheck } from "./routes/tenant.ts";
 
 export const API_VERSION = "0.1.0";
 
@@ -23,6 +23,10 @@ export interface AppDeps {
   limits: { maxJsonBody: number; maxUploadBody: number; requestsPerMinute: number };
   /** Tenant-authenticated route groups of the planes behind the edge, mounted under /v1 (e.g. ["/knowledge", routes]). */
   planes?: Array<[path: string, routes: Hono<AppEnv>]>;
+  /** Admin-authenticated route groups of the planes, mounted under /v1/admin (e.g. public adapters). */
+  adminPlanes?: Array<[path: string, routes: Hono<AppEnv>]>;
+  /** Checks and normalizes tenant settings before they are stored (e.g. resolves defaultAdapter to an id). */
+  checkSettings?: SettingsCheck;
 }
 
 /** The public HTTP API. Runtime-agnostic: Web Request/Response only, every plane behind a port. */
@@ -39,11 +43,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.use("/v1/admin/*", requireKey("admin", deps.keys, deps.tenants));
   app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys));
+  for (const [path, routes] of deps.adminPlanes ?? []) app.route(`/v1/admin${path}`, routes);
 
   for (const path of ["/tenant", ...(deps.planes ?? []).map(([p]) => p)]) {
     app.use(`/v1${path}/*`, asTenant, rateLimit); // "/x/*" covers "/x" too
   }
-  app.route("/v1/tenant", tenantRoutes(deps.tenants));
+  app.route("/v1/tenant", tenantRoutes(deps.tenants, deps.checkSettings));
   for (const [path, routes] of deps.planes ?? []) app.route(`/v1${path}`, routes);
 
   app.notFound(notFoundOrMethodNotAllowed(app));

@@ -2,26 +2,33 @@ import { join, resolve } from "node:path";
 import type { Hono } from "hono";
 import type { Registry } from "prom-client";
 import { createAdapterService } from "../services/adapters/index.ts";
+import { withAdapterLeases } from "../services/adapters/serving.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel } from "../services/model/resolve.ts";
 import { createUseLiteEmbedder } from "../services/retrieval/embedders/use-lite.ts";
 import { createKnowledgeBase, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
 import type { OpenDatabase } from "../services/store/db.ts";
+import type { Tenant } from "../services/store/schema.ts";
 import { UsageStore } from "../services/store/usage.ts";
 import type { ChatDeps } from "./chat/deps.ts";
 import type { Config } from "./config.ts";
 import type { AppEnv, Log } from "./env.ts";
+import { badRequest } from "./errors.ts";
 import { TokenBudget } from "./middleware/rate-limit.ts";
+import type { ModelResolver } from "./ports.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
+import type { SettingsCheck } from "./routes/tenant.ts";
 import { usageRoutes } from "./routes/usage.ts";
 
 export interface EmbeddedPlanes {
   routes: Array<[string, Hono<AppEnv>]>;
+  adminRoutes: Array<[string, Hono<AppEnv>]>;
+  checkSettings: SettingsCheck;
   engine: Engine;
   knowledge: KnowledgeBase;
   close(): Promise<void>;
@@ -52,14 +59,16 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
     resolveAdapter: adapters.resolveAdapter,
+    maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
   });
   const knowledge = await createKnowledgeBase({ db: database.db, sqlite: database.sqlite, dataDir, embedder: await createUseLiteEmbedder() });
   logger.info({ model: engine.model().id, modelDir }, "model loaded");
 
+  const resolveModelField = modelResolver(adapters.registry);
   const chat: ChatDeps = {
-    inference: engine,
+    inference: withAdapterLeases(engine, adapters),
     retrieval: knowledge,
-    resolveModel: modelResolver(adapters.registry),
+    resolveModel: resolveModelField,
     adapterName: (id) => {
       const row = adapters.registry.get(id, { admin: true });
       return `${row.name}@${row.version}`;
@@ -67,13 +76,16 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     usage: new UsageStore(database.db),
     tokenBudget: new TokenBudget(),
   };
+  const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });
   return {
+    adminRoutes: [["/adapters", adapterAdmin]],
+    checkSettings: (tenant, settings) => ({ ...settings, defaultAdapter: defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
     routes: [
       ["/chat", chatRoutes(chat)],
       ["/compare", compareRoutes(chat)],
       ["/usage", usageRoutes(chat.usage)],
       ["/models", modelRoutes({ registry: adapters.registry })],
-      ["/adapters", adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody })],
+      ["/adapters", adapterAdmin],
       ["/knowledge", knowledgeRoutes(knowledge)],
     ],
     engine,
@@ -83,6 +95,19 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       await knowledge.close();
     },
   };
+}
+
+/** A default adapter given by name, `name@version` or id, stored as the id of one the tenant may use. */
+function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref: string | null | undefined): string | null | undefined {
+  if (!ref) return ref;
+  let adapterId: string | undefined;
+  try {
+    adapterId = resolveModel(ref, { id: tenant.id, settings: {} }).adapterId;
+  } catch {
+    adapterId = undefined;
+  }
+  if (!adapterId) throw badRequest(`No adapter '${ref}' that this tenant may use.`, "defaultAdapter", "adapter_not_found");
+  return adapterId;
 }
 
 /** The base model's public id: its folder name (`stories260k`, `SmolLM2-135M-Instruct`). */

@@ -47,6 +47,8 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     keys,
     limits: config,
     planes: planes.routes,
+    adminPlanes: planes.adminRoutes,
+    checkSettings: planes.checkSettings,
   });
 
   const server = await listen(app.fetch, config.host, config.port);

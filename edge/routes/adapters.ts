@@ -74,19 +74,17 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
     "/",
     describe({
       summary:
-        "Upload a PEFT LoRA adapter: multipart with `file` (a .zip or .tar.gz of the adapter folder) or `adapter_config` + `adapter_model` files, and `name`. Uploading an existing name creates its next version.",
+        "Upload a PEFT LoRA adapter: multipart with `file` (a .zip or .tar.gz of the adapter folder) or `adapter_config` + `adapter_model` files, and `name`; or the archive itself as the body (application/zip, application/gzip, application/x-tar) with `?name=`. Uploading an existing name creates its next version.",
       tags,
     }),
     async (c) => {
-      const form = await readForm(c);
-      const isPublic = form.public === "true" || form.public === "1";
-      if (isPublic && c.get("role") !== "admin") throw new ApiError(403, "Only an admin can upload a public adapter.", "permission_error", "public", "forbidden");
-      const tenantId = isPublic ? null : c.get("tenant")?.id;
+      const upload = await readUpload(c, deps.maxUploadBytes);
+      if (upload.isPublic && c.get("role") !== "admin") throw new ApiError(403, "Only an admin can upload a public adapter.", "permission_error", "public", "forbidden");
+      const tenantId = upload.isPublic ? null : c.get("tenant")?.id;
       if (tenantId === undefined) throw badRequest("An admin upload without a tenant must set public=true.", "public");
-      const files = await translated(() => uploadedFiles(form, deps.maxUploadBytes), "file");
-      const name = typeof form.name === "string" ? form.name.trim() : "";
-      if (!name) throw badRequest("Missing form field 'name'.", "name", "missing_field");
-      const row = await translated(() => registry.create({ tenantId, name, files }), "file");
+      if (!upload.name) throw badRequest("Missing field 'name'.", "name", "missing_field");
+      const files = await translated(upload.files, "file");
+      const row = await translated(() => registry.create({ tenantId, name: upload.name, files }), "file");
       return c.json(adapterJson(row), 201);
     },
   );
@@ -117,16 +115,34 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
 
 type Form = Record<string, string | File | (string | File)[]>;
 
-async function readForm(c: Context<AppEnv>): Promise<Form> {
+interface Upload {
+  name: string;
+  isPublic: boolean;
+  /** Reads and extracts lazily, so the cheap checks on the fields answer first. */
+  files: () => Promise<AdapterFiles>;
+}
+
+const ARCHIVE_TYPES = /^application\/(zip|gzip|x-gzip|x-tar|octet-stream)\b/i;
+const truthy = (v: unknown) => v === "true" || v === "1";
+
+async function readUpload(c: Context<AppEnv>, maxBytes: number): Promise<Upload> {
   const type = c.req.header("content-type") ?? "";
-  if (!/^multipart\/form-data/i.test(type)) {
-    throw unsupportedMediaType(`Expected Content-Type multipart/form-data, got ${type ? JSON.stringify(type) : "none"}.`);
+  if (ARCHIVE_TYPES.test(type)) {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    if (body.byteLength > maxBytes) throw payloadTooLarge(`The archive is larger than the upload limit of ${maxBytes} bytes.`);
+    return { name: (c.req.query("name") ?? "").trim(), isPublic: truthy(c.req.query("public")), files: () => extractAdapterArchive(body, maxBytes) };
   }
+  if (!/^multipart\/form-data/i.test(type)) {
+    throw unsupportedMediaType(`Expected multipart/form-data or an archive (application/zip, application/gzip, application/x-tar), got ${type ? JSON.stringify(type) : "none"}.`);
+  }
+  let form: Form;
   try {
-    return (await c.req.parseBody({ all: true })) as Form;
+    form = (await c.req.parseBody({ all: true })) as Form;
   } catch (e) {
     throw badRequest(`Could not read the multipart body: ${(e as Error).message}`);
   }
+  const name = typeof form.name === "string" ? form.name.trim() : "";
+  return { name, isPublic: truthy(form.public), files: () => uploadedFiles(form, maxBytes) };
 }
 
 function fileField(form: Form, field: string): File | undefined {

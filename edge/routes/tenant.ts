@@ -1,15 +1,19 @@
 import { Hono } from "hono";
+import type { Tenant } from "../../services/store/schema.ts";
 import type { TenantStore } from "../../services/store/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { effectiveSettings, TenantSettingsSchema } from "../tenant-settings.ts";
+import { effectiveSettings, TenantSettingsSchema, type TenantSettings } from "../tenant-settings.ts";
+
+/** A plane's say on new settings: returns them normalized, or throws an ApiError naming the field. */
+export type SettingsCheck = (tenant: Tenant, settings: TenantSettings) => TenantSettings | Promise<TenantSettings>;
 
 function tenantView(t: { id: string; name: string; settings: Record<string, unknown>; limits: Record<string, unknown> }) {
   return { id: t.id, object: "tenant", name: t.name, settings: effectiveSettings(t.settings), limits: t.limits };
 }
 
 /** The caller's own tenant, mounted at /v1/tenant. */
-export function tenantRoutes(tenants: TenantStore): Hono<AppEnv> {
+export function tenantRoutes(tenants: TenantStore, check: SettingsCheck = (_t, s) => s): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["tenant"];
 
@@ -17,7 +21,7 @@ export function tenantRoutes(tenants: TenantStore): Hono<AppEnv> {
 
   app.patch("/", describe({ summary: "Update the calling tenant's settings (null resets one).", tags }), jsonBody(TenantSettingsSchema), async (c) => {
     const tenant = c.get("tenant");
-    const settings = { ...tenant.settings, ...c.req.valid("json") };
+    const settings = { ...tenant.settings, ...(await check(tenant, c.req.valid("json"))) };
     return c.json(tenantView((await tenants.update(tenant.id, { settings }))!));
   });
 

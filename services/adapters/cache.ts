@@ -106,6 +106,7 @@ export class AdapterCache {
 
   /** Drops an adapter (deleted, or replaced); a pinned one keeps serving its holders, unaccounted. */
   invalidate(id: string): void {
+    this.loading.delete(id); // a load already under way still answers its callers but is not kept
     const entry = this.resident.get(id);
     if (!entry) return;
     this.drop(id, entry);
@@ -126,13 +127,17 @@ export class AdapterCache {
     this.count(id, "misses");
     let pending = this.loading.get(id);
     if (!pending) {
-      pending = this.load(id).finally(() => this.loading.delete(id));
+      const load: Promise<Entry> = this.load(id, () => this.loading.get(id) === load).finally(() => {
+        if (this.loading.get(id) === load) this.loading.delete(id);
+      });
+      pending = load;
       this.loading.set(id, pending);
     }
     return pending;
   }
 
-  private async load(id: string): Promise<Entry> {
+  /** Loads and, unless `current()` says it was invalidated meanwhile, keeps the adapter resident. */
+  private async load(id: string, current: () => boolean): Promise<Entry> {
     const started = performance.now();
     const weights = await this.options.load(id);
     if (weights.bytes > this.budgetBytes) {
@@ -141,8 +146,9 @@ export class AdapterCache {
         `adapter "${id}" needs ${weights.bytes} bytes of LoRA tensors, more than the adapter cache's whole budget of ${this.budgetBytes} bytes`,
       );
     }
-    this.makeRoom(id, weights.bytes);
     const entry: Entry = { weights, pins: 0 };
+    if (!current()) return entry;
+    this.makeRoom(id, weights.bytes);
     this.resident.set(id, entry);
     this.usedBytes += weights.bytes;
     const stats = this.statsOf(id);

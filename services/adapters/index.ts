@@ -10,6 +10,8 @@ export { AdapterError, type AdapterErrorCode } from "./errors.ts";
 export { AdapterRegistry, type AdapterLease, type Viewer } from "./registry.ts";
 export { extractAdapterArchive, type AdapterFiles } from "./archive.ts";
 export { loadPeftAdapter, validatePeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
+export { LoraSlotTable } from "./slot-table.ts";
+export { withAdapterLeases } from "./serving.ts";
 
 export interface AdapterServiceOptions {
   db: Db;

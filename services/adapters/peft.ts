@@ -38,6 +38,8 @@ const peftConfigSchema = z
     bias: z.string().default("none"),
     lora_bias: z.boolean().default(false),
     base_model_name_or_path: z.string().nullish(),
+    layer_replication: z.array(z.unknown()).nullish(),
+    target_parameters: z.array(z.string()).nullish(),
   })
   .loose();
 
@@ -91,6 +93,8 @@ function rejectUnsupportedOptions(c: PeftConfig): void {
   if (c.use_dora) throw refuse("use_dora: true (DoRA) is not supported: its magnitude vector needs the merged weight norm per request");
   if (c.bias !== "none") throw refuse(`bias "${c.bias}" is not supported: trained biases change the base model; only bias "none" can be hot-swapped`);
   if (c.lora_bias) throw refuse("lora_bias: true is not supported");
+  if (c.layer_replication?.length) throw refuse("layer_replication is not supported: it changes the base model's layer stack");
+  if (c.target_parameters?.length) throw refuse("target_parameters (LoRA on raw parameters) is not supported; only linear modules can be hot-swapped");
   if (c.target_modules == null) throw invalid("target_modules is missing");
 }
 

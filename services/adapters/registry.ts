@@ -50,6 +50,7 @@ export class AdapterRegistry {
   private readonly root: string;
   private readonly leases = new Map<string, number>();
   private readonly removedListeners: Array<(id: string) => void> = [];
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(private readonly options: AdapterRegistryOptions) {
     this.db = options.db;
@@ -190,7 +191,15 @@ export class AdapterRegistry {
     }
     this.leases.delete(id);
     const row = this.db.select({ status: adapters.status }).from(adapters).where(eq(adapters.id, id)).get();
-    if (row?.status === "deleted") void this.removeFiles(id);
+    if (row?.status === "deleted") {
+      const removal = this.removeFiles(id).finally(() => this.removals.delete(removal));
+      this.removals.add(removal);
+    }
+  }
+
+  /** Resolves once the files of every deleted, released adapter are gone (tests, shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all(this.removals);
   }
 
   /** Called with the id once a deleted adapter's files are gone (the cache drops it then). */

@@ -30,8 +30,10 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Most requests waiting to start; beyond it `generate` throws EngineOverloadedError (default 256). */
   maxQueue?: number;
-  /** Prompt tokens per prefill chunk (default 64). */
+  /** Most prompt tokens of one sequence per prefill iteration (default 64). */
   prefillChunk?: number;
+  /** Most prompt tokens of all sequences prefilled together per iteration (default 8 chunks). */
+  prefillBudget?: number;
   /** Most distinct adapters in one running batch (default 8). */
   maxAdaptersPerBatch?: number;
   /** Loads an adapter by id (the adapter cache provides it); without it, adapters are refused. */
@@ -98,7 +100,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     weights.close();
   }
   const scheduler = new Scheduler(
-    { ...config, vocabSize: config.vocabSize },
+    config,
     plain,
     withLora,
     withLora && (options.loraSlots ?? new RebuiltLoraSlots(config)),
@@ -106,16 +108,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       maxBatch: options.maxBatch ?? 32,
       maxQueue: options.maxQueue ?? 256,
       prefillChunk: options.prefillChunk ?? 64,
+      prefillBudget: options.prefillBudget ?? 8 * (options.prefillChunk ?? 64),
       maxAdaptersPerBatch: options.maxAdaptersPerBatch ?? 8,
     },
   );
   const info: ModelInfo = { id: options.modelId ?? basename(dir), contextLength: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
 
-  const resolveAdapter = (id: string | undefined): Promise<LoraWeights | undefined> => {
-    if (id === undefined) return Promise.resolve(undefined);
-    if (!options.resolveAdapter) return Promise.reject(new InvalidGenerateRequestError(`adapter "${id}" requested, but this engine serves no adapters`));
-    return options.resolveAdapter(id);
-  };
+  const eosTokenIds = new Set([...config.eosTokenIds, ...tokenizer.eosTokenIds]);
+  const resolveAdapter = (id: string | undefined): Promise<LoraWeights | undefined> =>
+    id === undefined || !options.resolveAdapter ? Promise.resolve(undefined) : options.resolveAdapter(id);
 
   return {
     config,
@@ -127,10 +128,13 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
       validate(request, config);
+      if (request.adapter !== undefined && !options.resolveAdapter) {
+        throw new InvalidGenerateRequestError(`adapter "${request.adapter}" requested, but this engine serves no adapters`);
+      }
       const generation = new Generation(request, {
         tokenizer,
         vocabSize: config.vocabSize,
-        eosTokenIds: new Set([...config.eosTokenIds, ...tokenizer.eosTokenIds]),
+        eosTokenIds,
         contextLength: config.maxPositionEmbeddings,
         adapter: resolveAdapter(request.adapter),
         poke: () => scheduler.poke(),

@@ -1,8 +1,10 @@
 /**
- * Continuous batching. One loop alternates a prefill chunk of the next waiting sequence (alone,
- * so a long prompt is spread over several iterations) with one decode step of the running batch.
- * Sequences join the batch when their prompt is done and leave it as soon as they finish or are
- * cancelled; their cache rows are merged in / selected out between steps.
+ * Continuous batching. One loop alternates a prefill chunk with one decode step of the running
+ * batch. Prefill takes the waiting sequences that fit (up to a token budget) as one group and
+ * feeds each at most `prefillChunk` prompt tokens per iteration, so a long prompt is spread over
+ * several iterations and never stalls the others for long. A sequence joins the running batch as
+ * soon as its prompt is done and leaves it as soon as it finishes or is cancelled; the cache rows
+ * move in and out in place between steps.
  */
 import type { LoraWeights } from "../adapters/types.ts";
 import type { DecoderRunner, LoraFeeds } from "./decoder-runner.ts";
@@ -27,7 +29,10 @@ export interface ScheduledSequence {
 export interface SchedulerOptions {
   maxBatch: number;
   maxQueue: number;
+  /** Most prompt tokens of one sequence per prefill iteration. */
   prefillChunk: number;
+  /** Most prompt tokens of all sequences per prefill iteration (at least one sequence runs). */
+  prefillBudget: number;
   maxAdaptersPerBatch: number;
 }
 
@@ -41,8 +46,14 @@ interface Running {
 interface Prefilling {
   seq: ScheduledSequence;
   adapter?: LoraWeights;
-  cache: BatchCache;
+  /** Prompt tokens already in the cache. */
   done: number;
+}
+
+/** Sequences being prefilled together; row i of `cache` is `rows[i]`. */
+interface PrefillGroup {
+  rows: Prefilling[];
+  cache: BatchCache;
 }
 
 interface Waiting {
@@ -64,7 +75,7 @@ export interface SchedulerStats {
 
 export class Scheduler {
   private readonly waiting: Waiting[] = [];
-  private prefilling?: Prefilling;
+  private prefilling?: PrefillGroup;
   private running: Running[] = [];
   private cache: BatchCache;
   private wake?: () => void;
@@ -80,7 +91,7 @@ export class Scheduler {
     private readonly loraSlots: LoraSlots | undefined,
     private readonly options: SchedulerOptions,
   ) {
-    this.cache = BatchCache.empty(shape, 0);
+    this.cache = BatchCache.empty(shape, 0, undefined, options.maxBatch);
   }
 
   /** Queues a sequence; throws EngineOverloadedError when the queue is full. */
@@ -115,7 +126,7 @@ export class Scheduler {
   }
 
   stats(): SchedulerStats {
-    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling ? 1 : 0, ...this.counters };
+    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling?.rows.length ?? 0, ...this.counters };
   }
 
   async close(): Promise<void> {
@@ -156,9 +167,11 @@ export class Scheduler {
         w.seq.finish(w.failed);
       }
     }
-    if (this.prefilling?.seq.cancelled) {
-      this.prefilling.seq.finish();
-      this.prefilling = undefined;
+    const group = this.prefilling;
+    if (group?.rows.some((p) => p.seq.cancelled)) {
+      const gone = group.rows.flatMap((p, i) => (p.seq.cancelled ? [i] : []));
+      for (const i of gone) group.rows[i].seq.finish();
+      this.removePrefillRows(group, gone);
     }
     if (this.running.some((r) => r.seq.cancelled)) {
       const keep: number[] = [];
@@ -167,35 +180,50 @@ export class Scheduler {
     }
   }
 
-  /** Moves the first ready waiting sequence into prefill, if the batch has room for it. */
+  /** Starts a prefill group of the ready waiting sequences that fit in the batch and the budget. */
   private startPrefill(): void {
-    if (this.prefilling || this.running.length >= this.options.maxBatch) return;
-    const index = this.waiting.findIndex((w) => w.ready && this.adapterFits(w.adapter));
-    if (index < 0) return;
-    const [w] = this.waiting.splice(index, 1);
-    w.seq.started();
-    this.prefilling = { seq: w.seq, adapter: w.adapter, cache: BatchCache.empty(this.shape, 1), done: 0 };
+    if (this.prefilling) return;
+    const rows: Prefilling[] = [];
+    const adapters = new Set(this.running.flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
+    let tokens = 0;
+    for (let i = 0; i < this.waiting.length && this.running.length + rows.length < this.options.maxBatch; i++) {
+      const w = this.waiting[i];
+      const first = Math.min(w.seq.promptTokens.length, this.options.prefillChunk);
+      if (!w.ready || (rows.length > 0 && tokens + first > this.options.prefillBudget)) continue;
+      if (w.adapter && !adapters.has(w.adapter.id) && adapters.size >= this.options.maxAdaptersPerBatch) continue;
+      if (w.adapter) adapters.add(w.adapter.id);
+      tokens += first;
+      this.waiting.splice(i--, 1);
+      w.seq.started();
+      rows.push({ seq: w.seq, adapter: w.adapter, done: 0 });
+    }
+    if (rows.length) this.prefilling = { rows, cache: BatchCache.empty(this.shape, rows.length) };
   }
 
-  private adapterFits(adapter: LoraWeights | undefined): boolean {
-    if (!adapter) return true;
-    const ids = new Set(this.running.flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
-    return ids.has(adapter.id) || ids.size < this.options.maxAdaptersPerBatch;
-  }
-
-  private async prefillChunk(p: Prefilling): Promise<void> {
-    const prompt = p.seq.promptTokens;
-    const chunk = prompt.slice(p.done, p.done + this.options.prefillChunk);
-    const lora = this.loraSlots && loraFeeds(this.loraSlots, [p.adapter]);
-    const out = await this.runnerFor(lora).step({ cache: p.cache, tokens: [chunk], startPositions: [p.done], lora });
+  private async prefillChunk(group: PrefillGroup): Promise<void> {
+    const chunks = group.rows.map((p) => p.seq.promptTokens.slice(p.done, p.done + this.options.prefillChunk));
+    const lora = this.loraSlots && loraFeeds(this.loraSlots, group.rows.map((p) => p.adapter));
+    const out = await this.runnerFor(lora).step({ cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora });
     this.counters.prefillChunks++;
-    p.done += chunk.length;
-    if (p.done < prompt.length) return;
-    this.prefilling = undefined;
-    const next = acceptSafely(p.seq, out.logits);
-    if (next === undefined) return;
-    this.cache = this.running.length ? BatchCache.merge(this.cache, p.cache) : p.cache;
-    this.running.push({ seq: p.seq, adapter: p.adapter, next, position: prompt.length });
+    const vocab = this.shape.vocabSize;
+    const done: number[] = [];
+    group.rows.forEach((p, i) => {
+      p.done += chunks[i].length;
+      if (p.done < p.seq.promptTokens.length) return;
+      done.push(i);
+      const next = acceptSafely(p.seq, out.logits.subarray(i * vocab, (i + 1) * vocab));
+      if (next === undefined) return;
+      this.cache.join(group.cache.select([i]));
+      this.running.push({ seq: p.seq, adapter: p.adapter, next, position: p.seq.promptTokens.length });
+    });
+    this.removePrefillRows(group, done);
+  }
+
+  private removePrefillRows(group: PrefillGroup, rows: number[]): void {
+    if (!rows.length) return;
+    const order = group.cache.removeRows(rows);
+    group.rows = order.map((i) => group.rows[i]);
+    if (!group.rows.length) this.prefilling = undefined;
   }
 
   private async decodeStep(): Promise<void> {
@@ -223,8 +251,9 @@ export class Scheduler {
   }
 
   private keepRows(keep: number[]): void {
-    this.running = keep.map((i) => this.running[i]);
-    this.cache = this.cache.select(keep);
+    const kept = new Set(keep);
+    const order = this.cache.removeRows(this.running.flatMap((_, i) => (kept.has(i) ? [] : [i])));
+    this.running = order.map((i) => this.running[i]);
   }
 
   /** LoRA feeds for the running batch (none when no row has an adapter). */
@@ -237,11 +266,11 @@ export class Scheduler {
   }
 
   private failAll(error: unknown): void {
-    const all = [...this.waiting.map((w) => w.seq), ...(this.prefilling ? [this.prefilling.seq] : []), ...this.running.map((r) => r.seq)];
+    const all = [...this.waiting.map((w) => w.seq), ...(this.prefilling?.rows.map((p) => p.seq) ?? []), ...this.running.map((r) => r.seq)];
     this.waiting.length = 0;
     this.prefilling = undefined;
     this.running = [];
-    this.cache = BatchCache.empty(this.shape, 0);
+    this.cache = BatchCache.empty(this.shape, 0, undefined, this.options.maxBatch);
     for (const seq of all) seq.finish(error);
   }
 }

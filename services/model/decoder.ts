@@ -29,7 +29,7 @@ import type { DecoderConfig } from "./config.ts";
 import { attr, Graph, type Attr, type Value } from "./graph/ir.ts";
 
 /** Bumped whenever the emitted graph changes, so cached compilations are invalidated. */
-export const DECODER_COMPILER_VERSION = "decoder-3";
+export const DECODER_COMPILER_VERSION = "decoder-4";
 
 export const LORA_TARGET_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 type Target = (typeof LORA_TARGET_NAMES)[number];
@@ -43,8 +43,9 @@ export interface DecoderOptions {
   /** Adds the LoRA inputs and branches (see above). */
   lora?: boolean;
   /**
-   * Use onnxruntime's fused ops (SimplifiedLayerNormalization, com.microsoft
-   * SkipSimplifiedLayerNormalization and FusedMatMul) instead of elementary ONNX ops.
+   * Use onnxruntime's fused ops (SimplifiedLayerNormalization; com.microsoft
+   * SkipSimplifiedLayerNormalization, RotaryEmbedding and FusedMatMul) instead of elementary ONNX
+   * ops. Also lets tied embeddings share one initializer with the output head.
    */
   fused?: boolean;
   /** @deprecated Older name of `fused`. */
@@ -117,8 +118,8 @@ class DecoderBuilder {
     }));
     if (this.options.lora) this.loraSlot = g.input("lora_slot", "int64", ["batch"]);
 
-    const embed = this.weight("model.embed_tokens.weight");
-    let h = g.gather(g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], embed), inputIds);
+    const embedTokens = g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], this.weight("model.embed_tokens.weight"));
+    let h = g.gather(embedTokens, inputIds);
     this.positionIds = positionIds;
     const bias = this.attentionBias(inputIds, mask);
 
@@ -134,10 +135,19 @@ class DecoderBuilder {
 
     // A decode step has one position per sequence: its logits are the only ones.
     const picked = this.options.decodeOnly ? normed : this.pickPositions(normed, logitsIndex);
-    const headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-    const head = g.initializer("lm_head", "float32", [c.hiddenSize, c.vocabSize], transpose(this.weight(headName), c.vocabSize, c.hiddenSize));
-    g.output(g.matmul(picked, head), "logits");
+    g.output(this.outputHead(picked, embedTokens), "logits");
     return g;
+  }
+
+  /** hidden · headᵀ, the head being the embeddings when tied ([vocab, hidden] either way). */
+  private outputHead(hidden: Value, embedTokens: Value): Value {
+    const { g, c } = this;
+    if (this.options.fused) {
+      const head = c.tieWordEmbeddings ? embedTokens : g.initializer("lm_head", "float32", [c.vocabSize, c.hiddenSize], this.weight("lm_head.weight"));
+      return g.op1("FusedMatMul", [hidden, head], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });
+    }
+    const headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    return g.matmul(hidden, g.initializer("lm_head", "float32", [c.hiddenSize, c.vocabSize], transpose(this.weight(headName), c.vocabSize, c.hiddenSize)));
   }
 
   private weight(name: string): Float32Array {

@@ -9,7 +9,7 @@ import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
 import { SerialQueue } from "./serial-queue.ts";
-import { DOCUMENT_FORMATS, detectFormat, parseDocument, type DocumentFormat } from "./parse.ts";
+import { detectFormat, parseDocument, type DocumentFormat } from "./parse.ts";
 import type { Embedder, SearchHit, SearchMode, SearchRequest } from "./types.ts";
 import { DEFAULT_HNSW, VectorIndex, type HnswParams, type VectorHit } from "./vector-index.ts";
 
@@ -24,7 +24,7 @@ export interface KnowledgeLimits {
 export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024, chunkSize: 256, chunkOverlap: 32 };
 
 export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"> {
-  /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/uploads`. */
+  /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/documents`. */
   dataDir: string;
   embedder: Embedder;
   /** Defaults for every tenant; a tenant's `limits` (maxDocuments, maxDocumentBytes) and `settings` (chunkSize, chunkOverlap) override them. */
@@ -99,7 +99,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     this.chunkStore = new ChunkStore(options);
     this.hnsw = { ...DEFAULT_HNSW, ...options.hnsw };
     this.indexDir = join(options.dataDir, "indexes");
-    this.uploadDir = join(options.dataDir, "uploads");
+    this.uploadDir = join(options.dataDir, "documents");
     mkdirSync(this.indexDir, { recursive: true });
     mkdirSync(this.uploadDir, { recursive: true });
   }
@@ -398,4 +398,3 @@ function writeDurably(path: string, bytes: Uint8Array): void {
   }
 }
 
-export { DOCUMENT_FORMATS };

@@ -10,7 +10,7 @@ export interface HnswParams {
   efSearch: number;
 }
 
-export const DEFAULT_HNSW: HnswParams = { m: 16, efConstruction: 100, efSearch: 128 };
+export const DEFAULT_HNSW: HnswParams = { m: 24, efConstruction: 200, efSearch: 256 };
 
 /** Written next to the index so a reload knows which model made the vectors. */
 interface IndexManifest {

@@ -96,6 +96,18 @@ describe("adapter cache", () => {
     expect(cache.bytesUsed).toBe(0);
   });
 
+  it("an adapter invalidated while loading answers its callers but is not kept", async () => {
+    const loader = fakeLoader({ slow: 10 });
+    const cache = new AdapterCache({ load: loader.load, budgetBytes: 100 });
+    const pending = cache.get("slow");
+    await flush();
+    cache.invalidate("slow");
+    loader.open("slow");
+    expect((await pending).id).toBe("slow");
+    expect(cache.has("slow")).toBe(false);
+    expect(cache.bytesUsed).toBe(0);
+  });
+
   it("exports per-adapter metrics to prom-client", async () => {
     const metrics = new Registry();
     const cache = new AdapterCache({ load: fakeLoader({ a: 40, b: 70 }).load, budgetBytes: 100, maxAdaptersPerBatch: 8, metrics });

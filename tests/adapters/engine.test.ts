@@ -151,7 +151,7 @@ describe("PEFT adapters served by the engine", () => {
     expect(tokens.length).toBe(24);
     expect(filesDuringRequest.length).toBeGreaterThan(0);
     expect(filesDuringRequest.every(Boolean)).toBe(true);
-    await new Promise((r) => setTimeout(r, 20));
+    await service.registry.settled();
     expect(existsSync(service.registry.dirOf(id))).toBe(false);
     expect(service.cache.has(id)).toBe(false);
     await expect(tokensOf(inference.generate({ promptTokens: [1], params: params(), adapter: id }))).rejects.toThrow(/not found/);

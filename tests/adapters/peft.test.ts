@@ -64,6 +64,45 @@ describe("PEFT import: conversion", () => {
     const validated = validatePeftAdapter(files, STORIES, limits);
     expect(validated.summary.targetModules).toEqual(["k_proj", "up_proj"]);
   });
+
+  it("accepts adapter_config.json as PEFT writes it, with every field it saves", () => {
+    const adapter = randomPeftAdapter(STORIES, { rank: 8, alpha: 16, targets: ["v_proj", "q_proj"] });
+    const peftWritten = {
+      alpha_pattern: {},
+      auto_mapping: null,
+      base_model_name_or_path: "karpathy/stories260K",
+      bias: "none",
+      corda_config: null,
+      eva_config: null,
+      exclude_modules: null,
+      fan_in_fan_out: false,
+      inference_mode: true,
+      init_lora_weights: true,
+      layer_replication: null,
+      layers_pattern: null,
+      layers_to_transform: null,
+      loftq_config: {},
+      lora_alpha: 16,
+      lora_bias: false,
+      lora_dropout: 0.05,
+      megatron_config: null,
+      megatron_core: "megatron.core",
+      modules_to_save: null,
+      peft_type: "LORA",
+      r: 8,
+      rank_pattern: {},
+      revision: null,
+      target_modules: ["v_proj", "q_proj"],
+      target_parameters: null,
+      task_type: "CAUSAL_LM",
+      trainable_token_indices: null,
+      use_dora: false,
+      use_rslora: false,
+    };
+    const validated = validatePeftAdapter({ ...adapter.files, config: utf8(JSON.stringify(peftWritten)) }, STORIES, limits);
+    expect(validated.summary).toEqual({ rank: 8, alpha: 16, targetModules: ["q_proj", "v_proj"], baseModel: "karpathy/stories260K" });
+    expect(validated.modules.every((m) => m.scale === 2)).toBe(true);
+  });
 });
 
 describe("PEFT import: refusals name the exact reason", () => {
@@ -73,6 +112,7 @@ describe("PEFT import: refusals name the exact reason", () => {
     ["DoRA", () => validatePeftAdapter(withConfig({ use_dora: true }), STORIES, limits), "unsupported_option", /DoRA/],
     ["bias", () => validatePeftAdapter(withConfig({ bias: "lora_only" }), STORIES, limits), "unsupported_option", /bias "lora_only"/],
     ["peft_type", () => validatePeftAdapter(withConfig({ peft_type: "IA3" }), STORIES, limits), "unsupported_option", /peft_type "IA3"/],
+    ["layer_replication", () => validatePeftAdapter(withConfig({ layer_replication: [[0, 4], [2, 5]] }), STORIES, limits), "unsupported_option", /layer_replication/],
     ["rank too high", () => validatePeftAdapter(randomPeftAdapter(STORIES, { rank: 32 }).files, STORIES, limits), "rank_too_high", /rank 32, above this node's maximum rank 16/],
     ["unknown target", () => validatePeftAdapter(withConfig({ target_modules: ["c_attn"] }), STORIES, limits), "unknown_module", /"c_attn" matches no linear layer/],
     ["bad JSON", () => validatePeftAdapter({ config: utf8("{nope"), model: new Uint8Array() }, STORIES, limits), "invalid_config", /not valid JSON/],

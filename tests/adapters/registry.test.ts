@@ -112,7 +112,7 @@ describe("adapter registry", () => {
     expect((await registry.readFiles(row.id)).model.byteLength).toBe(good.model.byteLength); // the running request still reads
     lease.release();
     lease.release(); // idempotent
-    await new Promise((r) => setTimeout(r, 20));
+    await registry.settled();
     expect(existsSync(registry.dirOf(row.id))).toBe(false);
     expect(removed).toEqual([row.id]);
     expect(store.db.select().from(adapters).all()[0]!.status).toBe("deleted");

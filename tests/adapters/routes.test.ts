@@ -78,6 +78,19 @@ describe("adapter routes", () => {
     expect(list.data.map((a) => a.version)).toEqual([3, 2, 1]);
   });
 
+  it("accepts the archive itself as the body, with the name in the query", async () => {
+    const zip = zipOf({ "adapter_config.json": good.config, "adapter_model.safetensors": good.model });
+    const post = (body: Uint8Array, type: string, query = "?name=raw") =>
+      app.request(`/v1/adapters${query}`, { method: "POST", body: new Uint8Array(body), headers: { "x-tenant": "t_acme", "content-type": type } });
+    const res = await post(zip, "application/zip");
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ name: "raw", version: 1 });
+    const tgz = await tarGzOf([{ name: "adapter_config.json", data: good.config }, { name: "adapter_model.safetensors", data: good.model }]);
+    expect(await (await post(tgz, "application/gzip")).json()).toMatchObject({ name: "raw", version: 2 });
+    expect((await post(zip, "application/zip", "")).status).toBe(400);
+    expect((await post(zip, "text/plain")).status).toBe(415);
+  });
+
   it("refuses bad uploads with the reason and leaves nothing behind", async () => {
     const cases: Array<[Record<string, string | [Uint8Array, string]>, number, RegExp]> = [
       [{ name: "x", file: [zipOf({ "../adapter_config.json": good.config, "adapter_model.safetensors": good.model }), "a.zip"] }, 400, /path traversal/],

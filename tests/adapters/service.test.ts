@@ -32,8 +32,6 @@ afterEach(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
-
 describe("adapter service", () => {
   it("loads stored adapters through the cache in the graph's layout", async () => {
     const row = await service.registry.create({ tenantId: "t_acme", name: "bot", files: randomPeftAdapter(STORIES, { rank: 8, targets: ["q_proj"] }).files });
@@ -53,7 +51,7 @@ describe("adapter service", () => {
     expect(service.cache.has(row.id)).toBe(true);
     expect(inUse.weights.modules.size).toBe(STORIES.numLayers);
     inUse.release();
-    await settle();
+    await service.registry.settled();
     expect(existsSync(service.registry.dirOf(row.id))).toBe(false);
     expect(service.cache.has(row.id)).toBe(false);
   });

@@ -21,7 +21,11 @@ describe("POST /v1/compare", () => {
     expect(before.results.map((r: { strategy: string }) => r.strategy)).toEqual(["prompt", "rag"]);
 
     const adapterId = await uploadRandomAdapter(p, key, "dragon-tuned", 3);
-    expect((await p.call("POST", `/v1/adapters/${adapterId}/default`, { key })).status).toBe(200);
+    const bad = await p.call("PATCH", "/v1/tenant", { key, json: { defaultAdapter: "no-such-adapter" } });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.param).toBe("defaultAdapter");
+    const set = await (await p.call("PATCH", "/v1/tenant", { key, json: { defaultAdapter: "dragon-tuned" } })).json();
+    expect(set.settings.defaultAdapter).toBe(adapterId); // stored as the id the name resolved to
     const res = await p.call("POST", "/v1/compare", { key, json: { messages, max_tokens: 12, temperature: 0, reference: "Zorblat lives in Quexville." } });
     expect(res.status).toBe(200);
     const body = await res.json();

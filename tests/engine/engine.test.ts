@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateRequest } from "../../edge/ports.ts";
+import type { GenerateEvent, GenerateRequest } from "../../edge/ports.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { ContextOverflowError, EngineOverloadedError, InvalidGenerateRequestError } from "../../services/inference/errors.ts";
 import { collect, params, type Collected } from "./generate-helpers.ts";
@@ -52,7 +52,51 @@ describe("engine on stories260k", () => {
     expect(engine.stats().peakBatch).toBe(4);
   });
 
-  it("stops at a stop sequence, excluding it, and at EOS", async () => {
+  it("prefills a long prompt in chunks while a short request starts and finishes, and cancels it mid-prefill", async () => {
+    const long = bos("The little dog ran to the big tree and barked at the bird. ".repeat(12));
+    expect(long.length).toBeGreaterThan(100);
+    const order: string[] = [];
+    const track = async (name: string, events: AsyncIterable<GenerateEvent>) => {
+      for await (const e of events) order.push(`${name}:${e.type}`);
+    };
+    const alone = await collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }) }));
+    const chunksBefore = engine.stats().prefillChunks;
+    const both = await Promise.all([
+      collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }) }), () => order.push("long:token")),
+      track("short", engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens: 5 }) })),
+    ]);
+    expect(both[0].tokens).toEqual(alone.tokens);
+    expect(engine.stats().prefillChunks - chunksBefore).toBe(Math.ceil(long.length / 5));
+    // The short request finished while the long prompt was still being prefilled.
+    expect(order.indexOf("short:done")).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf("short:done")).toBeLessThan(order.indexOf("long:token"));
+
+    const controller = new AbortController();
+    const cancelled = collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5 }), signal: controller.signal }));
+    await track("short", engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens: 3 }) }));
+    expect(engine.stats().prefilling).toBe(1);
+    controller.abort(new Error("gone"));
+    await expect(cancelled).rejects.toThrow("gone");
+    expect(engine.stats()).toMatchObject({ running: 0, waiting: 0, prefilling: 0 });
+  });
+
+  it("reports the chosen token's logprob and the requested number of alternatives", async () => {
+    let events = 0;
+    for await (const e of engine.generate({ promptTokens: [1], params: params({ maxTokens: 8, logprobs: 3 }) })) {
+      if (e.type !== "text" || !e.logprob) continue;
+      events++;
+      const { logprob, top, bytes, token } = e.logprob;
+      expect(top).toHaveLength(3);
+      expect(top[0].logprob).toBeGreaterThanOrEqual(top[1].logprob);
+      expect(top[1].logprob).toBeGreaterThanOrEqual(top[2].logprob);
+      expect(logprob).toBeCloseTo(top[0].logprob, 6); // greedy picks the most likely token
+      expect(logprob).toBeLessThan(0);
+      expect(new TextDecoder().decode(Uint8Array.from(bytes))).toBe(token);
+    }
+    expect(events).toBe(8);
+  });
+
+  it("stops at a stop sequence, excluding it from the text", async () => {
     const result = await collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 60, stop: ["Lily"] }) }));
     expect(result.text).toBe("Once upon a time, there was a little girl named ");
     expect(result.done?.finishReason).toBe("stop");
@@ -61,6 +105,8 @@ describe("engine on stories260k", () => {
   it("rejects bad requests before any work, with clear errors", () => {
     expect(() => engine.generate({ promptTokens: [], params: params() })).toThrow(InvalidGenerateRequestError);
     expect(() => engine.generate({ promptTokens: [1, 9999], params: params() })).toThrow(/not in the vocabulary/);
+    expect(() => engine.generate({ promptTokens: [1], params: params(), adapter: "tenant-a" })).toThrow(/adapter "tenant-a" requested, but this engine serves no adapters/);
+    expect(() => engine.generate({ promptTokens: [1], params: params({ maxTokens: 0 }) })).toThrow(/maxTokens must be a positive integer/);
     const long = new Array(500).fill(403);
     let error: unknown;
     try {

@@ -144,3 +144,25 @@ export function mergedWeights(config: DecoderConfig, base: MemoryWeights, adapte
   return new MemoryWeights(merged);
 }
 
+
+/** The Hugging Face shape of a tensor of `randomWeights` ([out, in] for linear layers). */
+export function hfShape(c: DecoderConfig, name: string): number[] {
+  const { hiddenSize: h, intermediateSize: m, numHeads, numKvHeads, headDim: d } = c;
+  if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) return [h];
+  if (name === "model.embed_tokens.weight" || name === "lm_head.weight") return [c.vocabSize, h];
+  const shapes: Record<string, number[]> = {
+    "q_proj.weight": [numHeads * d, h],
+    "k_proj.weight": [numKvHeads * d, h],
+    "v_proj.weight": [numKvHeads * d, h],
+    "o_proj.weight": [h, numHeads * d],
+    "q_proj.bias": [numHeads * d],
+    "k_proj.bias": [numKvHeads * d],
+    "v_proj.bias": [numKvHeads * d],
+    "gate_proj.weight": [m, h],
+    "up_proj.weight": [m, h],
+    "down_proj.weight": [h, m],
+  };
+  const shape = shapes[name.split(".").slice(-2).join(".")];
+  if (!shape) throw new Error(`no shape for ${name}`);
+  return shape;
+}

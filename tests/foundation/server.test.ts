@@ -92,7 +92,7 @@ describe("tenants and keys", () => {
     const initial = await (await p.call("GET", "/v1/tenant", { key })).json();
     expect(initial.settings).toMatchObject({ defaultStrategy: "prompt", defaultAdapter: null, systemPrompt: null });
 
-    const patch = { defaultStrategy: "rag+adapter", systemPrompt: "Answer briefly.", defaultAdapter: "support-bot" };
+    const patch = { defaultStrategy: "rag+adapter", systemPrompt: "Answer briefly.", fewShot: [{ user: "Hi", assistant: "Hello!" }] };
     const updated = await (await p.call("PATCH", "/v1/tenant", { key, json: patch })).json();
     expect(updated.settings).toMatchObject(patch);
     expect((await (await p.call("GET", "/v1/tenant", { key })).json()).settings).toMatchObject(patch);
@@ -102,6 +102,7 @@ describe("tenants and keys", () => {
 
     await expectError(await p.call("PATCH", "/v1/tenant", { key, json: { defaultStrategy: "magic" } }), 400, "invalid_request_error", "defaultStrategy");
     await expectError(await p.call("PATCH", "/v1/tenant", { key, json: { unknownSetting: 1 } }), 400, "invalid_request_error");
+    await expectError(await p.call("PATCH", "/v1/tenant", { key, json: { defaultAdapter: "nobody-has-this" } }), 400, "invalid_request_error", "defaultAdapter");
   });
 });
 

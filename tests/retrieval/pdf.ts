@@ -1,5 +1,5 @@
 /** Builds a minimal one-font PDF by hand: one page per entry, each line drawn as text (none: no text layer). */
-export function buildPdf(pages: string[][]): Uint8Array {
+export function buildPdf(pages: string[][]): Uint8Array<ArrayBuffer> {
   const objects: string[] = [];
   const pageIds = pages.map((_, i) => 4 + i * 2);
   objects[1] = "<< /Type /Catalog /Pages 2 0 R >>";
@@ -22,5 +22,5 @@ export function buildPdf(pages: string[][]): Uint8Array {
   out += `xref\n0 ${objects.length}\n0000000000 65535 f \n`;
   for (let id = 1; id < objects.length; id++) out += `${String(offsets[id]).padStart(10, "0")} 00000 n \n`;
   out += `trailer\n<< /Size ${objects.length} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return new TextEncoder().encode(out);
+  return new Uint8Array(new TextEncoder().encode(out));
 }

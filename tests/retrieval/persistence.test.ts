@@ -43,6 +43,21 @@ describe("persistence", () => {
     expect(hits.map((h) => h.text)).toEqual(["Bravo bananas are yellow."]);
   });
 
+  it("close stops between batches; unfinished documents resume at the next start", async () => {
+    t = await openTestKb({ inlineBytes: 0, embedBatchSize: 2 });
+    t.store.sqlite.prepare("UPDATE tenants SET settings = ?").run(JSON.stringify({ chunkSize: 32, chunkOverlap: 0 }));
+    const text = Array.from({ length: 60 }, (_, i) => `Line ${i} of a long manual about pumps and valves.`).join("\n\n");
+    const { document } = await t.kb.upload("acme", { bytes: utf8(text), fileName: "manual.txt" });
+    await t.kb.close();
+    expect(["queued", "processing"]).toContain(t.kb.get("acme", document.id).status);
+    expect(chunkIds(t, "acme")).toEqual([]);
+    const kb = await t.reopen();
+    await kb.idle();
+    expect(kb.get("acme", document.id)).toMatchObject({ status: "ready", progress: 1 });
+    expect(await kb.indexedChunkIds("acme")).toEqual(chunkIds(t, "acme"));
+    expect(chunkIds(t, "acme").length).toBeGreaterThan(10);
+  });
+
   it("rebuilds an unreadable index file from the stored chunks", async () => {
     t = await openTestKb();
     await t.kb.upload("acme", { bytes: utf8("Charlie cherries are red."), fileName: "c.txt" });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createUseLiteEmbedder, useLiteModelDir } from "../../services/retrieval/embedders/use-lite.ts";
+import { createUseLiteEmbedder, quantizePerColumn, useLiteModelDir } from "../../services/retrieval/embedders/use-lite.ts";
 import type { Embedder } from "../../services/retrieval/types.ts";
 
 const SENTENCES = [
@@ -50,13 +50,31 @@ describe("USE Lite on onnxruntime", () => {
     embedder = await createUseLiteEmbedder({ batchSize: 3 });
   });
 
-  it("matches the TF.js graph model (cosine >= 0.9999 per sentence)", async () => {
-    const ours = await embedder.embed(SENTENCES);
+  it("matches the TF.js graph model (cosine >= 0.9999 per sentence; the int8 variant >= 0.995)", async () => {
     const reference = await tfjsReference(SENTENCES.map((s) => embedder.tokenize(s)));
+    const ours = await embedder.embed(SENTENCES);
     SENTENCES.forEach((_, i) => {
       expect(ours[i]).toHaveLength(512);
       expect(cosine(ours[i], reference[i])).toBeGreaterThanOrEqual(0.9999);
     });
+    const int8 = await createUseLiteEmbedder({ int8: true });
+    try {
+      const quantized = await int8.embed(SENTENCES);
+      SENTENCES.forEach((_, i) => expect(cosine(quantized[i], reference[i])).toBeGreaterThanOrEqual(0.995));
+    } finally {
+      await int8.close?.();
+    }
+  });
+
+  it("quantizes weights per column within half a step", () => {
+    const rows = 5, cols = 3;
+    const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * (1 + (i % cols)));
+    const { values, scales } = quantizePerColumn(w, rows, cols);
+    for (let i = 0; i < rows * cols; i++) {
+      const j = i % cols;
+      expect(Math.abs(values[i] * scales[j] - w[i])).toBeLessThanOrEqual(scales[j] / 2 + 1e-7);
+      expect(Math.abs(values[i])).toBeLessThanOrEqual(127);
+    }
   });
 
   it("gives unit vectors whose similarities make sense", async () => {

@@ -27,8 +27,8 @@ const HEADS = 4;
  *   per layer: x = proj(x) + attn(LN(x));  x = x + FFN(LN(x))   (proj: a dense 256→512 in layer 0, identity after)
  *   y = l2normalize(tanh(W · mean_valid(x) + b))
  */
-export function buildUseLiteGraph(weights: Map<string, TfjsWeight>): Graph {
-  const g = new Graph("use-lite");
+export function buildUseLiteGraph(weights: Map<string, TfjsWeight>, options: { int8?: boolean } = {}): Graph {
+  const g = new Graph(options.int8 ? "use-lite-int8" : "use-lite");
   const w = (name: string) => {
     const t = weights.get(name);
     if (!t) throw new Error(`USE lite weight missing: ${name}`);
@@ -40,6 +40,13 @@ export function buildUseLiteGraph(weights: Map<string, TfjsWeight>): Graph {
     return g.initializer(name.replace(/[^A-Za-z0-9_]+/g, "_").slice(-120), "float32", shape ?? t.shape, t.data);
   };
   const scalar = (name: string) => w(name).data[0];
+  /** x·W + b; with `int8`, W is quantized per column and the product runs as DynamicQuantizeMatMul. */
+  const dense = (x: Value, weight: string, shape: [number, number], bias: string) => {
+    if (!options.int8) return g.linear(x, init(weight, shape), init(bias));
+    const q = quantizePerColumn(w(weight).data as Float32Array, shape[0], shape[1]);
+    const base = weight.replace(/[^A-Za-z0-9_]+/g, "_").slice(-100);
+    return g.op1("DynamicQuantizeMatMul", [x, g.initializer(`${base}_q`, "int8", shape, q.values), g.initializer(`${base}_scale`, "float32", [shape[1]], q.scales), null, init(bias)], { domain: "com.microsoft", dtype: "float32" });
+  };
 
   const ids = g.input("token_ids", "int64", ["batch", "seq"]);
   const mask = g.input("mask", "float32", ["batch", "seq"]);
@@ -62,18 +69,18 @@ export function buildUseLiteGraph(weights: Map<string, TfjsWeight>): Graph {
     const width = w(`${layer}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`).shape[0];
     const h = layerNorm(g, x, init(`${layer}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`), init(`${layer}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`), eps);
     const qkvKernel = `module/Encoder_en/KonaTransformer/Encode/Layer_${l}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`;
-    const qkv = g.linear(h, init(qkvKernel, [width, 3 * width]), init(`${layer}MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`));
+    const qkv = dense(h, qkvKernel, [width, 3 * width], `${layer}MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`);
     const [q, k, v] = g.split(qkv, [width, width, width], 2).map((t) => g.transpose(g.reshape(t, [0, 0, HEADS, width / HEADS]), [0, 2, 1, 3]));
     const scores = g.add(g.matmul(g.mul(q, g.constFloat([scalar(`${stack}MultiheadAttention/mul/y`)])), g.transpose(k, [0, 1, 3, 2])), attnBias);
     const context = g.reshape(g.transpose(g.matmul(g.softmax(scores, -1), v), [0, 2, 1, 3]), [0, 0, width]);
     const outKernel = `module/Encoder_en/KonaTransformer/Encode/Layer_${l}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`;
-    const attn = g.linear(context, init(outKernel, [width, 512]), init(`${layer}MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`));
-    const residual = l === 0 ? g.linear(x, init(`${layer}dense/kernel/ConcatPartitions/concat`), init(`${layer}dense/bias/ConcatPartitions/concat`)) : x;
+    const attn = dense(context, outKernel, [width, 512], `${layer}MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`);
+    const residual = l === 0 ? dense(x, `${layer}dense/kernel/ConcatPartitions/concat`, [width, 512], `${layer}dense/bias/ConcatPartitions/concat`) : x;
     x = g.add(attn, residual);
 
     const f = layerNorm(g, x, init(`${layer}FFN/layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`), init(`${layer}FFN/layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`), eps);
-    const hidden = g.relu(g.linear(f, init(`${stack}FFN/conv1/Tensordot/Reshape_1`), init(`${layer}FFN/conv1/bias/ConcatPartitions/concat`)));
-    x = g.add(x, g.linear(hidden, init(`${stack}FFN/conv2/Tensordot/Reshape_1`), init(`${layer}FFN/conv2/bias/ConcatPartitions/concat`)));
+    const hidden = g.relu(dense(f, `${stack}FFN/conv1/Tensordot/Reshape_1`, [512, 1536], `${layer}FFN/conv1/bias/ConcatPartitions/concat`));
+    x = g.add(x, dense(hidden, `${stack}FFN/conv2/Tensordot/Reshape_1`, [1536, 512], `${layer}FFN/conv2/bias/ConcatPartitions/concat`));
   }
 
   const m = g.unsqueeze(mask, [2]);
@@ -83,6 +90,16 @@ export function buildUseLiteGraph(weights: Map<string, TfjsWeight>): Graph {
   const sumSq = g.op1("Max", [g.reduceSum(g.mul(y, y), [1], true), g.constFloat([scalar("module_apply_default/Encoder_en/hidden_layers/l2_normalize/Maximum/y")])]);
   g.output(g.div(y, g.sqrt(sumSq)), "embeddings");
   return g;
+}
+
+/** Symmetric int8 per output column: W[:, j] ≈ scales[j] · values[:, j]. */
+export function quantizePerColumn(weights: Float32Array, rows: number, cols: number): { values: Int8Array; scales: Float32Array } {
+  const scales = new Float32Array(cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) scales[j] = Math.max(scales[j], Math.abs(weights[i * cols + j]));
+  for (let j = 0; j < cols; j++) scales[j] = scales[j] / 127 || 1;
+  const values = new Int8Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) values[i * cols + j] = Math.round(weights[i * cols + j] / scales[j]);
+  return { values, scales };
 }
 
 function layerNorm(g: Graph, x: Value, scale: Value, bias: Value, epsilon: number): Value {
@@ -105,6 +122,8 @@ function timingSignal(invTimescales: Float32Array, maxLength: number): Float32Ar
 
 export interface UseLiteOptions {
   modelDir?: string;
+  /** Int8 weights for the dense layers (DynamicQuantizeMatMul): faster, close to but not bit-level fp32. */
+  int8?: boolean;
   /** Texts per session run. */
   batchSize?: number;
   intraOpThreads?: number;
@@ -115,12 +134,12 @@ export async function createUseLiteEmbedder(options: UseLiteOptions = {}): Promi
   const dir = options.modelDir ?? useLiteModelDir();
   const vocab = JSON.parse(readFileSync(`${dir}/vocab.json`, "utf8")) as UnigramVocab;
   const tokenizer = new UnigramTokenizer(vocab);
-  const graph = buildUseLiteGraph(readTfjsWeights(dir));
+  const graph = buildUseLiteGraph(readTfjsWeights(dir), { int8: options.int8 });
   const maxLength = graph.initializers.find((i) => i.value.name === "timing_signal")!.tensor.shape[0];
   const session = await ort.InferenceSession.create(emitOnnx(graph).model, sessionOptions(options.intraOpThreads));
   const batchSize = options.batchSize ?? 8;
   return {
-    id: "use-lite-en@0.2.0",
+    id: options.int8 ? "use-lite-en@0.2.0-int8" : "use-lite-en@0.2.0",
     dimension: 512,
     maxTokens: maxLength,
     countTokens: (text) => tokenizer.encode(text).length,
