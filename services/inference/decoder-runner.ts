@@ -35,15 +35,24 @@ export interface StepOutput {
   picked: number;
 }
 
+/** A decode-only graph with `loraMode: "dense"`, for steps whose LoRA inputs have few slots. */
+export interface DenseLoraDecode {
+  session: ort.InferenceSession;
+  /** Used when the stacked LoRA tensors have at most this many slots (the zero slot included). */
+  maxSlots: number;
+}
+
 export class DecoderRunner {
   /**
    * @param session a general graph (any number of new tokens)
    * @param decodeSession optionally a `decodeOnly` graph, used for steps of one token per row
+   * @param denseLora optionally a dense-LoRA decode graph, preferred when few slots are in use
    */
   constructor(
     readonly session: ort.InferenceSession,
     readonly config: DecoderConfig,
     readonly decodeSession?: ort.InferenceSession,
+    readonly denseLora?: DenseLoraDecode,
   ) {}
 
   async step(input: StepInput): Promise<StepOutput> {
@@ -90,7 +99,7 @@ export class DecoderRunner {
       feeds.lora_slot = new ort.Tensor("int64", BigInt64Array.from(input.lora.slots, BigInt), [rows]);
       Object.assign(feeds, input.lora.tensors);
     }
-    const session = this.decodeSession && seq === 1 && picked === 1 ? this.decodeSession : this.session;
+    const session = seq === 1 && picked === 1 ? this.decodeGraph(input.lora) : this.session;
     const out = await session.run(feeds);
     const added = (kind: "key" | "value") =>
       Array.from({ length: numLayers }, (_, l) => {
@@ -100,6 +109,12 @@ export class DecoderRunner {
       });
     cache.append(newMask, seq, added("key"), added("value"));
     return { logits: out.logits.data as Float32Array, picked };
+  }
+
+  private decodeGraph(lora: LoraFeeds | undefined): ort.InferenceSession {
+    const slots = lora && Object.values(lora.tensors)[0]?.dims[0];
+    if (this.denseLora && slots !== undefined && slots <= this.denseLora.maxSlots) return this.denseLora.session;
+    return this.decodeSession ?? this.session;
   }
 }
 

@@ -68,6 +68,9 @@ const GRAPHS = {
   decode: { fused: true, decodeOnly: true },
 } satisfies Record<string, DecoderOptions>;
 
+/** Up to this many LoRA slots a decode step uses the dense LoRA graph (measured on stories260k). */
+const DENSE_LORA_MAX_SLOTS = 9;
+
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const dir = options.modelDir;
   const [config, tokenizer, chatTemplate] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
@@ -89,7 +92,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     const prefill = await session({ ...GRAPHS.prefill, lora });
     const decode = await session({ ...GRAPHS.decode, lora });
     sessions.push(prefill, decode);
-    return new DecoderRunner(prefill, config, decode);
+    if (!lora) return new DecoderRunner(prefill, config, decode);
+    const dense = await session({ ...GRAPHS.decode, lora, loraMode: "dense" });
+    sessions.push(dense);
+    return new DecoderRunner(prefill, config, decode, { session: dense, maxSlots: DENSE_LORA_MAX_SLOTS });
   };
   let plain: DecoderRunner;
   let withLora: DecoderRunner | undefined;

@@ -53,6 +53,14 @@ export interface DecoderOptions {
   /** "present" (default): return past ++ new; "new": return only the new keys/values (see above). */
   kvOutput?: "present" | "new";
   /**
+   * How the LoRA branch picks each sequence's adapter. "gather" (default): gather the slot's A and
+   * B per sequence, then batched per-sequence products. "dense": one product against all slots'
+   * A side by side, zero the columns of other slots, one product against all B; more arithmetic
+   * (times the slot count) but two large matrix products instead of many tiny ones, which wins
+   * for small models and few slots.
+   */
+  loraMode?: "gather" | "dense";
+  /**
    * A graph for decode steps only: exactly one new token per sequence (T = 1) and one logits row.
    * Implies `kvOutput: "new"`; the per-token attention to the new key is elementwise, sparing
    * the many tiny per-head matrix products and the head transposes a general graph needs.
@@ -94,6 +102,8 @@ export function buildDecoderGraph(config: DecoderConfig, weights: DecoderWeights
 class DecoderBuilder {
   private readonly g = new Graph("decoder");
   private loraSlot?: Value;
+  /** For dense LoRA: [B, 1, slots·rank], 1 in the columns of the sequence's own slot. */
+  private loraColumnMask?: Value;
   private positionIds!: Value;
   private ropeTables?: { cos: Value; sin: Value };
   private ropeHalfTables?: { cos: Value; sin: Value };
@@ -269,8 +279,26 @@ class DecoderBuilder {
     const a = g.input(loraInputName(layer, target, "a"), "float32", ["lora_slots", shape.in, "lora_rank"]);
     const b = g.input(loraInputName(layer, target, "b"), "float32", ["lora_slots", "lora_rank", shape.out]);
     const slot = this.loraSlot!;
-    return g.matmul(g.matmul(x, g.gather(a, slot)), g.gather(b, slot));
+    if (this.options.loraMode !== "dense") return g.matmul(g.matmul(x, g.gather(a, slot)), g.gather(b, slot));
+    const allA = g.reshape(g.transpose(a, [1, 0, 2]), [shape.in, -1]); // [in, slots·rank]
+    const allB = g.reshape(b, [-1, shape.out]); // [slots·rank, out]
+    return g.matmul(g.mul(g.matmul(x, allA), this.columnMask(a)), allB);
   }
+
+  /** [B, 1, slots·rank]: 1 where a column belongs to the sequence's slot (computed once). */
+  private columnMask(a: Value): Value {
+    const g = this.g;
+    if (!this.loraColumnMask) {
+      const dims = g.shapeOf(a);
+      const slots = g.slice(dims, [0], [1], [0]);
+      const rank = g.slice(dims, [2], [3], [0]);
+      const oneHot = g.cast(g.equal(g.unsqueeze(this.loraSlot!, [1]), g.op1("Range", [g.constInt64([0], []), g.squeeze(slots, [0]), g.constInt64([1], [])])), "float32"); // [B, slots]
+      const perColumn = g.expand(g.unsqueeze(oneHot, [2]), g.concat([g.constInt64([1, 1]), rank], 0)); // [B, slots, rank]
+      this.loraColumnMask = g.unsqueeze(g.reshape(perColumn, [0, -1]), [1]);
+    }
+    return this.loraColumnMask;
+  }
+
 
   private attention(layer: number, x: Value, bias: Value, past: { key: Value; value: Value }, splitSizes: Value | undefined): Value {
     const { g, c } = this;
@@ -283,17 +311,7 @@ class DecoderBuilder {
       const [q, k] = g.split(this.applyRope(qk, "bnsh"), [numHeads, numKvHeads], 1);
       return this.decodeAttention(layer, q, k, v, bias, past);
     }
-    let q: Value, k: Value, v: Value;
-    if (this.options.fused) {
-      const [qk, flatV] = g.split(qkv, [(numHeads + numKvHeads) * headDim, numKvHeads * headDim], -1);
-      [q, k] = g.split(g.reshape(this.applyRope(qk, "bsh"), [0, 0, numHeads + numKvHeads, headDim]), [numHeads, numKvHeads], 2);
-      v = g.reshape(flatV, [0, 0, numKvHeads, headDim]);
-    } else {
-      const heads = g.reshape(qkv, [0, 0, numHeads + 2 * numKvHeads, headDim]); // [B, T, heads, D]
-      const [qk, flatV] = g.split(heads, [numHeads + numKvHeads, numKvHeads], 2);
-      [q, k] = g.split(this.applyRope(qk, "bsnh"), [numHeads, numKvHeads], 2);
-      v = flatV;
-    }
+    const { q, k, v } = this.rotatedHeads(qkv);
     const toHeadsFirst = (t: Value) => g.transpose(t, [0, 2, 1, 3]); // [B, heads, T, D]
     const newKey = toHeadsFirst(k);
     const newValue = toHeadsFirst(v);
@@ -317,6 +335,21 @@ class DecoderBuilder {
     const group = numHeads / numKvHeads;
     const merged = g.reshape(g.transpose(g.reshape(context, [0, numKvHeads * group, -1, headDim]), [0, 2, 1, 3]), [0, 0, numHeads * headDim]);
     return this.projections(layer, merged, ["o_proj"], "self_attn", false);
+  }
+
+  /** q, k (rotated) and v as [B, T, heads, D] from the fused projection [B, T, (heads)·D]. */
+  private rotatedHeads(qkv: Value): { q: Value; k: Value; v: Value } {
+    const { g, c } = this;
+    const { numHeads, numKvHeads, headDim } = c;
+    if (this.options.fused) {
+      const [qk, v] = g.split(qkv, [(numHeads + numKvHeads) * headDim, numKvHeads * headDim], -1);
+      const [q, k] = g.split(g.reshape(this.applyRope(qk, "bsh"), [0, 0, numHeads + numKvHeads, headDim]), [numHeads, numKvHeads], 2);
+      return { q, k, v: g.reshape(v, [0, 0, numKvHeads, headDim]) };
+    }
+    const heads = g.reshape(qkv, [0, 0, numHeads + 2 * numKvHeads, headDim]);
+    const [qk, v] = g.split(heads, [numHeads + numKvHeads, numKvHeads], 2);
+    const [q, k] = g.split(this.applyRope(qk, "bsnh"), [numHeads, numKvHeads], 2);
+    return { q, k, v };
   }
 
   /**

@@ -51,6 +51,14 @@ describe.each([
       "engine graphs (fused, new keys only, decode-only steps)",
       async () => new DecoderRunner(await session({ fused: true, kvOutput: "new" }), config, await session({ fused: true, decodeOnly: true })),
     ],
+    [
+      "dense LoRA graphs (all slots' A side by side, masked)",
+      async () =>
+        new DecoderRunner(await session({ fused: true, kvOutput: "new", loraMode: "dense" }), config, undefined, {
+          session: await session({ fused: true, decodeOnly: true, loraMode: "dense" }),
+          maxSlots: 8,
+        }),
+    ],
   ];
 
   it.each(variants)("matches the reference on merged weights W + s·B·A for a batch mixing adapters and no adapter: %s", async (_, makeRunner) => {
