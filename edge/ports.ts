@@ -61,21 +61,29 @@ export interface ModelInfo {
 
 export interface Inference {
   model(): ModelInfo;
-  /** Renders messages with the model's chat template (or the documented fallback). */
-  renderChat(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /**
+   * Renders messages with the model's chat template (or the documented fallback) and tokenizes the
+   * result, adding special tokens only where the template does not write them itself.
+   */
+  encodeChat(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): { text: string; tokens: number[] };
   tokenize(text: string, options?: { addSpecialTokens?: boolean }): number[];
   generate(request: GenerateRequest): AsyncIterable<GenerateEvent>;
   close(): Promise<void>;
 }
 
-/** Thrown by `Inference.generate` when its queue is full; the edge answers 429, not a hang. */
-export class InferenceOverloadedError extends Error {
-  override readonly name = "InferenceOverloadedError";
-}
+/** Errors an `Inference` raises; the edge maps each kind to its HTTP status. */
+
+/** The queue is full: the edge answers 429, not a hang. */
+export class InferenceOverloadedError extends Error {}
+
+/** The request cannot run as given (empty prompt, token out of range, adapter not served): 400. */
+export class InferenceRequestError extends Error {}
+
+/** The inference plane is shutting down or unreachable: 503. */
+export class InferenceUnavailableError extends Error {}
 
 /** Thrown before any work when prompt + max tokens exceed the context window. */
 export class ContextLengthError extends Error {
-  override readonly name = "ContextLengthError";
   constructor(readonly promptTokens: number, readonly maxTokens: number, readonly contextLength: number) {
     super(
       `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + maxTokens} tokens ` +

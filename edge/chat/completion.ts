@@ -62,8 +62,9 @@ export async function prepareCompletion(
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
   // Fewer chunks rather than overflow: drop the lowest-ranked until the prompt and completion fit.
   for (let used = sources.length; ; used--) {
-    const prompt = deps.inference.renderChat(buildMessages(plan.strategy, settings, messages, sources.slice(0, used)), { addGenerationPrompt: true });
-    const promptTokens = deps.inference.tokenize(prompt, { addSpecialTokens: true });
+    const { text: prompt, tokens: promptTokens } = deps.inference.encodeChat(buildMessages(plan.strategy, settings, messages, sources.slice(0, used)), {
+      addGenerationPrompt: true,
+    });
     const maxTokens = requested ?? contextLength - promptTokens.length;
     if (promptTokens.length + maxTokens <= contextLength && maxTokens > 0) {
       return { plan, prompt, promptTokens, params: samplingParams(body, maxTokens), sources: sources.slice(0, used), sourcesDropped: sources.length - used, retrievalMs };

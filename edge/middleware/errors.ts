@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import { AdapterError } from "../../services/adapters/errors.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, tooManyRequests } from "../errors.ts";
-import { ContextLengthError, InferenceOverloadedError } from "../ports.ts";
+import { ContextLengthError, InferenceOverloadedError, InferenceRequestError, InferenceUnavailableError } from "../ports.ts";
 import { adapterApiError } from "../routes/adapters.ts";
 
 /** Renders any thrown error as OpenAI-shaped JSON; unknown errors become a 500 without internals. */
@@ -20,7 +20,9 @@ export function respond(c: Context, error: ApiError): Response {
 
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof InferenceOverloadedError) return tooManyRequests(`The model is overloaded: ${err.message} Try again shortly.`, 1, "engine_overloaded");
+  if (err instanceof InferenceOverloadedError) return tooManyRequests(`The model is overloaded: ${err.message}.`, 1, "engine_overloaded");
+  if (err instanceof InferenceRequestError) return badRequest(err.message, "messages", "invalid_generation_request");
+  if (err instanceof InferenceUnavailableError) return new ApiError(503, err.message, "server_error", null, "inference_unavailable", { "Retry-After": "5" });
   if (err instanceof ContextLengthError) return badRequest(err.message, "messages", "context_length_exceeded");
   if (err instanceof AdapterError) return adapterApiError(err, "model");
   if (err instanceof HTTPException && err.status < 500) {

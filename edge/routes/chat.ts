@@ -7,6 +7,7 @@ import { ChatCompletionRequest, type ChatCompletionBody } from "../chat/schema.t
 import { planRequest } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
+import { toApiError } from "../middleware/errors.ts";
 
 /** OpenAI-compatible chat completions, mounted at /v1/chat. */
 export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
@@ -49,29 +50,41 @@ interface StreamMeta {
   account(promptTokens: number, completionTokens: number): Promise<void>;
 }
 
-/** Server-sent events in OpenAI's chunk shape; a client that goes away cancels the generation. */
-function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
+/**
+ * Server-sent events in OpenAI's chunk shape; a client that goes away cancels the generation. The first
+ * event is awaited before the stream opens, so errors raised before any token (a full queue, an adapter
+ * that fails to load) still reach the client as a JSON error with its status.
+ */
+async function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
   const includeUsage = !!body.stream_options?.include_usage;
   const chunkMeta = { ...meta, includeUsage };
-  return streamSSE(c, async (stream) => {
-    const cancel = new AbortController();
-    stream.onAbort(() => cancel.abort());
-    const send = (payload: unknown) => stream.writeSSE({ data: JSON.stringify(payload) });
-    await send(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
-    for await (const event of generate(deps, prepared, cancel.signal)) {
-      if (event.type === "text") {
-        const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
-        await send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
-        continue;
+  const cancel = new AbortController();
+  const events = generate(deps, prepared, AbortSignal.any([c.req.raw.signal, cancel.signal]))[Symbol.asyncIterator]();
+  let next = await events.next();
+  return streamSSE(
+    c,
+    async (stream) => {
+      stream.onAbort(() => cancel.abort());
+      const send = (payload: unknown) => stream.writeSSE({ data: JSON.stringify(payload) });
+      await send(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
+      for (; !next.done; next = await events.next()) {
+        const event = next.value;
+        if (event.type === "text") {
+          const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
+          await send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
+          continue;
+        }
+        const extension = extensionJson(prepared, meta.adapterName, finalTimings(prepared, event, meta.startedAt));
+        await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
+        if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
+        await meta.account(event.promptTokens, event.completionTokens);
       }
-      const timings = finalTimings(prepared, event, meta.startedAt);
-      await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extensionJson(prepared, meta.adapterName, timings) }));
-      if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
-      await meta.account(event.promptTokens, event.completionTokens);
-    }
-    if (!cancel.signal.aborted) await stream.writeSSE({ data: "[DONE]" });
-  }, async (err, stream) => {
-    c.get("logger").error({ err }, "stream failed");
-    await stream.writeSSE({ data: JSON.stringify({ error: { message: "The server had an error while streaming.", type: "server_error", param: null, code: "stream_error" } }) });
-  });
+      await stream.writeSSE({ data: "[DONE]" });
+    },
+    async (err, stream) => {
+      c.get("logger").error({ err }, "stream failed");
+      const error = toApiError(err);
+      await stream.writeSSE({ data: JSON.stringify(error.toBody()) });
+    },
+  );
 }

@@ -10,7 +10,7 @@ import type { AdapterService } from "./index.ts";
 export function withAdapterLeases(inference: Inference, adapters: Pick<AdapterService, "acquire" | "cache">): Inference {
   return {
     model: () => inference.model(),
-    renderChat: (messages, options) => inference.renderChat(messages, options),
+    encodeChat: (messages, options) => inference.encodeChat(messages, options),
     tokenize: (text, options) => inference.tokenize(text, options),
     close: () => inference.close(),
     generate: (request) => (request.adapter === undefined ? inference.generate(request) : leased(inference, adapters, request, request.adapter)),

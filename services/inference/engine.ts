@@ -129,7 +129,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     tokenizer,
     chatTemplate,
     model: () => info,
-    renderChat: (messages: ChatMessage[], renderOptions?: { addGenerationPrompt?: boolean }) => chatTemplate.render(messages, renderOptions),
+    encodeChat: (messages: ChatMessage[], renderOptions?: { addGenerationPrompt?: boolean }) => {
+      const text = chatTemplate.render(messages, renderOptions);
+      return { text, tokens: tokenizer.encode(text, { addSpecialTokens: chatTemplate.encodeWithSpecialTokens }) };
+    },
     tokenize: (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
       tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {

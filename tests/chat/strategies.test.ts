@@ -49,7 +49,9 @@ describe("strategies", () => {
     const rag = await prepareCompletion(deps, tenant, ask("Where does the purple dragon Zorblat live?"), { strategy: "rag", base: "stories260k" });
     expect(rag.sources[0].title).toBe("Dragons");
     expect(rag.prompt).toContain("[1] Dragons\nZorblat the purple dragon lives in the mountain town of Quexville");
-    expect(rag.promptTokens).toEqual(engine.tokenize(rag.prompt, { addSpecialTokens: true }));
+    expect(rag.promptTokens).toEqual(engine.tokenize(rag.prompt, { addSpecialTokens: true })); // the fallback template writes no BOS itself
+    expect(rag.promptTokens[0]).toBe(1);
+    expect(rag.promptTokens.filter((t) => t === 1)).toHaveLength(1);
 
     const plain = await prepareCompletion(deps, tenant, ask("Where does the purple dragon Zorblat live?"), { strategy: "prompt", base: "stories260k" });
     expect(plain.sources).toEqual([]);

@@ -116,7 +116,7 @@ describe("engine on stories260k", () => {
     }
     expect(error).toBeInstanceOf(ContextOverflowError);
     expect(error).toMatchObject({ promptTokens: 500, maxTokens: 20, contextLength: 512 });
-    expect((error as Error).message).toMatch(/512 tokens.*520.*500 in the prompt/);
+    expect((error as Error).message).toMatch(/512 tokens.*520 tokens \(500 in the messages, 20 in the completion\)/);
   });
 
   it("cancels a running request at once and keeps serving the others", async () => {
