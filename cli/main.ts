@@ -3,6 +3,8 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   start: { summary: "run the whole platform in this process", load: async () => (await import("./start.ts")).startCommand },
+  generate: { summary: "stream a completion from a model to stdout", load: async () => (await import("./generate.ts")).generateCommand },
+  ingest: { summary: "add files or folders to a tenant's knowledge base", load: async () => (await import("./ingest.ts")).ingestCommand },
 };
 
 export async function main(argv: string[]): Promise<number> {
