@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { accountingFor, type Accounting } from "../chat/accounting.ts";
 import { collect, finalTimings, generate, prepareCompletion, type PreparedCompletion } from "../chat/completion.ts";
 import type { ChatDeps } from "../chat/deps.ts";
 import { chunkJson, completionId, completionJson, extensionJson, logprobsJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
@@ -24,17 +25,13 @@ export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
       const plan = planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await prepareCompletion(deps, tenant, body, plan);
       deps.tokenBudget.check(tenant, prepared.promptTokens.length);
-      const adapterName = plan.adapterId ? deps.adapterName(plan.adapterId) : undefined;
+      const accounting = accountingFor(deps, tenant.id, plan);
       const meta = { id: completionId(), created: unixSeconds(), model: body.model ?? plan.base };
-      const account = (promptTokens: number, completionTokens: number) => {
-        deps.tokenBudget.charge(tenant.id, promptTokens + completionTokens);
-        return deps.usage.record({ tenantId: tenant.id, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
-      };
-      if (body.stream) return streamCompletion(c, deps, body, prepared, { ...meta, adapterName, startedAt, account });
+      if (body.stream) return streamCompletion(c, deps, body, prepared, { ...meta, startedAt, accounting });
 
       const result = await collect(generate(deps, prepared, c.req.raw.signal), prepared, startedAt);
-      await account(result.promptTokens, result.completionTokens);
-      return c.json(completionJson({ ...meta, wantLogprobs: !!body.logprobs }, result, extensionJson(prepared, adapterName, result.timings)));
+      await accounting.record(result.promptTokens, result.completionTokens);
+      return c.json(completionJson({ ...meta, wantLogprobs: !!body.logprobs }, result, extensionJson(prepared, accounting.adapterName, result.timings)));
     },
   );
 
@@ -45,9 +42,8 @@ interface StreamMeta {
   id: string;
   created: number;
   model: string;
-  adapterName?: string;
   startedAt: number;
-  account(promptTokens: number, completionTokens: number): Promise<void>;
+  accounting: Accounting;
 }
 
 /**
@@ -74,10 +70,10 @@ async function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCo
           await send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
           continue;
         }
-        const extension = extensionJson(prepared, meta.adapterName, finalTimings(prepared, event, meta.startedAt));
+        const extension = extensionJson(prepared, meta.accounting.adapterName, finalTimings(prepared, event, meta.startedAt));
         await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
         if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
-        await meta.account(event.promptTokens, event.completionTokens);
+        await meta.accounting.record(event.promptTokens, event.completionTokens);
       }
       await stream.writeSSE({ data: "[DONE]" });
     },

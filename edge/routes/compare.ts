@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { scoreAnswer } from "../../services/evaluation/metrics.ts";
+import { accountingFor } from "../chat/accounting.ts";
 import { collect, generate, prepareCompletion } from "../chat/completion.ts";
 import type { ChatDeps } from "../chat/deps.ts";
 import { extensionJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
@@ -38,15 +39,14 @@ async function runStrategy(deps: ChatDeps, tenant: Tenant, body: CompareBody, st
     const prepared = await prepareCompletion(deps, tenant, body, plan);
     deps.tokenBudget.check(tenant, prepared.promptTokens.length);
     const result = await collect(generate(deps, prepared, signal), prepared, startedAt);
-    const adapterName = plan.adapterId ? deps.adapterName(plan.adapterId) : undefined;
-    deps.tokenBudget.charge(tenant.id, result.promptTokens + result.completionTokens);
-    await deps.usage.record({ tenantId: tenant.id, strategy, adapter: adapterName, promptTokens: result.promptTokens, completionTokens: result.completionTokens });
+    const accounting = accountingFor(deps, tenant.id, plan);
+    await accounting.record(result.promptTokens, result.completionTokens);
     const context = usesRetrieval(strategy) ? prepared.sources.map((s) => s.text).join("\n") : undefined;
     return {
       content: result.text,
       finish_reason: result.finishReason,
       usage: usageJson(result.promptTokens, result.completionTokens),
-      ...extensionJson(prepared, adapterName, result.timings),
+      ...extensionJson(prepared, accounting.adapterName, result.timings),
       scores: body.reference === undefined ? null : scoreAnswer(result.text, body.reference, context),
       error: null,
     };
