@@ -291,7 +291,7 @@ function printTable(r: RetrievalBenchResult): void {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const sizes = process.env.RETRIEVAL_BENCH_SIZES?.split(",").map(Number);
+  const sizes = process.env.RETRIEVAL_BENCH_SIZES?.split(",").filter(Boolean).map(Number);
   const result = await benchRetrieval({ sizes });
   printTable(result);
   await mkdir(join(ROOT, "bench-results"), { recursive: true });

@@ -6,8 +6,7 @@ import { withAdapterLeases } from "../services/adapters/serving.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel } from "../services/model/resolve.ts";
-import { createUseLiteEmbedder } from "../services/retrieval/embedders/use-lite.ts";
-import { createKnowledgeBase, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
+import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/index.ts";
 import type { OpenDatabase } from "../services/store/db.ts";
 import type { Tenant } from "../services/store/schema.ts";
 import { UsageStore } from "../services/store/usage.ts";
@@ -61,7 +60,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     resolveAdapter: adapters.resolveAdapter,
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
   });
-  const knowledge = await createKnowledgeBase({ db: database.db, sqlite: database.sqlite, dataDir, embedder: await createUseLiteEmbedder() });
+  const knowledge = await openKnowledgeBase(database, dataDir, { embeddingModel: config.embeddingModel, int8: config.embeddingInt8 });
   logger.info({ model: engine.model().id, modelDir }, "model loaded");
 
   const resolveModelField = modelResolver(adapters.registry);

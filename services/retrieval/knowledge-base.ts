@@ -189,11 +189,9 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid", "mode must be one of dense, bm25, hybrid", "mode");
     if (docs && docs.length === 0) return [];
     if (mode === "bm25") return this.chunkStore.bm25(tenantId, query, depth, docs);
-    // The query embeds on onnxruntime's threads while BM25 runs here.
-    const queryVector = this.embedder.embed([query]).then(([v]) => v);
-    const bm25 = mode === "hybrid" ? this.chunkStore.bm25(tenantId, query, depth, docs) : [];
-    const dense = await this.dense(tenantId, await queryVector, depth, docs);
-    return mode === "hybrid" ? reciprocalRankFusion([dense, bm25]) : dense;
+    const [queryVector] = await this.embedder.embed([query]);
+    const dense = await this.dense(tenantId, queryVector, depth, docs);
+    return mode === "hybrid" ? reciprocalRankFusion([dense, this.chunkStore.bm25(tenantId, query, depth, docs)]) : dense;
   }
 
   private async dense(tenantId: string, vector: Float32Array, k: number, docs: string[] | undefined): Promise<VectorHit[]> {
@@ -261,7 +259,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
     const index = await this.indexFor(tenantId);
     // No await from the commit to the last add: a delete cannot slip in between and leave orphans.
-    const ids = this.chunkStore.commitDocument(documentId, tenantId, list, parsed.warning ?? null);
+    const warning = parsed.warning ?? (list.length === 0 ? "the document holds no text to index" : null);
+    const ids = this.chunkStore.commitDocument(documentId, tenantId, list, warning);
     if (ids) {
       ids.forEach((id, i) => index.add(id, vectors[i]));
       this.dirty.add(tenantId);

@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prepareCompletion, type CompletionDeps } from "../../edge/chat/completion.ts";
 import type { GenerationBody } from "../../edge/chat/schema.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
-import { createUseLiteEmbedder } from "../../services/retrieval/embedders/use-lite.ts";
-import { createKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
+import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
 import { TenantStore } from "../../services/store/tenants.ts";
 import { findSharedModel } from "../adapters/helpers.ts";
@@ -26,7 +25,7 @@ beforeAll(async () => {
   database = openDatabase(join(dir, "db.sqlite"));
   tenant.id = (await new TenantStore(database.db).create("strategies")).id;
   engine = await createEngine({ modelDir: findSharedModel("stories260k"), cacheDir: join(dir, "compiled") });
-  kb = await createKnowledgeBase({ db: database.db, sqlite: database.sqlite, dataDir: dir, embedder: await createUseLiteEmbedder() });
+  kb = await openKnowledgeBase(database, dir);
   for (const [title, text] of [
     ["Dragons", "Zorblat the purple dragon lives in the mountain town of Quexville and guards its library."],
     ["Baking", "To bake sourdough bread, feed the starter the night before and bake at a high temperature."],

@@ -60,6 +60,11 @@ describe("upload", () => {
     expect(t.kb.list("acme")).toEqual([]);
   });
 
+  it("accepts a document without text, with a warning", async () => {
+    const { document } = await t.kb.upload("acme", { bytes: utf8("<html><script>only()</script></html>"), fileName: "empty.html" });
+    expect(document).toMatchObject({ status: "ready", chunkCount: 0, warning: "the document holds no text to index" });
+  });
+
   it("ingests large documents in the background with progress", async () => {
     const text = Array.from({ length: 300 }, (_, i) => `Paragraph ${i} mentions item ${i}.`).join("\n\n");
     // Below the default inlineBytes the upload returns once ingested; inlineBytes 0 sends everything to the background.
