@@ -59,6 +59,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxQueue: config.maxQueue,
     resolveAdapter: adapters.resolveAdapter,
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
+    maxLoraRank: config.maxLoraRank,
   });
   const knowledge = await openKnowledgeBase(database, dataDir, { embeddingModel: config.embeddingModel, int8: config.embeddingInt8 });
   logger.info({ model: engine.model().id, modelDir }, "model loaded");

@@ -1,9 +1,17 @@
 /**
- * Persistent LoRA slots for the decoder graph's stacked inputs. The tensors are allocated once
- * ([capacity + 1] slots at the node's maximum rank; slot 0 stays all zeros = "no adapter") and an
- * adapter is copied into a slot only when a batch first needs it, so a sequence joining or leaving
- * the batch costs one adapter's copy instead of rebuilding every slot (services/inference/lora-feeds.ts
- * rebuilds all of them). Feeding the same tensors every step is safe: nothing else writes them.
+ * Persistent LoRA slots for the decoder graph's stacked inputs. Buffers hold `capacity + 1` slots
+ * (slot 0 stays all zeros = "no adapter") and an adapter is copied into a slot only when a batch
+ * first needs it, so a sequence joining or leaving the batch costs one adapter's copy instead of
+ * rebuilding every slot (services/inference/lora-feeds.ts rebuilds all of them).
+ *
+ * Two things keep the graph's LoRA work small without reallocating per step:
+ * - the rank is the largest rank resident so far (up to `maxRank`), not `maxRank` itself: padding a
+ *   rank-8 adapter to 64 would multiply the LoRA arithmetic by 8; a larger adapter regrows the
+ *   buffers once and copies the residents back in;
+ * - the fed tensors cover only slots 0..the highest slot the batch uses (a prefix of the buffers,
+ *   since slots are the outer axis; free slots are filled lowest first), so a batch whose one
+ *   adapter sits in slot 1 feeds 2 slots, not `capacity + 1`.
+ * Feeding the same tensors every step is safe: nothing else writes them.
  */
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
@@ -14,6 +22,7 @@ type SlotShape = Pick<DecoderConfig, "numLayers" | "hiddenSize" | "intermediateS
 
 interface ModuleBuffers {
   key: LoraModuleKey;
+  name: { a: string; b: string };
   inSize: number;
   outSize: number;
   a: Float32Array;
@@ -21,32 +30,53 @@ interface ModuleBuffers {
 }
 
 export class LoraSlotTable {
-  /** `lora.{layer}.{target}.{a|b}` -> [capacity + 1, in, rank] / [capacity + 1, rank, out]; fixed objects. */
-  readonly tensors: Record<string, ort.Tensor> = {};
-  private readonly modules: ModuleBuffers[] = [];
-  /** Adapter id per slot (index 0 unused), in least-recently-used order of `lastUse`. */
-  private readonly occupant: Array<string | undefined>;
+  private modules: ModuleBuffers[] = [];
+  /** The adapter in each slot (index 0 unused); compared by identity, so a reloaded adapter is copied afresh. */
+  private readonly occupant: Array<LoraWeights | undefined>;
   private readonly lastUse: number[];
   private clock = 0;
+  private contentGeneration = 0;
+  private currentRank = 0;
+  /** Slots fed for the last batch: 1 + the highest slot it uses. */
+  private fedSlots = 1;
+  /** Fed tensors per slot count, for the current buffers. */
+  private views = new Map<number, Record<string, ort.Tensor>>();
 
   constructor(
-    config: SlotShape,
+    private readonly config: SlotShape,
     readonly capacity: number,
-    readonly rank: number,
+    readonly maxRank: number,
   ) {
-    const slots = capacity + 1;
-    for (let layer = 0; layer < config.numLayers; layer++) {
-      for (const target of LORA_TARGET_NAMES) {
-        const { in: inSize, out: outSize } = projectionShape(config as DecoderConfig, target);
-        const a = new Float32Array(slots * inSize * rank);
-        const b = new Float32Array(slots * rank * outSize);
-        this.modules.push({ key: `layers.${layer}.${target}`, inSize, outSize, a, b });
-        this.tensors[loraInputName(layer, target, "a")] = new ort.Tensor("float32", a, [slots, inSize, rank]);
-        this.tensors[loraInputName(layer, target, "b")] = new ort.Tensor("float32", b, [slots, rank, outSize]);
+    if (!(capacity >= 1) || !(maxRank >= 1)) throw new Error(`LoRA slots need a capacity and a maximum rank of at least 1 (got ${capacity}, ${maxRank})`);
+    this.occupant = new Array(capacity + 1).fill(undefined);
+    this.lastUse = new Array(capacity + 1).fill(0);
+    this.allocate(1);
+  }
+
+  /** Changes whenever slot contents change (for callers that derive other layouts from `tensors`). */
+  get generation(): number {
+    return this.contentGeneration;
+  }
+
+  /** The rank the slots are padded to: the largest rank loaded so far (at least 1). */
+  get rank(): number {
+    return this.currentRank;
+  }
+
+  /** `lora.{layer}.{target}.{a|b}` -> [slots, in, rank] / [slots, rank, out], slots = 1 + the last batch's highest slot. */
+  get tensors(): Record<string, ort.Tensor> {
+    const slots = this.fedSlots;
+    let view = this.views.get(slots);
+    if (!view) {
+      const R = this.currentRank;
+      view = {};
+      for (const m of this.modules) {
+        view[m.name.a] = new ort.Tensor("float32", m.a.subarray(0, slots * m.inSize * R), [slots, m.inSize, R]);
+        view[m.name.b] = new ort.Tensor("float32", m.b.subarray(0, slots * R * m.outSize), [slots, R, m.outSize]);
       }
+      this.views.set(slots, view);
     }
-    this.occupant = new Array(slots).fill(undefined);
-    this.lastUse = new Array(slots).fill(0);
+    return view;
   }
 
   /**
@@ -54,36 +84,37 @@ export class LoraSlotTable {
    * the adapters this batch needs; slots held by adapters of this batch are never reused for it.
    */
   slotsFor(rows: Array<LoraWeights | undefined>): number[] {
-    const distinct = new Map(rows.flatMap((a) => (a ? [[a.id, a] as const] : [])));
+    const distinct = new Set<LoraWeights>();
+    for (const a of rows) if (a) distinct.add(a);
     if (distinct.size > this.capacity) {
       throw new Error(`a batch holds ${distinct.size} distinct adapters, more than the ${this.capacity} LoRA slots`);
     }
     const tick = ++this.clock;
-    const slotOf = new Map<string, number>();
-    for (const id of distinct.keys()) {
-      const slot = this.occupant.indexOf(id);
+    const slotOf = new Map<LoraWeights, number>();
+    for (const adapter of distinct) {
+      const slot = this.occupant.indexOf(adapter);
       if (slot > 0) {
-        slotOf.set(id, slot);
+        slotOf.set(adapter, slot);
         this.lastUse[slot] = tick;
       }
     }
-    for (const [id, adapter] of distinct) {
-      if (slotOf.has(id)) continue;
+    for (const adapter of distinct) {
+      if (slotOf.has(adapter)) continue;
       const slot = this.victim(tick);
       this.load(slot, adapter);
-      slotOf.set(id, slot);
+      slotOf.set(adapter, slot);
       this.lastUse[slot] = tick;
     }
-    return rows.map((a) => (a ? slotOf.get(a.id)! : 0));
+    this.fedSlots = 1 + Math.max(0, ...slotOf.values());
+    return rows.map((a) => (a ? slotOf.get(a)! : 0));
   }
 
   /** Forgets an adapter (deleted or replaced), so a new version with the same id is copied afresh. */
   evict(id: string): void {
-    const slot = this.occupant.indexOf(id);
-    if (slot > 0) this.occupant[slot] = undefined;
+    for (let slot = 1; slot <= this.capacity; slot++) if (this.occupant[slot]?.id === id) this.occupant[slot] = undefined;
   }
 
-  /** A free slot, else the least recently used one not used by the current batch (tick). */
+  /** A free slot (lowest first, keeping the fed prefix short), else the least recently used one not used by this batch. */
   private victim(tick: number): number {
     let best = -1;
     for (let slot = 1; slot <= this.capacity; slot++) {
@@ -94,8 +125,43 @@ export class LoraSlotTable {
   }
 
   private load(slot: number, adapter: LoraWeights): void {
-    if (adapter.maxRank > this.rank) throw new Error(`adapter ${adapter.id} has rank ${adapter.maxRank}, above the slots' rank ${this.rank}`);
-    const R = this.rank;
+    if (adapter.maxRank > this.maxRank) throw new Error(`adapter ${adapter.id} has rank ${adapter.maxRank}, above the slots' rank ${this.maxRank}`);
+    for (const m of this.modules) {
+      const weights = adapter.modules.get(m.key);
+      if (weights && (weights.a.length !== m.inSize * weights.rank || weights.b.length !== weights.rank * m.outSize)) {
+        throw new Error(`adapter ${adapter.id}: ${m.key} does not fit the model (rank ${weights.rank}, in ${m.inSize}, out ${m.outSize})`);
+      }
+    }
+    if (adapter.maxRank > this.currentRank) this.allocate(adapter.maxRank);
+    this.copy(slot, adapter);
+    this.contentGeneration++;
+    this.occupant[slot] = adapter;
+  }
+
+  /** (Re)allocates the buffers at `rank` and copies the resident adapters back in. */
+  private allocate(rank: number): void {
+    const slots = this.capacity + 1;
+    this.modules = [];
+    for (let layer = 0; layer < this.config.numLayers; layer++) {
+      for (const target of LORA_TARGET_NAMES) {
+        const { in: inSize, out: outSize } = projectionShape(this.config as DecoderConfig, target);
+        this.modules.push({
+          key: `layers.${layer}.${target}`,
+          name: { a: loraInputName(layer, target, "a"), b: loraInputName(layer, target, "b") },
+          inSize,
+          outSize,
+          a: new Float32Array(slots * inSize * rank),
+          b: new Float32Array(slots * rank * outSize),
+        });
+      }
+    }
+    this.currentRank = rank;
+    this.views = new Map();
+    this.occupant.forEach((adapter, slot) => adapter && this.copy(slot, adapter));
+  }
+
+  private copy(slot: number, adapter: LoraWeights): void {
+    const R = this.currentRank;
     for (const m of this.modules) {
       const aStart = slot * m.inSize * R;
       const bStart = slot * R * m.outSize;
@@ -106,9 +172,6 @@ export class LoraSlotTable {
         continue;
       }
       const r = weights.rank;
-      if (weights.a.length !== m.inSize * r || weights.b.length !== r * m.outSize) {
-        throw new Error(`adapter ${adapter.id}: ${m.key} does not fit the model (rank ${r}, in ${m.inSize}, out ${m.outSize})`);
-      }
       if (r === R) m.a.set(weights.a, aStart);
       else {
         m.a.fill(0, aStart, aStart + m.inSize * R);
@@ -117,6 +180,5 @@ export class LoraSlotTable {
       m.b.set(weights.b, bStart);
       m.b.fill(0, bStart + r * m.outSize, bStart + R * m.outSize);
     }
-    this.occupant[slot] = adapter.id;
   }
 }

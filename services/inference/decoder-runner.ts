@@ -8,12 +8,15 @@
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
 import type { BatchCache } from "./kv-cache.ts";
+import { denseLoraMasks, denseLoraTensors } from "./lora-feeds.ts";
 
 export interface LoraFeeds {
   /** Slot per row (0 = no adapter). */
   slots: number[];
   /** `lora.{i}.{target}.{a|b}` -> stacked tensor. */
   tensors: Record<string, ort.Tensor>;
+  /** Changes whenever the contents of `tensors` change in place (unset: they never do). */
+  generation?: number;
 }
 
 export interface StepInput {
@@ -43,6 +46,9 @@ export interface DenseLoraDecode {
 }
 
 export class DecoderRunner {
+  /** Dense-LoRA inputs per stacked-tensor set, rebuilt when its generation changes. */
+  private readonly dense = new WeakMap<Record<string, ort.Tensor>, { generation?: number; tensors: Record<string, ort.Tensor> }>();
+
   /**
    * @param session a general graph (any number of new tokens)
    * @param decodeSession optionally a `decodeOnly` graph, used for steps of one token per row
@@ -95,11 +101,8 @@ export class DecoderRunner {
       feeds[`past_key.${l}`] = new ort.Tensor("float32", cache.keys(l), pastDims);
       feeds[`past_value.${l}`] = new ort.Tensor("float32", cache.values(l), pastDims);
     }
-    if (input.lora) {
-      feeds.lora_slot = new ort.Tensor("int64", BigInt64Array.from(input.lora.slots, BigInt), [rows]);
-      Object.assign(feeds, input.lora.tensors);
-    }
     const session = seq === 1 && picked === 1 ? this.decodeGraph(input.lora) : this.session;
+    if (input.lora) Object.assign(feeds, this.loraInputs(session, input.lora));
     const out = await session.run(feeds);
     const added = (kind: "key" | "value") =>
       Array.from({ length: numLayers }, (_, l) => {
@@ -109,6 +112,19 @@ export class DecoderRunner {
       });
     cache.append(newMask, seq, added("key"), added("value"));
     return { logits: out.logits.data as Float32Array, picked };
+  }
+
+  /** The LoRA feeds in the layout `session` takes: stacked per target, or dense per projection group. */
+  private loraInputs(session: ort.InferenceSession, lora: LoraFeeds): Record<string, ort.Tensor> {
+    const lora_slot = new ort.Tensor("int64", BigInt64Array.from(lora.slots, BigInt), [lora.slots.length]);
+    if (!session.inputNames.includes("lora_mask.1")) return { lora_slot, ...lora.tensors };
+    let dense = this.dense.get(lora.tensors);
+    if (!dense || dense.generation !== lora.generation) {
+      dense = { generation: lora.generation, tensors: denseLoraTensors(this.config, lora.tensors) };
+      this.dense.set(lora.tensors, dense);
+    }
+    const [slots, , rank] = Object.values(lora.tensors)[0].dims as [number, number, number];
+    return { lora_slot, ...dense.tensors, ...denseLoraMasks(lora.slots, slots, rank) };
   }
 
   private decodeGraph(lora: LoraFeeds | undefined): ort.InferenceSession {

@@ -7,7 +7,7 @@ import type { LoraWeights } from "../adapters/types.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
 import { EventStream } from "./event-stream.ts";
-import { createSampler, type Sampler, type TokenChoice } from "./sampler.ts";
+import { createSampler, type Sampler, type SampleResult, type TokenChoice } from "./sampler.ts";
 import type { ScheduledSequence } from "./scheduler.ts";
 import { createStopMatcher, type StopMatcher } from "./stop.ts";
 
@@ -72,7 +72,7 @@ export class Generation implements ScheduledSequence {
     this.lastToken = token;
     if (this.context.eosTokenIds.has(token)) return this.stop("stop");
     const piece = this.stops.push(this.detokenizer.push(token));
-    this.events.push({ type: "text", text: piece.text, tokenId: token, logprob: this.logprob(choice, choice.top) });
+    this.events.push({ type: "text", text: piece.text, tokenId: token, logprob: this.logprob(choice) });
     if (piece.stop !== undefined) return this.stop("stop");
     if (this.completion >= this.request.params.maxTokens || this.history.length >= this.context.contextLength) return this.stop("length");
     return token;
@@ -112,9 +112,9 @@ export class Generation implements ScheduledSequence {
     this.context.poke();
   }
 
-  private logprob(choice: TokenChoice, top: TokenChoice[]): (TokenLogprob & { top: TokenLogprob[] }) | undefined {
-    if (this.request.params.logprobs === undefined) return undefined;
-    return { ...this.describe(choice), top: top.map((t) => this.describe(t)) };
+  private logprob(choice: SampleResult): (TokenLogprob & { top: TokenLogprob[] }) | undefined {
+    if (choice.logprob === undefined) return undefined;
+    return { ...this.describe({ token: choice.token, logprob: choice.logprob }), top: choice.top.map((t) => this.describe(t)) };
   }
 
   private describe(choice: TokenChoice): TokenLogprob {

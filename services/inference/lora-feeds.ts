@@ -6,7 +6,14 @@
 import * as ort from "onnxruntime-node";
 import type { LoraModuleKey, LoraWeights } from "../adapters/types.ts";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/decoder.ts";
+import {
+  denseLoraInputName,
+  denseLoraMaskName,
+  LORA_TARGET_NAMES,
+  loraInputName,
+  PROJECTION_GROUPS,
+  projectionShape,
+} from "../model/decoder.ts";
 import type { LoraFeeds } from "./decoder-runner.ts";
 
 /**
@@ -17,13 +24,16 @@ import type { LoraFeeds } from "./decoder-runner.ts";
 export interface LoraSlots {
   /** The stacked tensors, valid for the slots returned by the last `slotsFor` call. */
   readonly tensors: Record<string, ort.Tensor>;
+  /** Changes whenever the contents of `tensors` change in place (unset: they never do). */
+  readonly generation?: number;
   /** The slot of each row's adapter (0 for none), loading adapters into slots as needed. */
   slotsFor(rows: Array<LoraWeights | undefined>): number[];
 }
 
 /**
- * The default provider: stacks the batch's distinct adapters afresh whenever that set changes,
- * remembering a few recent sets (a prefill chunk and the running batch alternate).
+ * A simple provider (the engine's default is the persistent LoraSlotTable): stacks the batch's
+ * distinct adapters afresh whenever that set changes, remembering a few recent sets (a prefill
+ * chunk and the running batch alternate).
  */
 export class RebuiltLoraSlots implements LoraSlots {
   private recent = new Map<string, { tensors: Record<string, ort.Tensor>; slotOf: Map<string, number> }>();
@@ -61,7 +71,54 @@ export class RebuiltLoraSlots implements LoraSlots {
 export function loraFeeds(provider: LoraSlots, rows: Array<LoraWeights | undefined>): LoraFeeds | undefined {
   if (!rows.some((a) => a)) return undefined;
   const slots = provider.slotsFor(rows);
-  return { slots, tensors: provider.tensors };
+  return { slots, tensors: provider.tensors, generation: provider.generation };
+}
+
+/**
+ * The dense-LoRA graph's inputs (see services/model/decoder.ts) from the stacked tensors: per
+ * layer and projection group, A [in, slots·k·rank] with column (slot·k + target)·rank + r, and B
+ * [slots·k·rank, out] block-diagonal over the group's targets.
+ */
+export function denseLoraTensors(config: DecoderConfig, stacked: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    for (const group of PROJECTION_GROUPS) {
+      const k = group.length;
+      const first = stacked[loraInputName(layer, group[0], "a")];
+      const [slots, inSize, rank] = first.dims as [number, number, number];
+      const columns = slots * k * rank;
+      const outTotal = group.reduce((n, t) => n + projectionShape(config, t).out, 0);
+      const a = new Float32Array(inSize * columns);
+      const b = new Float32Array(columns * outTotal);
+      let offset = 0;
+      group.forEach((target, t) => {
+        const width = projectionShape(config, target).out;
+        const srcA = stacked[loraInputName(layer, target, "a")].data as Float32Array; // [slots, in, rank]
+        const srcB = stacked[loraInputName(layer, target, "b")].data as Float32Array; // [slots, rank, out]
+        for (let s = 0; s < slots; s++) {
+          const column = (s * k + t) * rank;
+          for (let i = 0; i < inSize; i++) a.set(srcA.subarray((s * inSize + i) * rank, (s * inSize + i + 1) * rank), i * columns + column);
+          for (let r = 0; r < rank; r++) b.set(srcB.subarray((s * rank + r) * width, (s * rank + r + 1) * width), (column + r) * outTotal + offset);
+        }
+        offset += width;
+      });
+      out[denseLoraInputName(layer, group, "a")] = new ort.Tensor("float32", a, [inSize, columns]);
+      out[denseLoraInputName(layer, group, "b")] = new ort.Tensor("float32", b, [columns, outTotal]);
+    }
+  }
+  return out;
+}
+
+/** `lora_mask.{k}` [rows, 1, slots·k·rank]: 1 in the columns of each row's slot. */
+export function denseLoraMasks(rowSlots: number[], slots: number, rank: number): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const k of new Set(PROJECTION_GROUPS.map((g) => g.length))) {
+    const columns = slots * k * rank;
+    const mask = new Float32Array(rowSlots.length * columns);
+    rowSlots.forEach((slot, row) => mask.fill(1, row * columns + slot * k * rank, row * columns + (slot + 1) * k * rank));
+    out[denseLoraMaskName(k)] = new ort.Tensor("float32", mask, [rowSlots.length, 1, columns]);
+  }
+  return out;
 }
 
 /** Stacks `adapters` into slots 1..n (slot 0 zeros); ranks are zero-padded to the largest. */

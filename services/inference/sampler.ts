@@ -16,7 +16,10 @@ export interface TokenChoice {
   logprob: number;
 }
 
-export interface SampleResult extends TokenChoice {
+export interface SampleResult {
+  token: number;
+  /** The chosen token's logprob; undefined when logprobs are off (spares a log-sum-exp per token). */
+  logprob?: number;
   /** The `params.logprobs` most likely tokens by raw logprob (empty when logprobs are off). */
   top: TokenChoice[];
 }
@@ -90,7 +93,13 @@ export function logSumExp(values: ArrayLike<number>): number {
 
 function argmax(values: Float32Array): number {
   let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  let bestValue = values[0];
+  for (let i = 1; i < values.length; i++) {
+    if (values[i] > bestValue) {
+      bestValue = values[i];
+      best = i;
+    }
+  }
   return best;
 }
 
@@ -119,16 +128,21 @@ function penalize(logits: Float32Array, history: ArrayLike<number>, generated: M
   return scores;
 }
 
+/** Float-bit buckets for `nucleus`: 8 per power of two over the top 40 octaves below 1, and one for the rest. */
+const BUCKET_SHIFT = 20;
+const TOP_BUCKET = 0x3f800000 >>> BUCKET_SHIFT; // the bucket of 1.0, the largest weight
+const LOWEST_BUCKET = TOP_BUCKET - 40 * 8;
+
 /**
  * The smallest set of most likely tokens whose weight reaches `topP` of the total, found without
  * sorting the vocabulary: weights are bucketed by their float bit pattern (monotone for positive
- * floats), and only the bucket where the mass crosses the threshold is sorted.
+ * floats), and only the bucket where the mass crosses the threshold is sorted. Tiny weights share
+ * one bucket (sorted whole if the boundary ever falls there), which keeps the histogram small.
  */
-function nucleus(weights: Float32Array, total: number, topP: number): number[] {
-  // Weights lie in [0, 1], so the top 16 bits stay below 0x3f81: 128 buckets per power of two.
+function nucleus(weights: Float32Array, total: number, topP: number, bucketMass: Float64Array): number[] {
   const bits = new Uint32Array(weights.buffer, weights.byteOffset, weights.length);
-  const bucketMass = new Float64Array(0x3f81);
-  for (let i = 0; i < bits.length; i++) bucketMass[bits[i] >>> 16] += weights[i];
+  bucketMass.fill(0);
+  for (let i = 0; i < bits.length; i++) bucketMass[bucketOf(bits[i])] += weights[i];
   const target = topP * total;
   let above = 0;
   let boundary = bucketMass.length - 1;
@@ -136,7 +150,7 @@ function nucleus(weights: Float32Array, total: number, topP: number): number[] {
   const kept: number[] = [];
   const edge: number[] = [];
   for (let i = 0; i < bits.length; i++) {
-    const bucket = bits[i] >>> 16;
+    const bucket = bucketOf(bits[i]);
     if (bucket > boundary) kept.push(i);
     else if (bucket === boundary) edge.push(i);
   }
@@ -149,8 +163,13 @@ function nucleus(weights: Float32Array, total: number, topP: number): number[] {
   return kept;
 }
 
+function bucketOf(bits: number): number {
+  const bucket = (bits >>> BUCKET_SHIFT) - LOWEST_BUCKET;
+  return bucket > 0 ? bucket : 0;
+}
+
 /** The candidate tokens after top-k and top-p; undefined means "every token". */
-function truncate(weights: Float32Array, total: number, topK: number, topP: number): number[] | undefined {
+function truncate(weights: Float32Array, total: number, topK: number, topP: number, bucketMass: Float64Array): number[] | undefined {
   if (topK > 0 && topK < weights.length) {
     const candidates = topIndices(weights, topK);
     if (topP >= 1) return candidates;
@@ -159,7 +178,7 @@ function truncate(weights: Float32Array, total: number, topK: number, topP: numb
     const n = candidates.findIndex((i) => (cumulative += weights[i]) >= target);
     return candidates.slice(0, n < 0 ? candidates.length : n + 1);
   }
-  return topP < 1 ? nucleus(weights, total, topP) : undefined;
+  return topP < 1 ? nucleus(weights, total, topP, bucketMass) : undefined;
 }
 
 /** Draws a token with probability proportional to its weight, among candidates at or above `floor`. */
@@ -193,18 +212,21 @@ export function createSampler(params: SamplerParams, vocabSize: number): Sampler
   const random = createRandom(params.seed ?? (Math.random() * 2 ** 32) >>> 0);
   const generated = new Map<number, number>();
   const greedy = params.temperature === 0 || params.topK === 1;
+  const wantLogprobs = params.logprobs !== undefined;
   const weights = new Float32Array(vocabSize);
+  const bucketMass = new Float64Array(TOP_BUCKET - LOWEST_BUCKET + 1);
 
   /** Picks a token; also returns log(sum(exp(scores))) when that came for free. */
   const choose = (scores: Float32Array): { token: number; logNorm?: number } => {
     if (greedy) return { token: argmax(scores) };
     const max = scores[argmax(scores)];
+    const temperature = params.temperature;
     let total = 0;
-    for (let i = 0; i < vocabSize; i++) total += weights[i] = Math.exp((scores[i] - max) / params.temperature);
-    const candidates = truncate(weights, total, params.topK, params.topP);
+    for (let i = 0; i < vocabSize; i++) total += weights[i] = Math.exp((scores[i] - max) / temperature);
+    const candidates = truncate(weights, total, params.topK, params.topP, bucketMass);
     // The most likely token has weight 1, so min_p's threshold is min_p itself.
     const token = draw(weights, candidates, params.minP, random);
-    return { token, logNorm: params.temperature === 1 ? max + Math.log(total) : undefined };
+    return { token, logNorm: temperature === 1 ? max + Math.log(total) : undefined };
   };
 
   return {
@@ -213,6 +235,7 @@ export function createSampler(params: SamplerParams, vocabSize: number): Sampler
       const scores = penalize(logits, history, generated, params);
       const { token, logNorm } = choose(scores);
       generated.set(token, (generated.get(token) ?? 0) + 1);
+      if (!wantLogprobs) return { token, top: [] };
       const norm = scores === logits && logNorm !== undefined ? logNorm : logSumExp(logits);
       const top = params.logprobs ? topIndices(logits, params.logprobs).map((t) => ({ token: t, logprob: logits[t] - norm })) : [];
       return { token, logprob: logits[token] - norm, top };

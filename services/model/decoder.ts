@@ -24,15 +24,27 @@
  *   lora.{i}.{t}.b  float [slots, rank, out]    (scale·B)^T per slot (scale folded in)
  *   lora_slot       int64 [B]                   slot of each sequence (an all-zero slot = none)
  * and adds (x·A[slot])·B[slot] to that projection, per sequence.
+ *
+ * With `loraMode: "dense"` the LoRA inputs are instead, per layer i and projection group g
+ * (PROJECTION_GROUPS: q/k/v, o, gate/up, down; k targets each):
+ *   lora.{i}.{g}.dense_a  float [in, slots·k·rank]    every slot's and target's A side by side
+ *   lora.{i}.{g}.dense_b  float [slots·k·rank, out]   the matching B rows, block-diagonal over targets
+ *   lora_mask.{k}         float [B, 1, slots·k·rank]  1 in the columns of the sequence's own slot
+ * (built from the stacked tensors by services/inference/lora-feeds.ts `denseLoraTensors`), and
+ * adds ((x·A)⊙mask)·B to the group's fused projection: three ops per group.
  */
 import type { DecoderConfig } from "./config.ts";
 import { attr, Graph, type Attr, type Value } from "./graph/ir.ts";
 
 /** Bumped whenever the emitted graph changes, so cached compilations are invalidated. */
-export const DECODER_COMPILER_VERSION = "decoder-4";
+export const DECODER_COMPILER_VERSION = "decoder-5";
 
 export const LORA_TARGET_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 type Target = (typeof LORA_TARGET_NAMES)[number];
+
+/** The projections computed by one fused MatMul (they share their input); dense LoRA feeds them together too. */
+export const PROJECTION_GROUPS = [["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]] as const satisfies readonly (readonly Target[])[];
+export type ProjectionGroup = (typeof PROJECTION_GROUPS)[number];
 
 export interface DecoderWeights {
   has(name: string): boolean;
@@ -55,9 +67,9 @@ export interface DecoderOptions {
   /**
    * How the LoRA branch picks each sequence's adapter. "gather" (default): gather the slot's A and
    * B per sequence, then batched per-sequence products. "dense": one product against all slots'
-   * A side by side, zero the columns of other slots, one product against all B; more arithmetic
-   * (times the slot count) but two large matrix products instead of many tiny ones, which wins
-   * for small models and few slots.
+   * and targets' A side by side, zero the columns of other slots, one product against all B; more
+   * arithmetic (times the slot count) but two large matrix products per projection group instead
+   * of many tiny ones, which wins for small models and few slots. Its inputs differ (see the header).
    */
   loraMode?: "gather" | "dense";
   /**
@@ -72,6 +84,14 @@ const MASKED = -1e30;
 
 export function loraInputName(layer: number, target: Target, part: "a" | "b"): string {
   return `lora.${layer}.${target}.${part}`;
+}
+
+export function denseLoraInputName(layer: number, group: ProjectionGroup, part: "a" | "b"): string {
+  return `lora.${layer}.${group.map((t) => t.replace("_proj", "")).join("")}.dense_${part}`;
+}
+
+export function denseLoraMaskName(targets: number): string {
+  return `lora_mask.${targets}`;
 }
 
 /** In/out features of an adaptable projection. */
@@ -102,8 +122,8 @@ export function buildDecoderGraph(config: DecoderConfig, weights: DecoderWeights
 class DecoderBuilder {
   private readonly g = new Graph("decoder");
   private loraSlot?: Value;
-  /** For dense LoRA: [B, 1, slots·rank], 1 in the columns of the sequence's own slot. */
-  private loraColumnMask?: Value;
+  /** For dense LoRA: the column masks by number of targets in a group. */
+  private readonly loraMasks = new Map<number, Value>();
   private positionIds!: Value;
   private ropeTables?: { cos: Value; sin: Value };
   private ropeHalfTables?: { cos: Value; sin: Value };
@@ -266,7 +286,8 @@ class DecoderBuilder {
       }
       y = g.add(y, g.initializer(`${name}.bias`, "float32", [outTotal], bias));
     }
-    if (this.loraSlot) {
+    if (this.loraSlot && this.options.loraMode === "dense") y = g.add(y, this.denseLoraDelta(layer, x, targets, shapes[0].in, outTotal));
+    else if (this.loraSlot) {
       const deltas = targets.map((t, k) => this.loraDelta(layer, t, x, shapes[k]));
       y = g.add(y, deltas.length === 1 ? deltas[0] : g.concat(deltas, -1));
     }
@@ -279,26 +300,24 @@ class DecoderBuilder {
     const a = g.input(loraInputName(layer, target, "a"), "float32", ["lora_slots", shape.in, "lora_rank"]);
     const b = g.input(loraInputName(layer, target, "b"), "float32", ["lora_slots", "lora_rank", shape.out]);
     const slot = this.loraSlot!;
-    if (this.options.loraMode !== "dense") return g.matmul(g.matmul(x, g.gather(a, slot)), g.gather(b, slot));
-    const allA = g.reshape(g.transpose(a, [1, 0, 2]), [shape.in, -1]); // [in, slots·rank]
-    const allB = g.reshape(b, [-1, shape.out]); // [slots·rank, out]
-    return g.matmul(g.mul(g.matmul(x, allA), this.columnMask(a)), allB);
+    return g.matmul(g.matmul(x, g.gather(a, slot)), g.gather(b, slot));
   }
 
-  /** [B, 1, slots·rank]: 1 where a column belongs to the sequence's slot (computed once). */
-  private columnMask(a: Value): Value {
+  /** ((x·A)⊙mask)·B over every slot of the group at once (see the header). */
+  private denseLoraDelta(layer: number, x: Value, targets: Target[], inSize: number, outTotal: number): Value {
     const g = this.g;
-    if (!this.loraColumnMask) {
-      const dims = g.shapeOf(a);
-      const slots = g.slice(dims, [0], [1], [0]);
-      const rank = g.slice(dims, [2], [3], [0]);
-      const oneHot = g.cast(g.equal(g.unsqueeze(this.loraSlot!, [1]), g.op1("Range", [g.constInt64([0], []), g.squeeze(slots, [0]), g.constInt64([1], [])])), "float32"); // [B, slots]
-      const perColumn = g.expand(g.unsqueeze(oneHot, [2]), g.concat([g.constInt64([1, 1]), rank], 0)); // [B, slots, rank]
-      this.loraColumnMask = g.unsqueeze(g.reshape(perColumn, [0, -1]), [1]);
+    const group = PROJECTION_GROUPS.find((p) => p.length === targets.length && p.every((t, i) => t === targets[i]));
+    if (!group) throw new Error(`no LoRA projection group for ${targets.join(", ")}`);
+    const columns = `lora_columns_${targets.length}`;
+    const a = g.input(denseLoraInputName(layer, group, "a"), "float32", [inSize, columns]);
+    const b = g.input(denseLoraInputName(layer, group, "b"), "float32", [columns, outTotal]);
+    let mask = this.loraMasks.get(targets.length);
+    if (!mask) {
+      mask = g.input(denseLoraMaskName(targets.length), "float32", ["batch", 1, columns]);
+      this.loraMasks.set(targets.length, mask);
     }
-    return this.loraColumnMask;
+    return g.matmul(g.mul(g.matmul(x, a), mask), b);
   }
-
 
   private attention(layer: number, x: Value, bias: Value, past: { key: Value; value: Value }, splitSizes: Value | undefined): Value {
     const { g, c } = this;

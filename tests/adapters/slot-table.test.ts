@@ -80,11 +80,28 @@ describe("LoRA slot table", () => {
     expect(() => new LoraSlotTable(config, 2, 8).slotsFor([big])).toThrow(/rank 16, above the slots' rank 8/);
   });
 
+  it("pads to the largest rank loaded so far and feeds only the slots up to the highest one used", async () => {
+    const table = new LoraSlotTable(config, 4, 16);
+    table.slotsFor([small]);
+    expect(table.rank).toBe(2);
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([2, config.hiddenSize, 2]);
+    const generation = table.generation;
+    const rows = [attn, small, undefined, big];
+    const slots = table.slotsFor(rows); // big regrows the buffers to rank 16, keeping small in its slot
+    expect(table.generation).not.toBe(generation);
+    expect(table.rank).toBe(16);
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([4, config.hiddenSize, 16]);
+    expect(maxDiff(await logits(slots, table.tensors), await rebuilt(rows))).toBeLessThan(1e-5);
+    expect(table.slotsFor([small, undefined])).toEqual([1, 0]); // a later small batch feeds only its own prefix
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([2, config.hiddenSize, 16]);
+    expect(maxDiff(await logits([1, 0], table.tensors), await rebuilt([small, undefined]))).toBeLessThan(1e-5);
+  });
+
   it("an evicted id is copied afresh next time", () => {
     const table = new LoraSlotTable(config, 2, 16);
     const [slot] = table.slotsFor([attn]);
     const a = table.tensors["lora.0.q_proj.a"]!.data as Float32Array;
-    const start = slot! * config.hiddenSize * 16;
+    const start = slot! * config.hiddenSize * table.rank;
     a[start] = 12345;
     expect(table.slotsFor([attn])).toEqual([slot]); // resident: not copied again
     expect(a[start]).toBe(12345);

@@ -127,4 +127,17 @@ describe("engine with LoRA adapters on stories260k", () => {
     const after = await run(undefined, [1]);
     expect(after.done?.completionTokens).toBe(STEPS);
   });
+
+  it("refuses only the request whose adapter's rank is above maxLoraRank", async () => {
+    const small = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxLoraRank: 8, resolveAdapter: async (id) => adapters.get(id)! });
+    try {
+      const prompt = engine.tokenize("Once upon a time");
+      const go = (adapter: string) => collect(small.generate({ promptTokens: prompt, params: params({ maxTokens: STEPS, logprobs: 0 }), adapter }));
+      const [tooBig, fits] = await Promise.allSettled([go("qv-r16"), go("all-r8")]);
+      expect(tooBig.status === "rejected" && String(tooBig.reason)).toMatch(/rank 16, above this node's maximum LoRA rank 8/);
+      expect(fits.status === "fulfilled" && fits.value.tokens).toEqual((await run("all-r8", prompt)).tokens);
+    } finally {
+      await small.close();
+    }
+  });
 });

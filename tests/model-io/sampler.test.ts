@@ -151,6 +151,17 @@ describe("sampler", () => {
     expect(greedy.sample(logits, []).token).toBe(referenceArgmax(Array.from(logits)));
   });
 
+  it("computes logprobs only when asked for them", () => {
+    const logits = randomLogits(100, 22, 2);
+    const lse = Math.log(Array.from(logits).reduce((s, x) => s + Math.exp(x), 0));
+    const off = createSampler({ ...plain, temperature: 0 }, 100).sample(logits, []);
+    expect(off.logprob).toBeUndefined();
+    const chosenOnly = createSampler({ ...plain, temperature: 0, logprobs: 0 }, 100).sample(logits, []);
+    expect(chosenOnly.token).toBe(referenceArgmax(Array.from(logits)));
+    expect(chosenOnly.logprob).toBeCloseTo(logits[chosenOnly.token] - lse, 5);
+    expect(chosenOnly.top).toEqual([]);
+  });
+
   it("rejects invalid parameters and logits of the wrong size", () => {
     expect(() => createSampler({ ...plain, temperature: -1 }, 10)).toThrow(/temperature must be >= 0/);
     expect(() => createSampler({ ...plain, topP: 0 }, 10)).toThrow(/top_p must be in \(0, 1\]/);
