@@ -1,18 +1,13 @@
+import { createRandom } from "../inference/sampler.ts";
 import { writeSafetensors, type TensorToWrite } from "../model/safetensors.ts";
 import type { AdapterFiles } from "./archive.ts";
 import { moduleDims, type BaseModelShape } from "./peft.ts";
 import { LORA_TARGETS, type LoraTarget } from "./types.ts";
 
-/** Seeded uniform random numbers in [-1, 1) (mulberry32), so tests and benchmarks are reproducible. */
+/** Seeded uniform random numbers in [-1, 1), so tests and benchmarks are reproducible. */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const uniform = createRandom(seed);
+  return () => uniform() * 2 - 1;
 }
 
 export interface RandomAdapterOptions {

@@ -22,7 +22,8 @@ import { ReferenceDecoder } from "../../services/model/reference.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
-import { findSharedModel, mergedLookup, randomModelWeights, RECIPES, TINY_LLAMA, zipOf, type BaseWeights } from "./helpers.ts";
+import { findSharedModel, mergedLookup, RECIPES, TINY_LLAMA, zipOf, type BaseWeights } from "./helpers.ts";
+import { randomWeights } from "../engine/tiny-model.ts";
 
 const TOLERANCE = 1e-4;
 const DECODE_STEPS = 6;
@@ -129,7 +130,7 @@ describe("PEFT adapters in the compiled decoder match merged-weight references",
   });
 
   it("on a random tiny llama", async () => {
-    const tensors = randomModelWeights(TINY_LLAMA, 5);
+    const tensors = randomWeights(TINY_LLAMA, 5).tensors;
     const base: BaseWeights = { has: (n) => tensors.has(n), getF32: (n) => tensors.get(n)!.slice() };
     await checkAdapters(TINY_LLAMA, base, "tiny");
   });

@@ -6,7 +6,7 @@ import { strToU8, zipSync } from "fflate";
 import tar from "tar-stream";
 import { gzipSync } from "node:zlib";
 import type { BaseModelShape } from "../../services/adapters/peft.ts";
-import { seededRandom, type RandomAdapterOptions } from "../../services/adapters/synthetic.ts";
+import type { RandomAdapterOptions } from "../../services/adapters/synthetic.ts";
 import { parseSafetensorsBytes } from "../../services/model/safetensors.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
 
@@ -64,29 +64,6 @@ export const TINY_LLAMA: DecoderConfig = {
   eosTokenIds: [2],
 };
 
-/** Random Hugging Face-named weights ([out, in] linears) for a config, as a name -> tensor map. */
-export function randomModelWeights(c: DecoderConfig, seed: number): Map<string, Float32Array> {
-  const random = seededRandom(seed);
-  const t = new Map<string, Float32Array>();
-  const add = (name: string, n: number, scale: number, offset = 0) => t.set(name, Float32Array.from({ length: n }, () => offset + random() * scale));
-  const { hiddenSize: h, intermediateSize: m, numHeads, numKvHeads, headDim: d } = c;
-  add("model.embed_tokens.weight", c.vocabSize * h, 1);
-  add("lm_head.weight", c.vocabSize * h, 0.3);
-  add("model.norm.weight", h, 0.2, 1);
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    add(`${p}input_layernorm.weight`, h, 0.2, 1);
-    add(`${p}post_attention_layernorm.weight`, h, 0.2, 1);
-    add(`${p}self_attn.q_proj.weight`, numHeads * d * h, 0.4);
-    add(`${p}self_attn.k_proj.weight`, numKvHeads * d * h, 0.4);
-    add(`${p}self_attn.v_proj.weight`, numKvHeads * d * h, 0.4);
-    add(`${p}self_attn.o_proj.weight`, h * numHeads * d, 0.3);
-    add(`${p}mlp.gate_proj.weight`, m * h, 0.3);
-    add(`${p}mlp.up_proj.weight`, m * h, 0.3);
-    add(`${p}mlp.down_proj.weight`, h * m, 0.3);
-  }
-  return t;
-}
 
 // --- PEFT adapters and their merged-weight references ---
 

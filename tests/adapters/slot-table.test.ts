@@ -12,7 +12,8 @@ import { BatchCache } from "../../services/inference/kv-cache.ts";
 import { buildLoraTensors } from "../../services/inference/lora-feeds.ts";
 import { buildDecoderGraph } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
-import { randomModelWeights, TINY_LLAMA } from "./helpers.ts";
+import { TINY_LLAMA } from "./helpers.ts";
+import { randomWeights } from "../engine/tiny-model.ts";
 
 const config = TINY_LLAMA;
 const adapter = (id: string, options: RandomAdapterOptions) =>
@@ -27,7 +28,7 @@ let runner: DecoderRunner;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "sy-slots-"));
-  const tensors = randomModelWeights(config, 9);
+  const tensors = randomWeights(config, 9).tensors;
   const graph = buildDecoderGraph(config, { has: (n) => tensors.has(n), getF32: (n) => tensors.get(n)!.slice() }, { lora: true });
   runner = new DecoderRunner(await ort.InferenceSession.create((await writeOnnx(graph, dir)).modelPath), config);
 });
