@@ -1,22 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { zipSync } from "fflate";
 import { extractAdapterArchive } from "../../services/adapters/archive.ts";
-import { AdapterError } from "../../services/adapters/errors.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
-import { STORIES, tarGzOf, utf8, zipOf } from "./helpers.ts";
+import { refusal, STORIES, tarGzOf, utf8, zipOf } from "./helpers.ts";
 
 const MB = 1 << 20;
 const adapter = randomPeftAdapter(STORIES, { targets: ["q_proj", "v_proj"] }).files;
-
-async function refusal(promise: Promise<unknown>): Promise<AdapterError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof AdapterError) return e;
-    throw e;
-  }
-  throw new Error("expected the archive to be refused");
-}
 
 describe("adapter archives", () => {
   it("reads a zip with the files at the root or in one folder, ignoring other files", async () => {

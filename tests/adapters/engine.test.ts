@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateEvent, Inference, SamplingParams } from "../../edge/ports.ts";
+import type { GenerateEvent, Inference } from "../../edge/ports.ts";
 import { createAdapterService, type AdapterService } from "../../services/adapters/index.ts";
 import { withAdapterLeases } from "../../services/adapters/serving.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
@@ -18,21 +18,11 @@ import { ReferenceDecoder } from "../../services/model/reference.ts";
 import { openWeights, type WeightStore } from "../../services/model/safetensors.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
+import { params as greedyParams } from "../engine/generate-helpers.ts";
 import { findSharedModel, mergedLookup, RECIPES } from "./helpers.ts";
 
 const STEPS = 16;
-const params = (maxTokens = STEPS): SamplingParams => ({
-  maxTokens,
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  repetitionPenalty: 1,
-  frequencyPenalty: 0,
-  presencePenalty: 0,
-  stop: [],
-  logprobs: 0,
-});
+const params = (maxTokens = STEPS) => greedyParams({ maxTokens, logprobs: 0 });
 
 async function tokensOf(events: AsyncIterable<GenerateEvent>, onToken?: () => void): Promise<number[]> {
   const tokens: number[] = [];

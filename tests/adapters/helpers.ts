@@ -6,6 +6,8 @@ import { strToU8, zipSync } from "fflate";
 import tar from "tar-stream";
 import { gzipSync } from "node:zlib";
 import type { BaseModelShape } from "../../services/adapters/peft.ts";
+import { AdapterError } from "../../services/adapters/errors.ts";
+import { tinyConfig } from "../engine/tiny-model.ts";
 import type { RandomAdapterOptions } from "../../services/adapters/synthetic.ts";
 import { parseSafetensorsBytes } from "../../services/model/safetensors.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
@@ -46,23 +48,7 @@ export async function tarGzOf(entries: Array<{ name: string; data?: Uint8Array; 
 // --- models for the correctness suite ---
 
 /** A small random Llama with GQA and sizes that are not powers of two. */
-export const TINY_LLAMA: DecoderConfig = {
-  architecture: "llama",
-  hiddenSize: 40,
-  intermediateSize: 67,
-  numLayers: 3,
-  numHeads: 10,
-  numKvHeads: 5,
-  headDim: 4,
-  vocabSize: 61,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  maxPositionEmbeddings: 64,
-  tieWordEmbeddings: false,
-  attentionBias: false,
-  bosTokenId: 1,
-  eosTokenIds: [2],
-};
+export const TINY_LLAMA: DecoderConfig = tinyConfig({ hiddenSize: 40, intermediateSize: 67, numLayers: 3, numHeads: 10, numKvHeads: 5, vocabSize: 61 });
 
 
 // --- PEFT adapters and their merged-weight references ---
@@ -115,3 +101,14 @@ export function mergedLookup(base: BaseWeights, model: Uint8Array, recipe: Recip
   return (name) => merged.get(name) ?? base.getF32(name);
 }
 
+
+/** The AdapterError a promise is refused with (fails the test if it resolves or throws something else). */
+export async function refusal(promise: Promise<unknown>): Promise<AdapterError> {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof AdapterError) return e;
+    throw e;
+  }
+  throw new Error("expected a refusal");
+}

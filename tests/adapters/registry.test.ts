@@ -9,7 +9,7 @@ import { AdapterRegistry } from "../../services/adapters/registry.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
 import { adapters, tenants } from "../../services/store/schema.ts";
-import { STORIES, utf8 } from "./helpers.ts";
+import { refusal, STORIES, utf8 } from "./helpers.ts";
 
 let dataDir: string;
 let store: OpenDatabase;
@@ -32,16 +32,6 @@ afterEach(() => {
 
 const rowCount = () => store.db.select().from(adapters).all().length;
 const adapterDirs = () => readdirSync(join(dataDir, "adapters"));
-
-async function refusal(promise: Promise<unknown>): Promise<AdapterError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof AdapterError) return e;
-    throw e;
-  }
-  throw new Error("expected a refusal");
-}
 
 describe("adapter registry", () => {
   it("stores the validated files under the data directory with their checksum", async () => {
