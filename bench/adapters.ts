@@ -1,12 +1,17 @@
 /**
  * Adapter benchmark: cold load of a rank-16 all-linear adapter from disk, switching between
  * resident adapters, and aggregate decode throughput of 32 concurrent sequences with 1, 8 and 32
- * distinct adapters against the same batch on the base model alone, on stories260k and on a
- * random ~12M-parameter Llama (where the matmuls, not per-op overhead, dominate). Throughput is
- * measured twice: decode steps of the compiled graph alone, and 32 generate() calls through the
- * engine end to end (continuous batching, prefill, sampling).
+ * distinct adapters against the same batch on the base model alone.
  *
- *   npx tsx bench/adapters.ts        (prints a table, writes bench-results/adapters.json)
+ * Models: stories260k; a random ~14M-parameter Llama; and random models with the layer shapes of
+ * TinyLlama-1.1B and Llama-2-7B (one or two layers, a small vocabulary). How much LoRA costs
+ * depends on the model's width: a rank-16 adapter adds 36% to stories260k's arithmetic but 0.6%
+ * to a Llama-2-7B layer's, and 32 distinct adapters must each be read once per decode step. The
+ * wide models show the regime the issue's anchors (vLLM, S-LoRA, Punica on 7B models) measure.
+ * Throughput is measured on the engine's decode graph alone, and for the small models also as 32
+ * generate() calls through the engine end to end (continuous batching, prefill, sampling).
+ *
+ *   npx tsx bench/adapters.ts        (prints tables, writes bench-results/adapters.json)
  */
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
@@ -19,11 +24,11 @@ import { createAdapterService, type AdapterService } from "../services/adapters/
 import { LoraSlotTable } from "../services/adapters/slot-table.ts";
 import { randomPeftAdapter, seededRandom } from "../services/adapters/synthetic.ts";
 import { DecoderRunner } from "../services/inference/decoder-runner.ts";
-import { createEngine } from "../services/inference/engine.ts";
+import { createEngine, ENGINE_GRAPHS } from "../services/inference/engine.ts";
 import { BatchCache } from "../services/inference/kv-cache.ts";
-import { buildLoraTensors } from "../services/inference/lora-feeds.ts";
+import { buildLoraTensors, type LoraFeeds } from "../services/inference/lora-feeds.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../services/model/config.ts";
-import { buildDecoderGraph, type DecoderWeights } from "../services/model/decoder.ts";
+import { buildDecoderGraph, LORA_TARGET_NAMES, projectionShape, type DecoderWeights } from "../services/model/decoder.ts";
 import { writeOnnx } from "../services/model/graph/onnx.ts";
 import { openWeights, writeSafetensors, type TensorToWrite, type WeightStore } from "../services/model/safetensors.ts";
 import { openDatabase } from "../services/store/db.ts";
@@ -32,13 +37,47 @@ import { tenants } from "../services/store/schema.ts";
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENCES = 32;
 const RANK = 16;
-const PROMPT_TOKENS = 16;
-const DECODE_STEPS = 32;
 const ENGINE_MAX_TOKENS = 48;
-const ROUNDS = 5;
 const LOAD_RUNS = 20;
 const SWITCH_RUNS = 200;
 const DISTINCT = [1, 8, 32];
+
+/** The layer shape of a random Llama written for the run (vocabulary 512, stories260k's tokenizer). */
+interface SyntheticShape {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+}
+
+interface BenchModel {
+  name: string;
+  source: { shared: string } | { synthetic: SyntheticShape };
+  /** Also run 32 generate() calls through the engine (the wide models are too slow for it). */
+  engine: boolean;
+  /** Decode steps filling the cache before the timed ones, timed steps, interleaved rounds. */
+  warmSteps: number;
+  timedSteps: number;
+  rounds: number;
+}
+
+const MODELS: BenchModel[] = [
+  { name: "stories260k", source: { shared: "stories260k" }, engine: true, warmSteps: 16, timedSteps: 32, rounds: 5 },
+  { name: "synthetic-14m", source: { synthetic: { hidden: 384, intermediate: 1024, layers: 8, heads: 6, kvHeads: 6 } }, engine: true, warmSteps: 16, timedSteps: 32, rounds: 5 },
+  { name: "tinyllama-1.1b x2 layers", source: { synthetic: { hidden: 2048, intermediate: 5632, layers: 2, heads: 32, kvHeads: 4 } }, engine: false, warmSteps: 4, timedSteps: 6, rounds: 5 },
+  { name: "llama-2-7b x1 layer", source: { synthetic: { hidden: 4096, intermediate: 11008, layers: 1, heads: 32, kvHeads: 32 } }, engine: false, warmSteps: 2, timedSteps: 4, rounds: 5 },
+];
+
+export interface ModelRow {
+  model: string;
+  parameters: number;
+  adapterBytes: number;
+  /** A rank-16 all-linear adapter's multiply-adds per token over the base model's (projections and head). */
+  loraArithmeticPercent: number;
+  /** Bytes of 32 distinct adapters (read once per decode step) over the base model's bytes. */
+  thirtyTwoAdaptersBytesPercent: number;
+}
 
 export interface ThroughputRow {
   model: string;
@@ -53,27 +92,28 @@ export interface ThroughputRow {
 
 export interface LoadRow {
   model: string;
-  adapterBytes: number;
   firstLoadMs: number;
   medianColdLoadMs: number;
-  /** A switch to a resident adapter: the cache hit, plus new stacked feeds for a batch of it alone. */
+  /** A switch to an adapter resident in the cache: the cache hit... */
   switchCacheHitMs: number;
-  switchFeedsOneAdapterMs: number;
-  /** Rebuilding the stacked feeds of a batch holding 32 distinct adapters. */
-  feedsThirtyTwoAdaptersMs: number;
-  /** A switch with persistent slots (services/adapters/slot-table.ts): copy one resident adapter into a slot. */
+  /** ...and the engine's slot lookup when it is already in a LoRA slot... */
+  switchSlotHitMs: number;
+  /** ...or the copy into a slot when it is not. */
   switchSlotCopyMs: number;
 }
 
 export interface AdapterBenchResult {
   rank: number;
   sequences: number;
+  models: ModelRow[];
   loads: LoadRow[];
   throughput: ThroughputRow[];
 }
 
 interface Setup {
-  model: string;
+  bench: BenchModel;
+  /** This model's scratch folder (model, adapters, graphs). */
+  dir: string;
   modelDir: string;
   config: DecoderConfig;
   weights: WeightStore;
@@ -98,16 +138,18 @@ async function timeMs(run: () => Promise<unknown> | unknown): Promise<number> {
   return performance.now() - start;
 }
 
-/** A random Llama of about 12M parameters in a model folder, with stories260k's tokenizer (vocab 512). */
-async function writeSyntheticModel(dir: string, tokenizerFrom: string): Promise<void> {
+/** A random Llama with the given layer shape in a model folder, with stories260k's tokenizer (vocab 512). */
+async function writeSyntheticModel(dir: string, shape: SyntheticShape, tokenizerFrom: string): Promise<void> {
+  const { hidden: h, intermediate: m, heads, kvHeads } = shape;
+  const headDim = h / heads;
   const config = {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
-    hidden_size: 384,
-    intermediate_size: 1024,
-    num_hidden_layers: 8,
-    num_attention_heads: 6,
-    num_key_value_heads: 6,
+    hidden_size: h,
+    intermediate_size: m,
+    num_hidden_layers: shape.layers,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
     vocab_size: 512,
     max_position_embeddings: 256,
     rms_norm_eps: 1e-5,
@@ -117,20 +159,25 @@ async function writeSyntheticModel(dir: string, tokenizerFrom: string): Promise<
   };
   const random = seededRandom(3);
   const tensors: Record<string, TensorToWrite> = {};
-  const add = (name: string, shape: number[], scale: number, offset = 0) =>
-    (tensors[name] = { dtype: "F32", shape, data: Float32Array.from({ length: shape[0]! * (shape[1] ?? 1) }, () => offset + random() * scale) });
-  const h = config.hidden_size;
-  const m = config.intermediate_size;
+  const add = (name: string, shape: number[], scale: number, offset = 0) => {
+    const data = new Float32Array(shape[0]! * (shape[1] ?? 1));
+    for (let i = 0; i < data.length; i++) data[i] = offset + random() * scale;
+    tensors[name] = { dtype: "F32", shape, data };
+  };
+  const scale = 1 / Math.sqrt(h);
   add("model.embed_tokens.weight", [config.vocab_size, h], 0.5);
   add("model.norm.weight", [h], 0.1, 1);
-  for (let i = 0; i < config.num_hidden_layers; i++) {
+  for (let i = 0; i < shape.layers; i++) {
     const p = `model.layers.${i}.`;
     add(`${p}input_layernorm.weight`, [h], 0.1, 1);
     add(`${p}post_attention_layernorm.weight`, [h], 0.1, 1);
-    for (const t of ["q_proj", "k_proj", "v_proj", "o_proj"]) add(`${p}self_attn.${t}.weight`, [h, h], 0.05);
-    add(`${p}mlp.gate_proj.weight`, [m, h], 0.05);
-    add(`${p}mlp.up_proj.weight`, [m, h], 0.05);
-    add(`${p}mlp.down_proj.weight`, [h, m], 0.05);
+    add(`${p}self_attn.q_proj.weight`, [h, h], scale);
+    add(`${p}self_attn.k_proj.weight`, [kvHeads * headDim, h], scale);
+    add(`${p}self_attn.v_proj.weight`, [kvHeads * headDim, h], scale);
+    add(`${p}self_attn.o_proj.weight`, [h, h], scale);
+    add(`${p}mlp.gate_proj.weight`, [m, h], scale);
+    add(`${p}mlp.up_proj.weight`, [m, h], scale);
+    add(`${p}mlp.down_proj.weight`, [h, m], 1 / Math.sqrt(m));
   }
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "config.json"), JSON.stringify(config));
@@ -138,17 +185,39 @@ async function writeSyntheticModel(dir: string, tokenizerFrom: string): Promise<
   for (const file of ["tokenizer.json", "tokenizer_config.json"]) await copyFile(join(tokenizerFrom, file), join(dir, file));
 }
 
+/** Parameter counts and what a rank-RANK all-linear adapter adds, per token (see ModelRow). */
+function modelRow(name: string, config: DecoderConfig, adapterBytes: number): ModelRow {
+  let base = config.vocabSize * config.hiddenSize; // the output head
+  let lora = 0;
+  for (const target of LORA_TARGET_NAMES) {
+    const { in: inSize, out } = projectionShape(config, target);
+    base += config.numLayers * inSize * out;
+    lora += config.numLayers * RANK * (inSize + out);
+  }
+  return {
+    model: name,
+    parameters: base,
+    adapterBytes,
+    loraArithmeticPercent: (lora / base) * 100,
+    thirtyTwoAdaptersBytesPercent: ((32 * lora) / base) * 100,
+  };
+}
+
 /** A registry holding 32 random rank-16 all-linear adapters for the model. */
-async function setUp(model: string, modelDir: string, workDir: string): Promise<Setup> {
+async function setUp(bench: BenchModel, workDir: string): Promise<Setup> {
+  const dir = join(workDir, bench.name.replace(/\W+/g, "-"));
+  const source = bench.source;
+  const modelDir = "shared" in source ? findModel(source.shared) : join(dir, "model");
+  if ("synthetic" in source) await writeSyntheticModel(modelDir, source.synthetic, findModel("stories260k"));
   const config = await loadDecoderConfig(modelDir);
   const weights = await openWeights(modelDir);
-  const dataDir = join(workDir, model);
+  const dataDir = join(dir, "data");
   const store = openDatabase(join(dataDir, "db.sqlite"));
   store.db.insert(tenants).values({ id: "t_bench", name: "bench" }).run();
   const service = await createAdapterService({
     db: store.db,
     dataDir,
-    base: { id: model, shape: config },
+    base: { id: bench.name, shape: config },
     limits: { maxRank: RANK },
     cacheBudgetBytes: 4 * 2 ** 30,
     maxAdaptersPerBatch: 32,
@@ -158,7 +227,7 @@ async function setUp(model: string, modelDir: string, workDir: string): Promise<
     const files = randomPeftAdapter(config, { rank: RANK, alpha: 32, targets: "all-linear", seed: 100 + k, amplitude: 0.02 }).files;
     ids.push((await service.registry.create({ tenantId: "t_bench", name: `bench-${k}`, files })).id);
   }
-  return { model, modelDir, config, weights, service, ids };
+  return { bench, dir, modelDir, config, weights, service, ids };
 }
 
 async function loadsAndSwitches(s: Setup): Promise<LoadRow> {
@@ -172,39 +241,38 @@ async function loadsAndSwitches(s: Setup): Promise<LoadRow> {
   }
   const adapters = await Promise.all(s.ids.map((id) => cache.get(id)));
   const hits: number[] = [];
-  const feedsOne: number[] = [];
-  const feedsAll: number[] = [];
+  const slotHits: number[] = [];
   const slotCopies: number[] = [];
-  const table = new LoraSlotTable(s.config, 8, RANK); // 8 slots cycling through 32 adapters: every switch copies
+  const resident = new LoraSlotTable(s.config, 32, RANK);
+  resident.slotsFor(adapters);
+  const cycling = new LoraSlotTable(s.config, 8, RANK); // 8 slots cycling through 32 adapters: every switch copies
   for (let i = 0; i < SWITCH_RUNS; i++) {
     const adapter = adapters[i % adapters.length]!;
     hits.push(await timeMs(() => cache.get(s.ids[i % s.ids.length]!)));
-    feedsOne.push(await timeMs(() => buildLoraTensors(s.config, [adapter])));
-    slotCopies.push(await timeMs(() => table.slotsFor([adapter])));
-    if (i % 20 === 0) feedsAll.push(await timeMs(() => buildLoraTensors(s.config, adapters)));
+    slotHits.push(await timeMs(() => resident.slotsFor([adapter])));
+    slotCopies.push(await timeMs(() => cycling.slotsFor([adapter])));
   }
   return {
-    model: s.model,
-    adapterBytes: adapters[0]!.bytes,
+    model: s.bench.name,
     firstLoadMs,
     medianColdLoadMs: median(coldLoads),
     switchCacheHitMs: median(hits),
-    switchFeedsOneAdapterMs: median(feedsOne),
-    feedsThirtyTwoAdaptersMs: median(feedsAll),
+    switchSlotHitMs: median(slotHits),
     switchSlotCopyMs: median(slotCopies),
   };
 }
 
-/** The same graph options and session settings as the engine (fused ops, one intra-op thread). */
-async function compile(config: DecoderConfig, weights: DecoderWeights, lora: boolean, dir: string): Promise<DecoderRunner> {
-  const files = await writeOnnx(buildDecoderGraph(config, weights, { lora, fused: true }), join(dir, lora ? "lora" : "plain"));
+/** The engine's decode-only graph, with its session settings (one intra-op thread). */
+async function decodeRunner(config: DecoderConfig, weights: DecoderWeights, lora: boolean, dir: string): Promise<DecoderRunner> {
+  const graph = buildDecoderGraph(config, weights, { ...ENGINE_GRAPHS.decode, lora });
+  const files = await writeOnnx(graph, join(dir, lora ? "lora" : "plain"));
   const session = await ort.InferenceSession.create(files.modelPath, {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
     executionMode: "sequential",
     graphOptimizationLevel: "all",
   });
-  return new DecoderRunner(session, config);
+  return new DecoderRunner(session, config, session);
 }
 
 const randomPrompts = (vocab: number, length: number) => {
@@ -212,19 +280,17 @@ const randomPrompts = (vocab: number, length: number) => {
   return Array.from({ length: SEQUENCES }, () => [1, ...Array.from({ length: length - 1 }, () => 3 + Math.floor(((random() + 1) / 2) * (vocab - 3)))]);
 };
 
-/** Tokens/s of DECODE_STEPS decode steps (fixed next tokens) for SEQUENCES rows after a prefill. */
-async function decodeThroughput(runner: DecoderRunner, lora?: { slots: number[]; tensors: Record<string, ort.Tensor> }): Promise<number> {
-  const prompts = randomPrompts(runner.config.vocabSize, PROMPT_TOKENS);
+/** Tokens/s of `timedSteps` decode steps of SEQUENCES rows, after `warmSteps` untimed ones. */
+async function decodeThroughput(runner: DecoderRunner, bench: BenchModel, lora?: LoraFeeds): Promise<number> {
+  const tokens = randomPrompts(runner.config.vocabSize, bench.warmSteps + bench.timedSteps);
   const cache = BatchCache.empty(runner.config, SEQUENCES); // each step appends to it
-  await runner.step({ cache, tokens: prompts, startPositions: prompts.map(() => 0), lora });
   let elapsed = 0;
-  for (let step = 0; step < DECODE_STEPS; step++) {
-    const tokens = prompts.map((p) => [p[step % PROMPT_TOKENS]!]);
+  for (let step = 0; step < bench.warmSteps + bench.timedSteps; step++) {
     const started = performance.now();
-    await runner.step({ cache, tokens, startPositions: prompts.map(() => PROMPT_TOKENS + step), lora });
-    elapsed += performance.now() - started;
+    await runner.step({ cache, tokens: tokens.map((t) => [t[step]!]), startPositions: tokens.map(() => step), lora });
+    if (step >= bench.warmSteps) elapsed += performance.now() - started;
   }
-  return (SEQUENCES * DECODE_STEPS) / (elapsed / 1000);
+  return (SEQUENCES * bench.timedSteps) / (elapsed / 1000);
 }
 
 interface Variant {
@@ -234,13 +300,13 @@ interface Variant {
 }
 
 /**
- * Variants run interleaved over ROUNDS rounds and each reports its median, so load from other
+ * Variants run interleaved over `rounds` rounds and each reports its median, so load from other
  * processes on the machine spreads over all variants instead of skewing one.
  */
-async function measure(model: string, level: ThroughputRow["level"], variants: Variant[]): Promise<ThroughputRow[]> {
+async function measure(model: string, level: ThroughputRow["level"], rounds: number, variants: Variant[]): Promise<ThroughputRow[]> {
   for (const v of variants) await v.run(); // warm-up
   const samples = variants.map(() => [] as number[]);
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
     for (const [k, v] of variants.entries()) samples[k]!.push(await v.run());
   }
   const base = median(samples[0]!);
@@ -250,26 +316,27 @@ async function measure(model: string, level: ThroughputRow["level"], variants: V
   });
 }
 
-async function graphThroughput(s: Setup, workDir: string): Promise<ThroughputRow[]> {
-  const dir = join(workDir, `${s.model}-graphs`);
-  const plain = await compile(s.config, s.weights, false, dir);
-  const lora = await compile(s.config, s.weights, true, dir);
+async function graphThroughput(s: Setup): Promise<ThroughputRow[]> {
+  const plain = await decodeRunner(s.config, s.weights, false, join(s.dir, "graphs"));
+  const lora = await decodeRunner(s.config, s.weights, true, join(s.dir, "graphs"));
   const adapters = await Promise.all(s.ids.map((id) => s.service.cache.get(id)));
-  const noAdapter = { slots: Array<number>(SEQUENCES).fill(0), tensors: buildLoraTensors(s.config, []) };
-  return measure(s.model, "graph", [
-    { name: "base alone, LoRA-free graph", distinct: 0, run: () => decodeThroughput(plain) },
-    { name: "base alone, LoRA graph", distinct: 0, run: () => decodeThroughput(lora, noAdapter) },
-    ...DISTINCT.map((distinct) => {
-      const feeds = { slots: Array.from({ length: SEQUENCES }, (_, r) => 1 + (r % distinct)), tensors: buildLoraTensors(s.config, adapters.slice(0, distinct)) };
-      return { name: `${distinct} distinct adapters`, distinct, run: () => decodeThroughput(lora, feeds) };
-    }),
-  ]);
+  try {
+    return await measure(s.bench.name, "graph", s.bench.rounds, [
+      { name: "base alone", distinct: 0, run: () => decodeThroughput(plain, s.bench) },
+      ...DISTINCT.map((distinct) => {
+        const feeds = { slots: Array.from({ length: SEQUENCES }, (_, r) => r % distinct), tensors: buildLoraTensors(s.config, adapters.slice(0, distinct)) };
+        return { name: `${distinct} distinct adapters`, distinct, run: () => decodeThroughput(lora, s.bench, feeds) };
+      }),
+    ]);
+  } finally {
+    await Promise.all([plain.session.release(), lora.session.release()]);
+  }
 }
 
-async function engineThroughput(s: Setup, workDir: string): Promise<ThroughputRow[]> {
+async function engineThroughput(s: Setup): Promise<ThroughputRow[]> {
   const engine = await createEngine({
     modelDir: s.modelDir,
-    cacheDir: join(workDir, `${s.model}-compiled`),
+    cacheDir: join(s.dir, "compiled"),
     maxBatch: SEQUENCES,
     maxAdaptersPerBatch: 32,
     resolveAdapter: s.service.resolveAdapter,
@@ -289,7 +356,7 @@ async function engineThroughput(s: Setup, workDir: string): Promise<ThroughputRo
     return counts.reduce((a, b) => a + b, 0) / ((performance.now() - started) / 1000);
   };
   try {
-    return await measure(s.model, "engine", [
+    return await measure(s.bench.name, "engine", s.bench.rounds, [
       { name: "base alone", distinct: 0, run: () => run(0) },
       ...DISTINCT.map((distinct) => ({ name: `${distinct} distinct adapters`, distinct, run: () => run(distinct) })),
     ]);
@@ -300,39 +367,46 @@ async function engineThroughput(s: Setup, workDir: string): Promise<ThroughputRo
 
 export async function benchAdapters(): Promise<AdapterBenchResult> {
   const workDir = await mkdtemp(join(tmpdir(), "sy-bench-adapters-"));
-  const setups: Setup[] = [];
+  const result: AdapterBenchResult = { rank: RANK, sequences: SEQUENCES, models: [], loads: [], throughput: [] };
   try {
-    const stories = findModel("stories260k");
-    const synthetic = join(workDir, "synthetic-12m-model");
-    await writeSyntheticModel(synthetic, stories);
-    setups.push(await setUp("stories260k", stories, workDir), await setUp("synthetic-12m", synthetic, workDir));
-    const loads: LoadRow[] = [];
-    const throughput: ThroughputRow[] = [];
-    for (const s of setups) {
-      loads.push(await loadsAndSwitches(s));
-      throughput.push(...(await graphThroughput(s, workDir)), ...(await engineThroughput(s, workDir)));
+    for (const bench of MODELS) {
+      const s = await setUp(bench, workDir);
+      try {
+        result.loads.push(await loadsAndSwitches(s)); // first, so its first load is cold
+        result.models.push(modelRow(bench.name, s.config, (await s.service.cache.get(s.ids[0]!)).bytes));
+        result.throughput.push(...(await graphThroughput(s)));
+        if (bench.engine) result.throughput.push(...(await engineThroughput(s)));
+      } finally {
+        s.weights.close();
+        await rm(s.dir, { recursive: true, force: true });
+      }
     }
-    return { rank: RANK, sequences: SEQUENCES, loads, throughput };
+    return result;
   } finally {
-    for (const s of setups) s.weights.close();
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
 function printTable(result: AdapterBenchResult): void {
   const ms = (v: number) => `${v.toFixed(3)} ms`.padStart(12);
+  const percent = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(1)}%`.padStart(8);
   const lines = [
     `adapters: rank ${result.rank}, all-linear; ${result.sequences} concurrent sequences`,
-    `  ${"model".padEnd(15)} ${"bytes".padStart(9)} ${"first load".padStart(12)} ${"cold load".padStart(12)} ${"cache hit".padStart(12)} ${"feeds 1".padStart(12)} ${"feeds 32".padStart(12)} ${"slot copy".padStart(12)}`,
+    `  ${"model".padEnd(26)} ${"parameters".padStart(12)} ${"adapter".padStart(11)} ${"LoRA MACs".padStart(10)} ${"32 adapters".padStart(12)}`,
+    ...result.models.map(
+      (m) =>
+        `  ${m.model.padEnd(26)} ${String(m.parameters).padStart(12)} ${`${(m.adapterBytes / 2 ** 20).toFixed(2)} MiB`.padStart(11)} ${`${m.loraArithmeticPercent.toFixed(1)}%`.padStart(10)} ${`${m.thirtyTwoAdaptersBytesPercent.toFixed(0)}%`.padStart(12)}`,
+    ),
+    "  (LoRA MACs: one adapter's multiply-adds per token over the base's; 32 adapters: their bytes over the base's)",
+    "",
+    `  ${"model".padEnd(26)} ${"first load".padStart(12)} ${"cold load".padStart(12)} ${"cache hit".padStart(12)} ${"slot hit".padStart(12)} ${"slot copy".padStart(12)}`,
     ...result.loads.map(
-      (l) =>
-        `  ${l.model.padEnd(15)} ${String(l.adapterBytes).padStart(9)} ${ms(l.firstLoadMs)} ${ms(l.medianColdLoadMs)} ${ms(l.switchCacheHitMs)} ${ms(l.switchFeedsOneAdapterMs)} ${ms(l.feedsThirtyTwoAdaptersMs)} ${ms(l.switchSlotCopyMs)}`,
+      (l) => `  ${l.model.padEnd(26)} ${ms(l.firstLoadMs)} ${ms(l.medianColdLoadMs)} ${ms(l.switchCacheHitMs)} ${ms(l.switchSlotHitMs)} ${ms(l.switchSlotCopyMs)}`,
     ),
     "",
-    `  ${"model".padEnd(15)} ${"level".padEnd(7)} ${"variant".padEnd(28)} ${"tokens/s".padStart(10)} ${"vs base".padStart(8)}`,
+    `  ${"model".padEnd(26)} ${"level".padEnd(7)} ${"variant".padEnd(20)} ${"tokens/s".padStart(10)} ${"vs base".padStart(8)}`,
     ...result.throughput.map(
-      (r) =>
-        `  ${r.model.padEnd(15)} ${r.level.padEnd(7)} ${r.variant.padEnd(28)} ${r.tokensPerSecond.toFixed(0).padStart(10)} ${`${r.vsBasePercent >= 0 ? "+" : ""}${r.vsBasePercent.toFixed(1)}%`.padStart(8)}`,
+      (r) => `  ${r.model.padEnd(26)} ${r.level.padEnd(7)} ${r.variant.padEnd(20)} ${r.tokensPerSecond.toFixed(0).padStart(10)} ${percent(r.vsBasePercent)}`,
     ),
   ];
   console.log(lines.join("\n"));

@@ -32,6 +32,8 @@ export const ConfigSchema = z.object({
   maxQueue: z.coerce.number().int().min(1).default(256),
   /** Largest LoRA rank accepted for upload. */
   maxLoraRank: z.coerce.number().int().min(1).max(256).default(64),
+  /** Most distinct adapters decoded together in one batch (sequences of others wait). */
+  maxAdaptersPerBatch: z.coerce.number().int().min(1).max(256).default(32),
   /** Memory budget of the loaded-adapter cache. */
   adapterCacheBytes: byteSize.default(512 * 1024 * 1024),
   /** A BERT-family ONNX folder (model.onnx + tokenizer.json) to embed with instead of USE Lite. */
@@ -57,6 +59,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   modelPath: { env: "SWITCHYARD_MODEL_PATH", flag: "--model-path" },
   maxQueue: { env: "SWITCHYARD_MAX_QUEUE", flag: "--max-queue" },
   maxLoraRank: { env: "SWITCHYARD_MAX_LORA_RANK", flag: "--max-lora-rank" },
+  maxAdaptersPerBatch: { env: "SWITCHYARD_MAX_ADAPTERS_PER_BATCH", flag: "--max-adapters-per-batch" },
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },

@@ -50,6 +50,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     base: { id: baseModelId(modelDir), shape: modelConfig },
     limits: { maxRank: config.maxLoraRank },
     cacheBudgetBytes: config.adapterCacheBytes,
+    maxAdaptersPerBatch: config.maxAdaptersPerBatch,
     metrics,
   });
   const engine = await createEngine({

@@ -1,8 +1,7 @@
 /**
- * Persistent LoRA slots for the decoder graph's stacked inputs. Buffers hold `capacity + 1` slots
- * (slot 0 stays all zeros = "no adapter") and an adapter is copied into a slot only when a batch
- * first needs it, so a sequence joining or leaving the batch costs one adapter's copy instead of
- * rebuilding every slot (services/inference/lora-feeds.ts rebuilds all of them).
+ * Persistent LoRA slots for the decoder graph's stacked inputs. Buffers hold `capacity` slots and
+ * an adapter is copied into a slot only when a batch first needs it, so a sequence joining or
+ * leaving the batch costs at most one adapter's copy instead of restacking every adapter.
  *
  * Two things keep the graph's LoRA work small without reallocating per step:
  * - the rank is the largest rank resident so far (up to `maxRank`), not `maxRank` itself: padding a
@@ -10,12 +9,13 @@
  *   buffers once and copies the residents back in;
  * - the fed tensors cover only slots 0..the highest slot the batch uses (a prefix of the buffers,
  *   since slots are the outer axis; free slots are filled lowest first), so a batch whose one
- *   adapter sits in slot 1 feeds 2 slots, not `capacity + 1`.
+ *   adapter sits in slot 0 feeds 1 slot, not `capacity`: the graph runs a segment per fed slot.
  * Feeding the same tensors every step is safe: nothing else writes them.
  */
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
 import { LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/decoder.ts";
+import { NO_ADAPTER } from "../inference/lora-feeds.ts";
 import type { LoraModuleKey, LoraWeights } from "./types.ts";
 
 type SlotShape = Pick<DecoderConfig, "numLayers" | "hiddenSize" | "intermediateSize" | "numHeads" | "numKvHeads" | "headDim">;
@@ -31,11 +31,10 @@ interface ModuleBuffers {
 
 export class LoraSlotTable {
   private modules: ModuleBuffers[] = [];
-  /** The adapter in each slot (index 0 unused); compared by identity, so a reloaded adapter is copied afresh. */
+  /** The adapter in each slot; compared by identity, so a reloaded adapter is copied afresh. */
   private readonly occupant: Array<LoraWeights | undefined>;
   private readonly lastUse: number[];
   private clock = 0;
-  private contentGeneration = 0;
   private currentRank = 0;
   /** Slots fed for the last batch: 1 + the highest slot it uses. */
   private fedSlots = 1;
@@ -48,14 +47,9 @@ export class LoraSlotTable {
     readonly maxRank: number,
   ) {
     if (!(capacity >= 1) || !(maxRank >= 1)) throw new Error(`LoRA slots need a capacity and a maximum rank of at least 1 (got ${capacity}, ${maxRank})`);
-    this.occupant = new Array(capacity + 1).fill(undefined);
-    this.lastUse = new Array(capacity + 1).fill(0);
+    this.occupant = new Array(capacity).fill(undefined);
+    this.lastUse = new Array(capacity).fill(0);
     this.allocate(1);
-  }
-
-  /** Changes whenever slot contents change (for callers that derive other layouts from `tensors`). */
-  get generation(): number {
-    return this.contentGeneration;
   }
 
   /** The rank the slots are padded to: the largest rank loaded so far (at least 1). */
@@ -80,7 +74,7 @@ export class LoraSlotTable {
   }
 
   /**
-   * The slot of each row's adapter (0 for none), loading into free or least recently used slots
+   * The slot of each row's adapter (NO_ADAPTER for none), loading into free or least recently used slots
    * the adapters this batch needs; slots held by adapters of this batch are never reused for it.
    */
   slotsFor(rows: Array<LoraWeights | undefined>): number[] {
@@ -93,7 +87,7 @@ export class LoraSlotTable {
     const slotOf = new Map<LoraWeights, number>();
     for (const adapter of distinct) {
       const slot = this.occupant.indexOf(adapter);
-      if (slot > 0) {
+      if (slot >= 0) {
         slotOf.set(adapter, slot);
         this.lastUse[slot] = tick;
       }
@@ -106,18 +100,18 @@ export class LoraSlotTable {
       this.lastUse[slot] = tick;
     }
     this.fedSlots = 1 + Math.max(0, ...slotOf.values());
-    return rows.map((a) => (a ? slotOf.get(a)! : 0));
+    return rows.map((a) => (a ? slotOf.get(a)! : NO_ADAPTER));
   }
 
   /** Forgets an adapter (deleted or replaced), so a new version with the same id is copied afresh. */
   evict(id: string): void {
-    for (let slot = 1; slot <= this.capacity; slot++) if (this.occupant[slot]?.id === id) this.occupant[slot] = undefined;
+    for (let slot = 0; slot < this.capacity; slot++) if (this.occupant[slot]?.id === id) this.occupant[slot] = undefined;
   }
 
   /** A free slot (lowest first, keeping the fed prefix short), else the least recently used one not used by this batch. */
   private victim(tick: number): number {
     let best = -1;
-    for (let slot = 1; slot <= this.capacity; slot++) {
+    for (let slot = 0; slot < this.capacity; slot++) {
       if (this.occupant[slot] === undefined) return slot;
       if (this.lastUse[slot] !== tick && (best < 0 || this.lastUse[slot]! < this.lastUse[best]!)) best = slot;
     }
@@ -134,13 +128,12 @@ export class LoraSlotTable {
     }
     if (adapter.maxRank > this.currentRank) this.allocate(adapter.maxRank);
     this.copy(slot, adapter);
-    this.contentGeneration++;
     this.occupant[slot] = adapter;
   }
 
   /** (Re)allocates the buffers at `rank` and copies the resident adapters back in. */
   private allocate(rank: number): void {
-    const slots = this.capacity + 1;
+    const slots = this.capacity;
     this.modules = [];
     for (let layer = 0; layer < this.config.numLayers; layer++) {
       for (const target of LORA_TARGET_NAMES) {

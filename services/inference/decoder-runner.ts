@@ -8,16 +8,7 @@
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
 import type { BatchCache } from "./kv-cache.ts";
-import { denseLoraMasks, denseLoraTensors } from "./lora-feeds.ts";
-
-export interface LoraFeeds {
-  /** Slot per row (0 = no adapter). */
-  slots: number[];
-  /** `lora.{i}.{target}.{a|b}` -> stacked tensor. */
-  tensors: Record<string, ort.Tensor>;
-  /** Changes whenever the contents of `tensors` change in place (unset: they never do). */
-  generation?: number;
-}
+import { segmentIndices, type LoraFeeds } from "./lora-feeds.ts";
 
 export interface StepInput {
   /** The batch's cache; the step appends to it. */
@@ -38,27 +29,15 @@ export interface StepOutput {
   picked: number;
 }
 
-/** A decode-only graph with `loraMode: "dense"`, for steps whose LoRA inputs have few slots. */
-export interface DenseLoraDecode {
-  session: ort.InferenceSession;
-  /** Used when the stacked LoRA tensors have at most this many slots (the zero slot included). */
-  maxSlots: number;
-}
-
 export class DecoderRunner {
-  /** Dense-LoRA inputs per stacked-tensor set, rebuilt when its generation changes. */
-  private readonly dense = new WeakMap<Record<string, ort.Tensor>, { generation?: number; tensors: Record<string, ort.Tensor> }>();
-
   /**
    * @param session a general graph (any number of new tokens)
    * @param decodeSession optionally a `decodeOnly` graph, used for steps of one token per row
-   * @param denseLora optionally a dense-LoRA decode graph, preferred when few slots are in use
    */
   constructor(
     readonly session: ort.InferenceSession,
     readonly config: DecoderConfig,
     readonly decodeSession?: ort.InferenceSession,
-    readonly denseLora?: DenseLoraDecode,
   ) {}
 
   async step(input: StepInput): Promise<StepOutput> {
@@ -101,8 +80,8 @@ export class DecoderRunner {
       feeds[`past_key.${l}`] = new ort.Tensor("float32", cache.keys(l), pastDims);
       feeds[`past_value.${l}`] = new ort.Tensor("float32", cache.values(l), pastDims);
     }
-    const session = seq === 1 && picked === 1 ? this.decodeGraph(input.lora) : this.session;
-    if (input.lora) Object.assign(feeds, this.loraInputs(session, input.lora));
+    const session = seq === 1 && picked === 1 ? (this.decodeSession ?? this.session) : this.session;
+    if (input.lora) Object.assign(feeds, input.lora.tensors, segmentIndices(input.lora.slots, seq, loraSlotCount(input.lora)));
     const out = await session.run(feeds);
     const added = (kind: "key" | "value") =>
       Array.from({ length: numLayers }, (_, l) => {
@@ -114,25 +93,9 @@ export class DecoderRunner {
     return { logits: out.logits.data as Float32Array, picked };
   }
 
-  /** The LoRA feeds in the layout `session` takes: stacked per target, or dense per projection group. */
-  private loraInputs(session: ort.InferenceSession, lora: LoraFeeds): Record<string, ort.Tensor> {
-    const lora_slot = new ort.Tensor("int64", BigInt64Array.from(lora.slots, BigInt), [lora.slots.length]);
-    if (!session.inputNames.includes("lora_mask.1")) return { lora_slot, ...lora.tensors };
-    let dense = this.dense.get(lora.tensors);
-    if (!dense || dense.generation !== lora.generation) {
-      dense = { generation: lora.generation, tensors: denseLoraTensors(this.config, lora.tensors) };
-      this.dense.set(lora.tensors, dense);
-    }
-    const [slots, , rank] = Object.values(lora.tensors)[0].dims as [number, number, number];
-    return { lora_slot, ...dense.tensors, ...denseLoraMasks(lora.slots, slots, rank) };
-  }
-
-  private decodeGraph(lora: LoraFeeds | undefined): ort.InferenceSession {
-    const slots = lora && Object.values(lora.tensors)[0]?.dims[0];
-    if (this.denseLora && slots !== undefined && slots <= this.denseLora.maxSlots) return this.denseLora.session;
-    return this.decodeSession ?? this.session;
-  }
 }
+
+const loraSlotCount = (lora: LoraFeeds) => Object.values(lora.tensors)[0]!.dims[0]!;
 
 /** The last `seq` columns of a present tensor [rowsTimesHeads, capacity + seq, headDim]. */
 function newColumns(present: Float32Array, rowsTimesHeads: number, capacity: number, seq: number, headDim: number): Float32Array {

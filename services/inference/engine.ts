@@ -66,16 +66,10 @@ export interface Engine extends Inference {
  * The engine keeps its cache in preallocated buffers, so its graphs return only new keys/values;
  * decode steps (one token per sequence) run a leaner decode-only graph.
  */
-const GRAPHS = {
+export const ENGINE_GRAPHS = {
   prefill: { fused: true, kvOutput: "new" },
   decode: { fused: true, decodeOnly: true },
 } satisfies Record<string, DecoderOptions>;
-
-/**
- * Up to this many LoRA slots a decode step uses the dense LoRA graph; above, the gather graph
- * (measured on stories260k at 32 rows, rank 16: dense wins clearly at 2-5 slots, ties at 9).
- */
-const DENSE_LORA_MAX_SLOTS = 9;
 
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const dir = options.modelDir;
@@ -95,13 +89,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   };
   const sessions: ort.InferenceSession[] = [];
   const runner = async (lora: boolean) => {
-    const prefill = await session({ ...GRAPHS.prefill, lora });
-    const decode = await session({ ...GRAPHS.decode, lora });
+    const prefill = await session({ ...ENGINE_GRAPHS.prefill, lora });
+    const decode = await session({ ...ENGINE_GRAPHS.decode, lora });
     sessions.push(prefill, decode);
-    if (!lora) return new DecoderRunner(prefill, config, decode);
-    const dense = await session({ ...GRAPHS.decode, lora, loraMode: "dense" });
-    sessions.push(dense);
-    return new DecoderRunner(prefill, config, decode, { session: dense, maxSlots: DENSE_LORA_MAX_SLOTS });
+    return new DecoderRunner(prefill, config, decode);
   };
   let plain: DecoderRunner;
   let withLora: DecoderRunner | undefined;

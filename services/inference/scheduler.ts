@@ -7,10 +7,10 @@
  * move in and out in place between steps.
  */
 import type { LoraWeights } from "../adapters/types.ts";
-import type { DecoderRunner, LoraFeeds } from "./decoder-runner.ts";
+import type { DecoderRunner } from "./decoder-runner.ts";
 import { EngineClosedError, EngineOverloadedError } from "./errors.ts";
 import { BatchCache, type CacheShape } from "./kv-cache.ts";
-import { loraFeeds, type LoraSlots } from "./lora-feeds.ts";
+import { loraFeeds, type LoraFeeds, type LoraSlots } from "./lora-feeds.ts";
 
 /** What the scheduler needs from a request; sampling and text live behind `accept`. */
 export interface ScheduledSequence {

@@ -28,7 +28,7 @@ export function defaultCompileCacheDir(dataDir = process.env.SWITCHYARD_DATA_DIR
 }
 
 export function compileKey(config: DecoderConfig, contentHash: string, options: DecoderOptions = {}): string {
-  const canonicalOptions = { lora: Boolean(options.lora), fused: Boolean(options.fused ?? options.fusedNorm), kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"), decodeOnly: Boolean(options.decodeOnly), loraMode: options.lora ? (options.loraMode ?? "gather") : undefined };
+  const canonicalOptions = { lora: Boolean(options.lora), fused: Boolean(options.fused ?? options.fusedNorm), kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"), decodeOnly: Boolean(options.decodeOnly) };
   return createHash("sha256")
     .update(JSON.stringify([DECODER_COMPILER_VERSION, contentHash, config, canonicalOptions]))
     .digest("hex")

@@ -19,32 +19,26 @@
  * step's keys is a plain concat for the whole batch; masked columns are ignored and a column is
  * visible to a query only if it is not after the query's own column (causal on columns).
  *
- * With `lora: true` the graph also takes, for each layer i and target t in q/k/v/o/gate/up/down:
- *   lora.{i}.{t}.a  float [slots, in, rank]     A^T per slot
- *   lora.{i}.{t}.b  float [slots, rank, out]    (scale·B)^T per slot (scale folded in)
- *   lora_slot       int64 [B]                   slot of each sequence (an all-zero slot = none)
- * and adds (x·A[slot])·B[slot] to that projection, per sequence.
- *
- * With `loraMode: "dense"` the LoRA inputs are instead, per layer i and projection group g
- * (PROJECTION_GROUPS: q/k/v, o, gate/up, down; k targets each):
- *   lora.{i}.{g}.dense_a  float [in, slots·k·rank]    every slot's and target's A side by side
- *   lora.{i}.{g}.dense_b  float [slots·k·rank, out]   the matching B rows, block-diagonal over targets
- *   lora_mask.{k}         float [B, 1, slots·k·rank]  1 in the columns of the sequence's own slot
- * (built from the stacked tensors by services/inference/lora-feeds.ts `denseLoraTensors`), and
- * adds ((x·A)⊙mask)·B to the group's fused projection: three ops per group.
+ * With `lora: true` the graph also applies per-sequence LoRA adapters held in slots, the way
+ * Punica's and S-LoRA's segmented kernels do (SGMV): the rows of the batch that share a slot are
+ * gathered into one segment and multiplied by that slot's matrices, so every adapter's weights are
+ * read once per step however many sequences use it, and are never copied. Inputs:
+ *   lora.{i}.{t}.a  float [slots, in, rank]   A^T per slot, for layer i and target t in q/k/v/o/gate/up/down
+ *   lora.{i}.{t}.b  float [slots, rank, out]  (scale·B)^T per slot (scale folded in)
+ *   lora_gather     int64 [slots, rows]       each slot's segment: indices into the step's B·T token
+ *                                             rows, padded to the fullest segment (padding is unused)
+ *   lora_scatter    int64 [B, T]              each token's row in the segments' output; slots·rows = none
+ * Each adapted projection adds gather(concat(segments·A·B, a zero row), lora_scatter). The caller
+ * derives the indices from a slot per sequence (services/inference/lora-feeds.ts `segmentIndices`).
  */
 import type { DecoderConfig } from "./config.ts";
 import { attr, Graph, type Attr, type Value } from "./graph/ir.ts";
 
 /** Bumped whenever the emitted graph changes, so cached compilations are invalidated. */
-export const DECODER_COMPILER_VERSION = "decoder-5";
+export const DECODER_COMPILER_VERSION = "decoder-6";
 
 export const LORA_TARGET_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 type Target = (typeof LORA_TARGET_NAMES)[number];
-
-/** The projections computed by one fused MatMul (they share their input); dense LoRA feeds them together too. */
-export const PROJECTION_GROUPS = [["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]] as const satisfies readonly (readonly Target[])[];
-export type ProjectionGroup = (typeof PROJECTION_GROUPS)[number];
 
 export interface DecoderWeights {
   has(name: string): boolean;
@@ -65,14 +59,6 @@ export interface DecoderOptions {
   /** "present" (default): return past ++ new; "new": return only the new keys/values (see above). */
   kvOutput?: "present" | "new";
   /**
-   * How the LoRA branch picks each sequence's adapter. "gather" (default): gather the slot's A and
-   * B per sequence, then batched per-sequence products. "dense": one product against all slots'
-   * and targets' A side by side, zero the columns of other slots, one product against all B; more
-   * arithmetic (times the slot count) but two large matrix products per projection group instead
-   * of many tiny ones, which wins for small models and few slots. Its inputs differ (see the header).
-   */
-  loraMode?: "gather" | "dense";
-  /**
    * A graph for decode steps only: exactly one new token per sequence (T = 1) and one logits row.
    * Implies `kvOutput: "new"`; the per-token attention to the new key is elementwise, sparing
    * the many tiny per-head matrix products and the head transposes a general graph needs.
@@ -84,14 +70,6 @@ const MASKED = -1e30;
 
 export function loraInputName(layer: number, target: Target, part: "a" | "b"): string {
   return `lora.${layer}.${target}.${part}`;
-}
-
-export function denseLoraInputName(layer: number, group: ProjectionGroup, part: "a" | "b"): string {
-  return `lora.${layer}.${group.map((t) => t.replace("_proj", "")).join("")}.dense_${part}`;
-}
-
-export function denseLoraMaskName(targets: number): string {
-  return `lora_mask.${targets}`;
 }
 
 /** In/out features of an adaptable projection. */
@@ -121,9 +99,8 @@ export function buildDecoderGraph(config: DecoderConfig, weights: DecoderWeights
 
 class DecoderBuilder {
   private readonly g = new Graph("decoder");
-  private loraSlot?: Value;
-  /** For dense LoRA: the column masks by number of targets in a group. */
-  private readonly loraMasks = new Map<number, Value>();
+  /** The LoRA segment indices (see the header). */
+  private loraSegments?: { gather: Value; scatter: Value };
   private positionIds!: Value;
   private ropeTables?: { cos: Value; sin: Value };
   private ropeHalfTables?: { cos: Value; sin: Value };
@@ -146,7 +123,9 @@ class DecoderBuilder {
       key: g.input(`past_key.${i}`, "float32", ["batch", c.numKvHeads, "past", c.headDim]),
       value: g.input(`past_value.${i}`, "float32", ["batch", c.numKvHeads, "past", c.headDim]),
     }));
-    if (this.options.lora) this.loraSlot = g.input("lora_slot", "int64", ["batch"]);
+    if (this.options.lora) {
+      this.loraSegments = { gather: g.input("lora_gather", "int64", ["lora_slots", "lora_rows"]), scatter: g.input("lora_scatter", "int64", ["batch", seq]) };
+    }
 
     const embedTokens = g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], this.weight("model.embed_tokens.weight"));
     let h = g.gather(embedTokens, inputIds);
@@ -286,37 +265,24 @@ class DecoderBuilder {
       }
       y = g.add(y, g.initializer(`${name}.bias`, "float32", [outTotal], bias));
     }
-    if (this.loraSlot && this.options.loraMode === "dense") y = g.add(y, this.denseLoraDelta(layer, x, targets, shapes[0].in, outTotal));
-    else if (this.loraSlot) {
-      const deltas = targets.map((t, k) => this.loraDelta(layer, t, x, shapes[k]));
-      y = g.add(y, deltas.length === 1 ? deltas[0] : g.concat(deltas, -1));
-    }
+    if (this.loraSegments) y = g.add(y, this.loraDelta(layer, x, targets, shapes));
     return y;
   }
 
-  /** (x·A[slot])·B[slot] for each sequence: gather the slot's matrices, two batched matmuls. */
-  private loraDelta(layer: number, target: Target, x: Value, shape: { in: number; out: number }): Value {
+  /** Gathers each slot's rows of x into a segment, two batched products per target, scatters back. */
+  private loraDelta(layer: number, x: Value, targets: Target[], shapes: Array<{ in: number; out: number }>): Value {
     const g = this.g;
-    const a = g.input(loraInputName(layer, target, "a"), "float32", ["lora_slots", shape.in, "lora_rank"]);
-    const b = g.input(loraInputName(layer, target, "b"), "float32", ["lora_slots", "lora_rank", shape.out]);
-    const slot = this.loraSlot!;
-    return g.matmul(g.matmul(x, g.gather(a, slot)), g.gather(b, slot));
-  }
-
-  /** ((x·A)⊙mask)·B over every slot of the group at once (see the header). */
-  private denseLoraDelta(layer: number, x: Value, targets: Target[], inSize: number, outTotal: number): Value {
-    const g = this.g;
-    const group = PROJECTION_GROUPS.find((p) => p.length === targets.length && p.every((t, i) => t === targets[i]));
-    if (!group) throw new Error(`no LoRA projection group for ${targets.join(", ")}`);
-    const columns = `lora_columns_${targets.length}`;
-    const a = g.input(denseLoraInputName(layer, group, "a"), "float32", [inSize, columns]);
-    const b = g.input(denseLoraInputName(layer, group, "b"), "float32", [columns, outTotal]);
-    let mask = this.loraMasks.get(targets.length);
-    if (!mask) {
-      mask = g.input(denseLoraMaskName(targets.length), "float32", ["batch", 1, columns]);
-      this.loraMasks.set(targets.length, mask);
-    }
-    return g.matmul(g.mul(g.matmul(x, a), mask), b);
+    const { gather, scatter } = this.loraSegments!;
+    const segments = g.gather(g.reshape(x, [-1, shapes[0].in]), gather); // [slots, rows, in]
+    const deltas = targets.map((t, k) => {
+      const a = g.input(loraInputName(layer, t, "a"), "float32", ["lora_slots", shapes[k].in, "lora_rank"]);
+      const b = g.input(loraInputName(layer, t, "b"), "float32", ["lora_slots", "lora_rank", shapes[k].out]);
+      return g.matmul(g.matmul(segments, a), b);
+    });
+    const outTotal = shapes.reduce((n, s) => n + s.out, 0);
+    const joined = deltas.length === 1 ? deltas[0] : g.concat(deltas, -1); // [slots, rows, outTotal]
+    const rows = g.concat([g.reshape(joined, [-1, outTotal]), g.constFloat(new Array(outTotal).fill(0), [1, outTotal])], 0);
+    return g.gather(rows, scatter); // [B, T, outTotal]; rows without an adapter take the zero row
   }
 
   private attention(layer: number, x: Value, bias: Value, past: { key: Value; value: Value }, splitSizes: Value | undefined): Value {

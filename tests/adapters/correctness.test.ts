@@ -14,7 +14,7 @@ import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import type { LoraWeights } from "../../services/adapters/types.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
-import { buildLoraTensors } from "../../services/inference/lora-feeds.ts";
+import { buildLoraTensors, NO_ADAPTER } from "../../services/inference/lora-feeds.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
 import { buildDecoderGraph } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
@@ -93,13 +93,13 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
     ...RECIPES.map((recipe, k) => new ReferenceDecoder(config, mergedLookup(base, uploads[k]!.files.model, recipe))),
   ];
 
-  // Rows: adapters 1..4 and one row without an adapter (slot 0), each with its own prompt.
-  const slots = [1, 0, 2, 3, 4];
+  // Rows: the adapters in slots 0..3 and one row without an adapter, each with its own prompt.
+  const slots = [0, NO_ADAPTER, 1, 2, 3];
   const prompts = [[1, 5, 9], [1, 7, 3, 4], [1, 12], [1, 30, 31, 32, 33], [1, 8, 7]];
   const batch = await greedyBatch(runner, prompts, slots, buildLoraTensors(config, weights));
 
   for (const [r, slot] of slots.entries()) {
-    const reference = references[slot]!;
+    const reference = references[slot + 1]!;
     const refCache = reference.newCache();
     let input = prompts[r]!;
     for (let step = 0; step < DECODE_STEPS; step++) {
@@ -109,7 +109,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
       input = [argmax(want)];
     }
     // Each sequence alone gets the same tokens as in the mixed batch.
-    const alone = await greedyBatch(runner, [prompts[r]!], [slot === 0 ? 0 : 1], buildLoraTensors(config, slot === 0 ? [] : [weights[slot - 1]!]));
+    const alone = await greedyBatch(runner, [prompts[r]!], [slot === NO_ADAPTER ? NO_ADAPTER : 0], buildLoraTensors(config, [weights[Math.max(slot, 0)]!]));
     expect(alone.generated[0]).toEqual(batch.generated[r]);
   }
 

@@ -9,7 +9,7 @@ import { randomPeftAdapter, type RandomAdapterOptions } from "../../services/ada
 import type { LoraWeights } from "../../services/adapters/types.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
-import { buildLoraTensors } from "../../services/inference/lora-feeds.ts";
+import { buildLoraTensors, NO_ADAPTER } from "../../services/inference/lora-feeds.ts";
 import { buildDecoderGraph } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { TINY_LLAMA } from "./helpers.ts";
@@ -42,10 +42,11 @@ async function logits(slots: number[], tensors: Record<string, ort.Tensor>): Pro
   return out.logits;
 }
 
-/** The batch's logits with feeds rebuilt from scratch, the engine's current way. */
+/** The batch's logits with the batch's adapters stacked afresh. */
 async function rebuilt(rows: Array<LoraWeights | undefined>): Promise<Float32Array> {
   const distinct = [...new Map(rows.flatMap((a) => (a ? [[a.id, a] as const] : []))).values()];
-  return logits(rows.map((a) => (a ? distinct.indexOf(a) + 1 : 0)), buildLoraTensors(config, distinct));
+  const stacked = distinct.length ? distinct : [big]; // a batch without adapters still feeds one slot
+  return logits(rows.map((a) => (a ? distinct.indexOf(a) : NO_ADAPTER)), buildLoraTensors(config, stacked));
 }
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
@@ -62,12 +63,12 @@ describe("LoRA slot table", () => {
   it("keeps resident adapters in place and overwrites every trace of an evicted one", async () => {
     const table = new LoraSlotTable(config, 2, 16);
     const first = table.slotsFor([big, attn]);
-    expect(new Set(first)).toEqual(new Set([1, 2]));
+    expect(new Set(first)).toEqual(new Set([0, 1]));
     const tensorsBefore = table.tensors;
     const second = table.slotsFor([small, big, undefined]);
     expect(second[1]).toBe(first[0]); // big stayed where it was
     expect(second[0]).toBe(first[1]); // small took attn's slot
-    expect(second[2]).toBe(0);
+    expect(second[2]).toBe(NO_ADAPTER);
     expect(table.tensors).toBe(tensorsBefore);
     expect(maxDiff(await logits(second, table.tensors), await rebuilt([small, big, undefined]))).toBeLessThan(1e-5);
     // The least recently used slot goes first: big was used last, so attn replaces small.
@@ -85,17 +86,20 @@ describe("LoRA slot table", () => {
     const table = new LoraSlotTable(config, 4, 16);
     table.slotsFor([small]);
     expect(table.rank).toBe(2);
-    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([2, config.hiddenSize, 2]);
-    const generation = table.generation;
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([1, config.hiddenSize, 2]);
     const rows = [attn, small, undefined, big];
     const slots = table.slotsFor(rows); // big regrows the buffers to rank 16, keeping small in its slot
-    expect(table.generation).not.toBe(generation);
+    expect(slots[1]).toBe(0);
     expect(table.rank).toBe(16);
-    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([4, config.hiddenSize, 16]);
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([3, config.hiddenSize, 16]);
     expect(maxDiff(await logits(slots, table.tensors), await rebuilt(rows))).toBeLessThan(1e-5);
-    expect(table.slotsFor([small, undefined])).toEqual([1, 0]); // a later small batch feeds only its own prefix
-    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([2, config.hiddenSize, 16]);
-    expect(maxDiff(await logits([1, 0], table.tensors), await rebuilt([small, undefined]))).toBeLessThan(1e-5);
+    expect(table.slotsFor([small, undefined])).toEqual([0, NO_ADAPTER]); // a later small batch feeds only its own prefix
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([1, config.hiddenSize, 16]);
+    expect(maxDiff(await logits([0, NO_ADAPTER], table.tensors), await rebuilt([small, undefined]))).toBeLessThan(1e-5);
+    const holes = table.slotsFor([big, undefined]); // the slots below big's are fed too, as empty segments
+    expect(holes[0]).toBe(2);
+    expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([3, config.hiddenSize, 16]);
+    expect(maxDiff(await logits(holes, table.tensors), await rebuilt([big, undefined]))).toBeLessThan(1e-5);
   });
 
   it("an evicted id is copied afresh next time", () => {

@@ -54,7 +54,8 @@ describe("edge app", () => {
 describe("configuration", () => {
   it("reads env and flags, flags winning, with defaults", () => {
     const config = loadConfig({ SWITCHYARD_PORT: "9000", SWITCHYARD_MAX_JSON_BODY: "2mb" }, ["--port", "9100", "--host=0.0.0.0"]);
-    expect(config).toMatchObject({ port: 9100, host: "0.0.0.0", dataDir: "./data", maxJsonBody: 2 * 1024 * 1024 });
+    expect(config).toMatchObject({ port: 9100, host: "0.0.0.0", dataDir: "./data", maxJsonBody: 2 * 1024 * 1024, maxAdaptersPerBatch: 32 });
+    expect(loadConfig({ SWITCHYARD_MAX_ADAPTERS_PER_BATCH: "4" }).maxAdaptersPerBatch).toBe(4);
   });
 
   it("names the variable or flag of a bad value in one line", () => {
@@ -63,5 +64,6 @@ describe("configuration", () => {
     expect(() => loadConfig({ SWITCHYARD_ADMIN_KEY: "short" })).toThrow(/SWITCHYARD_ADMIN_KEY.*16 characters/);
     expect(() => loadConfig({}, ["--bogus", "1"])).toThrow(ConfigError);
     expect(() => loadConfig({}, ["--port"])).toThrow(/needs a value/);
+    expect(() => loadConfig({}, ["--max-adapters-per-batch", "0"])).toThrow(/--max-adapters-per-batch="0"/);
   });
 });
