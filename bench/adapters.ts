@@ -8,7 +8,7 @@
  * depends on the model's width: a rank-16 adapter adds 36% to stories260k's arithmetic but 0.6%
  * to a Llama-2-7B layer's, and 32 distinct adapters must each be read once per decode step. The
  * wide models show the regime the issue's anchors (vLLM, S-LoRA, Punica on 7B models) measure.
- * Throughput is measured on the engine's decode graph alone, and for the small models also as 32
+ * Throughput is measured on the engine's decode graph alone, and for all but the 7B layer also as 32
  * generate() calls through the engine end to end (continuous batching, prefill, sampling).
  *
  *   npx tsx bench/adapters.ts        (prints tables, writes bench-results/adapters.json)
@@ -37,7 +37,6 @@ import { tenants } from "../services/store/schema.ts";
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENCES = 32;
 const RANK = 16;
-const ENGINE_MAX_TOKENS = 48;
 const LOAD_RUNS = 20;
 const SWITCH_RUNS = 200;
 const DISTINCT = [1, 8, 32];
@@ -54,8 +53,8 @@ interface SyntheticShape {
 interface BenchModel {
   name: string;
   source: { shared: string } | { synthetic: SyntheticShape };
-  /** Also run 32 generate() calls through the engine (the wide models are too slow for it). */
-  engine: boolean;
+  /** Tokens per request when 32 generate() calls also run through the engine; absent: too slow for it. */
+  engineMaxTokens?: number;
   /** Decode steps filling the cache before the timed ones, timed steps, interleaved rounds. */
   warmSteps: number;
   timedSteps: number;
@@ -63,10 +62,10 @@ interface BenchModel {
 }
 
 const MODELS: BenchModel[] = [
-  { name: "stories260k", source: { shared: "stories260k" }, engine: true, warmSteps: 16, timedSteps: 32, rounds: 5 },
-  { name: "synthetic-14m", source: { synthetic: { hidden: 384, intermediate: 1024, layers: 8, heads: 6, kvHeads: 6 } }, engine: true, warmSteps: 16, timedSteps: 32, rounds: 5 },
-  { name: "tinyllama-1.1b x2 layers", source: { synthetic: { hidden: 2048, intermediate: 5632, layers: 2, heads: 32, kvHeads: 4 } }, engine: false, warmSteps: 4, timedSteps: 6, rounds: 5 },
-  { name: "llama-2-7b x1 layer", source: { synthetic: { hidden: 4096, intermediate: 11008, layers: 1, heads: 32, kvHeads: 32 } }, engine: false, warmSteps: 2, timedSteps: 4, rounds: 5 },
+  { name: "stories260k", source: { shared: "stories260k" }, engineMaxTokens: 48, warmSteps: 16, timedSteps: 32, rounds: 5 },
+  { name: "synthetic-14m", source: { synthetic: { hidden: 384, intermediate: 1024, layers: 8, heads: 6, kvHeads: 6 } }, engineMaxTokens: 48, warmSteps: 16, timedSteps: 32, rounds: 5 },
+  { name: "tinyllama-1.1b x2 layers", source: { synthetic: { hidden: 2048, intermediate: 5632, layers: 2, heads: 32, kvHeads: 4 } }, engineMaxTokens: 16, warmSteps: 4, timedSteps: 6, rounds: 5 },
+  { name: "llama-2-7b x1 layer", source: { synthetic: { hidden: 4096, intermediate: 11008, layers: 1, heads: 32, kvHeads: 32 } }, warmSteps: 2, timedSteps: 4, rounds: 5 },
 ];
 
 export interface ModelRow {
@@ -333,7 +332,7 @@ async function graphThroughput(s: Setup): Promise<ThroughputRow[]> {
   }
 }
 
-async function engineThroughput(s: Setup): Promise<ThroughputRow[]> {
+async function engineThroughput(s: Setup, maxTokens: number): Promise<ThroughputRow[]> {
   const engine = await createEngine({
     modelDir: s.modelDir,
     cacheDir: join(s.dir, "compiled"),
@@ -342,7 +341,7 @@ async function engineThroughput(s: Setup): Promise<ThroughputRow[]> {
     resolveAdapter: s.service.resolveAdapter,
   });
   const prompts = randomPrompts(s.config.vocabSize, 8);
-  const params: SamplingParams = { maxTokens: ENGINE_MAX_TOKENS, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, stop: [] };
+  const params: SamplingParams = { maxTokens, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, stop: [] };
   const completion = async (events: AsyncIterable<GenerateEvent>) => {
     let tokens = 0;
     for await (const e of events) if (e.type === "done") tokens = e.completionTokens;
@@ -375,7 +374,7 @@ export async function benchAdapters(): Promise<AdapterBenchResult> {
         result.loads.push(await loadsAndSwitches(s)); // first, so its first load is cold
         result.models.push(modelRow(bench.name, s.config, (await s.service.cache.get(s.ids[0]!)).bytes));
         result.throughput.push(...(await graphThroughput(s)));
-        if (bench.engine) result.throughput.push(...(await engineThroughput(s)));
+        if (bench.engineMaxTokens) result.throughput.push(...(await engineThroughput(s, bench.engineMaxTokens)));
       } finally {
         s.weights.close();
         await rm(s.dir, { recursive: true, force: true });
