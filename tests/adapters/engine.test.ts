@@ -14,11 +14,10 @@ import { withAdapterLeases } from "../../services/adapters/serving.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
-import { ReferenceDecoder } from "../../services/model/reference.ts";
 import { openWeights, type WeightStore } from "../../services/model/safetensors.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
-import { params as greedyParams } from "../engine/generate-helpers.ts";
+import { greedyReference, params as greedyParams } from "../engine/generate-helpers.ts";
 import { findSharedModel, mergedLookup, RECIPES } from "./helpers.ts";
 
 const STEPS = 16;
@@ -33,20 +32,6 @@ async function tokensOf(events: AsyncIterable<GenerateEvent>, onToken?: () => vo
     }
   }
   return tokens;
-}
-
-function greedyReference(config: DecoderConfig, lookup: (name: string) => Float32Array, prompt: number[], steps: number): number[] {
-  const ref = new ReferenceDecoder(config, lookup);
-  const cache = ref.newCache();
-  let logits = ref.forward(cache, prompt).at(-1)!;
-  const out: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const token = logits.indexOf(Math.max(...logits));
-    if (config.eosTokenIds.includes(token)) break;
-    out.push(token);
-    [logits] = ref.forward(cache, [token]);
-  }
-  return out;
 }
 
 describe("PEFT adapters served by the engine", () => {

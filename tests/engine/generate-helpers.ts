@@ -1,4 +1,6 @@
 import type { GenerateEvent, SamplingParams } from "../../edge/ports.ts";
+import type { DecoderConfig } from "../../services/model/config.ts";
+import { ReferenceDecoder } from "../../services/model/reference.ts";
 
 export function params(overrides: Partial<SamplingParams> = {}): SamplingParams {
   return {
@@ -38,3 +40,17 @@ export async function collect(events: AsyncIterable<GenerateEvent>, onToken?: (n
   return out;
 }
 
+/** Greedy tokens of the plain-TypeScript reference forward, stopping at end-of-sequence as the engine does. */
+export function greedyReference(config: DecoderConfig, lookup: (name: string) => Float32Array, prompt: number[], steps: number): number[] {
+  const ref = new ReferenceDecoder(config, lookup);
+  const cache = ref.newCache();
+  let logits = ref.forward(cache, prompt).at(-1)!;
+  const out: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const token = logits.indexOf(Math.max(...logits));
+    if (config.eosTokenIds.includes(token)) break;
+    out.push(token);
+    [logits] = ref.forward(cache, [token]);
+  }
+  return out;
+}
