@@ -289,6 +289,8 @@ function checkModule(
   expectShape(store, `${tensorStem}.lora_A.weight`, [rank, inFeatures], `rank ${rank} x in_features ${inFeatures}`);
   expectShape(store, `${tensorStem}.lora_B.weight`, [outFeatures, rank], `out_features ${outFeatures} x rank ${rank}`);
   const scale = config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
+  expectSaneValues(store, `${tensorStem}.lora_A.weight`, 1);
+  expectSaneValues(store, `${tensorStem}.lora_B.weight`, scale);
   return { key: `layers.${layer}.${target}`, tensorStem, target, rank, alpha, scale, inFeatures, outFeatures };
 }
 
@@ -298,6 +300,26 @@ function expectShape(store: WeightStore, tensor: string, expected: number[], mea
     throw new AdapterError(
       "shape_mismatch",
       `tensor "${tensor}" has shape ${JSON.stringify(shape)} but the base model and config need ${JSON.stringify(expected)} (${meaning})`,
+    );
+  }
+}
+
+/**
+ * Largest |value| accepted in A and in scale·B. Trained LoRA weights sit far below 1; anything this
+ * large is a broken or hostile upload whose activations would overflow (and a non-finite one would
+ * turn every later logit of its sequences into NaN).
+ */
+export const MAX_ADAPTER_WEIGHT = 1e4;
+
+function expectSaneValues(store: WeightStore, tensor: string, scale: number): void {
+  const values = store.getF32(tensor);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]! * scale;
+    if (Number.isFinite(v) && Math.abs(v) <= MAX_ADAPTER_WEIGHT) continue;
+    const what = Number.isFinite(values[i]!) && scale !== 1 ? `${values[i]} (x scale ${scale})` : String(values[i]);
+    throw new AdapterError(
+      "non_finite_weights",
+      `tensor "${tensor}" holds ${what} at index ${i}; adapter weights (times the LoRA scale) must be finite and at most ${MAX_ADAPTER_WEIGHT} in magnitude`,
     );
   }
 }

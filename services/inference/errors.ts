@@ -26,3 +26,14 @@ export class EngineClosedError extends InferenceUnavailableError {
     super("inference engine is shutting down");
   }
 }
+
+/**
+ * The model produced NaN or infinite logits for one sequence (a broken adapter or weights). That
+ * sequence ends with this error (a 500); the cache's isolation keeps every other sequence intact.
+ */
+export class NonFiniteLogitsError extends Error {
+  override readonly name = "NonFiniteLogitsError";
+  constructor(readonly position: number) {
+    super(`the model produced non-finite logits at completion token ${position}; the adapter or model weights are broken`);
+  }
+}

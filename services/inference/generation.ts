@@ -6,6 +6,7 @@ import type { GenerateEvent, GenerateRequest, TokenLogprob } from "../../edge/po
 import type { LoraWeights } from "../adapters/types.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
+import { NonFiniteLogitsError } from "./errors.ts";
 import { EventStream } from "./event-stream.ts";
 import { createSampler, type Sampler, type SampleResult, type TokenChoice } from "./sampler.ts";
 import type { ScheduledSequence } from "./scheduler.ts";
@@ -64,6 +65,7 @@ export class Generation implements ScheduledSequence {
   }
 
   accept(logits: Float32Array): number | undefined {
+    if (!allFinite(logits)) throw new NonFiniteLogitsError(this.completion);
     const choice = this.sampler.sample(logits, this.history);
     const token = choice.token;
     this.firstTokenAt ??= performance.now();
@@ -121,4 +123,9 @@ export class Generation implements ScheduledSequence {
     const bytes = this.context.tokenizer.tokenBytes(choice.token);
     return { token: new TextDecoder().decode(bytes), logprob: choice.logprob, bytes: Array.from(bytes) };
   }
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
 }

@@ -12,6 +12,13 @@
  *   compactly once a chunk of columns is padding in every row;
  * - capacity grows in chunks (columns) or doubles (rows), copying the cache once.
  * `select` and `merge` are the copying forms (fresh, compact caches).
+ *
+ * Isolation invariant: a row holds nothing but its own sequence's keys and values; every other
+ * column of it (padding, holes, columns past the width) is zero. Masking alone cannot isolate
+ * rows: the graph adds a large negative bias to masked scores and multiplies masked values by a
+ * zero weight, and both turn a stale NaN or infinity into NaN for the row that sees it. So a row is
+ * zeroed whole before a newcomer takes it (`join`), and every other path either copies over the
+ * whole in-use span or starts from fresh (zeroed) buffers.
  */
 
 export interface CacheShape {
@@ -218,8 +225,14 @@ export class BatchCache {
     return runs;
   }
 
+  /** Zeroes a row whole (mask, keys, values) so that a newcomer never sees a previous occupant's data. */
   private clearRow(row: number): void {
     this.maskData.fill(0n, row * this.cap, (row + 1) * this.cap);
+    const size = this.rowSize;
+    for (let l = 0; l < this.shape.numLayers; l++) {
+      this.keyData[l].fill(0, row * size, (row + 1) * size);
+      this.valueData[l].fill(0, row * size, (row + 1) * size);
+    }
   }
 
   private firstReal(row: number): number {
