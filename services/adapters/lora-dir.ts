@@ -14,11 +14,11 @@ const PICKLE_FILE = "adapter_model.bin";
  * link cannot lead outside either.
  */
 export async function readLoraPath(root: string, given: string, maxBytes: number): Promise<AdapterFiles> {
-  const rootReal = await realpath(root);
+  const rootReal = await realOrNotFound(root, `the LoRA directory ${root}`);
   const target = resolve(root, given);
   // As written (against the root as configured or as linked): refused before anything outside is even looked at.
   if (!inside(resolve(root), target) && !inside(rootReal, target)) throw outside(given, root);
-  const real = await realOrNotFound(target, given);
+  const real = await realOrNotFound(target, `lora_path "${given}"`);
   if (!inside(rootReal, real)) throw outside(given, root);
   const info = await stat(real);
   if (info.isFile()) {
@@ -54,12 +54,12 @@ async function confinedFile(rootReal: string, path: string, given: string): Prom
   return real;
 }
 
-async function realOrNotFound(path: string, given: string): Promise<string> {
+async function realOrNotFound(path: string, what: string): Promise<string> {
   try {
     return await realpath(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw new AdapterError("not_found", `no adapter at lora_path "${given}"`);
+    if (code === "ENOENT" || code === "ENOTDIR") throw new AdapterError("not_found", `no adapter at ${what}`);
     throw e;
   }
 }

@@ -163,6 +163,15 @@ describe("refusals", () => {
   });
 });
 
+it("documents both endpoints in the OpenAPI description", async () => {
+  const { paths } = await (await p.call("GET", "/openapi.json")).json();
+  for (const path of ["/v1/load_lora_adapter", "/v1/unload_lora_adapter"]) {
+    expect(paths[path].post.summary).toMatch(/vLLM-compatible \(admin key\)/);
+    expect(paths[path].post.requestBody.content["application/json"].schema.required).toContain("lora_name");
+  }
+  expect(paths["/v1/load_lora_adapter"].post.summary).toContain("SWITCHYARD_LORA_DIR");
+});
+
 describe("without SWITCHYARD_LORA_DIR", () => {
   it("the load endpoint refuses with a clear error", async () => {
     const bare = await startTestPlatform();

@@ -97,6 +97,15 @@ describe("a default adapter applies to requests that name neither an adapter nor
   });
 });
 
+it("the OpenAPI description says how the default strategy follows the default adapter", async () => {
+  const { paths } = await (await p.call("GET", "/openapi.json")).json();
+  const chatBody = paths["/v1/chat/completions"].post.requestBody.content["application/json"].schema;
+  expect(chatBody.properties.strategy.description).toContain("`adapter` while it has a defaultAdapter");
+  const tenantBody = paths["/v1/tenant"].patch.requestBody.content["application/json"].schema;
+  expect(tenantBody.properties.defaultStrategy.description).toContain("Unset: `adapter` while a defaultAdapter is set");
+  expect(tenantBody.properties.defaultAdapter.description).toContain("cleared when that adapter is deleted");
+});
+
 describe("a default adapter that goes away", () => {
   it("deleting it clears the setting: chats fall back to the base, GET /v1/tenant shows the reset", async () => {
     const { key, adapterId } = await tenantWithAdapter("doomed", 6);
