@@ -1,4 +1,3 @@
-import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AdapterFiles } from "../../services/adapters/archive.ts";
@@ -37,7 +36,7 @@ export function loraLoadingRoutes(deps: LoraLoadingDeps): Array<[path: string, r
     if (publicNamed(deps, name).length > 0) throw badRequest(`The lora adapter '${name}' has already been loaded.`, "lora_name", "adapter_exists");
     const files = await translated(() => deps.readPath(deps.loraDir!, path), "lora_path");
     await translated(() => deps.registry.create({ tenantId: null, name, files, sourcePath: path }), "lora_path");
-    return plainText(c, `Success: LoRA adapter '${name}' added successfully.`);
+    return c.text(`Success: LoRA adapter '${name}' added successfully.`);
   });
 
   const unload = new Hono<AppEnv>();
@@ -46,7 +45,7 @@ export function loraLoadingRoutes(deps: LoraLoadingDeps): Array<[path: string, r
     const versions = publicNamed(deps, name);
     if (versions.length === 0) throw notFound(`The lora adapter '${name}' cannot be found.`, "lora_name");
     for (const a of versions) await translated(() => deps.registry.delete(a.id, { admin: true }), "lora_name");
-    return plainText(c, `Success: LoRA adapter '${name}' removed successfully.`);
+    return c.text(`Success: LoRA adapter '${name}' removed successfully.`);
   });
 
   return [
@@ -72,5 +71,3 @@ const loadingOff = () =>
     "lora_path",
     "lora_dir_not_configured",
   );
-
-const plainText = (c: Context<AppEnv>, text: string) => c.text(text, 200);
