@@ -25,6 +25,8 @@ export interface AppDeps {
   planes?: Array<[path: string, routes: Hono<AppEnv>]>;
   /** Admin-authenticated route groups of the planes, mounted under /v1/admin (e.g. public adapters). */
   adminPlanes?: Array<[path: string, routes: Hono<AppEnv>]>;
+  /** Admin-authenticated endpoints of the planes at /v1 itself (vLLM's /v1/load_lora_adapter, ...). */
+  adminEndpoints?: Array<[path: string, routes: Hono<AppEnv>]>;
   /** Checks and normalizes tenant settings before they are stored (e.g. resolves defaultAdapter to an id). */
   checkSettings?: SettingsCheck;
 }
@@ -44,6 +46,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("/v1/admin/*", requireKey("admin", deps.keys, deps.tenants));
   app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys));
   for (const [path, routes] of deps.adminPlanes ?? []) app.route(`/v1/admin${path}`, routes);
+  for (const [path, routes] of deps.adminEndpoints ?? []) {
+    app.use(`/v1${path}`, requireKey("admin", deps.keys, deps.tenants));
+    app.route(`/v1${path}`, routes);
+  }
 
   for (const path of ["/tenant", ...(deps.planes ?? []).map(([p]) => p)]) {
     app.use(`/v1${path}/*`, asTenant, rateLimit); // "/x/*" covers "/x" too

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { z } from "zod";
 
 /**
@@ -36,6 +37,12 @@ export const ConfigSchema = z.object({
   maxAdaptersPerBatch: z.coerce.number().int().min(1).max(256).default(32),
   /** Memory budget of the loaded-adapter cache. */
   adapterCacheBytes: byteSize.default(512 * 1024 * 1024),
+  /** The only folder POST /v1/load_lora_adapter may read adapters from; unset, that endpoint refuses. */
+  loraDir: z
+    .string()
+    .min(1)
+    .refine((dir) => statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false, "no such directory")
+    .optional(),
   /** A BERT-family ONNX folder (model.onnx + tokenizer.json) to embed with instead of USE Lite. */
   embeddingModel: z.string().optional(),
   /** USE Lite with int8 dense layers: about 4x faster ingest. */
@@ -61,6 +68,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   maxLoraRank: { env: "SWITCHYARD_MAX_LORA_RANK", flag: "--max-lora-rank" },
   maxAdaptersPerBatch: { env: "SWITCHYARD_MAX_ADAPTERS_PER_BATCH", flag: "--max-adapters-per-batch" },
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
+  loraDir: { env: "SWITCHYARD_LORA_DIR", flag: "--lora-dir" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },
 };

@@ -2,6 +2,7 @@ import { join, resolve } from "node:path";
 import type { Hono } from "hono";
 import type { Registry } from "prom-client";
 import { createAdapterService } from "../services/adapters/index.ts";
+import { readLoraPath } from "../services/adapters/lora-dir.ts";
 import { withAdapterLeases } from "../services/adapters/serving.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
@@ -20,6 +21,7 @@ import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
+import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
 import type { SettingsCheck } from "./routes/tenant.ts";
 import { usageRoutes } from "./routes/usage.ts";
@@ -27,6 +29,7 @@ import { usageRoutes } from "./routes/usage.ts";
 export interface EmbeddedPlanes {
   routes: Array<[string, Hono<AppEnv>]>;
   adminRoutes: Array<[string, Hono<AppEnv>]>;
+  adminEndpoints: Array<[string, Hono<AppEnv>]>;
   checkSettings: SettingsCheck;
   engine: Engine;
   knowledge: KnowledgeBase;
@@ -80,12 +83,17 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });
   return {
     adminRoutes: [["/adapters", adapterAdmin]],
+    adminEndpoints: loraLoadingRoutes({
+      registry: adapters.registry,
+      loraDir: config.loraDir,
+      readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody),
+    }),
     checkSettings: (tenant, settings) => ({ ...settings, defaultAdapter: defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
     routes: [
       ["/chat", chatRoutes(chat)],
       ["/compare", compareRoutes(chat)],
       ["/usage", usageRoutes(chat.usage)],
-      ["/models", modelRoutes({ registry: adapters.registry })],
+      ["/models", modelRoutes({ registry: adapters.registry, baseRoot: config.model || baseModelId(modelDir) })],
       ["/adapters", adapterAdmin],
       ["/knowledge", knowledgeRoutes(knowledge)],
     ],

@@ -48,6 +48,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     limits: config,
     planes: planes.routes,
     adminPlanes: planes.adminRoutes,
+    adminEndpoints: planes.adminEndpoints,
     checkSettings: planes.checkSettings,
   });
 

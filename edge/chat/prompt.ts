@@ -30,7 +30,7 @@ export function formatSource(hit: SearchHit, n: number): string {
  * - `prompt`: the tenant's few-shot examples before the conversation;
  * - `rag`, `rag+adapter`: the retrieved chunks in the system message, numbered for citations.
  */
-export function buildMessages(strategy: Strategy, settings: Required<TenantSettings>, messages: ChatMessage[], sources: SearchHit[]): ChatMessage[] {
+export function buildMessages(strategy: Strategy, settings: TenantSettings, messages: ChatMessage[], sources: SearchHit[]): ChatMessage[] {
   const system = [settings.systemPrompt, ...messages.filter((m) => m.role === "system").map((m) => m.content)].filter(
     (s): s is string => !!s,
   );

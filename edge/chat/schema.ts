@@ -47,7 +47,12 @@ export const ChatCompletionRequest = GenerationFields.extend({
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   /** Switchyard: how to answer (default: the tenant's default strategy). */
-  strategy: z.enum(STRATEGIES).optional(),
+  strategy: z
+    .enum(STRATEGIES)
+    .optional()
+    .describe(
+      "Switchyard: how to answer. Default: the tenant's defaultStrategy; a tenant that never set one answers with `adapter` while it has a defaultAdapter, else `prompt`. A `model` naming an adapter adds the adapter (prompt -> adapter, rag -> rag+adapter).",
+    ),
 }).refine((r) => !r.top_logprobs || r.logprobs, { message: "top_logprobs needs logprobs: true", path: ["top_logprobs"] });
 
 export const CompareRequest = GenerationFields.extend({

@@ -1,6 +1,6 @@
 import type { ModelResolver } from "../ports.ts";
 import { badRequest } from "../errors.ts";
-import { effectiveSettings, type Strategy } from "../tenant-settings.ts";
+import { defaultStrategyOf, type Strategy } from "../tenant-settings.ts";
 
 export const usesAdapter = (s: Strategy) => s === "adapter" || s === "rag+adapter";
 export const usesRetrieval = (s: Strategy) => s === "rag" || s === "rag+adapter";
@@ -17,14 +17,15 @@ interface TenantLike {
 }
 
 /**
- * Decides strategy and adapter. An explicit `strategy` wins. Without one, the tenant's default applies,
- * and a `model` that names an adapter adds the adapter to it (prompt -> adapter, rag -> rag+adapter).
+ * Decides strategy and adapter. An explicit `strategy` wins. Without one, the tenant's `defaultStrategy`
+ * applies; a tenant that never chose one runs `adapter` while it has a default adapter, else `prompt`.
+ * A `model` that names an adapter adds the adapter to the strategy (prompt -> adapter, rag -> rag+adapter).
  * The adapter comes from `model`, else the tenant's default adapter.
  */
 export function planRequest(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined, strategy?: Strategy): Plan {
   const resolved = resolveModel(model, tenant);
   const namesAdapter = model !== undefined && model !== "" && model !== resolved.base;
-  let chosen = strategy ?? effectiveSettings(tenant.settings).defaultStrategy;
+  let chosen = strategy ?? defaultStrategyOf(tenant.settings, resolved.adapterId !== undefined);
   if (!strategy && namesAdapter && !usesAdapter(chosen)) chosen = chosen === "rag" ? "rag+adapter" : "adapter";
   if (!usesAdapter(chosen)) return { strategy: chosen, base: resolved.base };
   if (!resolved.adapterId) {

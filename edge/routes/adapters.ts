@@ -52,7 +52,8 @@ export function adapterApiError(e: AdapterError, param: string | null = null): A
   }
 }
 
-async function translated<T>(run: () => Promise<T> | T, param: string | null = null): Promise<T> {
+/** Runs `run`, turning a refused adapter into its HTTP error naming `param`. */
+export async function translated<T>(run: () => Promise<T> | T, param: string | null = null): Promise<T> {
   try {
     return await run();
   } catch (e) {

@@ -6,18 +6,22 @@ import type { TenantStore } from "../../services/store/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { notFound } from "../errors.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { TenantLimitsSchema, TenantSettingsSchema } from "../tenant-settings.ts";
+import { applyPatch, TenantLimitsSchema, TenantSettingsSchema, type TenantLimitsPatch } from "../tenant-settings.ts";
 
 const CreateTenant = z.object({
   name: z.string().trim().min(1).max(200),
   settings: TenantSettingsSchema.optional(),
   limits: TenantLimitsSchema.optional(),
 });
-const UpdateTenant = z.object({
-  name: z.string().trim().min(1).max(200).optional(),
-  disabled: z.boolean().optional(),
-  limits: TenantLimitsSchema.optional(),
-});
+/** Like PATCH /v1/tenant: unknown fields are a 400, an empty body changes nothing. */
+const UpdateTenant = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    disabled: z.boolean().optional(),
+    /** `null` or `{}` clears every limit; `null` for one limit resets it. */
+    limits: TenantLimitsSchema.nullable().optional(),
+  })
+  .strict();
 const CreateKey = z.object({ name: z.string().max(200).default("") });
 
 export function tenantJson(t: Tenant) {
@@ -26,6 +30,12 @@ export function tenantJson(t: Tenant) {
 
 export function keyJson(k: ApiKey) {
   return { id: k.id, object: "api_key", name: k.name, prefix: k.prefix, tenant_id: k.tenantId, revoked: k.revokedAt !== null, created_at: k.createdAt };
+}
+
+/** New limits: `{}` and `null` clear every limit; otherwise the given ones are set or (null) reset. */
+function nextLimits(stored: Record<string, unknown>, patch: TenantLimitsPatch | null | undefined): Record<string, unknown> | undefined {
+  if (patch === undefined) return undefined;
+  return patch === null || Object.keys(patch).length === 0 ? {} : applyPatch(stored, patch);
 }
 
 /** Admin routes, mounted at /v1/admin behind an admin key. */
@@ -41,7 +51,7 @@ export function adminRoutes(tenants: TenantStore, keys: ApiKeyStore): Hono<AppEn
 
   app.post("/tenants", describe({ summary: "Create a tenant.", tags }), jsonBody(CreateTenant), async (c) => {
     const body = c.req.valid("json");
-    return c.json(tenantJson(await tenants.create(body.name, body.settings, body.limits)), 201);
+    return c.json(tenantJson(await tenants.create(body.name, applyPatch({}, body.settings ?? {}), applyPatch({}, body.limits ?? {}))), 201);
   });
 
   app.get("/tenants", describe({ summary: "List tenants.", tags }), async (c) =>
@@ -50,10 +60,11 @@ export function adminRoutes(tenants: TenantStore, keys: ApiKeyStore): Hono<AppEn
 
   app.get("/tenants/:id", describe({ summary: "Get a tenant.", tags }), async (c) => c.json(tenantJson(await tenantOr404(c.req.param("id")))));
 
-  app.patch("/tenants/:id", describe({ summary: "Rename, disable/enable a tenant or set its limits.", tags }), jsonBody(UpdateTenant), async (c) => {
+  const patchSummary = "Rename, disable/enable a tenant or set its limits (null resets one limit; `limits: {}` or `limits: null` clears them all; `{}` changes nothing).";
+  app.patch("/tenants/:id", describe({ summary: patchSummary, tags }), jsonBody(UpdateTenant), async (c) => {
     const tenant = await tenantOr404(c.req.param("id"));
     const body = c.req.valid("json");
-    const limits = body.limits ? { ...tenant.limits, ...body.limits } : undefined;
+    const limits = nextLimits(tenant.limits, body.limits);
     return c.json(tenantJson((await tenants.update(tenant.id, { name: body.name, disabled: body.disabled, limits }))!));
   });
 

@@ -14,6 +14,8 @@ export interface ModelRouteDeps {
   registry: ModelCatalog;
   /** Unix seconds shown as the base model's `created`. */
   baseCreated?: number;
+  /** The base model's `root`, as vLLM shows it: the model as configured (folder, name or Hub id); default its id. */
+  baseRoot?: string;
 }
 
 export interface ResolvedModel {
@@ -71,7 +73,8 @@ function modelJson(id: string, created: number, ownedBy: string, extra: Record<s
 function adapterModelJson(a: Adapter, id: string) {
   return modelJson(id, Math.floor(a.createdAt / 1000), a.tenantId ?? "public", {
     parent: a.baseModel,
-    root: a.baseModel,
+    // As vLLM: an adapter's root is where it was loaded from (lora_path), else its folder in the data directory.
+    root: a.sourcePath ?? a.path,
     adapter_id: a.id,
     version: a.version,
   });
@@ -80,7 +83,7 @@ function adapterModelJson(a: Adapter, id: string) {
 /** The models a tenant may call: the base and, by name, the newest version of each usable adapter. */
 function listModels(c: Context<AppEnv>, deps: ModelRouteDeps) {
   const { registry } = deps;
-  const base = modelJson(registry.baseModelId, deps.baseCreated ?? 0, "switchyard", { root: registry.baseModelId, parent: null });
+  const base = modelJson(registry.baseModelId, deps.baseCreated ?? 0, "switchyard", { root: deps.baseRoot ?? registry.baseModelId, parent: null });
   const byName = new Map<string, Adapter>();
   for (const a of registry.list(viewerOf(c))) {
     if (a.baseModel !== registry.baseModelId) continue;
@@ -96,7 +99,7 @@ export function modelRoutes(deps: ModelRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["models"];
 
-  app.get("/", describe({ summary: "The base model and every adapter the caller may use (parent = the base).", tags }), (c) =>
+  app.get("/", describe({ summary: "The base model and every adapter the caller may use, as vLLM shows them: `parent` = the base for adapters (null for the base), `root` = the base model as configured, or the adapter's path.", tags }), (c) =>
     c.json({ object: "list", data: listModels(c, deps) }),
   );
 

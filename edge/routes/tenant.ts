@@ -3,10 +3,10 @@ import type { Tenant } from "../../services/store/schema.ts";
 import type { TenantStore } from "../../services/store/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { effectiveSettings, TenantSettingsSchema, type TenantSettings } from "../tenant-settings.ts";
+import { applyPatch, effectiveSettings, TenantSettingsSchema, type TenantSettingsPatch } from "../tenant-settings.ts";
 
-/** A plane's say on new settings: returns them normalized, or throws an ApiError naming the field. */
-export type SettingsCheck = (tenant: Tenant, settings: TenantSettings) => TenantSettings | Promise<TenantSettings>;
+/** A plane's say on a settings patch: returns it normalized, or throws an ApiError naming the field. */
+export type SettingsCheck = (tenant: Tenant, patch: TenantSettingsPatch) => TenantSettingsPatch | Promise<TenantSettingsPatch>;
 
 function tenantView(t: { id: string; name: string; settings: Record<string, unknown>; limits: Record<string, unknown> }) {
   return { id: t.id, object: "tenant", name: t.name, settings: effectiveSettings(t.settings), limits: t.limits };
@@ -19,9 +19,9 @@ export function tenantRoutes(tenants: TenantStore, check: SettingsCheck = (_t, s
 
   app.get("/", describe({ summary: "The calling tenant and its settings.", tags }), (c) => c.json(tenantView(c.get("tenant"))));
 
-  app.patch("/", describe({ summary: "Update the calling tenant's settings (null resets one).", tags }), jsonBody(TenantSettingsSchema), async (c) => {
+  app.patch("/", describe({ summary: "Update the calling tenant's settings: a value sets one, null resets it to its default, a missing key leaves it.", tags }), jsonBody(TenantSettingsSchema), async (c) => {
     const tenant = c.get("tenant");
-    const settings = { ...tenant.settings, ...(await check(tenant, c.req.valid("json"))) };
+    const settings = applyPatch(tenant.settings, await check(tenant, c.req.valid("json")));
     return c.json(tenantView((await tenants.update(tenant.id, { settings }))!));
   });
 

@@ -25,6 +25,8 @@ export interface CreateAdapterInput {
   tenantId: string | null;
   name: string;
   files: AdapterFiles;
+  /** Where the files came from, when they were read from a path on this machine (vLLM's lora_path). */
+  sourcePath?: string;
 }
 
 /** A hold on an adapter's files: deleting the adapter waits for every lease to be released. */
@@ -35,7 +37,8 @@ export interface AdapterLease {
 
 export const CONFIG_FILE = "adapter_config.json";
 export const MODEL_FILE = "adapter_model.safetensors";
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** What an adapter name may be. */
+export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const notFound = (id: string) => new AdapterError("not_found", `adapter "${id}" not found`);
 const isAdmin = (viewer: Viewer): viewer is { admin: true } => "admin" in viewer;
@@ -110,6 +113,7 @@ export class AdapterRegistry {
           alpha: summary.alpha,
           targetModules: summary.targetModules,
           path: join("adapters", id),
+          sourcePath: input.sourcePath ?? null,
           sha256: createHash("sha256").update(input.files.model).digest("hex"),
           sizeBytes: input.files.config.byteLength + input.files.model.byteLength,
         })
@@ -261,7 +265,7 @@ function canSee(row: Adapter, viewer: Viewer): boolean {
 }
 
 function checkName(name: string, baseId: string): void {
-  if (!NAME.test(name)) {
+  if (!ADAPTER_NAME.test(name)) {
     throw new AdapterError("invalid_config", `adapter name "${name}" is invalid: use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`);
   }
   if (name === baseId) throw new AdapterError("invalid_config", `adapter name "${name}" is the base model's id`);

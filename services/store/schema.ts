@@ -53,6 +53,8 @@ export const adapters = sqliteTable(
     targetModules: text("target_modules", { mode: "json" }).$type<string[]>().notNull(),
     /** Path relative to the data directory. */
     path: text("path").notNull(),
+    /** Where the files were loaded from (POST /v1/load_lora_adapter's lora_path); null for uploads. */
+    sourcePath: text("source_path"),
     sha256: text("sha256").notNull(),
     sizeBytes: integer("size_bytes").notNull(),
     status: text("status", { enum: ["ready", "deleted"] }).notNull().default("ready"),

@@ -24,7 +24,9 @@ export class TenantStore {
     return this.db.select().from(tenants).orderBy(desc(tenants.createdAt), desc(tenants.id)).all();
   }
 
+  /** Sets the given columns; a patch with nothing to set returns the tenant unchanged. */
   async update(id: string, patch: Partial<Pick<Tenant, "name" | "disabled" | "settings" | "limits">>): Promise<Tenant | undefined> {
+    if (Object.values(patch).every((v) => v === undefined)) return this.get(id);
     const [row] = await this.db.update(tenants).set(patch).where(eq(tenants.id, id)).returning();
     return row;
   }
