@@ -23,6 +23,7 @@ import { openWeights } from "../../services/model/safetensors.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
 import { findSharedModel, mergedLookup, RECIPES, TINY_LLAMA, zipOf, type BaseWeights } from "./helpers.ts";
+import { argmax, expectClose, expectDifferent, row as rowOf } from "../helpers/compare.ts";
 import { randomWeights } from "../engine/tiny-model.ts";
 
 const TOLERANCE = 1e-4;
@@ -36,12 +37,6 @@ const tempDir = async (prefix: string) => {
   return dir;
 };
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
-const argmax = (a: Float32Array) => a.indexOf(Math.max(...a));
 
 /** Greedy decoding of several rows in one batch; returns each row's generated tokens and logits. */
 async function greedyBatch(runner: DecoderRunner, prompts: number[][], slots: number[], tensors: Record<string, ort.Tensor>) {
@@ -55,7 +50,7 @@ async function greedyBatch(runner: DecoderRunner, prompts: number[][], slots: nu
     const out = await runner.step({ cache, tokens, startPositions: positions, lora: { slots, tensors } });
     positions = positions.map((p, r) => p + tokens[r]!.length);
     tokens = prompts.map((_, r) => {
-      const row = out.logits.slice(r * vocab, (r + 1) * vocab);
+      const row = rowOf(out.logits, r, vocab, prompts.length).slice();
       logits[r]!.push(row);
       generated[r]!.push(argmax(row));
       return [argmax(row)];
@@ -104,7 +99,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
     let input = prompts[r]!;
     for (let step = 0; step < DECODE_STEPS; step++) {
       const want = reference.forward(refCache, input).at(-1)!;
-      expect(maxDiff(batch.logits[r]![step]!, want), `row ${r} step ${step}`).toBeLessThan(TOLERANCE);
+      expectClose(batch.logits[r]![step]!, want, TOLERANCE, `row ${r} step ${step}`);
       expect(batch.generated[r]![step]).toBe(argmax(want));
       input = [argmax(want)];
     }
@@ -115,7 +110,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
 
   // The adapters really change the model, so the comparisons above are not vacuous.
   const plain = references[0]!.forward(references[0]!.newCache(), prompts[0]!).at(-1)!;
-  for (const adapted of references.slice(1)) expect(maxDiff(plain, adapted.forward(adapted.newCache(), prompts[0]!).at(-1)!)).toBeGreaterThan(1e-2);
+  for (const adapted of references.slice(1)) expectDifferent(plain, adapted.forward(adapted.newCache(), prompts[0]!).at(-1)!, 1e-2);
   expect(new Set(batch.generated.map((g) => g.join(","))).size).toBeGreaterThan(1);
   store.close();
 }
