@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../../edge/ports.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { ContextOverflowError, EngineOverloadedError, InvalidGenerateRequestError } from "../../services/inference/errors.ts";
-import { collect, params, type Collected } from "./generate-helpers.ts";
+import { openWeights } from "../../services/model/safetensors.ts";
+import { collect, greedyReference, params, referenceLogprobs, type Collected } from "./generate-helpers.ts";
 import { expectClose } from "../helpers/compare.ts";
 import { findModel } from "./model-path.ts";
 
@@ -32,6 +33,15 @@ describe("engine on stories260k", () => {
     expect(result.text).toBe(engine.tokenizer.decode(result.tokens, { skipSpecialTokens: true }));
     expect(result.done).toMatchObject({ finishReason: "length", promptTokens: 1, completionTokens: 45 });
     expect(result.done!.timings.firstTokenMs).toBeLessThanOrEqual(result.done!.timings.totalMs);
+    // Tokens and logprobs follow the plain reference forward, not only the known text.
+    const weights = await openWeights(findModel("stories260k"));
+    try {
+      const lookup = (n: string) => weights.getF32(n);
+      expect(result.tokens).toEqual(greedyReference(engine.config, lookup, [1], 45));
+      expectClose(result.logprobs, referenceLogprobs(engine.config, lookup, [1], result.tokens), 1e-4, "logprobs vs reference");
+    } finally {
+      weights.close();
+    }
   });
 
   it("gives each of a batch of prompts of different lengths the tokens and logprobs it gets alone, with a late joiner", async () => {
