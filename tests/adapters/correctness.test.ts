@@ -1,11 +1,14 @@
 /**
  * Real PEFT adapters, uploaded as archives through the registry and loaded through the cache, run
  * in the compiled decoder's LoRA branch; checked against the plain-TypeScript reference forward on
- * merged weights W + s·B·A computed straight from the PEFT tensors.
+ * merged weights W + s·B·A computed straight from the PEFT tensors, and, for adapters and logits
+ * written outside TypeScript (tests/fixtures/peft-tiny/make.py, numpy), against those logits.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { extractAdapterArchive } from "../../services/adapters/archive.ts";
@@ -23,6 +26,7 @@ import { openWeights } from "../../services/model/safetensors.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
 import { findSharedModel, mergedLookup, RECIPES, TINY_LLAMA, zipOf, type BaseWeights } from "./helpers.ts";
+import { argmax, expectClose, expectDifferent, row as rowOf } from "../helpers/compare.ts";
 import { randomWeights } from "../engine/tiny-model.ts";
 
 const TOLERANCE = 1e-4;
@@ -36,12 +40,6 @@ const tempDir = async (prefix: string) => {
   return dir;
 };
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
-const argmax = (a: Float32Array) => a.indexOf(Math.max(...a));
 
 /** Greedy decoding of several rows in one batch; returns each row's generated tokens and logits. */
 async function greedyBatch(runner: DecoderRunner, prompts: number[][], slots: number[], tensors: Record<string, ort.Tensor>) {
@@ -55,7 +53,7 @@ async function greedyBatch(runner: DecoderRunner, prompts: number[][], slots: nu
     const out = await runner.step({ cache, tokens, startPositions: positions, lora: { slots, tensors } });
     positions = positions.map((p, r) => p + tokens[r]!.length);
     tokens = prompts.map((_, r) => {
-      const row = out.logits.slice(r * vocab, (r + 1) * vocab);
+      const row = rowOf(out.logits, r, vocab, prompts.length).slice();
       logits[r]!.push(row);
       generated[r]!.push(argmax(row));
       return [argmax(row)];
@@ -104,7 +102,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
     let input = prompts[r]!;
     for (let step = 0; step < DECODE_STEPS; step++) {
       const want = reference.forward(refCache, input).at(-1)!;
-      expect(maxDiff(batch.logits[r]![step]!, want), `row ${r} step ${step}`).toBeLessThan(TOLERANCE);
+      expectClose(batch.logits[r]![step]!, want, TOLERANCE, `row ${r} step ${step}`);
       expect(batch.generated[r]![step]).toBe(argmax(want));
       input = [argmax(want)];
     }
@@ -115,7 +113,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
 
   // The adapters really change the model, so the comparisons above are not vacuous.
   const plain = references[0]!.forward(references[0]!.newCache(), prompts[0]!).at(-1)!;
-  for (const adapted of references.slice(1)) expect(maxDiff(plain, adapted.forward(adapted.newCache(), prompts[0]!).at(-1)!)).toBeGreaterThan(1e-2);
+  for (const adapted of references.slice(1)) expectDifferent(plain, adapted.forward(adapted.newCache(), prompts[0]!).at(-1)!, 1e-2);
   expect(new Set(batch.generated.map((g) => g.join(","))).size).toBeGreaterThan(1);
   store.close();
 }
@@ -133,5 +131,54 @@ describe("PEFT adapters in the compiled decoder match merged-weight references",
     const tensors = randomWeights(TINY_LLAMA, 5).tensors;
     const base: BaseWeights = { has: (n) => tensors.has(n), getF32: (n) => tensors.get(n)!.slice() };
     await checkAdapters(TINY_LLAMA, base, "tiny");
+  });
+});
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "../fixtures");
+const INDEPENDENT = ["rslora-patterns", "regex-bf16", "layer1-mlp-f16"];
+const PREFILL = 5;
+
+describe("PEFT adapters written by numpy (tests/fixtures/peft-tiny) on a numpy-written base", () => {
+  it("give numpy's merged-weight logits at every position, in one batch with a row without adapter", async () => {
+    const baseDir = join(FIXTURES, "hf-tiny/llama-head-dim");
+    const config = await loadDecoderConfig(baseDir);
+    const base = await openWeights(baseDir);
+    const dataDir = await tempDir("sy-adapters-numpy-");
+    const store = openDatabase(join(dataDir, "db.sqlite"));
+    store.db.insert(tenants).values({ id: "t_1", name: "one" }).run();
+    const service = await createAdapterService({ db: store.db, dataDir, base: { id: "llama-head-dim", shape: config }, limits: { maxRank: 16 }, cacheBudgetBytes: 64 << 20 });
+    const weights: LoraWeights[] = [];
+    const expected: number[][][] = [];
+    for (const name of INDEPENDENT) {
+      const read = (file: string) => new Uint8Array(readFileSync(join(FIXTURES, "peft-tiny", name, file)));
+      const archive = zipOf({ "adapter_config.json": read("adapter_config.json"), "adapter_model.safetensors": read("adapter_model.safetensors") });
+      const row = await service.registry.create({ tenantId: "t_1", name, files: await extractAdapterArchive(archive, 64 << 20) });
+      weights.push(await service.resolveAdapter(row.id));
+      expected.push((JSON.parse(new TextDecoder().decode(read("expected.json"))) as { logits: number[][] }).logits);
+    }
+    const plain = JSON.parse(readFileSync(join(baseDir, "expected.json"), "utf8")) as { tokens: number[]; logits: number[][] };
+    expected.push(plain.logits);
+
+    const runner = new DecoderRunner(
+      await ort.InferenceSession.create((await writeOnnx(buildDecoderGraph(config, base, { lora: true }), await tempDir("sy-lora-graph-"))).modelPath),
+      config,
+    );
+    const slots = [0, 1, 2, NO_ADAPTER];
+    const lora = { slots, tensors: buildLoraTensors(config, weights) };
+    const cache = BatchCache.empty(config, slots.length);
+    const V = config.vocabSize;
+    const tokens = plain.tokens;
+    const prefill = await runner.step({ cache, tokens: slots.map(() => tokens.slice(0, PREFILL)), startPositions: slots.map(() => 0), allLogits: true, lora });
+    slots.forEach((_, r) => {
+      for (let t = 0; t < PREFILL; t++) expectClose(rowOf(prefill.logits, r * PREFILL + t, V, slots.length * PREFILL), expected[r]![t]!, TOLERANCE, `${INDEPENDENT[r] ?? "no adapter"} position ${t}`);
+    });
+    for (let t = PREFILL; t < tokens.length; t++) {
+      const out = await runner.step({ cache, tokens: slots.map(() => [tokens[t]!]), startPositions: slots.map(() => t), lora });
+      slots.forEach((_, r) => expectClose(rowOf(out.logits, r, V, slots.length), expected[r]![t]!, TOLERANCE, `${INDEPENDENT[r] ?? "no adapter"} position ${t}`));
+    }
+    // Each adapter changes the model, so matching its logits is not vacuous.
+    for (const logits of expected.slice(0, -1)) expectDifferent(logits.at(-1)!, plain.logits.at(-1)!, 1e-2);
+    store.close();
+    base.close();
   });
 });

@@ -13,7 +13,9 @@ import { buildLoraTensors, NO_ADAPTER } from "../../services/inference/lora-feed
 import { buildDecoderGraph } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { TINY_LLAMA } from "./helpers.ts";
-import { randomWeights } from "../engine/tiny-model.ts";
+import { mergedWeights, randomWeights } from "../engine/tiny-model.ts";
+import { ReferenceDecoder } from "../../services/model/reference.ts";
+import { expectClose, expectDifferent, row } from "../helpers/compare.ts";
 
 const config = TINY_LLAMA;
 const adapter = (id: string, options: RandomAdapterOptions) =>
@@ -23,13 +25,13 @@ const big = adapter("big", { rank: 16, seed: 1 });
 const attn = adapter("attn", { rank: 4, targets: ["q_proj", "o_proj"], seed: 2 });
 const small = adapter("small", { rank: 2, targets: ["up_proj"], seed: 3 });
 
+const base = randomWeights(config, 9);
 let dir: string;
 let runner: DecoderRunner;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "sy-slots-"));
-  const tensors = randomWeights(config, 9).tensors;
-  const graph = buildDecoderGraph(config, { has: (n) => tensors.has(n), getF32: (n) => tensors.get(n)!.slice() }, { lora: true });
+  const graph = buildDecoderGraph(config, base, { lora: true });
   runner = new DecoderRunner(await ort.InferenceSession.create((await writeOnnx(graph, dir)).modelPath), config);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -49,15 +51,34 @@ async function rebuilt(rows: Array<LoraWeights | undefined>): Promise<Float32Arr
   return logits(rows.map((a) => (a ? distinct.indexOf(a) : NO_ADAPTER)), buildLoraTensors(config, stacked));
 }
 
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+const references = new Map<LoraWeights | undefined, ReferenceDecoder>();
+/** The plain reference forward on merged weights W + B·A (scale folded into B), independent of the graph's LoRA branch. */
+function reference(adapter: LoraWeights | undefined): ReferenceDecoder {
+  let ref = references.get(adapter);
+  if (!ref) {
+    const weights = adapter ? mergedWeights(config, base, adapter) : base;
+    ref = new ReferenceDecoder(config, (n) => weights.getF32(n));
+    references.set(adapter, ref);
+  }
+  return ref;
+}
+
+/** The batch's logits equal both the freshly stacked tensors' and each row's merged-weight reference. */
+async function expectBatch(got: Float32Array, rows: Array<LoraWeights | undefined>): Promise<void> {
+  expectClose(got, await rebuilt(rows), 1e-5, "slot table vs freshly stacked");
+  rows.forEach((adapter, r) => {
+    const want = reference(adapter).forward(reference(adapter).newCache(), prompts[r]!).at(-1)!;
+    expectClose(row(got, r, config.vocabSize, rows.length), want, 1e-4, `row ${r} (${adapter?.id ?? "no adapter"}) vs merged weights`);
+  });
+}
 
 describe("LoRA slot table", () => {
   it("feeds the graph exactly as freshly built stacked tensors do", async () => {
     const table = new LoraSlotTable(config, 4, 16);
     const rows = [big, undefined, attn, small];
     const got = await logits(table.slotsFor(rows), table.tensors);
-    expect(maxDiff(got, await rebuilt(rows))).toBeLessThan(1e-5);
-    expect(maxDiff(got, await rebuilt([undefined, undefined, undefined, undefined]))).toBeGreaterThan(1e-2);
+    await expectBatch(got, rows);
+    expectDifferent(got, await rebuilt([undefined, undefined, undefined, undefined]), 1e-2);
   });
 
   it("keeps resident adapters in place and overwrites every trace of an evicted one", async () => {
@@ -70,11 +91,11 @@ describe("LoRA slot table", () => {
     expect(second[0]).toBe(first[1]); // small took attn's slot
     expect(second[2]).toBe(NO_ADAPTER);
     expect(table.tensors).toBe(tensorsBefore);
-    expect(maxDiff(await logits(second, table.tensors), await rebuilt([small, big, undefined]))).toBeLessThan(1e-5);
+    await expectBatch(await logits(second, table.tensors), [small, big, undefined]);
     // The least recently used slot goes first: big was used last, so attn replaces small.
     const third = table.slotsFor([attn, big]);
     expect(third).toEqual([second[0], second[1]]);
-    expect(maxDiff(await logits(third, table.tensors), await rebuilt([attn, big]))).toBeLessThan(1e-5);
+    await expectBatch(await logits(third, table.tensors), [attn, big]);
   });
 
   it("refuses a batch with more distinct adapters than slots, or a rank above the slots' rank", () => {
@@ -92,14 +113,14 @@ describe("LoRA slot table", () => {
     expect(slots[1]).toBe(0);
     expect(table.rank).toBe(16);
     expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([3, config.hiddenSize, 16]);
-    expect(maxDiff(await logits(slots, table.tensors), await rebuilt(rows))).toBeLessThan(1e-5);
+    await expectBatch(await logits(slots, table.tensors), rows);
     expect(table.slotsFor([small, undefined])).toEqual([0, NO_ADAPTER]); // a later small batch feeds only its own prefix
     expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([1, config.hiddenSize, 16]);
-    expect(maxDiff(await logits([0, NO_ADAPTER], table.tensors), await rebuilt([small, undefined]))).toBeLessThan(1e-5);
+    await expectBatch(await logits([0, NO_ADAPTER], table.tensors), [small, undefined]);
     const holes = table.slotsFor([big, undefined]); // the slots below big's are fed too, as empty segments
     expect(holes[0]).toBe(2);
     expect(table.tensors["lora.0.up_proj.a"]!.dims).toEqual([3, config.hiddenSize, 16]);
-    expect(maxDiff(await logits(holes, table.tensors), await rebuilt([big, undefined]))).toBeLessThan(1e-5);
+    await expectBatch(await logits(holes, table.tensors), [big, undefined]);
   });
 
   it("an evicted id is copied afresh next time", () => {

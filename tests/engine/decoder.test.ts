@@ -9,6 +9,7 @@ import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { ReferenceDecoder } from "../../services/model/reference.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
+import { argmax, expectClose, row } from "../helpers/compare.ts";
 import { randomWeights, TINY_VARIANTS, type MemoryWeights } from "./tiny-model.ts";
 
 const TOLERANCE = 1e-4;
@@ -40,18 +41,6 @@ const VARIANTS: Variant[] = [
   { general: { fused: true, kvOutput: "new" }, decode: { fused: true, decodeOnly: true } },
 ];
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
-function argmax(a: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
 
 describe.each(Object.entries(TINY_VARIANTS))("compiled decoder vs reference: %s", (_, config) => {
   const weights = randomWeights(config, 7);
@@ -66,13 +55,13 @@ describe.each(Object.entries(TINY_VARIANTS))("compiled decoder vs reference: %s"
       const cache = BatchCache.empty(config, 1);
       const out = await runner.step({ cache, tokens: [prompt], startPositions: [0], allLogits: true });
       const V = config.vocabSize;
-      prompt.forEach((_, t) => expect(maxDiff(out.logits.subarray(t * V, (t + 1) * V), expected[t])).toBeLessThan(TOLERANCE));
+      prompt.forEach((_, t) => expectClose(row(out.logits, t, V, prompt.length), expected[t], TOLERANCE, `position ${t}`));
 
       let token = argmax(expected[prompt.length - 1]);
       for (let step = 0; step < 6; step++) {
         const [want] = reference.forward(refCache, [token]);
         const got = await runner.step({ cache, tokens: [[token]], startPositions: [prompt.length + step] });
-        expect(maxDiff(got.logits, want)).toBeLessThan(TOLERANCE);
+        expectClose(got.logits, want, TOLERANCE, `decode step ${step}`);
         token = argmax(want);
       }
     });
@@ -87,9 +76,9 @@ describe.each(Object.entries(TINY_VARIANTS))("compiled decoder vs reference: %s"
     let positions = prompts.map(() => 0);
     for (let step = 0; step < 5; step++) {
       const got = await runner.step({ cache, tokens, startPositions: positions });
-      const next = tokens.map((row, r) => {
-        const want = reference.forward(refs[r], row).at(-1)!;
-        expect(maxDiff(got.logits.subarray(r * config.vocabSize, (r + 1) * config.vocabSize), want)).toBeLessThan(TOLERANCE);
+      const next = tokens.map((input, r) => {
+        const want = reference.forward(refs[r], input).at(-1)!;
+        expectClose(row(got.logits, r, config.vocabSize, prompts.length), want, TOLERANCE, `row ${r} step ${step}`);
         return argmax(want);
       });
       positions = positions.map((p, r) => p + tokens[r].length);
@@ -105,7 +94,7 @@ describe.each(Object.entries(TINY_VARIANTS))("compiled decoder vs reference: %s"
     const got = await runner.step({ cache: merged, tokens: rows, startPositions: [positions[0], positions[2], 4] });
     [refs[0], refs[2], lateRef].forEach((ref, r) => {
       const want = reference.forward(ref, rows[r]).at(-1)!;
-      expect(maxDiff(got.logits.subarray(r * config.vocabSize, (r + 1) * config.vocabSize), want)).toBeLessThan(TOLERANCE);
+      expectClose(row(got.logits, r, config.vocabSize, rows.length), want, TOLERANCE, `merged row ${r}`);
     });
   });
 });

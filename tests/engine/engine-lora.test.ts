@@ -8,6 +8,7 @@ import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
 import { collect, greedyReference, params, type Collected } from "./generate-helpers.ts";
+import { expectClose } from "../helpers/compare.ts";
 import { findModel } from "./model-path.ts";
 import { MemoryWeights, mergedWeights, randomAdapter } from "./tiny-model.ts";
 
@@ -76,7 +77,7 @@ describe("engine with LoRA adapters on stories260k", () => {
     const together = await Promise.all(jobs.map(([adapter, prompt]) => run(adapter, prompt)));
     together.forEach((got, i) => {
       expect(got.tokens).toEqual(alone[i].tokens);
-      got.logprobs.forEach((lp, k) => expect(Math.abs(lp - alone[i].logprobs[k])).toBeLessThan(1e-4));
+      expectClose(got.logprobs, alone[i].logprobs, 1e-4, `request ${i} logprobs`);
     });
     expect(engine.stats().peakBatch).toBeGreaterThanOrEqual(4);
     expect(engine.stats().sessionsCreated).toBe(sessions);

@@ -2,10 +2,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateEvent, GenerateRequest } from "../../edge/ports.ts";
+import type { GenerateRequest } from "../../edge/ports.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { ContextOverflowError, EngineOverloadedError, InvalidGenerateRequestError } from "../../services/inference/errors.ts";
-import { collect, params, type Collected } from "./generate-helpers.ts";
+import { openWeights } from "../../services/model/safetensors.ts";
+import { collect, greedyReference, params, referenceLogprobs, type Collected } from "./generate-helpers.ts";
+import { expectClose } from "../helpers/compare.ts";
 import { findModel } from "./model-path.ts";
 
 const KNOWN_ANSWER =
@@ -31,6 +33,15 @@ describe("engine on stories260k", () => {
     expect(result.text).toBe(engine.tokenizer.decode(result.tokens, { skipSpecialTokens: true }));
     expect(result.done).toMatchObject({ finishReason: "length", promptTokens: 1, completionTokens: 45 });
     expect(result.done!.timings.firstTokenMs).toBeLessThanOrEqual(result.done!.timings.totalMs);
+    // Tokens and logprobs follow the plain reference forward, not only the known text.
+    const weights = await openWeights(findModel("stories260k"));
+    try {
+      const lookup = (n: string) => weights.getF32(n);
+      expect(result.tokens).toEqual(greedyReference(engine.config, lookup, [1], 45));
+      expectClose(result.logprobs, referenceLogprobs(engine.config, lookup, [1], result.tokens), 1e-4, "logprobs vs reference");
+    } finally {
+      weights.close();
+    }
   });
 
   it("gives each of a batch of prompts of different lengths the tokens and logprobs it gets alone, with a late joiner", async () => {
@@ -47,36 +58,50 @@ describe("engine on stories260k", () => {
     together.push(await joined!);
     together.forEach((got, i) => {
       expect(got.tokens).toEqual(alone[i].tokens);
-      got.logprobs.forEach((lp, k) => expect(Math.abs(lp - alone[i].logprobs[k])).toBeLessThan(1e-4));
+      expectClose(got.logprobs, alone[i].logprobs, 1e-4, `request ${i} logprobs`);
     });
     expect(engine.stats().peakBatch).toBe(4);
   });
 
   it("prefills a long prompt in chunks while a short request starts and finishes, and cancels it mid-prefill", async () => {
     const long = bos("The little dog ran to the big tree and barked at the bird. ".repeat(12));
-    expect(long.length).toBeGreaterThan(100);
-    const order: string[] = [];
-    const track = async (name: string, events: AsyncIterable<GenerateEvent>) => {
-      for await (const e of events) order.push(`${name}:${e.type}`);
-    };
+    const chunks = Math.ceil(long.length / 5);
+    expect(chunks).toBeGreaterThan(20);
     const alone = await collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }) }));
-    const chunksBefore = engine.stats().prefillChunks;
-    const both = await Promise.all([
-      collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }) }), () => order.push("long:token")),
-      track("short", engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens: 5 }) })),
-    ]);
-    expect(both[0].tokens).toEqual(alone.tokens);
-    expect(engine.stats().prefillChunks - chunksBefore).toBe(Math.ceil(long.length / 5));
-    // The short request finished while the long prompt was still being prefilled.
-    expect(order.indexOf("short:done")).toBeGreaterThanOrEqual(0);
-    expect(order.indexOf("short:done")).toBeLessThan(order.indexOf("long:token"));
+    const shortRequest = (maxTokens: number) => engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens, logprobs: 0 }) });
 
+    // Explicit synchronisation: the long prompt is submitted once the short request has its first
+    // token, so its prefill group is its own and starts while the short one decodes (4 more steps,
+    // against the long prompt's 20+ chunks), whatever the order of microtasks.
+    const order: string[] = [];
+    let chunksBefore = 0;
+    let longRun: Promise<Collected> | undefined;
+    await collect(shortRequest(5), (n) => {
+      if (n !== 1) return;
+      chunksBefore = engine.stats().prefillChunks;
+      longRun = collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }) }), () => order.push("long:token"));
+    });
+    order.push("short:done");
+    const both = await longRun!;
+    expect(both.tokens).toEqual(alone.tokens);
+    expect(engine.stats().prefillChunks - chunksBefore).toBe(chunks);
+    // The short request finished while the long prompt was still being prefilled.
+    expect(order.slice(0, 2)).toEqual(["short:done", "long:token"]);
+
+    // The same way, a long prompt queued at the short request's first token is still being
+    // prefilled when the short one is done two steps later, and is cancelled then.
     const controller = new AbortController();
-    const cancelled = collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5 }), signal: controller.signal }));
-    await track("short", engine.generate({ promptTokens: bos("Tom"), params: params({ maxTokens: 3 }) }));
+    let cancelledTokens = 0;
+    let cancelled: Promise<Collected> | undefined;
+    const before = engine.stats().prefillChunks;
+    await collect(shortRequest(3), (n) => {
+      if (n === 1) cancelled = collect(engine.generate({ promptTokens: long, params: params({ maxTokens: 5, logprobs: 0 }), signal: controller.signal }), () => cancelledTokens++);
+    });
     expect(engine.stats().prefilling).toBe(1);
     controller.abort(new Error("gone"));
-    await expect(cancelled).rejects.toThrow("gone");
+    await expect(cancelled!).rejects.toThrow("gone");
+    expect(cancelledTokens).toBe(0);
+    expect(engine.stats().prefillChunks - before).toBeLessThan(1 + chunks);
     expect(engine.stats()).toMatchObject({ running: 0, waiting: 0, prefilling: 0 });
   });
 

@@ -54,3 +54,18 @@ export function greedyReference(config: DecoderConfig, lookup: (name: string) =>
   }
   return out;
 }
+
+/** The reference forward's logprob of each of `tokens` after `prompt` (teacher-forced), in float64. */
+export function referenceLogprobs(config: DecoderConfig, lookup: (name: string) => Float32Array, prompt: number[], tokens: number[]): number[] {
+  const ref = new ReferenceDecoder(config, lookup);
+  const cache = ref.newCache();
+  let logits = ref.forward(cache, prompt).at(-1)!;
+  return tokens.map((token) => {
+    const max = Math.max(...logits);
+    let sum = 0;
+    for (const v of logits) sum += Math.exp(v - max);
+    const logprob = logits[token]! - max - Math.log(sum);
+    [logits] = ref.forward(cache, [token]);
+    return logprob;
+  });
+}

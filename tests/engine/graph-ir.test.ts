@@ -5,6 +5,7 @@ import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { Graph } from "../../services/model/graph/ir.ts";
 import { emitOnnx, writeOnnx } from "../../services/model/graph/onnx.ts";
+import { expectClose } from "../helpers/compare.ts";
 
 function rand(n: number, seed: number): Float32Array {
   let s = seed;
@@ -57,7 +58,7 @@ describe("graph IR + ONNX emitter", () => {
     const out = await session.run({ x: new ort.Tensor("float32", x, [rows, k]) });
     expect(out.y.dims).toEqual([rows, n]);
     const got = out.y.data as Float32Array;
-    for (let i = 0; i < expected.length; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
+    expectClose(got, expected, 5e-7);
   });
 
   it("writes weights as external data and loads the model by path", async () => {
@@ -67,7 +68,7 @@ describe("graph IR + ONNX emitter", () => {
     const session = await ort.InferenceSession.create(files.modelPath);
     const out = await session.run({ x: new ort.Tensor("float32", x, [rows, k]) });
     const got = out.y.data as Float32Array;
-    for (let i = 0; i < expected.length; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
+    expectClose(got, expected, 5e-7);
   });
 
   it("rejects an initializer whose data does not fit its shape", () => {

@@ -8,6 +8,7 @@ import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { ReferenceDecoder, type ReferenceCache } from "../../services/model/reference.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
+import { argmax, expectClose, row } from "../helpers/compare.ts";
 import { randomWeights, TINY_VARIANTS } from "./tiny-model.ts";
 
 const config = TINY_VARIANTS["llama untied GQA, odd sizes"];
@@ -28,7 +29,6 @@ interface Sequence {
   position: number;
 }
 
-const argmax = (a: Float32Array) => a.indexOf(Math.max(...a));
 const prompt = (length: number, seed: number) => Array.from({ length }, (_, i) => 1 + ((i * 7 + seed * 13) % (config.vocabSize - 1)));
 
 describe("batch cache joins and leaves in place", () => {
@@ -42,7 +42,7 @@ describe("batch cache joins and leaves in place", () => {
       const out = await runner.step({ cache: own, tokens: [tokens], startPositions: [0] });
       const ref = reference.newCache();
       const want = reference.forward(ref, tokens).at(-1)!;
-      expect(maxDiff(out.logits, want)).toBeLessThan(1e-4);
+      expectClose(out.logits, want, 1e-4, "prefill alone");
       batch.join(own);
       rows.push({ ref, next: argmax(want), position: tokens.length });
     };
@@ -51,7 +51,7 @@ describe("batch cache joins and leaves in place", () => {
         const out = await runner.step({ cache: batch, tokens: rows.map((r) => [r.next]), startPositions: rows.map((r) => r.position) });
         rows.forEach((r, i) => {
           const [want] = reference.forward(r.ref, [r.next]);
-          expect(maxDiff(out.logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), want)).toBeLessThan(1e-4);
+          expectClose(row(out.logits, i, config.vocabSize, rows.length), want, 1e-4, `row ${i}`);
           r.next = argmax(want);
           r.position++;
         });
@@ -79,9 +79,3 @@ describe("batch cache joins and leaves in place", () => {
     expect(rows.map((r) => r.position)).toEqual(rows.map((r) => batch.length(rows.indexOf(r))));
   });
 });
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}

@@ -10,19 +10,13 @@ import { ReferenceDecoder } from "../../services/model/reference.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
 import { buildLoraTensors, NO_ADAPTER } from "../../services/inference/lora-feeds.ts";
+import { argmax, expectClose, expectDifferent, row } from "../helpers/compare.ts";
 import { mergedWeights, randomAdapter, randomWeights, TINY_VARIANTS } from "./tiny-model.ts";
 
 const TOLERANCE = 1e-4;
 const dirs: string[] = [];
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
-const argmax = (a: Float32Array) => a.indexOf(Math.max(...a));
 
 describe.each([
   ["llama GQA", TINY_VARIANTS["llama untied GQA, odd sizes"]],
@@ -64,10 +58,9 @@ describe.each([
     const cache = BatchCache.empty(config, prompts.length);
     for (let step = 0; step < 4; step++) {
       const got = await runner.step({ cache, tokens, startPositions: positions, lora: { slots, tensors } });
-      tokens = tokens.map((row, r) => {
-        const want = references[slots[r] + 1].forward(refCaches[r], row).at(-1)!;
-        const logits = got.logits.subarray(r * config.vocabSize, (r + 1) * config.vocabSize);
-        expect(maxDiff(logits, want)).toBeLessThan(TOLERANCE);
+      tokens = tokens.map((input, r) => {
+        const want = references[slots[r] + 1].forward(refCaches[r], input).at(-1)!;
+        expectClose(row(got.logits, r, config.vocabSize, prompts.length), want, TOLERANCE, `row ${r} step ${step}`);
         return [argmax(want)];
       });
       positions = positions.map((p, r) => p + (step === 0 ? prompts[r].length : 1));
@@ -75,6 +68,6 @@ describe.each([
     // The adapters change the output, so the comparison above is not vacuous.
     const plain = references[0].forward(references[0].newCache(), prompts[0]).at(-1)!;
     const adapted = references[1].forward(references[1].newCache(), prompts[0]).at(-1)!;
-    expect(maxDiff(plain, adapted)).toBeGreaterThan(1e-2);
+    expectDifferent(plain, adapted, 1e-2);
   });
 });

@@ -1,5 +1,9 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { UnigramTokenizer, type UnigramVocab } from "../../services/retrieval/embedders/sentencepiece.ts";
+import { useLiteModelDir } from "../../services/retrieval/embedders/use-lite.ts";
 
 const RESERVED: UnigramVocab = [["<unk>", 0], ["<s>", 0], ["</s>", 0], ["x1", 0], ["x2", 0], ["x3", 0]];
 const PIECES: UnigramVocab = [
@@ -8,7 +12,7 @@ const PIECES: UnigramVocab = [
 const VOCAB = [...RESERVED, ...PIECES];
 
 /** Reference: try every segmentation of the symbols into known pieces and keep the best total score. */
-function bruteForce(text: string): number[] {
+function bruteForce(text: string): { score: number; ids: number[] } {
   const symbols = [..."▁" + text.replace(/ /g, "▁")];
   const ids = new Map(VOCAB.slice(RESERVED.length).map(([p], i) => [p, i + RESERVED.length]));
   let best: { score: number; ids: number[] } = { score: -Infinity, ids: [] };
@@ -23,7 +27,24 @@ function bruteForce(text: string): number[] {
     }
   };
   walk(0, 0, []);
-  return best.ids;
+  return best;
+}
+
+/** The text a segmentation spells (with "▁" for spaces) and its total score. */
+function spelled(ids: number[]): { text: string; score: number } {
+  return { text: ids.map((id) => VOCAB[id]![0]).join(""), score: ids.reduce((sum, id) => sum + VOCAB[id]![1], 0) };
+}
+
+/** A small deterministic generator (mulberry32), so the random texts are the same on every run. */
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
 }
 
 describe("UnigramTokenizer", () => {
@@ -31,12 +52,25 @@ describe("UnigramTokenizer", () => {
 
   it("finds the highest-scoring segmentation (checked against exhaustive search)", () => {
     const alphabet = ["a", "b", "c", " "];
+    const random = seeded(20261201);
+    const seen = new Set<string>();
     for (let n = 1; n <= 7; n++) {
       for (let trial = 0; trial < 40; trial++) {
-        const text = Array.from({ length: n }, (_, i) => alphabet[(i * 7 + trial * 13 + n) % alphabet.length]).join("");
-        expect(tokenizer.encode(text), text).toEqual(bruteForce(text));
+        const text = Array.from({ length: n }, () => alphabet[Math.floor(random() * alphabet.length)]).join("");
+        seen.add(text);
+        // Equal-scoring segmentations exist in this toy vocabulary ("b|ab|c" and "b|a|bc"); ties are
+        // broken as the original does, which the pinned ids below check on the real vocabulary.
+        const best = bruteForce(text);
+        const ours = spelled(tokenizer.encode(text));
+        expect(ours.text, text).toBe("▁" + text.replace(/ /g, "▁"));
+        expect(ours.score, text).toBeCloseTo(best.score, 9);
       }
     }
+    expect(seen.size).toBeGreaterThan(200); // of 280 trials: the texts really vary
+  });
+
+  it("breaks ties as the original TF.js tokenizer does (its output for this vocabulary, run once)", () => {
+    expect(tokenizer.encode("babc")).toEqual([6, 8, 10, 9]); // ▁ b ab c, not ▁ b a bc (same score)
   });
 
   it("maps unknown characters to unk (0) and merges runs of them", () => {
@@ -47,5 +81,18 @@ describe("UnigramTokenizer", () => {
 
   it("never emits the reserved control ids for their literal text", () => {
     expect(tokenizer.encode("<s>").every((id) => id === 0 || id >= RESERVED.length)).toBe(true);
+  });
+});
+
+describe("UnigramTokenizer on USE Lite's vocabulary", () => {
+  // Ids from the original TF.js tokenizer (tests/fixtures/use-tokenizer/make.cjs).
+  const fixture = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../fixtures/use-tokenizer/ids.json"), "utf8")) as {
+    pinned: Array<{ text: string; ids: number[] }>;
+  };
+  const tokenizer = new UnigramTokenizer(JSON.parse(readFileSync(join(useLiteModelDir(), "vocab.json"), "utf8")) as UnigramVocab);
+
+  it.each(fixture.pinned.map((p) => [p.text, p.ids] as const))("gives the original tokenizer's ids for %j", (text, ids) => {
+    expect(ids.length).toBeGreaterThan(0);
+    expect(tokenizer.encode(text)).toEqual(ids);
   });
 });

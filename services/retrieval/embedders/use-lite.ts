@@ -92,11 +92,20 @@ export function buildUseLiteGraph(weights: Map<string, TfjsWeight>, options: { i
   return g;
 }
 
-/** Symmetric int8 per output column: W[:, j] ≈ scales[j] · values[:, j]. */
+/**
+ * Largest quantized weight magnitude: 7 bits, not 8. DynamicQuantizeMatMul multiplies uint8
+ * activations by int8 weights, and on x86 CPUs without VNNI (AVX2) it sums pairs of products in
+ * int16, which saturates for |w| > 64 (2·255·127 > 32767): with 8-bit weights the result there
+ * drifts far from the float model (cosine 0.95 on a long sentence), with 7 bits it is exact on
+ * every CPU (2·255·63 = 32130). This is onnxruntime's `reduce_range`.
+ */
+export const INT8_WEIGHT_MAX = 63;
+
+/** Symmetric per output column, |values| <= INT8_WEIGHT_MAX: W[:, j] ≈ scales[j] · values[:, j]. */
 export function quantizePerColumn(weights: Float32Array, rows: number, cols: number): { values: Int8Array; scales: Float32Array } {
   const scales = new Float32Array(cols);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) scales[j] = Math.max(scales[j], Math.abs(weights[i * cols + j]));
-  for (let j = 0; j < cols; j++) scales[j] = scales[j] / 127 || 1;
+  for (let j = 0; j < cols; j++) scales[j] = scales[j] / INT8_WEIGHT_MAX || 1;
   const values = new Int8Array(rows * cols);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) values[i * cols + j] = Math.round(weights[i * cols + j] / scales[j]);
   return { values, scales };
