@@ -19,6 +19,7 @@ import { buildDecoderGraph, type DecoderOptions } from "../../services/model/dec
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { ReferenceDecoder, type ReferenceCache } from "../../services/model/reference.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
+import { argmax, expectClose, row } from "../helpers/compare.ts";
 import { collect, greedyReference, params } from "./generate-helpers.ts";
 import { findModel } from "./model-path.ts";
 import { MemoryWeights, randomAdapter, randomWeights, TINY_VARIANTS } from "./tiny-model.ts";
@@ -47,7 +48,6 @@ describe("a poisoned cache row never reaches another sequence", () => {
     position: number;
   }
   const prompt = (length: number, seed: number) => Array.from({ length }, (_, i) => 1 + ((i * 5 + seed * 11) % (config.vocabSize - 1)));
-  const argmax = (a: ArrayLike<number>) => Array.prototype.indexOf.call(a, Math.max(...Array.from(a)));
   const vocab = config.vocabSize;
 
   /** Prefills a sequence alone and joins it; `poisoned` rows get no reference and are not checked. */
@@ -61,7 +61,7 @@ describe("a poisoned cache row never reaches another sequence", () => {
     }
     const ref = reference.newCache();
     const want = reference.forward(ref, tokens).at(-1)!;
-    expectClose(out.logits, want);
+    expectClose(out.logits, want, 1e-4, "prefill logits");
     rows.push({ ref, next: argmax(want), position: tokens.length });
   }
 
@@ -69,12 +69,12 @@ describe("a poisoned cache row never reaches another sequence", () => {
   async function decode(batch: BatchCache, rows: Row[], steps: number): Promise<void> {
     for (let s = 0; s < steps; s++) {
       const out = await runner.step({ cache: batch, tokens: rows.map((r) => [r.next]), startPositions: rows.map((r) => r.position) });
-      expect(out.logits.length).toBe(rows.length * vocab);
       rows.forEach((r, i) => {
         r.position++;
+        const logits = row(out.logits, i, vocab, rows.length);
         if (!r.ref) return;
         const [want] = reference.forward(r.ref, [r.next]);
-        expectClose(out.logits.subarray(i * vocab, (i + 1) * vocab), want);
+        expectClose(logits, want, 1e-4, `row ${i}, step ${s}`);
         r.next = argmax(want);
       });
     }
@@ -172,11 +172,4 @@ describe("an adapter with non-finite weights on stories260k", () => {
 function withValue(adapter: LoraWeights, value: number): LoraWeights {
   for (const m of adapter.modules.values()) m.b.fill(value, 0, Math.max(1, m.b.length >> 3));
   return adapter;
-}
-
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-4): void {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Number.isFinite(actual[i]) ? Math.abs(actual[i]! - expected[i]!) : Infinity);
-  expect(worst).toBeLessThan(tolerance);
 }
