@@ -1,12 +1,31 @@
-/** A push-to-pull bridge: the scheduler pushes events, the caller iterates them with for-await. */
+export interface EventStreamOptions {
+  /** Called when the consumer stops iterating early (break, return, throw). */
+  onAbandon: () => void;
+  /** Buffered events at which the stream counts as `full` (the producer should pause); default 8. */
+  highWaterMark?: number;
+  /** Called when the consumer takes an event out of a full buffer (the producer may resume). */
+  onDrain?: () => void;
+}
+
+/**
+ * A push-to-pull bridge: the scheduler pushes events, the caller iterates them with for-await.
+ * Pushing never blocks; `full` tells the producer that the consumer is not keeping up.
+ */
 export class EventStream<T> implements AsyncIterable<T> {
   private readonly buffered: T[] = [];
   private ended = false;
   private error: unknown;
   private wake?: () => void;
+  private readonly highWaterMark: number;
 
-  /** Called when the consumer stops iterating early (break, return, throw). */
-  constructor(private readonly onAbandon: () => void) {}
+  constructor(private readonly options: EventStreamOptions) {
+    this.highWaterMark = options.highWaterMark ?? 8;
+  }
+
+  /** True while the consumer has at least `highWaterMark` events waiting. */
+  get full(): boolean {
+    return this.buffered.length >= this.highWaterMark;
+  }
 
   push(event: T): void {
     if (this.ended) return;
@@ -25,7 +44,12 @@ export class EventStream<T> implements AsyncIterable<T> {
     let finished = false;
     try {
       for (;;) {
-        while (this.buffered.length) yield this.buffered.shift()!;
+        while (this.buffered.length) {
+          const wasFull = this.full;
+          const event = this.buffered.shift()!;
+          if (wasFull && !this.full) this.options.onDrain?.();
+          yield event;
+        }
         if (this.ended) {
           finished = true;
           if (this.error !== undefined) throw this.error;
@@ -35,7 +59,7 @@ export class EventStream<T> implements AsyncIterable<T> {
         this.wake = undefined;
       }
     } finally {
-      if (!finished) this.onAbandon();
+      if (!finished) this.options.onAbandon();
     }
   }
 }

@@ -1,0 +1,57 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { GenerateEvent } from "../../edge/ports.ts";
+import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { collect, params } from "./generate-helpers.ts";
+import { findModel } from "./model-path.ts";
+
+let engine: Engine;
+let cacheDir: string;
+
+beforeAll(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), "sy-backpressure-"));
+  engine = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxBatch: 4 });
+});
+afterAll(async () => {
+  await engine.close();
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 10));
+}
+
+it("parks a sequence whose consumer stops reading, serves others meanwhile, and resumes it with the same tokens", async () => {
+  const request = () => ({ promptTokens: engine.tokenize("Once upon a time"), params: params({ maxTokens: 120, logprobs: 0 }) });
+  const slow = engine.generate(request())[Symbol.asyncIterator]();
+  const first = await slow.next();
+  expect(first.done).toBe(false);
+  await until(() => engine.stats().paused === 1);
+  expect(engine.stats()).toMatchObject({ running: 0, paused: 1 });
+  const stepsWhilePaused = engine.stats().decodeSteps;
+  expect(stepsWhilePaused).toBeLessThan(119);
+
+  // Another request runs to the end while the first one waits for its reader.
+  const other = await collect(engine.generate(request()));
+  expect(other.done).toMatchObject({ finishReason: "length", completionTokens: 120 });
+  expect(engine.stats().paused).toBe(1);
+
+  const rest: GenerateEvent[] = [first.value as GenerateEvent];
+  for (let next = await slow.next(); !next.done; next = await slow.next()) rest.push(next.value);
+  const tokens = rest.flatMap((e) => (e.type === "text" && e.logprob ? [e.tokenId] : []));
+  expect(tokens).toEqual(other.tokens);
+  expect(rest.at(-1)).toMatchObject({ type: "done", finishReason: "length", completionTokens: 120 });
+  expect(engine.stats()).toMatchObject({ running: 0, paused: 0 });
+  expect(engine.stats().pauses).toBeGreaterThanOrEqual(1);
+});
+
+it("cancels a parked sequence when its consumer gives up", async () => {
+  const slow = engine.generate({ promptTokens: engine.tokenize("Tom"), params: params({ maxTokens: 120 }) })[Symbol.asyncIterator]();
+  await slow.next();
+  await until(() => engine.stats().paused === 1);
+  await slow.return?.();
+  await until(() => engine.stats().paused === 0);
+  expect(engine.stats()).toMatchObject({ running: 0, waiting: 0, paused: 0 });
+});
