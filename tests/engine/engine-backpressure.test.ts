@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { GenerateEvent } from "../../edge/ports.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { EventStream } from "../../services/inference/event-stream.ts";
 import { collect, params } from "./generate-helpers.ts";
 import { findModel } from "./model-path.ts";
 
@@ -54,4 +55,24 @@ it("cancels a parked sequence when its consumer gives up", async () => {
   await slow.return?.();
   await until(() => engine.stats().paused === 0);
   expect(engine.stats()).toMatchObject({ running: 0, waiting: 0, paused: 0 });
+});
+
+it("an event stream is full from the high-water mark until its consumer is halfway through the backlog", async () => {
+  let drains = 0;
+  const stream = new EventStream<number>({ onAbandon: () => {}, highWaterMark: 4, onDrain: () => drains++ });
+  for (let i = 0; i < 3; i++) stream.push(i);
+  expect(stream.full).toBe(false);
+  stream.push(3);
+  expect(stream.full).toBe(true);
+  const events = stream[Symbol.asyncIterator]();
+  await events.next();
+  expect(stream.full).toBe(true); // 3 left
+  await events.next();
+  expect([stream.full, drains]).toEqual([false, 1]); // 2 left: half the mark
+  stream.push(4);
+  stream.end();
+  const rest: number[] = [];
+  for (let next = await events.next(); !next.done; next = await events.next()) rest.push(next.value);
+  expect(rest).toEqual([2, 3, 4]);
+  expect(drains).toBe(1);
 });
