@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from "../edge/config.ts";
-import { startPlatform } from "../edge/node.ts";
+import { startPlatform, type Platform } from "../edge/node.ts";
 import { DataDirInUseError } from "../services/store/data-dir-lock.ts";
 
 /** `switchyard start [--port N --host H --data-dir DIR ...]`: serves until SIGINT/SIGTERM. */
@@ -12,7 +12,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
-  let platform;
+  let platform: Platform;
   try {
     platform = await startPlatform(config);
   } catch (err) {

@@ -228,7 +228,8 @@ export class Scheduler {
   private startPrefill(): void {
     if (this.prefilling) return;
     const rows: Prefilling[] = [];
-    const adapters = new Set(this.running.flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
+    // Parked sequences count: they rejoin this batch when their consumers catch up.
+    const adapters = new Set([...this.running, ...this.parked.map((p) => p.run)].flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
     let tokens = 0;
     for (let i = 0; i < this.waiting.length && this.running.length + this.parked.length + rows.length < this.options.maxBatch; i++) {
       const w = this.waiting[i];

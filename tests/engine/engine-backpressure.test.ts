@@ -5,8 +5,11 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { GenerateEvent } from "../../edge/ports.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { EventStream } from "../../services/inference/event-stream.ts";
+import { LORA_TARGETS } from "../../services/adapters/types.ts";
+import { loadDecoderConfig } from "../../services/model/config.ts";
 import { collect, params } from "./generate-helpers.ts";
 import { findModel } from "./model-path.ts";
+import { randomAdapter } from "./tiny-model.ts";
 
 let engine: Engine;
 let cacheDir: string;
@@ -75,4 +78,29 @@ it("an event stream is full from the high-water mark until its consumer is halfw
   for (let next = await events.next(); !next.done; next = await events.next()) rest.push(next.value);
   expect(rest).toEqual([2, 3, 4]);
   expect(drains).toBe(1);
+});
+
+it("keeps a parked sequence's adapter counted: another adapter waits while a plain request runs", async () => {
+  const dir = findModel("stories260k");
+  const config = await loadDecoderConfig(dir);
+  const adapters = new Map(["a", "b"].map((id, i) => [id, randomAdapter(config, id, 4, LORA_TARGETS, i + 1)]));
+  const lora = await createEngine({ modelDir: dir, cacheDir, maxBatch: 4, maxAdaptersPerBatch: 1, resolveAdapter: async (id) => adapters.get(id)! });
+  try {
+    const request = (adapter?: string) => ({ promptTokens: lora.tokenize("Once upon a time"), params: params({ maxTokens: 40, logprobs: 0 }), adapter });
+    const alone = await collect(lora.generate(request("a")));
+    const slow = lora.generate(request("a"))[Symbol.asyncIterator]();
+    const first = await slow.next();
+    await until(() => lora.stats().paused === 1);
+    const other = collect(lora.generate(request("b")));
+    const plain = await collect(lora.generate(request()));
+    expect(plain.done).toMatchObject({ finishReason: "length" });
+    expect(lora.stats()).toMatchObject({ waiting: 1, paused: 1 });
+
+    const events: GenerateEvent[] = [first.value as GenerateEvent];
+    for (let next = await slow.next(); !next.done; next = await slow.next()) events.push(next.value);
+    expect(events.flatMap((e) => (e.type === "text" && e.logprob ? [e.tokenId] : []))).toEqual(alone.tokens);
+    expect((await other).done).toMatchObject({ finishReason: "length", completionTokens: 40 });
+  } finally {
+    await lora.close();
+  }
 });
