@@ -9,10 +9,22 @@ interface DocumentView {
   error: string | null;
 }
 
+/** The server did not answer at all (gone, or a wrong --url). */
+export class ServerUnreachableError extends Error {}
+
+/** fetch, with a connection failure explained. */
+async function request(baseUrl: string, path: string, key: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(`${baseUrl}/v1${path}`, { ...init, headers: { authorization: `Bearer ${key}` } });
+  } catch (err) {
+    throw new ServerUnreachableError(`cannot reach the switchyard server at ${baseUrl}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  }
+}
+
 /** Sends documents to a running server through its API (`POST /v1/knowledge/documents`) with a tenant key. */
 export function httpTarget(baseUrl: string, key: string): IngestTarget {
   const call = async <T>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${baseUrl}/v1${path}`, { ...init, headers: { authorization: `Bearer ${key}` } });
+    const res = await request(baseUrl, path, key, init);
     const body = (await res.json()) as T & { error?: { message: string } };
     if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
     return { status: res.status, body };
@@ -35,7 +47,7 @@ export function httpTarget(baseUrl: string, key: string): IngestTarget {
 
 /** The tenant a key belongs to (`GET /v1/tenant`); throws with the server's message when it is refused. */
 export async function tenantOfKey(baseUrl: string, key: string): Promise<string> {
-  const res = await fetch(`${baseUrl}/v1/tenant`, { headers: { authorization: `Bearer ${key}` } });
+  const res = await request(baseUrl, "/tenant", key);
   const body = (await res.json()) as { id?: string; error?: { message: string } };
   if (!res.ok || !body.id) throw new Error(`the server at ${baseUrl} refused the key: ${body.error?.message ?? `HTTP ${res.status}`}`);
   return body.id;

@@ -7,7 +7,7 @@ import { dataDirHolder, DataDirInUseError, lockDataDir } from "../services/store
 import { openDatabase, type OpenDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
 import { directTarget } from "./ingest-direct.ts";
-import { httpTarget, tenantOfKey } from "./ingest-http.ts";
+import { httpTarget, ServerUnreachableError, tenantOfKey } from "./ingest-http.ts";
 import { ingestFiles, type OutputStream } from "./ingest-run.ts";
 
 const USAGE = "usage: switchyard ingest PATH... (--tenant ID | --key KEY) [--data-dir DIR] [--url URL] [--embedding-model DIR] [--int8]";
@@ -53,7 +53,7 @@ export async function ingestCommand(argv: string[], out: OutputStream = process.
     }
     return await direct(args, files, out);
   } catch (err) {
-    if (!(err instanceof UsageError || err instanceof DataDirInUseError)) throw err;
+    if (!(err instanceof UsageError || err instanceof DataDirInUseError || err instanceof ServerUnreachableError)) throw err;
     out.write(`${err.message}\n`);
     return 2;
   }
@@ -89,7 +89,7 @@ async function viaServer(url: string, args: IngestArgs, files: string[], out: Ou
   const base = url.replace(/\/+$/, "");
   if (args.key) {
     const tenant = await tenantOfKey(base, args.key).catch((err: Error) => {
-      throw new UsageError(err.message);
+      throw err instanceof ServerUnreachableError ? err : new UsageError(err.message);
     });
     if (args.tenant && args.tenant !== tenant) throw new UsageError(`--key belongs to tenant ${tenant}, not ${args.tenant}`);
     if (files.length === 0) return noFiles(out);

@@ -67,7 +67,7 @@ it("sends the files to the server running on the data dir: dense, bm25 and hybri
   expect(keys.filter((k: { name: string }) => k.name === "switchyard ingest (temporary)")).toEqual([expect.objectContaining({ revoked: true })]);
 });
 
-it("takes a tenant key for --url, and refuses a bad key or --url without one", async () => {
+it("takes a tenant key for --url, and refuses a bad key, --url without one, or a server that is not there", async () => {
   const dir = docs("keyed", { "lighthouse.txt": "The lighthouse keeper trims the lamp wick every dusk." });
   const ok = await run([dir, "--url", p.url, "--key", key]);
   expect(ok.output).toContain(`ingested 1 of 1 files into tenant ${tenantId} (1 chunks)`);
@@ -80,6 +80,9 @@ it("takes a tenant key for --url, and refuses a bad key or --url without one", a
   const noKey = await run([dir, "--url", p.url, "--tenant", tenantId]);
   expect(noKey.code).toBe(2);
   expect(noKey.output).toContain("--url needs --key");
+  const gone = await run([dir, "--url", "http://127.0.0.1:1", "--key", key]);
+  expect(gone.code).toBe(2);
+  expect(gone.output).toContain("cannot reach the switchyard server at http://127.0.0.1:1");
 });
 
 it("ingests directly while the server is stopped; the restarted server finds the documents", async () => {
