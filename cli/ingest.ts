@@ -1,27 +1,40 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, extname, join, resolve } from "node:path";
-import cliProgress from "cli-progress";
+import { readdirSync, statSync } from "node:fs";
+import { extname, join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
-import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/index.ts";
-import { openDatabase } from "../services/store/db.ts";
+import { openKnowledgeBase } from "../services/retrieval/index.ts";
+import { ApiKeyStore } from "../services/store/api-keys.ts";
+import { dataDirHolder, DataDirInUseError, lockDataDir } from "../services/store/data-dir-lock.ts";
+import { openDatabase, type OpenDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
+import { directTarget } from "./ingest-direct.ts";
+import { httpTarget, ServerUnreachableError, tenantOfKey } from "./ingest-http.ts";
+import { ingestFiles, type OutputStream } from "./ingest-run.ts";
 
-const USAGE = "usage: switchyard ingest PATH... --tenant ID [--data-dir DIR] [--embedding-model DIR] [--int8]";
+const USAGE = "usage: switchyard ingest PATH... (--tenant ID | --key KEY) [--data-dir DIR] [--url URL] [--embedding-model DIR] [--int8]";
 const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
 
 interface IngestArgs {
   paths: string[];
-  tenant: string;
+  tenant?: string;
   dataDir: string;
+  /** A server to send the documents to (default: the one running on the data dir, if any). */
+  url?: string;
+  /** A tenant key for the server. */
+  key?: string;
   embeddingModel?: string;
   int8: boolean;
 }
 
+/** A refusal explained to the user (exit code 2). */
+class UsageError extends Error {}
+
 /**
- * `switchyard ingest PATH... --tenant ID`: adds files (folders recursively, by extension) to a
- * tenant's knowledge base in the embedded data dir, with a progress bar. Exit 0 when all succeeded.
+ * `switchyard ingest PATH...`: adds files (folders recursively, by extension) to a tenant's knowledge
+ * base, with a progress bar. With a server running on the data dir (or `--url`), the files go through
+ * its HTTP API, so its indexes stay the only ones written; otherwise this process holds the data dir's
+ * lock and ingests directly. Exit 0 when all succeeded.
  */
-export async function ingestCommand(argv: string[], out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Promise<number> {
+export async function ingestCommand(argv: string[], out: OutputStream = process.stderr): Promise<number> {
   let args: IngestArgs;
   let files: string[];
   try {
@@ -31,77 +44,87 @@ export async function ingestCommand(argv: string[], out: NodeJS.WritableStream &
     out.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
+  try {
+    if (args.url) return await viaServer(args.url, args, files, out);
+    const holder = dataDirHolder(args.dataDir);
+    if (holder?.role === "server" && holder.url) {
+      out.write(`sending to the switchyard server at ${holder.url} (pid ${holder.pid}) that serves ${resolve(args.dataDir)}\n`);
+      return await viaServer(holder.url, args, files, out);
+    }
+    return await direct(args, files, out);
+  } catch (err) {
+    if (!(err instanceof UsageError || err instanceof DataDirInUseError || err instanceof ServerUnreachableError)) throw err;
+    out.write(`${err.message}\n`);
+    return 2;
+  }
+}
+
+/** No server: this process takes the data dir's lock and writes the knowledge base itself. */
+async function direct(args: IngestArgs, files: string[], out: OutputStream): Promise<number> {
+  const tenant = requireTenant(args);
+  const lock = lockDataDir(args.dataDir, "ingest");
   const store = openDatabase(join(args.dataDir, "switchyard.db"));
   try {
-    if (!store.db.select().from(tenants).where(eq(tenants.id, args.tenant)).get()) {
-      out.write(`unknown tenant: ${args.tenant}\n`);
-      return 2;
-    }
-    if (files.length === 0) {
-      out.write("no ingestible files found (.txt, .md, .html, .pdf, .jsonl)\n");
-      return 1;
-    }
+    checkTenant(store, tenant);
+    if (files.length === 0) return noFiles(out);
     // Must match the server's embedder, or its next start rebuilds every index of the tenant.
     const kb = await openKnowledgeBase(store, args.dataDir, { inlineBytes: 0, embeddingModel: args.embeddingModel, int8: args.int8 });
     try {
-      return await ingestFiles(kb, args.tenant, files, out);
+      return await ingestFiles(directTarget(kb, tenant), tenant, files, out);
     } finally {
       await kb.close();
+    }
+  } finally {
+    store.close();
+    lock.release();
+  }
+}
+
+/**
+ * Through a server's API. With `--key`, as that key's tenant. Without one, only for the server on this
+ * data dir: whoever may write the data dir could ingest directly anyway, so the command issues itself a
+ * tenant key in the database and revokes it when done.
+ */
+async function viaServer(url: string, args: IngestArgs, files: string[], out: OutputStream): Promise<number> {
+  const base = url.replace(/\/+$/, "");
+  if (args.key) {
+    const tenant = await tenantOfKey(base, args.key).catch((err: Error) => {
+      throw err instanceof ServerUnreachableError ? err : new UsageError(err.message);
+    });
+    if (args.tenant && args.tenant !== tenant) throw new UsageError(`--key belongs to tenant ${tenant}, not ${args.tenant}`);
+    if (files.length === 0) return noFiles(out);
+    return ingestFiles(httpTarget(base, args.key), tenant, files, out);
+  }
+  if (args.url) throw new UsageError("--url needs --key, a tenant key of that server");
+  const tenant = requireTenant(args);
+  const store = openDatabase(join(args.dataDir, "switchyard.db"));
+  try {
+    checkTenant(store, tenant);
+    if (files.length === 0) return noFiles(out);
+    const keys = new ApiKeyStore(store.db);
+    const issued = await keys.issue("tenant", tenant, "switchyard ingest (temporary)");
+    try {
+      return await ingestFiles(httpTarget(base, issued.key), tenant, files, out);
+    } finally {
+      await keys.revoke(issued.row.id);
     }
   } finally {
     store.close();
   }
 }
 
-async function ingestFiles(kb: KnowledgeBase, tenant: string, files: string[], out: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
-  const failures: string[] = [];
-  const accepted: Array<{ file: string; id: string }> = [];
-  for (const file of files) {
-    try {
-      const { document, created } = await kb.upload(tenant, { bytes: readFileSync(file), fileName: basename(file), title: basename(file) });
-      accepted.push({ file, id: document.id });
-      if (!created) out.write(`${file}: already in the knowledge base (${document.id})\n`);
-    } catch (err) {
-      failures.push(`${file}: ${(err as Error).message}`);
-    }
-  }
-  const progress = progressDisplay(out, accepted.length);
-  let settled = false;
-  const finished = kb.idle().then(() => (settled = true));
-  while (!settled) {
-    const states = accepted.map(({ id }) => kb.get(tenant, id));
-    const done = states.reduce((sum, d) => sum + (d.status === "ready" || d.status === "failed" ? 1 : d.progress), 0);
-    progress.update(done, states.filter((d) => d.status === "ready" || d.status === "failed").length);
-    await Promise.race([finished, new Promise((r) => setTimeout(r, 200))]);
-  }
-  let chunks = 0;
-  for (const { file, id } of accepted) {
-    const doc = kb.get(tenant, id);
-    chunks += doc.chunkCount;
-    if (doc.status === "failed") failures.push(`${file}: ${doc.error}`);
-    else if (doc.warning) out.write(`${file}: warning: ${doc.warning}\n`);
-  }
-  progress.update(accepted.length, accepted.length);
-  progress.stop();
-  for (const line of failures) out.write(`failed: ${line}\n`);
-  out.write(`ingested ${files.length - failures.length} of ${files.length} files into tenant ${tenant} (${chunks} chunks)\n`);
-  return failures.length > 0 ? 1 : 0;
+function requireTenant(args: IngestArgs): string {
+  if (!args.tenant) throw new UsageError(`--tenant is required (or --key, with a server running)\n${USAGE}`);
+  return args.tenant;
 }
 
-function progressDisplay(out: NodeJS.WritableStream & { isTTY?: boolean }, total: number) {
-  if (out.isTTY) {
-    const bar = new cliProgress.SingleBar({ stream: out, format: "ingest [{bar}] {percentage}% | {files}/{total} files", hideCursor: true }, cliProgress.Presets.shades_classic);
-    bar.start(total, 0, { files: 0 });
-    return { update: (done: number, files: number) => bar.update(done, { files }), stop: () => bar.stop() };
-  }
-  let printed = -1;
-  return {
-    update(done: number) {
-      const tenth = total > 0 ? Math.floor((done / total) * 10) : 10;
-      if (tenth > printed) out.write(`ingest: ${(printed = tenth) * 10}%\n`);
-    },
-    stop() {},
-  };
+function checkTenant(store: OpenDatabase, tenant: string): void {
+  if (!store.db.select().from(tenants).where(eq(tenants.id, tenant)).get()) throw new UsageError(`unknown tenant: ${tenant}`);
+}
+
+function noFiles(out: OutputStream): number {
+  out.write("no ingestible files found (.txt, .md, .html, .pdf, .jsonl)\n");
+  return 1;
 }
 
 function parseArgs(argv: string[]): IngestArgs {
@@ -118,17 +141,20 @@ function parseArgs(argv: string[]): IngestArgs {
       continue;
     }
     const [flag, inline] = arg.split(/=(.*)/s, 2);
-    if (!["--tenant", "--data-dir", "--embedding-model"].includes(flag)) throw new Error(`unknown option ${flag}`);
+    if (!["--tenant", "--data-dir", "--embedding-model", "--url", "--key"].includes(flag)) throw new Error(`unknown option ${flag}`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`option ${flag} needs a value`);
     flags.set(flag, value);
   }
   const tenant = flags.get("--tenant");
-  if (!tenant) throw new Error("--tenant is required");
+  const key = flags.get("--key") ?? (process.env.SWITCHYARD_API_KEY || undefined);
+  if (!tenant && !key) throw new Error("--tenant is required (or --key, for a running server)");
   if (paths.length === 0) throw new Error("give at least one file or folder");
   return {
     paths,
     tenant,
+    url: flags.get("--url"),
+    key,
     dataDir: flags.get("--data-dir") ?? process.env.SWITCHYARD_DATA_DIR ?? "./data",
     embeddingModel: flags.get("--embedding-model") ?? (process.env.SWITCHYARD_EMBEDDING_MODEL || undefined),
     int8: flags.has("--int8") || process.env.SWITCHYARD_EMBEDDING_INT8 === "1",

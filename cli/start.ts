@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from "../edge/config.ts";
-import { startPlatform } from "../edge/node.ts";
+import { startPlatform, type Platform } from "../edge/node.ts";
+import { DataDirInUseError } from "../services/store/data-dir-lock.ts";
 
 /** `switchyard start [--port N --host H --data-dir DIR ...]`: serves until SIGINT/SIGTERM. */
 export async function startCommand(argv: string[]): Promise<number> {
@@ -11,7 +12,14 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
-  const platform = await startPlatform(config);
+  let platform: Platform;
+  try {
+    platform = await startPlatform(config);
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    process.stderr.write(`switchyard: cannot start: ${err.message}\n`);
+    return 2;
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       platform.logger.info({ signal }, "signal received");

@@ -26,6 +26,8 @@ export const ConfigSchema = z.object({
   requestsPerMinute: z.coerce.number().int().min(0).default(600),
   /** How long a shutdown waits for in-flight requests. */
   shutdownTimeoutMs: z.coerce.number().int().min(0).default(10_000),
+  /** A streaming client that reads nothing for this long has its generation cancelled (0 = never). */
+  streamStallTimeoutMs: z.coerce.number().int().min(0).default(30_000),
   /** Model folder, search-path name or Hugging Face repo id; empty = first model on the search path. */
   model: z.string().optional(),
   modelPath: z.string().default("./models:../shared/models"),
@@ -62,6 +64,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   maxUploadBody: { env: "SWITCHYARD_MAX_UPLOAD_BODY", flag: "--max-upload-body" },
   requestsPerMinute: { env: "SWITCHYARD_REQUESTS_PER_MINUTE", flag: "--requests-per-minute" },
   shutdownTimeoutMs: { env: "SWITCHYARD_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms" },
+  streamStallTimeoutMs: { env: "SWITCHYARD_STREAM_STALL_TIMEOUT_MS", flag: "--stream-stall-timeout-ms" },
   model: { env: "SWITCHYARD_MODEL", flag: "--model" },
   modelPath: { env: "SWITCHYARD_MODEL_PATH", flag: "--model-path" },
   maxQueue: { env: "SWITCHYARD_MAX_QUEUE", flag: "--max-queue" },

@@ -79,6 +79,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     },
     usage: new UsageStore(database.db),
     tokenBudget: new TokenBudget(),
+    streamStallTimeoutMs: config.streamStallTimeoutMs,
   };
   const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });
   return {

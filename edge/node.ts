@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { ApiKeyStore } from "../services/store/api-keys.ts";
+import { lockDataDir, type DataDirLock } from "../services/store/data-dir-lock.ts";
 import { openDatabase } from "../services/store/db.ts";
 import { TenantStore } from "../services/store/tenants.ts";
 import { createApp } from "./app.ts";
@@ -24,8 +25,22 @@ export interface StartOptions {
   announce?: (line: string) => void;
 }
 
-/** The whole platform in one Node process: SQLite file, in-process services, HTTP on host:port. */
+/**
+ * The whole platform in one Node process: SQLite file, in-process services, HTTP on host:port. It holds
+ * the data dir's lock (throws DataDirInUseError when another live process does) and records its URL
+ * there, so `switchyard ingest` sends documents to it instead of writing the indexes itself.
+ */
 export async function startPlatform(config: Config, options: StartOptions = {}): Promise<Platform> {
+  const lock = lockDataDir(config.dataDir, "server");
+  try {
+    return await startHoldingLock(config, options, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startHoldingLock(config: Config, options: StartOptions, lock: DataDirLock): Promise<Platform> {
   const logger = pino({ level: config.logLevel, base: { service: "switchyard" } }, options.logDestination ?? process.stdout);
   const dataDir = resolve(config.dataDir);
   const database = openDatabase(join(dataDir, "switchyard.db"));
@@ -56,6 +71,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  lock.setUrl(url);
   logger.info({ url, dataDir }, "switchyard listening");
 
   let closing: Promise<void> | undefined;
@@ -65,6 +81,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
       await closeServer(server, config.shutdownTimeoutMs);
       await planes.close();
       database.close();
+      lock.release();
       logger.info("shutdown complete");
     })());
   return { url, logger, close };

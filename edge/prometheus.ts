@@ -25,10 +25,12 @@ export function createPrometheus() {
 }
 
 /** Gauges read from the engine's scheduler at scrape time. */
-export function registerEngineGauges(registry: Registry, stats: () => { waiting: number; running: number; decodeSteps: number }): void {
+export function registerEngineGauges(registry: Registry, stats: () => { waiting: number; running: number; paused: number; pauses: number; decodeSteps: number }): void {
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
   gauge("switchyard_engine_waiting_requests", "Requests queued for a batch slot", () => stats().waiting);
   gauge("switchyard_engine_running_sequences", "Sequences in the running batch", () => stats().running);
+  gauge("switchyard_engine_paused_sequences", "Sequences paused because their client is not reading", () => stats().paused);
+  gauge("switchyard_engine_pauses", "Times a sequence was paused because its client fell behind", () => stats().pauses);
   gauge("switchyard_engine_decode_steps", "Decode steps run since start", () => stats().decodeSteps);
 }

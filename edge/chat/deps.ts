@@ -10,4 +10,6 @@ export interface ChatDeps extends CompletionDeps {
   adapterName(adapterId: string): string | undefined;
   usage: UsageStore;
   tokenBudget: TokenBudget;
+  /** Cancels a stream whose client has not read for this long (0 or absent: never). */
+  streamStallTimeoutMs?: number;
 }

@@ -1,10 +1,10 @@
 import { Hono, type Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import { accountingFor, type Accounting } from "../chat/accounting.ts";
 import { collect, finalTimings, generate, prepareCompletion, type PreparedCompletion } from "../chat/completion.ts";
 import type { ChatDeps } from "../chat/deps.ts";
 import { chunkJson, completionId, completionJson, extensionJson, logprobsJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
 import { ChatCompletionRequest, type ChatCompletionBody } from "../chat/schema.ts";
+import { sseResponse } from "../chat/sse.ts";
 import { planRequest } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
@@ -47,9 +47,10 @@ interface StreamMeta {
 }
 
 /**
- * Server-sent events in OpenAI's chunk shape; a client that goes away cancels the generation. The first
- * event is awaited before the stream opens, so errors raised before any token (a full queue, an adapter
- * that fails to load) still reach the client as a JSON error with its status.
+ * Server-sent events in OpenAI's chunk shape; a client that goes away, or stops reading for longer than
+ * the stall timeout, cancels the generation, and one that reads slowly slows it (see ../chat/sse.ts).
+ * The first event is awaited before the stream opens, so errors raised before any token (a full queue,
+ * an adapter that fails to load) still reach the client as a JSON error with its status.
  */
 async function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
   const includeUsage = !!body.stream_options?.include_usage;
@@ -57,30 +58,29 @@ async function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCo
   const cancel = new AbortController();
   const events = generate(deps, prepared, AbortSignal.any([c.req.raw.signal, cancel.signal]))[Symbol.asyncIterator]();
   let next = await events.next();
-  return streamSSE(
-    c,
-    async (stream) => {
-      stream.onAbort(() => cancel.abort());
-      const send = (payload: unknown) => stream.writeSSE({ data: JSON.stringify(payload) });
-      await send(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
-      for (; !next.done; next = await events.next()) {
-        const event = next.value;
-        if (event.type === "text") {
-          const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
-          await send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
-          continue;
-        }
-        const extension = extensionJson(prepared, meta.accounting.adapterName, finalTimings(prepared, event, meta.startedAt));
-        await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
-        if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
-        await meta.accounting.record(event.promptTokens, event.completionTokens);
+  async function* chunks(): AsyncGenerator<string> {
+    yield JSON.stringify(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
+    for (; !next.done; next = await events.next()) {
+      const event = next.value;
+      if (event.type === "text") {
+        const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
+        yield JSON.stringify(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
+        continue;
       }
-      await stream.writeSSE({ data: "[DONE]" });
-    },
-    async (err, stream) => {
+      const extension = extensionJson(prepared, meta.accounting.adapterName, finalTimings(prepared, event, meta.startedAt));
+      yield JSON.stringify(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
+      if (includeUsage) yield JSON.stringify({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
+      await meta.accounting.record(event.promptTokens, event.completionTokens);
+    }
+    yield "[DONE]";
+  }
+  return sseResponse(c, chunks(), {
+    stallTimeoutMs: deps.streamStallTimeoutMs ?? 0,
+    onCancel: () => cancel.abort(),
+    onStall: () => c.get("logger").warn({ stallTimeoutMs: deps.streamStallTimeoutMs }, "stream client stalled: generation cancelled"),
+    onError: (err) => {
       c.get("logger").error({ err }, "stream failed");
-      const error = toApiError(err);
-      await stream.writeSSE({ data: JSON.stringify(error.toBody()) });
+      return JSON.stringify(toApiError(err).toBody());
     },
-  );
+  });
 }

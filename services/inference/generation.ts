@@ -18,7 +18,7 @@ export interface GenerationContext {
   eosTokenIds: Set<number>;
   contextLength: number;
   adapter: Promise<LoraWeights | undefined>;
-  /** Tells the scheduler something changed (used on cancellation). */
+  /** Tells the scheduler something changed (a cancellation, a consumer catching up). */
   poke(): void;
 }
 
@@ -51,13 +51,18 @@ export class Generation implements ScheduledSequence {
     const atStartOfText = request.promptTokens.every((t) => context.tokenizer.specialTokenIds.has(t));
     this.detokenizer = createDetokenizer(context.tokenizer, { atStartOfText });
     this.stops = createStopMatcher(request.params.stop);
-    this.events = new EventStream<GenerateEvent>(() => this.cancel());
+    this.events = new EventStream<GenerateEvent>({ onAbandon: () => this.cancel(), onDrain: () => context.poke() });
     this.adapter.catch(() => undefined); // failures are reported through finish()
     request.signal?.addEventListener("abort", () => this.cancel(), { once: true });
   }
 
   get cancelled(): boolean {
     return this.abandoned || Boolean(this.request.signal?.aborted);
+  }
+
+  /** The consumer is not taking events: decoding more would only buffer them. */
+  get paused(): boolean {
+    return this.events.full;
   }
 
   started(): void {

@@ -4,7 +4,8 @@
  * feeds each at most `prefillChunk` prompt tokens per iteration, so a long prompt is spread over
  * several iterations and never stalls the others for long. A sequence joins the running batch as
  * soon as its prompt is done and leaves it as soon as it finishes or is cancelled; the cache rows
- * move in and out in place between steps.
+ * move in and out in place between steps. A sequence whose consumer stops taking its events is
+ * parked: its cache row leaves the batch (it keeps its batch slot) until the consumer catches up.
  */
 import type { LoraWeights } from "../adapters/types.ts";
 import type { DecoderRunner } from "./decoder-runner.ts";
@@ -18,6 +19,8 @@ export interface ScheduledSequence {
   /** Resolves to the adapter (or undefined for the base model) before the sequence may start. */
   readonly adapter: Promise<LoraWeights | undefined>;
   readonly cancelled: boolean;
+  /** True while the sequence's consumer is not keeping up; a paused sequence is not decoded. */
+  readonly paused: boolean;
   /** Called when the prompt's first chunk is about to run. */
   started(): void;
   /** Logits after the last fed token -> the next token to feed, or undefined when finished. */
@@ -50,6 +53,12 @@ interface Prefilling {
   done: number;
 }
 
+/** A paused running sequence with its own one-row copy of its cache. */
+interface Parked {
+  run: Running;
+  cache: BatchCache;
+}
+
 /** Sequences being prefilled together; row i of `cache` is `rows[i]`. */
 interface PrefillGroup {
   rows: Prefilling[];
@@ -67,22 +76,27 @@ export interface SchedulerStats {
   waiting: number;
   running: number;
   prefilling: number;
+  /** Sequences parked because their consumer is not reading (they keep their batch slot). */
+  paused: number;
   decodeSteps: number;
   prefillChunks: number;
   /** Largest number of sequences decoded in one step so far. */
   peakBatch: number;
+  /** Times a sequence was parked because its consumer fell behind. */
+  pauses: number;
 }
 
 export class Scheduler {
   private readonly waiting: Waiting[] = [];
   private prefilling?: PrefillGroup;
   private running: Running[] = [];
+  private parked: Parked[] = [];
   private cache: BatchCache;
   private wake?: () => void;
   private closed = false;
   private loop?: Promise<void>;
   private looping = false;
-  private counters = { decodeSteps: 0, prefillChunks: 0, peakBatch: 0 };
+  private counters = { decodeSteps: 0, prefillChunks: 0, peakBatch: 0, pauses: 0 };
 
   constructor(
     private readonly shape: CacheShape & { vocabSize: number },
@@ -126,7 +140,7 @@ export class Scheduler {
   }
 
   stats(): SchedulerStats {
-    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling?.rows.length ?? 0, ...this.counters };
+    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling?.rows.length ?? 0, paused: this.parked.length, ...this.counters };
   }
 
   async close(): Promise<void> {
@@ -138,9 +152,11 @@ export class Scheduler {
   private async run(): Promise<void> {
     while (!this.closed) {
       this.dropCancelled();
+      this.resumeParked();
+      this.parkPaused();
       this.startPrefill();
       if (!this.prefilling && !this.running.length) {
-        if (!this.waiting.length) {
+        if (!this.waiting.length && !this.parked.length) {
           this.looping = false; // in the same tick as the check, so a later submit starts a new loop
           return;
         }
@@ -178,15 +194,44 @@ export class Scheduler {
       this.running.forEach((r, i) => (r.seq.cancelled ? r.seq.finish() : keep.push(i)));
       this.keepRows(keep);
     }
+    if (this.parked.some((p) => p.run.seq.cancelled)) {
+      for (const p of this.parked) if (p.run.seq.cancelled) p.run.seq.finish();
+      this.parked = this.parked.filter((p) => !p.run.seq.cancelled);
+    }
+  }
+
+  /** Moves paused running sequences out of the batch, each with a copy of its cache row. */
+  private parkPaused(): void {
+    if (!this.running.some((r) => r.seq.paused)) return;
+    const keep: number[] = [];
+    this.running.forEach((r, i) => (r.seq.paused ? this.parked.push({ run: r, cache: this.cache.select([i]) }) : keep.push(i)));
+    this.counters.pauses += this.running.length - keep.length;
+    this.keepRows(keep);
+  }
+
+  /** Rejoins the batch with the parked sequences whose consumers caught up. */
+  private resumeParked(): void {
+    if (!this.parked.some((p) => !p.run.seq.paused)) return;
+    const still: Parked[] = [];
+    for (const p of this.parked) {
+      if (p.run.seq.paused) {
+        still.push(p);
+        continue;
+      }
+      this.cache.join(p.cache);
+      this.running.push(p.run);
+    }
+    this.parked = still;
   }
 
   /** Starts a prefill group of the ready waiting sequences that fit in the batch and the budget. */
   private startPrefill(): void {
     if (this.prefilling) return;
     const rows: Prefilling[] = [];
-    const adapters = new Set(this.running.flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
+    // Parked sequences count: they rejoin this batch when their consumers catch up.
+    const adapters = new Set([...this.running, ...this.parked.map((p) => p.run)].flatMap((r) => (r.adapter ? [r.adapter.id] : [])));
     let tokens = 0;
-    for (let i = 0; i < this.waiting.length && this.running.length + rows.length < this.options.maxBatch; i++) {
+    for (let i = 0; i < this.waiting.length && this.running.length + this.parked.length + rows.length < this.options.maxBatch; i++) {
       const w = this.waiting[i];
       const first = Math.min(w.seq.promptTokens.length, this.options.prefillChunk);
       if (!w.ready || (rows.length > 0 && tokens + first > this.options.prefillBudget)) continue;
@@ -266,8 +311,9 @@ export class Scheduler {
   }
 
   private failAll(error: unknown): void {
-    const all = [...this.waiting.map((w) => w.seq), ...(this.prefilling?.rows.map((p) => p.seq) ?? []), ...this.running.map((r) => r.seq)];
+    const all = [...this.waiting.map((w) => w.seq), ...(this.prefilling?.rows.map((p) => p.seq) ?? []), ...this.running.map((r) => r.seq), ...this.parked.map((p) => p.run.seq)];
     this.waiting.length = 0;
+    this.parked = [];
     this.prefilling = undefined;
     this.running = [];
     this.cache = BatchCache.empty(this.shape, 0, undefined, this.options.maxBatch);
