@@ -11,14 +11,15 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
-  const platform = await startPlatform(config);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      platform.logger.info({ signal }, "signal received");
-      void platform.close().then(resolve);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+  // Listening before "switchyard listening" is logged: a signal sent as soon as that line is read
+  // must stop the platform, not kill the process with the default action.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
   });
+  const platform = await startPlatform(config);
+  const signal = await signalled;
+  platform.logger.info({ signal }, "signal received");
+  await platform.close();
   return 0;
 }
