@@ -31,9 +31,12 @@ describe("PEFT import: conversion", () => {
     expect(weights.maxRank).toBe(4);
     const rank = 4;
     const scale = 12 / 4;
-    const dims = { q_proj: { section: "self_attn", inFeatures: 64, outFeatures: 64 }, down_proj: { section: "mlp", inFeatures: 172, outFeatures: 64 } };
+    const dims = [
+      { target: "q_proj", section: "self_attn", inFeatures: 64, outFeatures: 64 },
+      { target: "down_proj", section: "mlp", inFeatures: 172, outFeatures: 64 },
+    ] as const;
     for (const l of layers) {
-      for (const [target, { section, inFeatures, outFeatures }] of Object.entries(dims)) {
+      for (const { target, section, inFeatures, outFeatures } of dims) {
         const m = weights.modules.get(`layers.${l}.${target}`)!;
         const A = adapter.tensors[`base_model.model.model.layers.${l}.${section}.${target}.lora_A.weight`]!; // [rank, in]
         const B = adapter.tensors[`base_model.model.model.layers.${l}.${section}.${target}.lora_B.weight`]!; // [out, rank]
