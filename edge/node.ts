@@ -22,6 +22,8 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** Where the generated admin key is announced (default stderr). */
   announce?: (line: string) => void;
+  /** The clock of the rate-limit windows, unix ms (default Date.now); tests move it to expire them. */
+  now?: () => number;
 }
 
 /** The whole platform in one Node process: SQLite file, in-process services, HTTP on host:port. */
@@ -34,7 +36,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
   await ensureAdminKey(keys, config.adminKey, options.announce ?? ((line) => process.stderr.write(`${line}\n`)));
 
   const prometheus = createPrometheus();
-  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
+  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger, options.now);
   registerEngineGauges(prometheus.registry, () => planes.engine.stats());
   const app = createApp({
     logger,
@@ -49,6 +51,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     planes: planes.routes,
     adminPlanes: planes.adminRoutes,
     checkSettings: planes.checkSettings,
+    now: options.now,
   });
 
   const server = await listen(app.fetch, config.host, config.port);
