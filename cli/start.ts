@@ -11,8 +11,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
-  // Listening before "switchyard listening" is logged: a signal sent as soon as that line is read
-  // must stop the platform, not kill the process with the default action.
+  // The handlers go in before startPlatform logs "switchyard listening": a signal sent as soon as that
+  // line is read must shut the platform down, not kill the process by the default action.
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
