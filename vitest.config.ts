@@ -11,6 +11,7 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           pool: "forks",
+          allowOnly: false, // a stray .only fails the run instead of narrowing it
         },
       },
       "tests/workers/vitest.config.ts",

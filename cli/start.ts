@@ -12,6 +12,12 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
+  // The handlers go in before startPlatform logs "switchyard listening": a signal sent as soon as that
+  // line is read must shut the platform down, not kill the process by the default action.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
   let platform: Platform;
   try {
     platform = await startPlatform(config);
@@ -20,13 +26,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: cannot start: ${err.message}\n`);
     return 2;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      platform.logger.info({ signal }, "signal received");
-      void platform.close().then(resolve);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  const signal = await signalled;
+  platform.logger.info({ signal }, "signal received");
+  await platform.close();
   return 0;
 }

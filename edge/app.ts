@@ -5,7 +5,7 @@ import type { AppEnv, Log } from "./env.ts";
 import { requireKey } from "./middleware/auth.ts";
 import { bodyLimits } from "./middleware/body.ts";
 import { notFoundOrMethodNotAllowed, onError } from "./middleware/errors.ts";
-import { requestRateLimit } from "./middleware/rate-limit.ts";
+import { requestRateLimit, SlidingWindow } from "./middleware/rate-limit.ts";
 import { requestContext, type HttpMetrics } from "./middleware/request-context.ts";
 import { openApiDocument } from "./openapi.ts";
 import { adminRoutes } from "./routes/admin.ts";
@@ -29,12 +29,14 @@ export interface AppDeps {
   adminEndpoints?: Array<[path: string, routes: Hono<AppEnv>]>;
   /** Checks and normalizes tenant settings before they are stored (e.g. resolves defaultAdapter to an id). */
   checkSettings?: SettingsCheck;
+  /** The clock of the request rate limit, unix ms (default Date.now); tests move it to expire the window. */
+  now?: () => number;
 }
 
 /** The public HTTP API. Runtime-agnostic: Web Request/Response only, every plane behind a port. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const rateLimit = requestRateLimit(deps.limits.requestsPerMinute);
+  const rateLimit = requestRateLimit(deps.limits.requestsPerMinute, new SlidingWindow(deps.now));
   const asTenant = requireKey("tenant", deps.keys, deps.tenants);
 
   app.use("*", requestContext(deps.logger, deps.metrics));

@@ -15,7 +15,7 @@ import type { ChatDeps } from "./chat/deps.ts";
 import type { Config } from "./config.ts";
 import type { AppEnv, Log } from "./env.ts";
 import { badRequest } from "./errors.ts";
-import { TokenBudget } from "./middleware/rate-limit.ts";
+import { SlidingWindow, TokenBudget } from "./middleware/rate-limit.ts";
 import type { ModelResolver } from "./ports.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
@@ -38,9 +38,10 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * registry and cache, and the knowledge base, each mounted under /v1 through its routes.
+ * registry and cache, and the knowledge base, each mounted under /v1 through its routes. `now` is the
+ * clock of the tokens-per-minute window (default Date.now).
  */
-export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
+export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log, now?: () => number): Promise<EmbeddedPlanes> {
   const modelDir = await resolveModel(config.model, {
     searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)),
     cacheDir: join(dataDir, "models"),
@@ -78,7 +79,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       return `${row.name}@${row.version}`;
     },
     usage: new UsageStore(database.db),
-    tokenBudget: new TokenBudget(),
+    tokenBudget: new TokenBudget(new SlidingWindow(now)),
     streamStallTimeoutMs: config.streamStallTimeoutMs,
   };
   const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });

@@ -23,6 +23,8 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** Where the generated admin key is announced (default stderr). */
   announce?: (line: string) => void;
+  /** The clock of the rate-limit windows, unix ms (default Date.now); tests move it to expire them. */
+  now?: () => number;
 }
 
 /**
@@ -49,7 +51,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   await ensureAdminKey(keys, config.adminKey, options.announce ?? ((line) => process.stderr.write(`${line}\n`)));
 
   const prometheus = createPrometheus();
-  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
+  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger, options.now);
   registerEngineGauges(prometheus.registry, () => planes.engine.stats());
   const app = createApp({
     logger,
@@ -65,6 +67,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
     adminPlanes: planes.adminRoutes,
     adminEndpoints: planes.adminEndpoints,
     checkSettings: planes.checkSettings,
+    now: options.now,
   });
 
   const server = await listen(app.fetch, config.host, config.port);

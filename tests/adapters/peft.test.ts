@@ -17,23 +17,37 @@ function refusal(fn: () => unknown): AdapterError {
   throw new Error("expected the adapter to be refused");
 }
 
+const maxAbsDiff = (actual: Float32Array, expected: number[]) => expected.reduce((worst, e, i) => Math.max(worst, Math.abs(actual[i]! - e)), 0);
+
 const withConfig = (extra: Record<string, unknown>, options = {}) => randomPeftAdapter(STORIES, { rank: 4, ...options, extraConfig: extra }).files;
 
 describe("PEFT import: conversion", () => {
   it("transposes A and folds alpha/r into B^T for every module", () => {
     const adapter = randomPeftAdapter(STORIES, { rank: 4, alpha: 12, targets: ["q_proj", "down_proj"] });
     const weights = loadPeftAdapter("ad_1", adapter.files, STORIES, limits);
-    expect(weights.modules.size).toBe(2 * STORIES.numLayers);
+    const layers = Array.from({ length: STORIES.numLayers }, (_, l) => l);
+    const expectedKeys = layers.flatMap((l) => [`layers.${l}.q_proj`, `layers.${l}.down_proj`]);
+    expect([...weights.modules.keys()].sort()).toEqual(expectedKeys.sort());
     expect(weights.maxRank).toBe(4);
-    const q = weights.modules.get("layers.2.q_proj")!;
-    const A = adapter.tensors["base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight"]!; // [4, 64]
-    const B = adapter.tensors["base_model.model.model.layers.2.self_attn.q_proj.lora_B.weight"]!; // [64, 4]
+    const rank = 4;
     const scale = 12 / 4;
-    for (const [i, k] of [[0, 0], [63, 3], [17, 2]] as const) expect(q.a[i * 4 + k]).toBe(A.data[k * 64 + i]);
-    for (const [k, o] of [[0, 0], [3, 63], [1, 40]] as const) expect(q.b[k * 64 + o]).toBeCloseTo(scale * B.data[o * 4 + k]!, 6);
-    const down = weights.modules.get("layers.4.down_proj")!;
-    expect(down.a.length).toBe(172 * 4);
-    expect(down.b.length).toBe(4 * 64);
+    const dims = [
+      { target: "q_proj", section: "self_attn", inFeatures: 64, outFeatures: 64 },
+      { target: "down_proj", section: "mlp", inFeatures: 172, outFeatures: 64 },
+    ] as const;
+    for (const l of layers) {
+      for (const { target, section, inFeatures, outFeatures } of dims) {
+        const m = weights.modules.get(`layers.${l}.${target}`)!;
+        const A = adapter.tensors[`base_model.model.model.layers.${l}.${section}.${target}.lora_A.weight`]!; // [rank, in]
+        const B = adapter.tensors[`base_model.model.model.layers.${l}.${section}.${target}.lora_B.weight`]!; // [out, rank]
+        expect(m.a.length).toBe(inFeatures * rank);
+        expect(m.b.length).toBe(rank * outFeatures);
+        const a = Array.from({ length: inFeatures * rank }, (_, j) => A.data[(j % rank) * inFeatures + Math.floor(j / rank)]!); // A^T: [in, rank]
+        const b = Array.from({ length: rank * outFeatures }, (_, j) => scale * B.data[(j % outFeatures) * rank + Math.floor(j / outFeatures)]!); // scale * B^T: [rank, out]
+        expect(Array.from(m.a)).toEqual(a);
+        expect(maxAbsDiff(m.b, b)).toBeLessThan(1e-6);
+      }
+    }
     expect(weights.bytes).toBe([...weights.modules.values()].reduce((n, m) => n + m.a.byteLength + m.b.byteLength, 0));
   });
 
@@ -101,7 +115,9 @@ describe("PEFT import: conversion", () => {
     };
     const validated = validatePeftAdapter({ ...adapter.files, config: utf8(JSON.stringify(peftWritten)) }, STORIES, limits);
     expect(validated.summary).toEqual({ rank: 8, alpha: 16, targetModules: ["q_proj", "v_proj"], baseModel: "karpathy/stories260K" });
-    expect(validated.modules.every((m) => m.scale === 2)).toBe(true);
+    expect(validated.modules.map((m) => [m.key, m.scale]).sort()).toEqual(
+      Array.from({ length: STORIES.numLayers }, (_, l) => [[`layers.${l}.q_proj`, 2], [`layers.${l}.v_proj`, 2]]).flat().sort(),
+    );
   });
 });
 

@@ -5,6 +5,34 @@ import { addDocument, uploadRandomAdapter } from "./fixtures.ts";
 let p: TestPlatform;
 let key: string;
 const messages = [{ role: "user", content: "Where does the purple dragon Zorblat live?" }];
+// Words stories260k tends to write, so the scores below are not all zero.
+const reference = "Whiskers is a big cat. What is that? It is a good toy, she said.";
+
+/** SQuAD v1.1 answer tokens, written out here apart from services/evaluation. */
+const squadTokens = (text: string) =>
+  text
+    .toLowerCase()
+    .replace(/[!-/:-@[-`{-~]/g, "")
+    .replace(/\b(a|an|the)\b/g, " ")
+    .split(/\s+/)
+    .filter(Boolean);
+
+/** Bag-of-tokens F1 (SQuAD's and ROUGE-1's shape) over the given tokens. */
+function bagF1(prediction: string[], ref: string[]): number {
+  const left = new Map<string, number>();
+  for (const t of ref) left.set(t, (left.get(t) ?? 0) + 1);
+  let common = 0;
+  for (const t of prediction) {
+    const n = left.get(t) ?? 0;
+    if (n > 0) (common++, left.set(t, n - 1));
+  }
+  if (common === 0) return 0;
+  const [precision, recall] = [common / prediction.length, common / ref.length];
+  return (2 * precision * recall) / (precision + recall);
+}
+
+/** rouge-score's tokens: lowercase, anything outside [a-z0-9] splits. */
+const rougeTokens = (text: string) => text.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
 
 beforeAll(async () => {
   p = await startTestPlatform();
@@ -26,7 +54,7 @@ describe("POST /v1/compare", () => {
     expect((await bad.json()).error.param).toBe("defaultAdapter");
     const set = await (await p.call("PATCH", "/v1/tenant", { key, json: { defaultAdapter: "dragon-tuned" } })).json();
     expect(set.settings.defaultAdapter).toBe(adapterId); // stored as the id the name resolved to
-    const res = await p.call("POST", "/v1/compare", { key, json: { messages, max_tokens: 12, temperature: 0, reference: "Zorblat lives in Quexville." } });
+    const res = await p.call("POST", "/v1/compare", { key, json: { messages, max_tokens: 12, temperature: 0, reference } });
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.results.map((r: { strategy: string }) => r.strategy)).toEqual(["prompt", "rag", "adapter", "rag+adapter"]);
@@ -39,6 +67,13 @@ describe("POST /v1/compare", () => {
         (r.strategy.startsWith("rag") ? ["bleu", "contextSupport", "exactMatch", "rouge1", "rouge2", "rougeL", "tokenF1"] : ["bleu", "exactMatch", "rouge1", "rouge2", "rougeL", "tokenF1"]).sort(),
       );
     }
+    // The scores are of each entry's own answer against the reference, recomputed here independently.
+    for (const r of body.results) {
+      expect(r.scores.tokenF1).toBeCloseTo(bagF1(squadTokens(r.content), squadTokens(reference)), 12);
+      expect(r.scores.rouge1).toBeCloseTo(bagF1(rougeTokens(r.content), rougeTokens(reference)), 12);
+      expect(r.scores.exactMatch).toBe(squadTokens(r.content).join(" ") === squadTokens(reference).join(" ") ? 1 : 0);
+    }
+    expect(body.results.filter((r: { scores: { tokenF1: number } }) => r.scores.tokenF1 > 0).length).toBeGreaterThan(0);
     const [prompt, rag, adapter, ragAdapter] = body.results;
     expect(prompt.sources).toEqual([]);
     expect(rag.sources[0].title).toBe("Dragons");

@@ -62,7 +62,7 @@ describe("strategies", () => {
     const withTemplate = { ...tenant, settings };
     const prompt = await prepareCompletion(deps, withTemplate, ask("Tell me about a dog."), { strategy: "prompt", base: "stories260k" });
     const order = ["You are a friendly storyteller.", "Tell me about a cat.", "The cat purred softly.", "Tell me about a dog."].map((s) => prompt.prompt.indexOf(s));
-    expect(order.every((i) => i >= 0)).toBe(true);
+    expect(order).not.toContain(-1);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
 
     const rag = await prepareCompletion(deps, withTemplate, ask("Tell me about a dog."), { strategy: "rag", base: "stories260k" });
@@ -84,12 +84,25 @@ describe("strategies", () => {
     await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long), format: "text", title: "Hoard" });
     await kb.idle();
     const { contextLength } = engine.model();
-    const prepared = await prepareCompletion(deps, tenant, ask("What does the dragon of Quexville hoard?", { max_tokens: 300, retrieval: { k: 8, mode: "hybrid" } }), {
+    const question = "What does the dragon of Quexville hoard?";
+    const MAX_TOKENS = 150; // room for the best chunk (about 250 tokens), not for the next
+    const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid" } }), {
       strategy: "rag",
       base: "stories260k",
     });
+    // The ranking retrieval gives, independently of the prompt builder: the kept chunks are its head.
+    const ranked = await kb.search(tenant.id, { query: question, k: 8, mode: "hybrid" });
+    const kept = prepared.sources.length;
+    expect(kept).toBeGreaterThan(0);
     expect(prepared.sourcesDropped).toBeGreaterThan(0);
-    expect(prepared.promptTokens.length + 300).toBeLessThanOrEqual(contextLength);
+    expect(kept + prepared.sourcesDropped).toBe(ranked.length);
+    expect(prepared.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
+    expect(prepared.promptTokens.length + MAX_TOKENS).toBeLessThanOrEqual(contextLength);
+    // ... and no more was dropped than needed: the next-ranked chunk would not have fit.
+    const body = ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: kept + 1, mode: "hybrid" } });
+    const withNext = await prepareCompletion(deps, tenant, body, { strategy: "rag", base: "stories260k" });
+    expect(withNext.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
+    expect(withNext.sourcesDropped).toBe(1);
   });
 
   it("refuses a prompt that cannot fit even without context, with the token counts", async () => {

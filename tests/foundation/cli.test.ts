@@ -14,16 +14,22 @@ function runCli(args: string[], env: Record<string, string>) {
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
-
-async function waitFor(predicate: () => boolean, ms = 30_000) {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // "close", not "exit": it comes after the last output has been read.
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  const output = { stdout: () => stdout, stderr: () => stderr };
+  /** Resolves once the stream holds `text` (checked on every write); rejects if the process exits first. */
+  const printed = (text: string, stream: "stdout" | "stderr" = "stdout") =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!output[stream]().includes(text)) return;
+        child[stream].off("data", check);
+        resolve();
+      };
+      child[stream].on("data", check);
+      check();
+      void exited.then((code) => reject(new Error(`exited with ${code} before printing ${JSON.stringify(text)}:\n${stdout}${stderr}`)));
+    });
+  return { child, exited, printed, out: () => stdout, err: () => stderr };
 }
 
 describe("switchyard start", () => {
@@ -31,8 +37,9 @@ describe("switchyard start", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "switchyard-cli-"));
     dirs.push(dataDir);
     const run = runCli(["start", "--port", "0", "--data-dir", dataDir], {});
-    await waitFor(() => run.out().includes("switchyard listening"));
-    expect(run.err()).toMatch(/Generated admin key .*: sy_adm_/);
+    await run.printed("switchyard listening");
+    await run.printed("Generated admin key", "stderr");
+    expect(run.err()).toMatch(/Generated admin key .*: sy_adm_\S+\n/);
     const url = /"url":"([^"]+)"/.exec(run.out())![1];
     expect((await fetch(`${url}/health`)).status).toBe(200);
     const key = /: (sy_adm_\S+)/.exec(run.err())![1];
@@ -45,7 +52,7 @@ describe("switchyard start", () => {
     expect(existsSync(join(dataDir, "switchyard.db-wal"))).toBe(false); // closed cleanly: WAL checkpointed
 
     const again = runCli(["start", "--port", "0", "--data-dir", dataDir], {});
-    await waitFor(() => again.out().includes("switchyard listening"));
+    await again.printed("switchyard listening");
     again.child.kill("SIGINT");
     expect(await again.exited).toBe(0);
     expect(again.err()).not.toContain("Generated admin key");

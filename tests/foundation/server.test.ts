@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform, type TestResponse } from "../helpers/platform.ts";
 
@@ -68,6 +71,13 @@ describe("tenants and keys", () => {
     expect(listed.data).toHaveLength(1);
     expect(JSON.stringify(listed)).not.toContain(key.slice(20));
     expect(listed.data[0]).toMatchObject({ id: keyId, prefix: key.slice(0, 12), revoked: false });
+
+    // What is at rest: the row holds the SHA-256 of the whole key, and the secret nowhere.
+    const sqlite = new Database(join(p.dataDir, "switchyard.db"), { readonly: true });
+    const row = sqlite.prepare("SELECT * FROM api_keys WHERE id = ?").get(keyId) as Record<string, unknown>;
+    sqlite.close();
+    expect(row.hash).toBe(createHash("sha256").update(key).digest("hex"));
+    expect(Object.values(row).filter((v) => typeof v === "string" && v.includes(key.slice(20)))).toEqual([]);
 
     const revoked = await (await p.call("DELETE", `/v1/admin/keys/${keyId}`, { key: ADMIN_KEY })).json();
     expect(revoked.revoked).toBe(true);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../edge/config.ts";
-import { startPlatform, type Platform } from "../../edge/node.ts";
+import { startPlatform, type Platform, type StartOptions } from "../../edge/node.ts";
 
 export const ADMIN_KEY = "test-admin-key-0123456789";
 
@@ -21,11 +21,11 @@ export interface TestPlatform {
   stop(): Promise<void>;
 }
 
-/** Boots the real platform on a free port with a real SQLite file in a temp dir. */
-export async function startTestPlatform(env: Record<string, string> = {}): Promise<TestPlatform> {
+/** Boots the real platform on a free port with a real SQLite file in a temp dir (`options.now`: the rate limits' clock). */
+export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now"> = {}): Promise<TestPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
   const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
-  const state = { platform: await startPlatform(config, { announce: () => {} }) };
+  const state = { platform: await startPlatform(config, { ...options, announce: () => {} }) };
   const handle: TestPlatform = {
     get platform() {
       return state.platform;
@@ -47,7 +47,7 @@ export async function startTestPlatform(env: Record<string, string> = {}): Promi
     },
     async restart() {
       await state.platform.close();
-      state.platform = await startPlatform(config, { announce: () => {} });
+      state.platform = await startPlatform(config, { ...options, announce: () => {} });
     },
     async stop() {
       await state.platform.close();

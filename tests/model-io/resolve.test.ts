@@ -114,7 +114,9 @@ describe("model resolution and Hub download", () => {
     expect((await loadDecoderConfig(folder)).numLayers).toBe(5);
     const weights = progress.filter((p) => p.file === "model.safetensors");
     expect(weights.at(-1)).toEqual({ file: "model.safetensors", received: storiesFiles["model.safetensors"].byteLength, total: storiesFiles["model.safetensors"].byteLength });
-    expect(weights.every((p, i) => i === 0 || p.received >= weights[i - 1].received)).toBe(true);
+    const received = weights.map((p) => p.received);
+    expect(received.length).toBeGreaterThan(1); // progress during the download, not only at its end
+    expect(received).toEqual([...received].sort((a, b) => a - b));
 
     const before = hub.requests.length;
     expect(await resolveModel("karpathy/stories260k@main", options(cache))).toBe(folder);
@@ -167,9 +169,11 @@ describe("model resolution and Hub download", () => {
   });
 
   it("sends the access token when one is given", async () => {
+    const before = hub.requests.length;
     await resolveModel("karpathy/stories260k", { ...options(cacheDir()), token: "hf_secret" });
-    const toHub = hub.requests.filter((r) => !r.url.startsWith("/cdn/")).slice(-4);
-    expect(toHub.every((r) => r.authorization === "Bearer hf_secret")).toBe(true);
+    const toHub = hub.requests.slice(before).filter((r) => !r.url.startsWith("/cdn/"));
+    expect(toHub.length).toBeGreaterThan(0);
+    expect(toHub.map((r) => r.authorization)).toEqual(toHub.map(() => "Bearer hf_secret"));
   });
 
   it("says clearly when a repo does not exist", async () => {

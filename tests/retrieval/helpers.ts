@@ -30,6 +30,47 @@ export function hashingEmbedder(dimension = 64): Embedder & { calls: number } {
   };
 }
 
+/**
+ * The hashing embedder behind a gate the test holds: each `embed` call waits at the gate until the
+ * test lets it through, so a test can look at ingestion between two batches without racing it.
+ */
+export interface GatedEmbedder {
+  embedder: Embedder;
+  /** Resolves once an `embed` call is waiting at the gate. */
+  arrived(): Promise<void>;
+  /** Lets the waiting call through. */
+  release(): void;
+  /** Lets every call through from now on. */
+  open(): void;
+}
+
+export function gatedEmbedder(base = hashingEmbedder()): GatedEmbedder {
+  let opened = false;
+  const waiting: Array<() => void> = [];
+  const watchers: Array<() => void> = [];
+  return {
+    embedder: {
+      id: base.id,
+      dimension: base.dimension,
+      async embed(texts) {
+        if (!opened) {
+          await new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            watchers.splice(0).forEach((notify) => notify());
+          });
+        }
+        return base.embed(texts);
+      },
+    },
+    arrived: () => (waiting.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => watchers.push(resolve))),
+    release: () => waiting.shift()?.(),
+    open: () => {
+      opened = true;
+      waiting.splice(0).forEach((resolve) => resolve());
+    },
+  };
+}
+
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;

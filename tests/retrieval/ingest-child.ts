@@ -1,13 +1,15 @@
 /**
- * Child process for the crash test: uploads documents in the background mode with a slow embedder,
- * printing "ACK <id>" once each upload is acknowledged and "EMBED" per embedded batch, until killed.
+ * Child process for the crash test: uploads documents in the background mode, printing "ACK <id>" once
+ * each upload is acknowledged. The embedder embeds `pauseAt - 1` batches, then prints "PAUSED" and never
+ * returns, so the parent kills the process at a known point: in the middle of a document.
  */
 import { join } from "node:path";
 import { openDatabase } from "../../services/store/db.ts";
 import { createKnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
 import { hashingEmbedder } from "./helpers.ts";
 
-const [dataDir, countArg] = process.argv.slice(2);
+const [dataDir, countArg, pauseAtArg] = process.argv.slice(2);
+let embeds = 0;
 const store = openDatabase(join(dataDir, "switchyard.db"));
 const base = hashingEmbedder();
 const kb = await createKnowledgeBase({
@@ -20,8 +22,11 @@ const kb = await createKnowledgeBase({
     id: base.id,
     dimension: base.dimension,
     async embed(texts) {
-      await new Promise((r) => setTimeout(r, 20));
-      process.stdout.write("EMBED\n");
+      if (++embeds === Number(pauseAtArg)) {
+        setInterval(() => {}, 60_000); // keeps the process alive while it waits to be killed
+        process.stdout.write("PAUSED\n");
+        await new Promise(() => {});
+      }
       return base.embed(texts);
     },
   },

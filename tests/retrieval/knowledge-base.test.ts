@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KnowledgeError } from "../../services/retrieval/errors.ts";
 import type { SearchFilter, SearchMode } from "../../services/retrieval/types.ts";
-import { addTenant, hashingEmbedder, openTestKb, utf8, type TestKb } from "./helpers.ts";
+import { addTenant, gatedEmbedder, hashingEmbedder, openTestKb, utf8, type TestKb } from "./helpers.ts";
 
 const MODES: SearchMode[] = ["dense", "bm25", "hybrid"];
 
@@ -69,18 +69,27 @@ describe("upload", () => {
     const text = Array.from({ length: 300 }, (_, i) => `Paragraph ${i} mentions item ${i}.`).join("\n\n");
     // Below the default inlineBytes the upload returns once ingested; inlineBytes 0 sends everything to the background.
     expect((await t.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" })).document.status).toBe("ready");
-    const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 4 });
+    const gate = gatedEmbedder();
+    const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 4, embedder: gate.embedder });
     try {
-      const seen: number[] = [];
       const first = await bg.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" });
       expect(first.document.status).toBe("queued");
-      while (bg.kb.get("acme", first.document.id).status !== "ready") {
-        seen.push(bg.kb.get("acme", first.document.id).progress);
-        await new Promise((r) => setTimeout(r, 0));
-      }
-      expect(seen.some((p) => p > 0 && p < 1)).toBe(true);
-      expect(bg.kb.get("acme", first.document.id).chunkCount).toBeGreaterThan(5);
+      const progress = () => bg.kb.get("acme", first.document.id);
+      await gate.arrived();
+      expect(progress()).toMatchObject({ status: "processing", progress: 0 });
+      gate.release();
+      await gate.arrived(); // four chunks embedded, the next batch waiting
+      const midway = progress();
+      expect(midway.status).toBe("processing");
+      expect(midway.progress).toBeGreaterThan(0);
+      expect(midway.progress).toBeLessThan(1);
+      gate.open();
+      await bg.kb.idle();
+      expect(progress()).toMatchObject({ status: "ready", progress: 1 });
+      expect(progress().chunkCount).toBeGreaterThan(5);
+      expect(midway.progress).toBeCloseTo((0.99 * 4) / progress().chunkCount, 6);
     } finally {
+      gate.open();
       await bg.cleanup();
     }
   });
@@ -128,10 +137,18 @@ describe("search", () => {
 
   it.each(MODES)("%s mode never returns another tenant's chunks, whatever the filter", async (mode) => {
     const globexDoc = t.kb.list("globex")[0].id;
-    const filters: Array<SearchFilter | undefined> = [undefined, { documentIds: [globexDoc] }, { metadata: { team: "ops" } }, { documentIds: [] }, { metadata: {} }];
-    for (const filter of filters) {
+    // The query matches Handbook in every mode and Cats by vector only; Globex's document matches best of all.
+    const everything = mode === "bm25" ? ["Handbook"] : ["Cats", "Handbook", "Handbook"];
+    const cases: Array<[SearchFilter | undefined, string[]]> = [
+      [undefined, everything],
+      [{ documentIds: [globexDoc] }, []],
+      [{ metadata: { team: "ops" } }, everything.filter((title) => title === "Handbook")],
+      [{ documentIds: [] }, []],
+      [{ metadata: {} }, everything],
+    ];
+    for (const [filter, titles] of cases) {
       const hits = await t.kb.search("acme", { query: "passwords reset secret vault globex", k: 10, mode, filter });
-      expect(hits.every((h) => !h.title.startsWith("Globex"))).toBe(true);
+      expect(hits.map((h) => h.title).sort(), JSON.stringify(filter)).toEqual(titles);
     }
     const own = await t.kb.search("globex", { query: "passwords reset login page", k: 10, mode });
     expect(own.map((h) => h.title)).toEqual(["Globex secrets"]);
@@ -161,16 +178,20 @@ describe("search", () => {
 
   it("delete removes the document's chunks from every index", async () => {
     const handbook = t.kb.list("acme").find((d) => d.title === "Handbook")!;
+    const cats = t.kb.list("acme").find((d) => d.title === "Cats")!;
     const before = await t.kb.indexedChunkIds("acme");
+    for (const mode of MODES) {
+      const hits = await t.kb.search("acme", { query: "passwords invoices", k: 10, mode });
+      expect(hits.map((h) => h.documentId)).toContain(handbook.id);
+    }
     await t.kb.delete("acme", handbook.id);
     for (const mode of MODES) {
       const hits = await t.kb.search("acme", { query: "passwords invoices", k: 10, mode });
-      expect(hits.every((h) => h.documentId !== handbook.id)).toBe(true);
+      expect(hits.map((h) => h.documentId)).toEqual(mode === "bm25" ? [] : [cats.id]); // what is left: Cats, by vector only
     }
     expect((await t.kb.indexedChunkIds("acme")).length).toBe(before.length - 2);
     expect(t.store.sqlite.prepare("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'invoices'").pluck().get()).toBe(0);
     expect(await kindOf(t.kb.delete("acme", handbook.id))).toMatch(/^not_found/);
-    const cats = t.kb.list("acme").find((d) => d.title === "Cats")!;
     expect(await kindOf(t.kb.delete("globex", cats.id))).toMatch(/^not_found/);
   });
 

@@ -5,7 +5,7 @@ import type { AppEnv } from "../../edge/env.ts";
 import { ApiError } from "../../edge/errors.ts";
 import { tenants } from "../../services/store/schema.ts";
 import { eq } from "drizzle-orm";
-import { addTenant, openTestKb, type TestKb } from "./helpers.ts";
+import { addTenant, gatedEmbedder, openTestKb, type TestKb } from "./helpers.ts";
 import { buildPdf } from "./pdf.ts";
 
 let t: TestKb;
@@ -129,7 +129,8 @@ describe("knowledge routes", () => {
 
   it("reports background ingestion with status and progress", async () => {
     await t.kb.close();
-    const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 2 });
+    const gate = gatedEmbedder();
+    const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 2, embedder: gate.embedder });
     try {
       app = buildApp(bg);
       const text = Array.from({ length: 200 }, (_, i) => `Section ${i} describes widget ${i}.`).join("\n\n");
@@ -137,16 +138,24 @@ describe("knowledge routes", () => {
       expect(res.status).toBe(202);
       const { id, status } = (await res.json()) as { id: string; status: string };
       expect(status).toBe("queued");
-      const seen = new Set<string>();
-      for (;;) {
-        const doc = (await (await json("acme", "GET", `/documents/${id}`)).json()) as { status: string; progress: number };
-        seen.add(doc.status);
-        if (doc.status === "ready") break;
-        expect(doc.progress).toBeLessThan(1);
-        await new Promise((r) => setTimeout(r, 0));
-      }
-      expect(seen.has("processing")).toBe(true);
+      const state = async () => (await (await json("acme", "GET", `/documents/${id}`)).json()) as { status: string; progress: number; chunk_count: number };
+
+      await gate.arrived(); // the first batch is at the embedder
+      expect(await state()).toMatchObject({ status: "processing", progress: 0 });
+      gate.release();
+      await gate.arrived(); // one batch of two embedded, the next one waiting
+      const midway = await state();
+      expect(midway.status).toBe("processing");
+      expect(midway.progress).toBeGreaterThan(0);
+      expect(midway.progress).toBeLessThan(1);
+
+      gate.open();
+      await bg.kb.idle();
+      const done = await state();
+      expect(done).toMatchObject({ status: "ready", progress: 1 });
+      expect(midway.progress).toBeCloseTo((0.99 * 2) / done.chunk_count, 6);
     } finally {
+      gate.open();
       await bg.cleanup();
     }
   });

@@ -1,12 +1,5 @@
-import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-
-const ADMIN = { authorization: "Bearer workers-admin-key-0123456789", "content-type": "application/json" };
-
-async function call(method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
-  const res = await SELF.fetch(`https://edge.test${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, any> };
-}
+import { ADMIN, call } from "./helpers.ts";
 
 describe("edge on workerd with D1", () => {
   it("is live and ready against D1", async () => {

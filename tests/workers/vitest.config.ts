@@ -21,6 +21,7 @@ export default defineConfig({
   ],
   test: {
     name: "workers",
+    allowOnly: false, // a stray .only fails the run instead of narrowing it
     include: [join(import.meta.dirname, "**/*.test.ts")],
     setupFiles: [join(import.meta.dirname, "apply-migrations.ts")],
   },
