@@ -28,11 +28,19 @@ describe("engine on stories260k", () => {
   });
 
   it("streams the known greedy answer from BOS, text equal to the decoded tokens", async () => {
-    const result = await collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 45, logprobs: 0 }) }));
+    const submitted = performance.now();
+    let firstSeen = Infinity;
+    const result = await collect(engine.generate({ promptTokens: [1], params: params({ maxTokens: 45, logprobs: 0 }) }), () => {
+      firstSeen = Math.min(firstSeen, performance.now());
+    });
+    const finished = performance.now();
     expect(result.text.startsWith(KNOWN_ANSWER)).toBe(true);
     expect(result.text).toBe(engine.tokenizer.decode(result.tokens, { skipSpecialTokens: true }));
     expect(result.done).toMatchObject({ finishReason: "length", promptTokens: 1, completionTokens: 45 });
-    expect(result.done!.timings.firstTokenMs).toBeLessThanOrEqual(result.done!.timings.totalMs);
+    // Timings are bounded by what the caller saw: the first token before it arrived, the total before the end.
+    expect(result.done!.timings.firstTokenMs).toBeLessThanOrEqual(firstSeen - submitted);
+    expect(result.done!.timings.totalMs).toBeLessThanOrEqual(finished - submitted);
+    expect(result.done!.timings.firstTokenMs).toBeLessThan(result.done!.timings.totalMs);
     // Tokens and logprobs follow the plain reference forward, not only the known text.
     const weights = await openWeights(findModel("stories260k"));
     try {
