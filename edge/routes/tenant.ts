@@ -3,7 +3,7 @@ import type { Tenant } from "../../services/store/schema.ts";
 import type { TenantStore } from "../../services/store/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { applyPatch, effectiveSettings, TenantSettingsSchema, type TenantSettingsPatch } from "../tenant-settings.ts";
+import { effectiveSettings, TenantSettingsSchema, type TenantSettingsPatch } from "../tenant-settings.ts";
 
 /** A plane's say on a settings patch: returns it normalized, or throws an ApiError naming the field. */
 export type SettingsCheck = (tenant: Tenant, patch: TenantSettingsPatch) => TenantSettingsPatch | Promise<TenantSettingsPatch>;
@@ -21,8 +21,8 @@ export function tenantRoutes(tenants: TenantStore, check: SettingsCheck = (_t, s
 
   app.patch("/", describe({ summary: "Update the calling tenant's settings: a value sets one, null resets it to its default, a missing key leaves it.", tags }), jsonBody(TenantSettingsSchema), async (c) => {
     const tenant = c.get("tenant");
-    const settings = applyPatch(tenant.settings, await check(tenant, c.req.valid("json")));
-    return c.json(tenantView((await tenants.update(tenant.id, { settings }))!));
+    const patch = await check(tenant, c.req.valid("json"));
+    return c.json(tenantView((await tenants.patchSettings(tenant.id, patch))!));
   });
 
   return app;

@@ -30,4 +30,18 @@ export class TenantStore {
     const [row] = await this.db.update(tenants).set(patch).where(eq(tenants.id, id)).returning();
     return row;
   }
+
+  /**
+   * Merges a settings patch into the stored settings in one statement (JSON merge patch: a value
+   * sets its key, null removes it), so a concurrent change to another key (an adapter delete
+   * clearing `defaultAdapter`) is never overwritten by a copy read earlier.
+   */
+  async patchSettings(id: string, patch: Record<string, unknown>): Promise<Tenant | undefined> {
+    const [row] = await this.db
+      .update(tenants)
+      .set({ settings: sql`json_patch(${tenants.settings}, ${JSON.stringify(patch)})` })
+      .where(eq(tenants.id, id))
+      .returning();
+    return row;
+  }
 }
