@@ -64,7 +64,7 @@ describe("tenant settings on D1", () => {
 
     const reset = await call("PATCH", "/v1/tenant", auth, { systemPrompt: null, fewShot: [] });
     expect(reset.json.settings).toEqual({ defaultAdapter: null, defaultStrategy: "rag", systemPrompt: null, fewShot: [], chunkSize: 128, chunkOverlap: 16 });
-    const stored = { defaultStrategy: "rag", systemPrompt: null, fewShot: [], chunkSize: 128, chunkOverlap: 16 };
+    const stored = { defaultStrategy: "rag", fewShot: [], chunkSize: 128, chunkOverlap: 16 }; // null removes the key
     expect((await storedTenant(id)).settings).toEqual(stored);
 
     for (const [body, param] of [
