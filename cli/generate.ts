@@ -97,7 +97,7 @@ export async function generateCommand(argv: string[], io: GenerateIo = { stdout:
       io.stdout.write(args.prompt);
       for await (const event of engine.generate({ promptTokens, params: args.params })) {
         if (event.type === "text") io.stdout.write(event.text);
-        else {
+        else if (event.type === "done") {
           const seconds = event.timings.totalMs / 1000;
           io.stdout.write("\n");
           io.stderr.write(
