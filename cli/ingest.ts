@@ -5,8 +5,20 @@ import { eq } from "drizzle-orm";
 import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/index.ts";
 import { openDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
+import type { CommandHelp } from "./help.ts";
 
 const USAGE = "usage: switchyard ingest PATH... --tenant ID [--data-dir DIR] [--embedding-model DIR] [--int8]";
+
+export const INGEST_HELP: CommandHelp = {
+  usage: "ingest PATH... --tenant ID [options]",
+  summary: "Adds files, and folders recursively (.txt, .md, .html, .pdf, .jsonl), to a tenant's knowledge base in the data dir.",
+  options: [
+    { flag: "--tenant ID", text: "the tenant whose knowledge base gets the files (required)" },
+    { flag: "--data-dir DIR", text: "the platform's data dir (default $SWITCHYARD_DATA_DIR or ./data)" },
+    { flag: "--embedding-model DIR", text: "the embedding model the server uses (default $SWITCHYARD_EMBEDDING_MODEL, else USE Lite)" },
+    { flag: "--int8", text: "USE Lite with int8 dense layers, as the server's SWITCHYARD_EMBEDDING_INT8=1" },
+  ],
+};
 const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
 
 interface IngestArgs {
