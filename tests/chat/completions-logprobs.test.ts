@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTokenizer, type TextTokenizer } from "../../services/model/tokenizer.ts";
 import { findModel } from "../engine/model-path.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
-import { specErrors } from "../helpers/openai-spec.ts";
+import { openAiSchema, specErrors } from "../helpers/openai-spec.ts";
 
 /** Legacy logprobs on /v1/completions, and echo's prompt logprobs, which the engine computes in prefill. */
 let p: TestPlatform;
@@ -13,6 +13,8 @@ const BASE = "stories260k";
 const STORY = "Once upon a time";
 
 beforeAll(async () => {
+  // Parsing the spec blocks the event loop for seconds: done before any connection sits idle in the pool.
+  openAiSchema("CreateCompletionResponse");
   p = await startTestPlatform();
   const { key } = await createTenantWithKey(p, "logprobs");
   client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: key, maxRetries: 0 });

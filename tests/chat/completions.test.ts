@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadTokenizer, type TextTokenizer } from "../../services/model/tokenizer.ts";
 import { findModel, REPO_ROOT } from "../engine/model-path.ts";
 import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
-import { specErrors } from "../helpers/openai-spec.ts";
+import { openAiSchema, specErrors } from "../helpers/openai-spec.ts";
 import { addDocument, uploadRandomAdapter } from "./fixtures.ts";
 
 let p: TestPlatform;
@@ -18,6 +18,8 @@ const BASE = "stories260k";
 const STORY = "Once upon a time";
 
 beforeAll(async () => {
+  // Parsing the spec blocks the event loop for seconds: done before any connection sits idle in the pool.
+  openAiSchema("CreateCompletionResponse");
   p = await startTestPlatform();
   ({ key } = await createTenantWithKey(p, "completions"));
   client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: key, maxRetries: 0 });
