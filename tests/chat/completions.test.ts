@@ -227,4 +227,39 @@ describe("POST /v1/completions with the official openai client", () => {
     await limited.completions.create({ model: BASE, prompt: STORY, max_tokens: 2 });
     await expect(limited.completions.create({ model: BASE, prompt: STORY, max_tokens: 2 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
   });
+
+  it("cancels every prompt's generation when a streaming client disconnects", async () => {
+    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await p.call("GET", "/metrics")).text())![1]);
+    const stepsBefore = await gauge("switchyard_engine_decode_steps");
+    const abort = new AbortController();
+    const res = await fetch(`${p.url}/v1/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ prompt: [STORY, "The cat"], max_tokens: 400, temperature: 1, seed: 1, stream: true }),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let received = "";
+    while ((received.match(/"text":"[^"]+"/g) ?? []).length < 6) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      received += new TextDecoder().decode(chunk.value);
+    }
+    expect(received).not.toContain('"finish_reason":"');
+    expect(await gauge("switchyard_engine_running_sequences")).toBe(2);
+    abort.abort();
+    let running = 2;
+    for (let i = 0; i < 100 && running > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      running = await gauge("switchyard_engine_running_sequences");
+    }
+    expect(running).toBe(0);
+    expect((await gauge("switchyard_engine_decode_steps")) - stepsBefore).toBeLessThan(400); // stopped well before max_tokens
+  });
+
+  it("is in the OpenAPI description", async () => {
+    const doc = await (await p.call("GET", "/openapi.json")).json();
+    const schema = doc.paths["/v1/completions"].post.requestBody.content["application/json"].schema;
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(["prompt", "max_tokens", "logprobs", "echo", "stream", "strategy"]));
+  });
 });
