@@ -14,19 +14,21 @@ export interface LegacyLogprobs {
 }
 
 /**
- * The legacy logprobs of `entries`, their offsets counted from `offset` in the choice's text. As in
- * vLLM, each top entry holds the top alternatives and the chosen token; a token without a logprob
- * (the first of an echoed prompt) has null ones.
+ * The legacy logprobs of `entries`. Offsets into the choice's text are counted from `offset` by
+ * each token's length, or given one per entry. As in vLLM, each top entry holds the top
+ * alternatives and the chosen token; a token without a logprob (the first of an echoed prompt)
+ * has null ones.
  */
-export function legacyLogprobs(entries: Scored[], offset = 0): LegacyLogprobs {
+export function legacyLogprobs(entries: Scored[], offset: number | number[] = 0): LegacyLogprobs {
   const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-  for (const e of entries) {
+  let at = typeof offset === "number" ? offset : 0;
+  entries.forEach((e, i) => {
     out.tokens.push(e.token);
     out.token_logprobs.push(e.logprob);
     out.top_logprobs.push(e.logprob === null ? null : topJson(e.top, { token: e.token, logprob: e.logprob }));
-    out.text_offset.push(offset);
-    offset += e.token.length;
-  }
+    out.text_offset.push(typeof offset === "number" ? at : offset[i]!);
+    at += e.token.length;
+  });
   return out;
 }
 

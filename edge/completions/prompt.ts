@@ -11,6 +11,15 @@ export interface PreparedTextCompletion extends PreparedCompletion {
 }
 
 /**
+ * Where each prompt token starts in the echoed text: the length of the text its predecessors decode
+ * to (special tokens and the tokenizer's leading space take none), at most the echo's length.
+ */
+export function echoOffsets(deps: CompletionDeps, prepared: PreparedTextCompletion): number[] {
+  const { promptTokens, echo } = prepared;
+  return promptTokens.map((_, i) => (i === 0 ? 0 : Math.min(deps.inference.detokenize(promptTokens.slice(0, i)).length, echo.length)));
+}
+
+/**
  * One prompt as the model continues it: a string tokenized as the CLI does (with the tokenizer's
  * special tokens, e.g. BOS), or token ids as given. RAG strategies put the retrieved chunks before
  * the text, in plain text.

@@ -7,7 +7,7 @@ import { streamEvents } from "../chat/sse.ts";
 import { planRequest } from "../chat/strategy.ts";
 import { joinLogprobs, legacyLogprobs, textCompletionId, textCompletionJson, type TextChoice } from "../completions/format.ts";
 import { mergeStreams } from "../completions/merge.ts";
-import { prepareTextCompletion, type PreparedTextCompletion } from "../completions/prompt.ts";
+import { echoOffsets, prepareTextCompletion, type PreparedTextCompletion } from "../completions/prompt.ts";
 import { CompletionRequest, promptList, type CompletionBody } from "../completions/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
@@ -45,7 +45,7 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
 
       const results = await collectAll(deps, prepared, c.req.raw.signal, meta.startedAt);
       await meta.accounting.record(sum(results.map((r) => r.promptTokens)), sum(results.map((r) => r.completionTokens)));
-      const choices = results.map((r, index) => wholeChoice(body, prepared[index], r, index));
+      const choices = results.map((r, index) => wholeChoice(deps, body, prepared[index], r, index));
       const usage = usageJson(sum(results.map((r) => r.promptTokens)), sum(results.map((r) => r.completionTokens)));
       return c.json(textCompletionJson(meta, choices, { usage, switchyard: extensionJson(prepared[0], meta.accounting.adapterName, results[0].timings) }));
     },
@@ -65,12 +65,12 @@ async function collectAll(deps: ChatDeps, prepared: PreparedTextCompletion[], si
   }
 }
 
-function wholeChoice(body: CompletionBody, prepared: PreparedTextCompletion, result: CompletionResult, index: number): TextChoice {
+function wholeChoice(deps: ChatDeps, body: CompletionBody, prepared: PreparedTextCompletion, result: CompletionResult, index: number): TextChoice {
   const echo = body.echo ? prepared.echo : "";
   let logprobs = null;
   if (body.logprobs !== undefined && body.logprobs !== null) {
     const completion = legacyLogprobs(result.logprobs, echo.length);
-    logprobs = body.echo ? joinLogprobs([legacyLogprobs(result.promptLogprobs ?? []), completion]) : completion;
+    logprobs = body.echo ? joinLogprobs([legacyLogprobs(result.promptLogprobs ?? [], echoOffsets(deps, prepared)), completion]) : completion;
   }
   return { index, text: echo + result.text, logprobs, finish_reason: result.finishReason };
 }
@@ -94,7 +94,8 @@ function streamCompletions(c: Context<AppEnv>, deps: ChatDeps, body: CompletionB
       if (event.type === "prompt") {
         if (!body.echo) return;
         offsets[index] = prepared[index].echo.length;
-        return send(chunk({ index, text: prepared[index].echo, logprobs: legacyLogprobs(event.logprobs), finish_reason: null }));
+        const logprobs = legacyLogprobs(event.logprobs, echoOffsets(deps, prepared[index]));
+        return send(chunk({ index, text: prepared[index].echo, logprobs, finish_reason: null }));
       }
       if (event.type === "text") {
         const logprobs = wantLogprobs && event.logprob ? legacyLogprobs([event.logprob], offsets[index]) : null;

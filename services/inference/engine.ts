@@ -139,7 +139,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     tokenize: (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
       tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
-    detokenize: (tokens: number[]) => tokenizer.decode(tokens, { skipSpecialTokens: true }),
+    detokenize: (tokens: number[]) => (tokens.length > 0 ? tokenizer.decode(tokens, { skipSpecialTokens: true }) : ""),
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
       validate(request, config);
       if (request.adapter !== undefined && !options.resolveAdapter) {

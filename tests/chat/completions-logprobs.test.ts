@@ -81,8 +81,12 @@ describe("echo with logprobs", () => {
       expect(lp.token_logprobs![i]).toBeLessThanOrEqual(0);
       expect(lp.top_logprobs![i][lp.tokens![i]]).toBe(lp.token_logprobs![i]);
     }
-    // The completion's offsets continue after the echoed prompt.
-    expect(lp.text_offset![promptTokens.length]).toBe(STORY.length);
+    // Offsets point into the text: the BOS and the tokenizer's leading space take none of it.
+    const text = res.choices[0].text;
+    const offsets = lp.text_offset!;
+    expect(offsets.slice(0, 2)).toEqual([0, 0]);
+    for (let i = 1; i < lp.tokens!.length - 1; i++) expect(text.slice(offsets[i], offsets[i + 1]).trim()).toBe(lp.tokens![i].trim());
+    expect(offsets[promptTokens.length]).toBe(STORY.length); // the completion's continue after the echoed prompt
     // OpenAI's schema has no null token logprob; that is the only way this differs from it.
     expect(specErrors("CreateCompletionResponse", res).every((e) => e.startsWith("/choices/0/logprobs"))).toBe(true);
   });
