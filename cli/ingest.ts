@@ -19,6 +19,7 @@ export const INGEST_HELP: CommandHelp = {
     { flag: "--int8", text: "USE Lite with int8 dense layers, as the server's SWITCHYARD_EMBEDDING_INT8=1" },
   ],
 };
+
 const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
 
 interface IngestArgs {

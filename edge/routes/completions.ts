@@ -44,10 +44,11 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
       if (body.stream) return streamCompletions(c, deps, body, prepared, meta);
 
       const results = await collectAll(deps, prepared, c.req.raw.signal, meta.startedAt);
-      await meta.accounting.record(sum(results.map((r) => r.promptTokens)), sum(results.map((r) => r.completionTokens)));
+      const [promptTokens, completionTokens] = [sum(results.map((r) => r.promptTokens)), sum(results.map((r) => r.completionTokens))];
+      await meta.accounting.record(promptTokens, completionTokens);
       const choices = results.map((r, index) => wholeChoice(deps, body, prepared[index], r, index));
-      const usage = usageJson(sum(results.map((r) => r.promptTokens)), sum(results.map((r) => r.completionTokens)));
-      return c.json(textCompletionJson(meta, choices, { usage, switchyard: extensionJson(prepared[0], meta.accounting.adapterName, results[0].timings) }));
+      const extension = extensionJson(prepared[0], meta.accounting.adapterName, results[0].timings);
+      return c.json(textCompletionJson(meta, choices, { usage: usageJson(promptTokens, completionTokens), switchyard: extension }));
     },
   );
 
@@ -60,8 +61,9 @@ async function collectAll(deps: ChatDeps, prepared: PreparedTextCompletion[], si
   const both = AbortSignal.any([signal, cancel.signal]);
   try {
     return await Promise.all(prepared.map((p) => collect(generate(deps, p, both), p, startedAt)));
-  } finally {
+  } catch (err) {
     cancel.abort();
+    throw err;
   }
 }
 
