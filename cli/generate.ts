@@ -1,18 +1,38 @@
 /**
- * `switchyard generate --model DIR_OR_REPO --prompt TEXT [--max-tokens N --temperature T --seed S
- *  --top-p P --top-k K --stop S --data-dir DIR]`: loads the model, streams the completion to stdout
- * and a one-line summary (tokens, speed) to stderr.
+ * `switchyard generate --model DIR_OR_REPO --prompt TEXT [options]`: loads the model (and an
+ * adapter), streams the completion to stdout, then with --logprobs each token's logprob and its
+ * top alternatives, and a one-line summary (tokens, speed) to stderr.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { SamplingParams } from "../edge/ports.ts";
+import type { SamplingParams, TokenLogprob } from "../edge/ports.ts";
 import { createEngine } from "../services/inference/engine.ts";
+import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
+import { loadCliAdapter } from "./adapter-source.ts";
+import { formatHelp, type CommandHelp } from "./help.ts";
 import { createProgressReporter, downloadProgress } from "./progress.ts";
 
-const USAGE =
-  "usage: switchyard generate --model DIR_OR_REPO --prompt TEXT [--max-tokens N] [--temperature T] [--seed S]\n" +
-  "                           [--top-p P] [--top-k K] [--stop TEXT]... [--data-dir DIR]\n";
+/** The options, each with its help: the parser and `--help` both read this table. */
+const OPTIONS = {
+  model: { type: "string", value: "DIR_OR_REPO", text: "model folder, search-path name or Hugging Face repo id (default: first on $SWITCHYARD_MODEL_PATH)" },
+  prompt: { type: "string", value: "TEXT", text: "the text to continue (required)" },
+  "max-tokens": { type: "string", value: "N", text: "most tokens to generate (default 128)" },
+  temperature: { type: "string", value: "T", text: "sampling temperature, 0 for greedy (default 0.8)" },
+  seed: { type: "string", value: "S", text: "seed for reproducible sampling" },
+  "top-p": { type: "string", value: "P", text: "nucleus sampling mass in (0, 1] (default 1)" },
+  "top-k": { type: "string", value: "K", text: "sample among the K most likely tokens, 0 for all (default 0)" },
+  stop: { type: "string", multiple: true, value: "TEXT", text: "stop before this text (repeatable)" },
+  adapter: { type: "string", value: "NAME|PATH", text: "a PEFT adapter folder, or an adapter stored in the data dir (id, name or name@version)" },
+  logprobs: { type: "string", value: "N", text: "after the text, print each token's logprob and its N most likely alternatives" },
+  "data-dir": { type: "string", value: "DIR", text: "data dir: compile cache and adapter registry (default $SWITCHYARD_DATA_DIR or ./data)" },
+} as const satisfies Record<string, { type: "string"; multiple?: boolean; value: string; text: string }>;
+
+export const GENERATE_HELP: CommandHelp = {
+  usage: "generate --prompt TEXT [options]",
+  summary: "Continues a prompt with a model (no chat template), streaming the text to stdout and a summary to stderr.",
+  options: Object.entries(OPTIONS).map(([name, o]) => ({ flag: `--${name} ${o.value}`, text: o.text })),
+};
 
 export interface GenerateIo {
   stdout: NodeJS.WritableStream;
@@ -25,6 +45,7 @@ interface GenerateArgs {
   model?: string;
   prompt: string;
   dataDir: string;
+  adapter?: string;
   params: SamplingParams;
 }
 
@@ -35,44 +56,38 @@ function number(name: string, value: string | undefined, fallback: number, check
   return n;
 }
 
+const isCount = (n: number) => Number.isInteger(n) && n >= 0;
+
 function parse(argv: string[]): GenerateArgs {
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: "string" },
-        prompt: { type: "string" },
-        "max-tokens": { type: "string" },
-        temperature: { type: "string" },
-        seed: { type: "string" },
-        "top-p": { type: "string" },
-        "top-k": { type: "string" },
-        stop: { type: "string", multiple: true },
-        "data-dir": { type: "string" },
-      },
-      strict: true,
-    }));
+    const options = Object.fromEntries(Object.entries(OPTIONS).map(([name, o]) => [name, { type: o.type, multiple: "multiple" in o && o.multiple }]));
+    ({ values } = parseArgs({ args: argv, options, strict: true }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (values.prompt === undefined) throw new UsageError("--prompt is required");
-  const seed = values.seed === undefined ? undefined : number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
+  const text = (name: keyof typeof OPTIONS) => values[name] as string | undefined;
+  const prompt = text("prompt");
+  if (prompt === undefined) throw new UsageError("--prompt is required");
+  const seed = text("seed") === undefined ? undefined : number("seed", text("seed"), 0, isCount);
+  const logprobs = text("logprobs") === undefined ? undefined : number("logprobs", text("logprobs"), 0, (n) => isCount(n) && n <= 20);
   return {
-    model: values.model,
-    prompt: values.prompt,
-    dataDir: values["data-dir"] ?? process.env.SWITCHYARD_DATA_DIR ?? "./data",
+    model: text("model"),
+    prompt,
+    dataDir: text("data-dir") ?? process.env.SWITCHYARD_DATA_DIR ?? "./data",
+    adapter: text("adapter"),
     params: {
-      maxTokens: number("max-tokens", values["max-tokens"], 128, (n) => Number.isInteger(n) && n > 0),
-      temperature: number("temperature", values.temperature, 0.8, (n) => n >= 0),
-      topP: number("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
-      topK: number("top-k", values["top-k"], 0, (n) => Number.isInteger(n) && n >= 0),
+      maxTokens: number("max-tokens", text("max-tokens"), 128, (n) => Number.isInteger(n) && n > 0),
+      temperature: number("temperature", text("temperature"), 0.8, (n) => n >= 0),
+      topP: number("top-p", text("top-p"), 1, (n) => n > 0 && n <= 1),
+      topK: number("top-k", text("top-k"), 0, isCount),
       minP: 0,
       repetitionPenalty: 1,
       frequencyPenalty: 0,
       presencePenalty: 0,
       seed,
-      stop: values.stop ?? [],
+      stop: (values.stop as string[] | undefined) ?? [],
+      logprobs,
     },
   };
 }
@@ -83,36 +98,59 @@ export async function generateCommand(argv: string[], io: GenerateIo = { stdout:
     args = parse(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`switchyard generate: ${err.message}\n${USAGE}`);
+    io.stderr.write(`switchyard generate: ${err.message}\n${formatHelp(GENERATE_HELP)}`);
     return 2;
   }
   const progress = createProgressReporter(io.stderr);
   try {
     const modelDir = await resolveModel(args.model, { ...resolveOptionsFromEnv(), onProgress: downloadProgress(progress) });
     progress.stop();
-    const engine = await createEngine({ modelDir, cacheDir: join(args.dataDir, "compiled") });
-    try {
-      // The model's template decides about BOS for chat; a raw prompt gets the tokenizer's specials.
-      const promptTokens = engine.tokenize(args.prompt, { addSpecialTokens: true });
-      io.stdout.write(args.prompt);
-      for await (const event of engine.generate({ promptTokens, params: args.params })) {
-        if (event.type === "text") io.stdout.write(event.text);
-        else {
-          const seconds = event.timings.totalMs / 1000;
-          io.stdout.write("\n");
-          io.stderr.write(
-            `[${event.completionTokens} tokens, ${event.finishReason}, first token ${event.timings.firstTokenMs.toFixed(1)} ms, ` +
-              `${(event.completionTokens / seconds).toFixed(0)} tokens/s]\n`,
-          );
-        }
-      }
-    } finally {
-      await engine.close();
-    }
+    await run(args, modelDir, io);
     return 0;
   } catch (err) {
     progress.stop();
     io.stderr.write(`switchyard generate: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+async function run(args: GenerateArgs, modelDir: string, io: GenerateIo): Promise<void> {
+  const baseId = modelDir.split(/[\\/]/).pop()!;
+  const adapter = args.adapter && (await loadCliAdapter(args.adapter, { dataDir: args.dataDir, baseId, shape: await loadDecoderConfig(modelDir), maxRank: 256 }));
+  const engine = await createEngine({
+    modelDir,
+    cacheDir: join(args.dataDir, "compiled"),
+    ...(adapter && { resolveAdapter: async () => adapter, maxLoraRank: adapter.maxRank, maxAdaptersPerBatch: 1 }),
+  });
+  try {
+    // The model's template decides about BOS for chat; a raw prompt gets the tokenizer's specials.
+    const promptTokens = engine.tokenize(args.prompt, { addSpecialTokens: true });
+    const logprobs: (TokenLogprob & { top: TokenLogprob[] })[] = [];
+    io.stdout.write(args.prompt);
+    for await (const event of engine.generate({ promptTokens, params: args.params, adapter: adapter ? adapter.id : undefined })) {
+      if (event.type === "text") {
+        io.stdout.write(event.text);
+        if (event.logprob) logprobs.push(event.logprob);
+      } else if (event.type === "done") {
+        const seconds = event.timings.totalMs / 1000;
+        io.stdout.write("\n");
+        if (args.params.logprobs !== undefined) io.stdout.write(logprobTable(logprobs));
+        io.stderr.write(
+          `[${event.completionTokens} tokens, ${event.finishReason}, first token ${event.timings.firstTokenMs.toFixed(1)} ms, ` +
+            `${(event.completionTokens / seconds).toFixed(0)} tokens/s]\n`,
+        );
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+/** One line per token: the token (JSON-quoted, so spaces show), its logprob, then its alternatives. */
+function logprobTable(entries: (TokenLogprob & { top: TokenLogprob[] })[]): string {
+  const lines = entries.map((e) => {
+    const top = e.top.map((t) => `${JSON.stringify(t.token)} ${t.logprob.toFixed(4)}`).join("  ");
+    return `${JSON.stringify(e.token).padEnd(14)} ${e.logprob.toFixed(4).padStart(9)}${top ? `  | ${top}` : ""}`;
+  });
+  return `\nlogprobs (token, logprob | top alternatives):\n${lines.join("\n")}\n`;
 }

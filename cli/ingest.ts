@@ -9,8 +9,24 @@ import { tenants } from "../services/store/schema.ts";
 import { directTarget } from "./ingest-direct.ts";
 import { httpTarget, ServerUnreachableError, tenantOfKey } from "./ingest-http.ts";
 import { ingestFiles, type OutputStream } from "./ingest-run.ts";
+import type { CommandHelp } from "./help.ts";
 
 const USAGE = "usage: switchyard ingest PATH... (--tenant ID | --key KEY) [--data-dir DIR] [--url URL] [--embedding-model DIR] [--int8]";
+
+export const INGEST_HELP: CommandHelp = {
+  usage: "ingest PATH... (--tenant ID | --key KEY) [options]",
+  summary:
+    "Adds files, and folders recursively (.txt, .md, .html, .pdf, .jsonl), to a tenant's knowledge base.\n" +
+    "With a server running on the data dir (or --url), the files go through its HTTP API; otherwise they are ingested directly.",
+  options: [
+    { flag: "--tenant ID", text: "the tenant whose knowledge base gets the files (or give --key)" },
+    { flag: "--key KEY", text: "a tenant key for the server (default $SWITCHYARD_API_KEY; needed with --url)" },
+    { flag: "--url URL", text: "a running server to send the files to (default: the one holding the data dir, if any)" },
+    { flag: "--data-dir DIR", text: "the platform's data dir (default $SWITCHYARD_DATA_DIR or ./data)" },
+    { flag: "--embedding-model DIR", text: "the embedding model the server uses (default $SWITCHYARD_EMBEDDING_MODEL, else USE Lite)" },
+    { flag: "--int8", text: "USE Lite with int8 dense layers, as the server's SWITCHYARD_EMBEDDING_INT8=1" },
+  ],
+};
 const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
 
 interface IngestArgs {

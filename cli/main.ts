@@ -1,19 +1,57 @@
-/** The `switchyard` command: one subcommand per module, loaded only when asked for. */
-type Command = (argv: string[]) => Promise<number>;
+import { formatHelp, wantsHelp, type CommandHelp } from "./help.ts";
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  start: { summary: "run the whole platform in this process", load: async () => (await import("./start.ts")).startCommand },
-  generate: { summary: "stream a completion from a model to stdout", load: async () => (await import("./generate.ts")).generateCommand },
-  ingest: { summary: "add files or folders to a tenant's knowledge base", load: async () => (await import("./ingest.ts")).ingestCommand },
+/** The `switchyard` command: one subcommand per module, loaded only when asked for; each declares its own help. */
+type Command = (argv: string[]) => Promise<number>;
+interface CommandModule {
+  run: Command;
+  help: CommandHelp;
+}
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  start: {
+    summary: "run the whole platform in this process",
+    load: async () => {
+      const m = await import("./start.ts");
+      return { run: m.startCommand, help: m.START_HELP };
+    },
+  },
+  generate: {
+    summary: "stream a completion from a model to stdout",
+    load: async () => {
+      const m = await import("./generate.ts");
+      return { run: m.generateCommand, help: m.GENERATE_HELP };
+    },
+  },
+  ingest: {
+    summary: "add files or folders to a tenant's knowledge base",
+    load: async () => {
+      const m = await import("./ingest.ts");
+      return { run: m.ingestCommand, help: m.INGEST_HELP };
+    },
+  },
 };
+
+function overview(): string {
+  const list = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join("\n");
+  return `usage: switchyard <command> [options]\n\ncommands:\n${list}\n\nRun 'switchyard <command> --help' for a command's options.\n`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  const command = name ? COMMANDS[name] : undefined;
-  if (!command) {
-    const list = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join("\n");
-    process.stderr.write(`${name && name !== "help" && name !== "--help" ? `unknown command: ${name}\n` : ""}usage: switchyard <command> [options]\n\n${list}\n`);
-    return name && name !== "help" && name !== "--help" ? 2 : 0;
+  if (name === "help" && rest[0] && COMMANDS[rest[0]]) return main([rest[0], "--help"]);
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    (name === undefined ? process.stderr : process.stdout).write(overview());
+    return name === undefined ? 2 : 0;
   }
-  return (await command.load())(rest);
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`unknown command: ${name}\n${overview()}`);
+    return 2;
+  }
+  const loaded = await command.load();
+  if (wantsHelp(rest)) {
+    process.stdout.write(formatHelp(loaded.help));
+    return 0;
+  }
+  return loaded.run(rest);
 }

@@ -1,6 +1,41 @@
-import { ConfigError, loadConfig } from "../edge/config.ts";
+import { ConfigError, CONFIG_SOURCES, ConfigSchema, loadConfig, type Config } from "../edge/config.ts";
 import { startPlatform, type Platform } from "../edge/node.ts";
 import { DataDirInUseError } from "../services/store/data-dir-lock.ts";
+import type { CommandHelp } from "./help.ts";
+
+/** What each setting does; a Record over Config's keys, so a new setting cannot go undocumented here. */
+const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
+  host: { value: "HOST", text: "address to listen on" },
+  port: { value: "N", text: "port to listen on (0: any free port)" },
+  dataDir: { value: "DIR", text: "where the database, adapters, indexes and compiled models live" },
+  adminKey: { value: "KEY", text: "admin bearer key (16+ characters); unset: one is generated and printed on first start" },
+  logLevel: { value: "LEVEL", text: "trace, debug, info, warn, error, fatal or silent" },
+  maxJsonBody: { value: "SIZE", text: "largest JSON request body (1048576, 512kb, 64mb)" },
+  maxUploadBody: { value: "SIZE", text: "largest upload body (documents, adapter archives)" },
+  requestsPerMinute: { value: "N", text: "default per-tenant requests per minute (0: unlimited)" },
+  shutdownTimeoutMs: { value: "MS", text: "how long a shutdown waits for in-flight requests" },
+  streamStallTimeoutMs: { value: "MS", text: "how long a streaming client may take no data before its generation is cancelled (0: never)" },
+  model: { value: "MODEL", text: "model folder, search-path name or Hugging Face repo id (unset: first model on the search path)" },
+  modelPath: { value: "PATHS", text: "colon-separated folders searched for models" },
+  maxQueue: { value: "N", text: "most generation requests waiting for a batch slot; more get 429" },
+  maxLoraRank: { value: "N", text: "largest LoRA rank accepted" },
+  maxAdaptersPerBatch: { value: "N", text: "most distinct adapters decoded together in one batch" },
+  adapterCacheBytes: { value: "SIZE", text: "memory budget of the loaded-adapter cache" },
+  loraDir: { value: "DIR", text: "the folder vLLM-style /v1/load_lora_adapter may load adapters from (unset: that route refuses)" },
+  embeddingModel: { value: "DIR", text: "a BERT-family ONNX folder to embed with instead of USE Lite" },
+  embeddingInt8: { value: "0|1", text: "USE Lite with int8 dense layers (about 4x faster ingest)" },
+};
+
+export const START_HELP: CommandHelp = {
+  usage: "start [options]",
+  summary: "Runs the whole platform (API, inference engine, adapters, knowledge base) in this process until SIGINT/SIGTERM.\nEvery option can also be set by its environment variable; a flag wins.",
+  options: (Object.keys(CONFIG_SOURCES) as (keyof Config)[]).map((key) => {
+    const { value, text } = DESCRIPTIONS[key];
+    const fallback = ConfigSchema.shape[key].safeParse(undefined);
+    const shown = fallback.success && fallback.data !== undefined ? `, default ${String(fallback.data)}` : "";
+    return { flag: `${CONFIG_SOURCES[key].flag} ${value}`, text: `${text} (${CONFIG_SOURCES[key].env}${shown})` };
+  }),
+};
 
 /** `switchyard start [--port N --host H --data-dir DIR ...]`: serves until SIGINT/SIGTERM. */
 export async function startCommand(argv: string[]): Promise<number> {

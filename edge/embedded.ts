@@ -20,6 +20,7 @@ import type { ModelResolver } from "./ports.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
+import { completionRoutes } from "./routes/completions.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
@@ -93,6 +94,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     checkSettings: (tenant, settings) => ({ ...settings, defaultAdapter: defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
     routes: [
       ["/chat", chatRoutes(chat)],
+      ["/completions", completionRoutes(chat)],
       ["/compare", compareRoutes(chat)],
       ["/usage", usageRoutes(chat.usage)],
       ["/models", modelRoutes({ registry: adapters.registry, baseRoot: config.model || baseModelId(modelDir) })],

@@ -34,6 +34,11 @@ export interface GenerateRequest {
   /** Adapter id resolved by the edge for the caller's tenant, if any. */
   adapter?: string;
   signal?: AbortSignal;
+  /**
+   * Also score the prompt: one `prompt` event, before any text, gives each prompt token's logprob
+   * and this many top alternatives (for echo with logprobs). Undefined: no prompt logprobs.
+   */
+  promptLogprobs?: number;
 }
 
 export interface TokenLogprob {
@@ -42,7 +47,11 @@ export interface TokenLogprob {
   bytes: number[];
 }
 
+/** A prompt token's logprob given the tokens before it; the first token has none (null). */
+export type PromptTokenLogprob = Omit<TokenLogprob, "logprob"> & { logprob: number | null; top: TokenLogprob[] };
+
 export type GenerateEvent =
+  | { type: "prompt"; logprobs: PromptTokenLogprob[] }
   | { type: "text"; text: string; tokenId: number; logprob?: TokenLogprob & { top: TokenLogprob[] } }
   | {
       type: "done";
@@ -67,6 +76,8 @@ export interface Inference {
    */
   encodeChat(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): { text: string; tokens: number[] };
   tokenize(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Token ids back to text, special tokens left out. */
+  detokenize(tokens: number[]): string;
   generate(request: GenerateRequest): AsyncIterable<GenerateEvent>;
   close(): Promise<void>;
 }

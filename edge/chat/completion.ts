@@ -3,6 +3,7 @@ import {
   ContextLengthError,
   type GenerateEvent,
   type Inference,
+  type PromptTokenLogprob,
   type Retrieval,
   type SamplingParams,
   type SearchHit,
@@ -10,7 +11,7 @@ import {
 } from "../ports.ts";
 import { effectiveSettings } from "../tenant-settings.ts";
 import { buildMessages, normalizeMessages, retrievalQuery } from "./prompt.ts";
-import type { GenerationBody } from "./schema.ts";
+import type { GenerationBody, SamplingBody } from "./schema.ts";
 import { usesRetrieval, type Plan } from "./strategy.ts";
 
 export interface CompletionDeps {
@@ -28,12 +29,16 @@ export interface PreparedCompletion {
   /** Retrieved chunks left out so the prompt fits the context window. */
   sourcesDropped: number;
   retrievalMs: number;
+  /** Alternatives per prompt token when the prompt is to be scored too (echo with logprobs). */
+  promptLogprobs?: number;
 }
 
 export interface CompletionResult {
   text: string;
   finishReason: "stop" | "length";
   logprobs: (TokenLogprob & { top: TokenLogprob[] })[];
+  /** Each prompt token's logprob, when the request asked for them. */
+  promptLogprobs?: PromptTokenLogprob[];
   promptTokens: number;
   completionTokens: number;
   timings: { retrievalMs: number; queuedMs: number; firstTokenMs: number; totalMs: number; engineMs: number };
@@ -49,31 +54,62 @@ export async function prepareCompletion(
 ): Promise<PreparedCompletion> {
   const settings = effectiveSettings(tenant.settings);
   const messages = normalizeMessages(body.messages);
-  const started = performance.now();
-  let sources: SearchHit[] = [];
-  if (usesRetrieval(plan.strategy)) {
-    if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
-    const { k, mode } = body.retrieval ?? DEFAULT_RETRIEVAL;
-    sources = await deps.retrieval.search(tenant.id, { query: retrievalQuery(messages), k, mode });
-  }
-  const retrievalMs = performance.now() - started;
-
-  const { contextLength } = deps.inference.model();
+  const { sources, retrievalMs } = await retrieveSources(deps, tenant.id, plan, retrievalQuery(messages), body.retrieval);
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  // Fewer chunks rather than overflow: drop the lowest-ranked until the prompt and completion fit.
+  const fitted = fitPrompt(deps.inference, sources, requested, (used) =>
+    deps.inference.encodeChat(buildMessages(plan.strategy, settings, messages, used), { addGenerationPrompt: true }),
+  );
+  const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
+  return { plan, ...fitted, params: samplingParams(body, fitted.maxTokens, logprobs), retrievalMs };
+}
+
+/** The chunks a RAG strategy puts in the prompt (none for the others), and how long the search took. */
+export async function retrieveSources(
+  deps: CompletionDeps,
+  tenantId: string,
+  plan: Plan,
+  query: string,
+  retrieval: SamplingBody["retrieval"],
+): Promise<{ sources: SearchHit[]; retrievalMs: number }> {
+  const started = performance.now();
+  if (!usesRetrieval(plan.strategy)) return { sources: [], retrievalMs: 0 };
+  if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
+  const { k, mode } = retrieval ?? DEFAULT_RETRIEVAL;
+  const sources = await deps.retrieval.search(tenantId, { query, k, mode });
+  return { sources, retrievalMs: performance.now() - started };
+}
+
+export interface FittedPrompt {
+  prompt: string;
+  promptTokens: number[];
+  maxTokens: number;
+  sources: SearchHit[];
+  sourcesDropped: number;
+}
+
+/**
+ * Renders the prompt with as many sources as fit: fewer chunks rather than overflow, dropping the
+ * lowest-ranked until the prompt and the completion (`requested`, else the rest of the window) fit.
+ */
+export function fitPrompt(
+  inference: Inference,
+  sources: SearchHit[],
+  requested: number | undefined,
+  render: (sources: SearchHit[]) => { text: string; tokens: number[] },
+): FittedPrompt {
+  const { contextLength } = inference.model();
   for (let used = sources.length; ; used--) {
-    const { text: prompt, tokens: promptTokens } = deps.inference.encodeChat(buildMessages(plan.strategy, settings, messages, sources.slice(0, used)), {
-      addGenerationPrompt: true,
-    });
+    const { text: prompt, tokens: promptTokens } = render(sources.slice(0, used));
     const maxTokens = requested ?? contextLength - promptTokens.length;
     if (promptTokens.length + maxTokens <= contextLength && maxTokens > 0) {
-      return { plan, prompt, promptTokens, params: samplingParams(body, maxTokens), sources: sources.slice(0, used), sourcesDropped: sources.length - used, retrievalMs };
+      return { prompt, promptTokens, maxTokens, sources: sources.slice(0, used), sourcesDropped: sources.length - used };
     }
     if (used === 0) throw new ContextLengthError(promptTokens.length, Math.max(requested ?? 1, 1), contextLength);
   }
 }
 
-function samplingParams(body: GenerationBody, maxTokens: number): SamplingParams {
+/** The engine's sampling parameters; `logprobs` is the number of alternatives per token (undefined: none). */
+export function samplingParams(body: SamplingBody, maxTokens: number, logprobs: number | undefined): SamplingParams {
   const stop = body.stop ?? [];
   return {
     maxTokens,
@@ -86,20 +122,26 @@ function samplingParams(body: GenerationBody, maxTokens: number): SamplingParams
     presencePenalty: body.presence_penalty ?? 0,
     seed: body.seed ?? undefined,
     stop: typeof stop === "string" ? [stop] : stop,
-    logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+    logprobs,
   };
 }
 
 /** Streams the model's events for a prepared completion. */
 export function generate(deps: CompletionDeps, prepared: PreparedCompletion, signal?: AbortSignal): AsyncIterable<GenerateEvent> {
-  return deps.inference.generate({ promptTokens: prepared.promptTokens, params: prepared.params, adapter: prepared.plan.adapterId, signal });
+  const { promptTokens, params, promptLogprobs } = prepared;
+  return deps.inference.generate({ promptTokens, params, adapter: prepared.plan.adapterId, signal, promptLogprobs });
 }
 
 /** Runs a prepared completion to the end and gathers its text, logprobs, usage and timings. */
 export async function collect(events: AsyncIterable<GenerateEvent>, prepared: PreparedCompletion, startedAt: number): Promise<CompletionResult> {
   let text = "";
   const logprobs: CompletionResult["logprobs"] = [];
+  let promptLogprobs: PromptTokenLogprob[] | undefined;
   for await (const event of events) {
+    if (event.type === "prompt") {
+      promptLogprobs = event.logprobs;
+      continue;
+    }
     if (event.type === "text") {
       text += event.text;
       if (event.logprob) logprobs.push(event.logprob);
@@ -107,6 +149,7 @@ export async function collect(events: AsyncIterable<GenerateEvent>, prepared: Pr
     }
     return {
       text,
+      promptLogprobs,
       finishReason: event.finishReason,
       logprobs,
       promptTokens: event.promptTokens,

@@ -17,21 +17,17 @@ const Message = z.object({
 
 const Stop = z.union([z.string(), z.array(z.string()).max(4)]).nullable();
 
-/** The sampling and message fields shared by /v1/chat/completions and /v1/compare. Unknown fields are ignored. */
-export const GenerationFields = z.object({
-  messages: z.array(Message).min(1, "messages must hold at least one message"),
+/** The sampling fields shared by /v1/chat/completions, /v1/compare and /v1/completions. Unknown fields are ignored. */
+export const SamplingFields = z.object({
   model: z.string().optional(),
   temperature: z.number().min(0).max(2).nullable().optional(),
   top_p: z.number().gt(0).max(1).nullable().optional(),
   max_tokens: z.number().int().min(1).nullable().optional(),
-  max_completion_tokens: z.number().int().min(1).nullable().optional(),
   stop: Stop.optional(),
   seed: z.number().int().nullable().optional(),
   n: z.literal(1, { error: "only n=1 is supported" }).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
-  logprobs: z.boolean().nullable().optional(),
-  top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
   user: z.string().optional(),
   // Extensions, as vLLM names them.
   top_k: z.number().int().min(-1).nullable().optional(),
@@ -43,9 +39,22 @@ export const GenerationFields = z.object({
     .optional(),
 });
 
-export const ChatCompletionRequest = GenerationFields.extend({
+/** The sampling and message fields shared by /v1/chat/completions and /v1/compare. */
+export const GenerationFields = SamplingFields.extend({
+  messages: z.array(Message).min(1, "messages must hold at least one message"),
+  max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  logprobs: z.boolean().nullable().optional(),
+  top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
+});
+
+/** Streaming as OpenAI asks for it. */
+export const StreamFields = z.object({
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+});
+
+export const ChatCompletionRequest = GenerationFields.extend({
+  ...StreamFields.shape,
   /** Switchyard: how to answer (default: the tenant's default strategy). */
   strategy: z
     .enum(STRATEGIES)
@@ -62,6 +71,7 @@ export const CompareRequest = GenerationFields.extend({
   reference: z.string().max(100_000).optional(),
 });
 
+export type SamplingBody = z.output<typeof SamplingFields>;
 export type GenerationBody = z.output<typeof GenerationFields>;
 export type ChatCompletionBody = z.output<typeof ChatCompletionRequest>;
 export type CompareBody = z.output<typeof CompareRequest>;

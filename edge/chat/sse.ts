@@ -1,4 +1,6 @@
 import type { Context } from "hono";
+import type { AppEnv } from "../env.ts";
+import { toApiError } from "../middleware/errors.ts";
 
 export interface SseOptions {
   /** Ends a stream whose client has not taken the last event for this long (0 = never). */
@@ -76,4 +78,51 @@ export function sseResponse(c: Context, source: AsyncIterable<string>, options: 
 
 function frame(data: string): Uint8Array {
   return encoder.encode(`${data.split(/\r\n|\r|\n/).map((line) => `data: ${line}`).join("\n")}\n\n`);
+}
+
+/** Sends one JSON payload as an SSE `data:` event. */
+export type Send = (payload: unknown) => Promise<void>;
+
+export interface EventWriter<T> {
+  /** Writes what comes before the first event (e.g. chat's role chunk). */
+  open?(send: Send): Promise<void>;
+  /** Writes the payloads of one event. */
+  event(event: T, send: Send): Promise<void>;
+}
+
+/**
+ * Server-sent events of JSON payloads, ending with `data: [DONE]`, with `sseResponse`'s backpressure:
+ * a client that goes away or stalls past the timeout cancels the generation. The first event is
+ * awaited before the stream opens, so errors raised before any token (a full queue, an adapter that
+ * fails to load) still reach the client as a JSON error with its status. Used by chat and completions.
+ */
+export async function streamEvents<T>(
+  c: Context<AppEnv>,
+  start: (signal: AbortSignal) => AsyncIterable<T>,
+  writer: EventWriter<T>,
+  stallTimeoutMs: number,
+): Promise<Response> {
+  const cancel = new AbortController();
+  const events = start(AbortSignal.any([c.req.raw.signal, cancel.signal]))[Symbol.asyncIterator]();
+  let next = await events.next();
+  async function* payloads(): AsyncGenerator<string> {
+    const written: string[] = [];
+    const send: Send = async (payload) => void written.push(JSON.stringify(payload));
+    await writer.open?.(send);
+    yield* written.splice(0);
+    for (; !next.done; next = await events.next()) {
+      await writer.event(next.value, send);
+      yield* written.splice(0);
+    }
+    yield "[DONE]";
+  }
+  return sseResponse(c, payloads(), {
+    stallTimeoutMs,
+    onCancel: () => cancel.abort(),
+    onStall: () => c.get("logger").warn({ stallTimeoutMs }, "stream client stalled: generation cancelled"),
+    onError: (err) => {
+      c.get("logger").error({ err }, "stream failed");
+      return JSON.stringify(toApiError(err).toBody());
+    },
+  });
 }

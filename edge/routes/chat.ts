@@ -4,11 +4,10 @@ import { collect, finalTimings, generate, prepareCompletion, type PreparedComple
 import type { ChatDeps } from "../chat/deps.ts";
 import { chunkJson, completionId, completionJson, extensionJson, logprobsJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
 import { ChatCompletionRequest, type ChatCompletionBody } from "../chat/schema.ts";
-import { sseResponse } from "../chat/sse.ts";
+import { streamEvents } from "../chat/sse.ts";
 import { planRequest } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { toApiError } from "../middleware/errors.ts";
 
 /** OpenAI-compatible chat completions, mounted at /v1/chat. */
 export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
@@ -46,41 +45,22 @@ interface StreamMeta {
   accounting: Accounting;
 }
 
-/**
- * Server-sent events in OpenAI's chunk shape; a client that goes away, or stops reading for longer than
- * the stall timeout, cancels the generation, and one that reads slowly slows it (see ../chat/sse.ts).
- * The first event is awaited before the stream opens, so errors raised before any token (a full queue,
- * an adapter that fails to load) still reach the client as a JSON error with its status.
- */
-async function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
+/** OpenAI's chat chunks over server-sent events (edge/chat/sse.ts). */
+function streamCompletion(c: Context<AppEnv>, deps: ChatDeps, body: ChatCompletionBody, prepared: PreparedCompletion, meta: StreamMeta) {
   const includeUsage = !!body.stream_options?.include_usage;
   const chunkMeta = { ...meta, includeUsage };
-  const cancel = new AbortController();
-  const events = generate(deps, prepared, AbortSignal.any([c.req.raw.signal, cancel.signal]))[Symbol.asyncIterator]();
-  let next = await events.next();
-  async function* chunks(): AsyncGenerator<string> {
-    yield JSON.stringify(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null }));
-    for (; !next.done; next = await events.next()) {
-      const event = next.value;
+  return streamEvents(c, (signal) => generate(deps, prepared, signal), {
+    open: (send) => send(chunkJson(chunkMeta, { delta: { role: "assistant", content: "" }, finish_reason: null })),
+    async event(event, send) {
+      if (event.type === "prompt") return;
       if (event.type === "text") {
         const logprobs = event.logprob && body.logprobs ? logprobsJson([event.logprob]) : null;
-        yield JSON.stringify(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
-        continue;
+        return send(chunkJson(chunkMeta, { delta: { content: event.text }, logprobs, finish_reason: null }));
       }
       const extension = extensionJson(prepared, meta.accounting.adapterName, finalTimings(prepared, event, meta.startedAt));
-      yield JSON.stringify(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
-      if (includeUsage) yield JSON.stringify({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
+      await send(chunkJson(chunkMeta, { delta: {}, finish_reason: event.finishReason }, { switchyard: extension }));
+      if (includeUsage) await send({ ...chunkJson(chunkMeta, null), usage: usageJson(event.promptTokens, event.completionTokens) });
       await meta.accounting.record(event.promptTokens, event.completionTokens);
-    }
-    yield "[DONE]";
-  }
-  return sseResponse(c, chunks(), {
-    stallTimeoutMs: deps.streamStallTimeoutMs ?? 0,
-    onCancel: () => cancel.abort(),
-    onStall: () => c.get("logger").warn({ stallTimeoutMs: deps.streamStallTimeoutMs }, "stream client stalled: generation cancelled"),
-    onError: (err) => {
-      c.get("logger").error({ err }, "stream failed");
-      return JSON.stringify(toApiError(err).toBody());
     },
-  });
+  }, deps.streamStallTimeoutMs ?? 0);
 }

@@ -12,6 +12,7 @@ export function withAdapterLeases(inference: Inference, adapters: Pick<AdapterSe
     model: () => inference.model(),
     encodeChat: (messages, options) => inference.encodeChat(messages, options),
     tokenize: (text, options) => inference.tokenize(text, options),
+    detokenize: (tokens) => inference.detokenize(tokens),
     close: () => inference.close(),
     generate: (request) => (request.adapter === undefined ? inference.generate(request) : leased(inference, adapters, request, request.adapter)),
   };

@@ -139,6 +139,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     tokenize: (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
       tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
+    detokenize: (tokens: number[]) => (tokens.length > 0 ? tokenizer.decode(tokens, { skipSpecialTokens: true }) : ""),
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
       validate(request, config);
       if (request.adapter !== undefined && !options.resolveAdapter) {
@@ -171,6 +172,8 @@ function validate(request: GenerateRequest, config: DecoderConfig): void {
   if (bad !== undefined) throw new InvalidGenerateRequestError(`prompt token ${bad} is not in the vocabulary (0..${config.vocabSize - 1})`);
   const maxTokens = request.params.maxTokens;
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidGenerateRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
+  const top = request.promptLogprobs;
+  if (top !== undefined && !(Number.isInteger(top) && top >= 0)) throw new InvalidGenerateRequestError(`promptLogprobs must be a non-negative integer, got ${top}`);
   if (prompt.length + maxTokens > config.maxPositionEmbeddings) {
     throw new ContextOverflowError(prompt.length, maxTokens, config.maxPositionEmbeddings);
   }

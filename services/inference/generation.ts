@@ -2,13 +2,13 @@
  * One request in flight: turns logits into tokens (sampler), tokens into text (detokenizer, stop
  * sequences) and text into GenerateEvents, and decides when the sequence is finished.
  */
-import type { GenerateEvent, GenerateRequest, TokenLogprob } from "../../edge/ports.ts";
+import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../edge/ports.ts";
 import type { LoraWeights } from "../adapters/types.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
 import { NonFiniteLogitsError } from "./errors.ts";
 import { EventStream } from "./event-stream.ts";
-import { createSampler, type Sampler, type SampleResult, type TokenChoice } from "./sampler.ts";
+import { createSampler, logSumExp, topIndices, type Sampler, type SampleResult, type TokenChoice } from "./sampler.ts";
 import type { ScheduledSequence } from "./scheduler.ts";
 import { createStopMatcher, type StopMatcher } from "./stop.ts";
 
@@ -38,6 +38,8 @@ export class Generation implements ScheduledSequence {
   private startedAt?: number;
   private firstTokenAt?: number;
   private finished = false;
+  /** Prompt tokens scored so far (echo with logprobs); undefined when not asked for. */
+  private promptLogprobs?: PromptTokenLogprob[];
 
   constructor(
     private readonly request: GenerateRequest,
@@ -54,6 +56,23 @@ export class Generation implements ScheduledSequence {
     this.events = new EventStream<GenerateEvent>({ onAbandon: () => this.cancel(), onDrain: () => context.poke() });
     this.adapter.catch(() => undefined); // failures are reported through finish()
     request.signal?.addEventListener("abort", () => this.cancel(), { once: true });
+    if (request.promptLogprobs !== undefined) {
+      const first = this.describe({ token: request.promptTokens[0], logprob: 0 });
+      this.promptLogprobs = [{ ...first, logprob: null, top: [] }];
+    }
+  }
+
+  get wantsPromptLogits(): boolean {
+    return this.promptLogprobs !== undefined;
+  }
+
+  /** Logits after prompt token `position`: scores prompt token `position + 1`, raw as the sampler's logprobs. */
+  acceptPromptLogits(logits: Float32Array, position: number): void {
+    const token = this.promptTokens[position + 1];
+    if (!this.promptLogprobs || token === undefined) return;
+    const norm = logSumExp(logits);
+    const top = topIndices(logits, this.request.promptLogprobs ?? 0).map((t) => this.describe({ token: t, logprob: logits[t] - norm }));
+    this.promptLogprobs.push({ ...this.describe({ token, logprob: logits[token] - norm }), top });
   }
 
   get cancelled(): boolean {
@@ -71,6 +90,7 @@ export class Generation implements ScheduledSequence {
 
   accept(logits: Float32Array): number | undefined {
     if (!allFinite(logits)) throw new NonFiniteLogitsError(this.completion);
+    if (this.promptLogprobs && this.completion === 0) this.events.push({ type: "prompt", logprobs: this.promptLogprobs });
     const choice = this.sampler.sample(logits, this.history);
     const token = choice.token;
     this.firstTokenAt ??= performance.now();

@@ -23,6 +23,10 @@ export interface ScheduledSequence {
   readonly paused: boolean;
   /** Called when the prompt's first chunk is about to run. */
   started(): void;
+  /** Wants the logits after every prompt token, not only the last (prompt logprobs). */
+  readonly wantsPromptLogits?: boolean;
+  /** The logits after prompt token `position`, for each but the last prompt token, in order. */
+  acceptPromptLogits?(logits: Float32Array, position: number): void;
   /** Logits after the last fed token -> the next token to feed, or undefined when finished. */
   accept(logits: Float32Array): number | undefined;
   /** Called exactly once when the sequence leaves the scheduler. */
@@ -248,20 +252,31 @@ export class Scheduler {
   private async prefillChunk(group: PrefillGroup): Promise<void> {
     const chunks = group.rows.map((p) => p.seq.promptTokens.slice(p.done, p.done + this.options.prefillChunk));
     const lora = this.loraSlots && loraFeeds(this.loraSlots, group.rows.map((p) => p.adapter));
-    const out = await this.runnerFor(lora).step({ cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora });
+    const allLogits = group.rows.some((p) => p.seq.wantsPromptLogits);
+    const step = { cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora, allLogits };
+    const out = await this.runnerFor(lora).step(step);
     this.counters.prefillChunks++;
     const vocab = this.shape.vocabSize;
+    // Row i's logits: `picked` positions, left-padded, its last token's at the end.
+    const at = (i: number, k: number) => out.logits.subarray((i * out.picked + k) * vocab, (i * out.picked + k + 1) * vocab);
     const done: number[] = [];
     group.rows.forEach((p, i) => {
+      if (allLogits && p.seq.wantsPromptLogits) this.scorePrompt(p, chunks[i], (k) => at(i, out.picked - chunks[i].length + k));
       p.done += chunks[i].length;
       if (p.done < p.seq.promptTokens.length) return;
       done.push(i);
-      const next = acceptSafely(p.seq, out.logits.subarray(i * vocab, (i + 1) * vocab));
+      const next = acceptSafely(p.seq, at(i, out.picked - 1));
       if (next === undefined) return;
       this.cache.join(group.cache.select([i]));
       this.running.push({ seq: p.seq, adapter: p.adapter, next, position: p.seq.promptTokens.length });
     });
     this.removePrefillRows(group, done);
+  }
+
+  /** Hands a row the logits after each of its chunk's tokens but the prompt's last (that one picks the first new token). */
+  private scorePrompt(p: Prefilling, chunk: number[], logitsAfter: (k: number) => Float32Array): void {
+    const last = p.seq.promptTokens.length - 1;
+    for (let k = 0; k < chunk.length && p.done + k < last; k++) p.seq.acceptPromptLogits?.(logitsAfter(k), p.done + k);
   }
 
   private removePrefillRows(group: PrefillGroup, rows: number[]): void {

@@ -28,7 +28,7 @@ export async function collect(events: AsyncIterable<GenerateEvent>, onToken?: (n
   const out: Collected = { text: "", tokens: [], logprobs: [] };
   for await (const e of events) {
     if (e.type === "done") out.done = e;
-    else {
+    else if (e.type === "text") {
       out.text += e.text;
       if (e.logprob) {
         out.tokens.push(e.tokenId);

@@ -1,0 +1,51 @@
+/**
+ * `generate --adapter NAME|PATH`: a PEFT adapter folder (adapter_config.json +
+ * adapter_model.safetensors), or an adapter in the data dir's registry by id, name or name@version.
+ */
+import { existsSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AdapterRegistry, loadPeftAdapter, type BaseModelShape } from "../services/adapters/index.ts";
+import { CONFIG_FILE, MODEL_FILE } from "../services/adapters/registry.ts";
+import type { LoraWeights } from "../services/adapters/types.ts";
+import { openDatabase } from "../services/store/db.ts";
+
+export interface AdapterContext {
+  dataDir: string;
+  baseId: string;
+  shape: BaseModelShape;
+  maxRank: number;
+}
+
+export async function loadCliAdapter(ref: string, context: AdapterContext): Promise<LoraWeights> {
+  const limits = { maxRank: context.maxRank };
+  if (existsSync(ref) && statSync(ref).isDirectory()) {
+    const [config, model] = await Promise.all([readFile(join(ref, CONFIG_FILE)), readFile(join(ref, MODEL_FILE))]).catch(() => {
+      throw new Error(`${ref} is not a PEFT adapter folder: it needs ${CONFIG_FILE} and ${MODEL_FILE}`);
+    });
+    return loadPeftAdapter(ref, { config: new Uint8Array(config), model: new Uint8Array(model) }, context.shape, limits);
+  }
+  const dbFile = join(context.dataDir, "switchyard.db");
+  if (!existsSync(dbFile)) throw new Error(`no adapter folder ${ref}, and no registry in ${context.dataDir} to find it by name`);
+  const database = openDatabase(dbFile);
+  try {
+    const registry = new AdapterRegistry({ db: database.db, dataDir: context.dataDir, base: { id: context.baseId, shape: context.shape }, limits });
+    return await registry.loadWeights(findAdapter(registry, ref));
+  } finally {
+    database.close();
+  }
+}
+
+/** An adapter id, or the one adapter called `name` (`name@version`: that version; else the newest). */
+function findAdapter(registry: AdapterRegistry, ref: string): string {
+  const all = registry.list({ admin: true });
+  const byId = all.find((a) => a.id === ref);
+  if (byId) return byId.id;
+  const m = /^(.+)@(\d+)$/.exec(ref);
+  const [name, version] = m ? [m[1]!, Number(m[2])] : [ref, undefined];
+  const matches = all.filter((a) => a.name === name && (version === undefined || a.version === version));
+  if (matches.length === 0) throw new Error(`no adapter folder and no stored adapter "${ref}"`);
+  const owners = new Set(matches.map((a) => a.tenantId));
+  if (owners.size > 1) throw new Error(`several tenants have an adapter named "${ref}"; give its id: ${matches.map((a) => a.id).join(", ")}`);
+  return matches[0]!.id;
+}

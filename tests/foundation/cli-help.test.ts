@@ -1,0 +1,59 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CONFIG_SOURCES } from "../../edge/config.ts";
+
+const root = join(import.meta.dirname, "../..");
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [join(root, "bin/switchyard.mjs"), ...args], { cwd: root });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (err += d));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
+}
+
+describe("switchyard --help", () => {
+  it("lists the subcommands", async () => {
+    const { code, out } = await runCli(["--help"]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^usage: switchyard <command>/);
+    for (const name of ["start", "generate", "ingest"]) expect(out).toMatch(new RegExp(`^  ${name} +\\S`, "m"));
+    expect(out).toContain("switchyard <command> --help");
+  });
+
+  it("shows each subcommand's own options, and exits 0", async () => {
+    const [generate, start, ingest, viaHelp] = await Promise.all([
+      runCli(["generate", "--help"]),
+      runCli(["start", "--help"]),
+      runCli(["ingest", "-h"]),
+      runCli(["help", "generate"]),
+    ]);
+    expect(generate.code).toBe(0);
+    expect(generate.err).toBe("");
+    expect(generate.out).toMatch(/^usage: switchyard generate --prompt TEXT/);
+    for (const flag of ["--model", "--prompt", "--max-tokens", "--temperature", "--seed", "--top-p", "--top-k", "--stop", "--adapter", "--logprobs", "--data-dir"]) {
+      expect(generate.out).toMatch(new RegExp(`^  ${flag} `, "m"));
+    }
+    expect(viaHelp.out).toBe(generate.out);
+
+    expect(start.code).toBe(0);
+    expect(start.out).toMatch(/^usage: switchyard start/);
+    for (const { flag, env } of Object.values(CONFIG_SOURCES)) expect(start.out).toMatch(new RegExp(`^  ${flag} .*\\(${env}`, "m"));
+    expect(start.out).toMatch(/--port N .*default 8787/);
+
+    expect(ingest.code).toBe(0);
+    expect(ingest.out).toMatch(/^usage: switchyard ingest PATH\.\.\. --tenant ID/);
+    for (const flag of ["--tenant", "--data-dir", "--embedding-model", "--int8"]) expect(ingest.out).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
+  });
+
+  it("still refuses an unknown command or option, on stderr with exit 2", async () => {
+    const unknown = await runCli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/^unknown command: frobnicate\nusage: switchyard <command>/);
+    const badOption = await runCli(["generate", "--prompt", "x", "--temprature", "0"]);
+    expect(badOption.code).toBe(2);
+    expect(badOption.err).toMatch(/Unknown option '--temprature'[\s\S]*usage: switchyard generate/);
+  });
+});
