@@ -44,8 +44,8 @@ describe("switchyard --help", () => {
     expect(start.out).toMatch(/--port N .*default 8787/);
 
     expect(ingest.code).toBe(0);
-    expect(ingest.out).toMatch(/^usage: switchyard ingest PATH\.\.\. --tenant ID/);
-    for (const flag of ["--tenant", "--data-dir", "--embedding-model", "--int8"]) expect(ingest.out).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
+    expect(ingest.out).toMatch(/^usage: switchyard ingest PATH\.\.\. \(--tenant ID \| --key KEY\)/);
+    for (const flag of ["--tenant", "--key", "--url", "--data-dir", "--embedding-model", "--int8"]) expect(ingest.out).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
   });
 
   it("still refuses an unknown command or option, on stderr with exit 2", async () => {
