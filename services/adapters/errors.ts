@@ -11,6 +11,7 @@ export type AdapterErrorCode =
   | "shape_mismatch"
   | "rank_too_high"
   | "corrupt_safetensors"
+  | "too_many_tensors"
   | "not_found"
   | "forbidden"
   | "cache_full"
