@@ -1,0 +1,81 @@
+/** Parsing untrusted documents in a worker thread under limits (real worker, real pdf.js, real SQLite). */
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_PARSE_LIMITS, DocumentParser, parseStarted } from "../../services/retrieval/isolated-parse.ts";
+import { documents } from "../../services/store/schema.ts";
+import { openTestKb, utf8, type TestKb } from "./helpers.ts";
+import { buildFlateBombPdf, buildPdf } from "./pdf.ts";
+
+/** Counts worker parses started while `run` runs. */
+async function countParses<T>(run: () => Promise<T>): Promise<{ result: T; parses: number }> {
+  let parses = 0;
+  const onStart = () => parses++;
+  subscribe(parseStarted.name as string, onStart);
+  try {
+    return { result: await run(), parses };
+  } finally {
+    unsubscribe(parseStarted.name as string, onStart);
+  }
+}
+
+let t: TestKb | undefined;
+afterEach(async () => {
+  await t?.cleanup();
+  t = undefined;
+});
+
+describe("DocumentParser", () => {
+  it("parses PDFs and large text in a worker, small text inline, with the same result", async () => {
+    const parser = new DocumentParser();
+    const pdf = await countParses(() => parser.parse("pdf", buildPdf([["Hello PDF world."]])));
+    expect(pdf).toMatchObject({ parses: 1, result: { text: expect.stringContaining("Hello PDF world.") } });
+    const big = "A paragraph of the manual.\n\n".repeat(50_000);
+    const large = await countParses(() => parser.parse("text", utf8(big)));
+    expect(large.parses).toBe(1);
+    expect(large.result.blocks).toHaveLength(50_000);
+    expect(await countParses(() => parser.parse("text", utf8("small")))).toMatchObject({ parses: 0, result: { text: "small" } });
+  });
+
+  it("refuses a Flate bomb at the decoded-bytes limit", async () => {
+    const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, maxDecodedBytes: 4 * 1024 * 1024 });
+    await expect(parser.parse("pdf", buildFlateBombPdf(32))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/decodes to more than 4194304 bytes/) });
+  });
+
+  it("refuses a parse that outlasts the time limit, and terminates its worker", async () => {
+    // The worker alone takes far longer than 1 ms to start, so the limit is always reached first.
+    const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, timeoutMs: 1 });
+    await expect(parser.parse("pdf", buildPdf([["slow"]]))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/longer than 1 ms/) });
+  });
+
+  it("refuses an invalid PDF with pdf.js's reason", async () => {
+    await expect(new DocumentParser().parse("pdf", utf8("%PDF-1.4 garbage"))).rejects.toMatchObject({ kind: "invalid", message: expect.stringMatching(/could not read PDF/) });
+  });
+});
+
+describe("the knowledge base's parsing", () => {
+  it("parses an uploaded PDF once (upload and ingestion share the parse)", async () => {
+    t = await openTestKb({ inlineBytes: 0 });
+    const kb = t.kb;
+    const { parses } = await countParses(async () => {
+      await kb.upload("acme", { bytes: buildPdf([["Quarterly revenue grew."]]), fileName: "q.pdf" });
+      await kb.idle();
+    });
+    expect(parses).toBe(1);
+    expect(kb.list("acme")[0]).toMatchObject({ status: "ready", chunkCount: 1 });
+  });
+
+  it("fails a resumed background document at the limit, with the reason and nothing half-written", async () => {
+    t = await openTestKb({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
+    const bomb = buildFlateBombPdf(32);
+    // A bomb queued before a restart (as by an older version): its ingestion resumes at the next start.
+    t.store.db.insert(documents).values({ id: "doc_bomb", tenantId: "acme", title: "bomb.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued" }).run();
+    writeFileSync(join(t.dataDir, "documents", "doc_bomb"), bomb);
+    const kb = await t.reopen({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
+    await kb.idle();
+    expect(kb.get("acme", "doc_bomb")).toMatchObject({ status: "failed", chunkCount: 0, error: expect.stringMatching(/decodes to more than 4194304 bytes/) });
+    expect(await kb.indexedChunkIds("acme")).toEqual([]);
+    expect(existsSync(join(t.dataDir, "documents", "doc_bomb"))).toBe(false);
+  });
+});
