@@ -9,13 +9,17 @@ export interface ParseLimits {
   maxDecodedBytes: number;
   /** Wall-clock limit; the worker is terminated when it is reached. */
   timeoutMs: number;
-  /** JS heap of the worker (`resourceLimits.maxOldGenerationSizeMb`). */
+  /**
+   * JS heap of the worker (`resourceLimits.maxOldGenerationSizeMb`). Set well above what a document within
+   * the upload and decoded-bytes limits needs: Node terminates a worker that reaches it, but a single large
+   * allocation at the limit can abort the whole process instead (nodejs/node#47224).
+   */
   maxHeapMb: number;
   /** Parses running at once; more wait, so a burst of hostile uploads cannot multiply the limits above. */
   concurrency: number;
 }
 
-export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDecodedBytes: 256 * 1024 * 1024, timeoutMs: 30_000, maxHeapMb: 512, concurrency: 2 };
+export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDecodedBytes: 256 * 1024 * 1024, timeoutMs: 30_000, maxHeapMb: 1024, concurrency: 2 };
 
 /** Text formats this small parse on the calling thread: linear in their size, and a worker costs more to start. */
 const INLINE_TEXT_BYTES = 1024 * 1024;

@@ -76,7 +76,7 @@ export interface KnowledgeBase {
 const RRF_K = 60;
 const EXACT_SEARCH_MAX = 2048;
 
-/** Opens the knowledge base: loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
+/** Opens the knowledge base: sweeps crash leftovers, loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
 export async function createKnowledgeBase(options: KnowledgeBaseOptions): Promise<KnowledgeBase> {
   const kb = new SqliteKnowledgeBase(options);
   await kb.recover();
