@@ -65,7 +65,8 @@ export class DocumentParser {
 
   private inWorker(format: DocumentFormat, bytes: Uint8Array): Promise<ParsedDocument> {
     const { maxDecodedBytes, timeoutMs, maxHeapMb } = this.limits;
-    const job: ParseJob = { format, bytes: bytes.slice(), maxDecodedBytes };
+    // A copy the worker owns (Buffer#slice would share, and transferring would detach, the caller's bytes).
+    const job: ParseJob = { format, bytes: new Uint8Array(bytes), maxDecodedBytes };
     const worker = new Worker(WORKER_URL, {
       workerData: job,
       transferList: [job.bytes.buffer as ArrayBuffer],

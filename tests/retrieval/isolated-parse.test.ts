@@ -38,6 +38,15 @@ describe("DocumentParser", () => {
     expect(await countParses(() => parser.parse("text", utf8("small")))).toMatchObject({ parses: 0, result: { text: "small" } });
   });
 
+  it("leaves the caller's bytes whole: a Buffer (whose slice would share memory) is copied, not transferred", async () => {
+    const pdf = buildPdf([["Still here."]]);
+    const bytes = Buffer.alloc(pdf.byteLength); // its own ArrayBuffer, as readFileSync gives (pooled ones cannot be transferred)
+    bytes.set(pdf);
+    const before = Buffer.from(bytes);
+    await new DocumentParser().parse("pdf", bytes);
+    expect(bytes.equals(before)).toBe(true);
+  });
+
   it("refuses a Flate bomb at the decoded-bytes limit", async () => {
     const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, maxDecodedBytes: 4 * 1024 * 1024 });
     await expect(parser.parse("pdf", buildFlateBombPdf(32))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/decodes to more than 4194304 bytes/) });
