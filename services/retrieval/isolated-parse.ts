@@ -45,6 +45,7 @@ export class DocumentParser {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private readonly workers = new Set<Worker>();
+  private closed = false;
 
   constructor(readonly limits: ParseLimits = DEFAULT_PARSE_LIMITS) {}
 
@@ -52,14 +53,16 @@ export class DocumentParser {
     if (format !== "pdf" && bytes.byteLength <= INLINE_TEXT_BYTES) return parseDocument(format, bytes);
     await this.acquire();
     try {
+      if (this.closed) throw new Error("the document parser is closed");
       return await this.inWorker(format, bytes);
     } finally {
       this.release();
     }
   }
 
-  /** Terminates running parses (they fail); used at shutdown. */
+  /** Terminates running parses (they fail) and refuses new ones; used at shutdown. */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.workers].map((w) => w.terminate()));
   }
 

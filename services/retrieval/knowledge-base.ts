@@ -236,13 +236,13 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     return (await this.indexFor(tenantId)).labels().sort((a, b) => a - b);
   }
 
-  /** Stops at the next batch boundary; unfinished documents stay queued and resume at the next start. */
+  /** Stops a running parse at once and embedding at the next batch boundary; unfinished documents stay queued and resume at the next start. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.parser.close();
     await this.idle();
     for (const [tenantId, index] of this.indexes) if (this.dirty.has(tenantId)) this.saveIndex(tenantId, await index);
-    await this.parser.close();
     if (this.options.ownsEmbedder) await this.embedder.close?.();
   }
 
@@ -252,7 +252,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       try {
         await this.ingest(tenantId, documentId);
       } catch (err) {
-        if (!(err instanceof ShuttingDown)) this.fail(documentId, err);
+        // Closing stops parses and embedding midway: the document is not at fault, and resumes at the next start.
+        if (!(err instanceof ShuttingDown) && !this.closed) this.fail(documentId, err);
       } finally {
         this.parsed.delete(documentId);
       }

@@ -20,6 +20,17 @@ async function countParses<T>(run: () => Promise<T>): Promise<{ result: T; parse
   }
 }
 
+/** Resolves at the next worker parse start. */
+function nextParseStart(): Promise<void> {
+  return new Promise((resolve) => {
+    const onStart = () => {
+      unsubscribe(parseStarted.name as string, onStart);
+      resolve();
+    };
+    subscribe(parseStarted.name as string, onStart);
+  });
+}
+
 let t: TestKb | undefined;
 afterEach(async () => {
   await t?.cleanup();
@@ -73,6 +84,22 @@ describe("the knowledge base's parsing", () => {
     });
     expect(parses).toBe(1);
     expect(kb.list("acme")[0]).toMatchObject({ status: "ready", chunkCount: 1 });
+  });
+
+  it("close stops a running parse at once; its document stays queued and resumes at the next start", async () => {
+    t = await openTestKb({ parseLimits: { maxDecodedBytes: 1024 * 1024 * 1024 } });
+    const bomb = buildFlateBombPdf(256); // seconds of work for pdf.js: close must not wait for it
+    t.store.db.insert(documents).values({ id: "doc_slow", tenantId: "acme", title: "slow.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued" }).run();
+    writeFileSync(join(t.dataDir, "documents", "doc_slow"), bomb);
+    const started = nextParseStart();
+    const slow = await t.reopen({ parseLimits: { maxDecodedBytes: 1024 * 1024 * 1024 } });
+    await started;
+    await slow.close();
+    expect(t.kb.get("acme", "doc_slow")).toMatchObject({ status: "processing", error: null });
+    expect(existsSync(join(t.dataDir, "documents", "doc_slow"))).toBe(true);
+    const kb = await t.reopen({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
+    await kb.idle();
+    expect(kb.get("acme", "doc_slow")).toMatchObject({ status: "failed", error: expect.stringMatching(/decodes to more than/) });
   });
 
   it("fails a resumed background document at the limit, with the reason and nothing half-written", async () => {
