@@ -11,7 +11,8 @@ import { KnowledgeError } from "./errors.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import { sweepLeftovers } from "./sweep.ts";
 import { DEFAULT_PARSE_LIMITS, DocumentParser, type ParseLimits } from "./isolated-parse.ts";
-import { detectFormat, type DocumentFormat, type ParsedDocument } from "./parse.ts";
+import { detectFormat, type DocumentFormat } from "./parse.ts";
+import { ParsedCache } from "./parsed-cache.ts";
 import type { Embedder, SearchHit, SearchMode, SearchRequest } from "./types.ts";
 import { DEFAULT_HNSW, VectorIndex, type HnswParams, type VectorHit } from "./vector-index.ts";
 
@@ -74,6 +75,8 @@ export interface KnowledgeBase {
 }
 
 const RRF_K = 60;
+/** Text of parsed uploads held for their ingestion (UTF-16: up to 128 MB). */
+const PARSED_CACHE_CHARS = 64 * 1024 * 1024;
 const EXACT_SEARCH_MAX = 2048;
 
 /** Opens the knowledge base: sweeps crash leftovers, loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
@@ -97,8 +100,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 
   private readonly countTokens: TokenCounter;
   private readonly parser: DocumentParser;
-  /** Documents parsed by `upload`, waiting for their ingestion job: each upload is parsed once. */
-  private readonly parsed = new Map<string, ParsedDocument>();
+  /** Documents parsed by `upload`, waiting for their ingestion job. */
+  private readonly parsed = new ParsedCache(PARSED_CACHE_CHARS);
 
   constructor(private readonly options: KnowledgeBaseOptions) {
     this.embedder = options.embedder;
@@ -255,7 +258,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
         // Closing stops parses and embedding midway: the document is not at fault, and resumes at the next start.
         if (!(err instanceof ShuttingDown) && !this.closed) this.fail(documentId, err);
       } finally {
-        this.parsed.delete(documentId);
+        this.parsed.take(documentId);
       }
       // Save once the tenant has nothing more queued: one write per burst of uploads.
       if (this.jobs.pendingFor(tenantId) === 1) await this.flushIndex(tenantId);
@@ -268,8 +271,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const path = this.uploadPath(documentId);
     if (!existsSync(path)) throw new Error("the uploaded file was lost before ingestion");
     this.setProgress(documentId, 0);
-    // Parsed by the upload, or (resumed after a restart) parsed here under the same limits.
-    const parsed = this.parsed.get(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
+    // Parsed by the upload, or (resumed after a restart, or past the cache's bound) parsed here under the same limits.
+    const parsed = this.parsed.take(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
     const list = chunkDocument(parsed, this.chunking(tenantId), this.countTokens);
     const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
     const index = await this.indexFor(tenantId);

@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_PARSE_LIMITS, DocumentParser, parseStarted } from "../../services/retrieval/isolated-parse.ts";
+import { ParsedCache } from "../../services/retrieval/parsed-cache.ts";
 import { documents } from "../../services/store/schema.ts";
 import { openTestKb, utf8, type TestKb } from "./helpers.ts";
 import { buildFlateBombPdf, buildPdf } from "./pdf.ts";
@@ -71,6 +72,20 @@ describe("DocumentParser", () => {
 
   it("refuses an invalid PDF with pdf.js's reason", async () => {
     await expect(new DocumentParser().parse("pdf", utf8("%PDF-1.4 garbage"))).rejects.toMatchObject({ kind: "invalid", message: expect.stringMatching(/could not read PDF/) });
+  });
+});
+
+describe("ParsedCache", () => {
+  it("keeps parsed uploads up to its bound in characters, and frees them when taken", () => {
+    const cache = new ParsedCache(10);
+    const doc = (text: string) => ({ text, blocks: [] });
+    cache.set("a", doc("123456"));
+    cache.set("b", doc("12345")); // 11 > 10: not kept, its ingestion parses again
+    expect(cache.take("b")).toBeUndefined();
+    expect(cache.take("a")).toEqual(doc("123456"));
+    expect(cache.take("a")).toBeUndefined();
+    cache.set("c", doc("1234567890"));
+    expect(cache.take("c")?.text).toBe("1234567890");
   });
 });
 
