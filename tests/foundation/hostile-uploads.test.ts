@@ -14,8 +14,11 @@ const PARSE_LIMIT = 16 * 1024 * 1024;
 
 let p: TestPlatform;
 let key: string;
+let hostileZip: Uint8Array;
 
 beforeAll(async () => {
+  // Built before any request: seconds of idle keep-alive mid-suite would race the server closing the socket.
+  hostileZip = millionEntryAdapterZip();
   p = await startTestPlatform({ SWITCHYARD_MAX_PARSE_BYTES: String(PARSE_LIMIT), SWITCHYARD_REQUESTS_PER_MINUTE: "0" });
   ({ key } = await createTenantWithKey(p));
 });
@@ -96,18 +99,21 @@ describe.each(["/v1/knowledge/documents", "/v1/adapters"])("malformed multipart 
   });
 });
 
+/** An adapter zip whose safetensors header lists a million empty tensors (about 50 MB of header). */
+function millionEntryAdapterZip(): Uint8Array {
+  const entries = Array.from({ length: 1_000_000 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+  const header = new TextEncoder().encode(`{${entries.join(",")}}`);
+  const model = new Uint8Array(8 + header.byteLength);
+  new DataView(model.buffer).setBigUint64(0, BigInt(header.byteLength), true);
+  model.set(header, 8);
+  const { config } = randomPeftAdapter(STORIES, { rank: 4, targets: ["q_proj"] }).files;
+  return zipSync({ "adapter_config.json": config, "adapter_model.safetensors": model }, { level: 1 });
+}
+
 describe("a safetensors header with a million tiny entries", () => {
   it("is refused by its declared length before it is decoded, naming the limit", async () => {
-    const entries = Array.from({ length: 1_000_000 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
-    const header = new TextEncoder().encode(`{${entries.join(",")}}`);
-    const model = new Uint8Array(8 + header.byteLength);
-    new DataView(model.buffer).setBigUint64(0, BigInt(header.byteLength), true);
-    model.set(header, 8);
-    const { config } = randomPeftAdapter(STORIES, { rank: 4, targets: ["q_proj"] }).files;
-    const zip = zipSync({ "adapter_config.json": config, "adapter_model.safetensors": model }, { level: 1 });
-    expect(zip.byteLength).toBeLessThan(8 * 1024 * 1024);
-
-    const res = await uploadFile("/v1/adapters", "file", zip, "hostile.zip");
+    expect(hostileZip.byteLength).toBeLessThan(3 * 1024 * 1024);
+    const res = await uploadFile("/v1/adapters", "file", hostileZip, "hostile.zip");
     // stories260k has 5 layers: 2 x 7 x 5 = 70 tensors at most.
     const error = await expectOpenAiError(res, 400, /header is \d+ bytes, over the limit of \d+ \(.*at most 2 x 7 targets x 5 layers = 70 tensors\)/);
     expect(error.code).toBe("too_many_tensors");
