@@ -98,13 +98,17 @@ export class DocumentParser {
   }
 
   private async acquire(): Promise<void> {
-    if (this.running >= this.limits.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
+    if (this.running < this.limits.concurrency) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve)); // release hands its slot over
   }
 
   private release(): void {
-    this.running--;
-    this.waiting.shift()?.();
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
   }
 }
 

@@ -70,6 +70,21 @@ describe("DocumentParser", () => {
     await expect(parser.parse("pdf", buildPdf([["slow"]]))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/longer than 1 ms/) });
   });
 
+  it("runs at most `concurrency` workers at once; the others wait their turn", async () => {
+    const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, concurrency: 1 });
+    let finished = 0;
+    const finishedAtEachStart: number[] = [];
+    const onStart = () => finishedAtEachStart.push(finished);
+    subscribe(parseStarted.name as string, onStart);
+    const parse = (label: string) => parser.parse("pdf", buildPdf([[label]])).then((doc) => (finished++, doc.text.trim()));
+    try {
+      expect(await Promise.all([parse("first"), parse("second"), parse("third")])).toEqual(["first", "second", "third"]);
+    } finally {
+      unsubscribe(parseStarted.name as string, onStart);
+    }
+    expect(finishedAtEachStart).toEqual([0, 1, 2]);
+  });
+
   it("refuses an invalid PDF with pdf.js's reason", async () => {
     await expect(new DocumentParser().parse("pdf", utf8("%PDF-1.4 garbage"))).rejects.toMatchObject({ kind: "invalid", message: expect.stringMatching(/could not read PDF/) });
   });
