@@ -22,6 +22,8 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   maxAdaptersPerBatch: { value: "N", text: "most distinct adapters decoded together in one batch" },
   adapterCacheBytes: { value: "SIZE", text: "memory budget of the loaded-adapter cache" },
   loraDir: { value: "DIR", text: "the folder vLLM-style /v1/load_lora_adapter may load adapters from (unset: that route refuses)" },
+  maxParseBytes: { value: "SIZE", text: "most bytes one document may decode to while it is parsed (PDF streams)" },
+  parseTimeoutMs: { value: "MS", text: "how long parsing one document may take before it fails" },
   embeddingModel: { value: "DIR", text: "a BERT-family ONNX folder to embed with instead of USE Lite" },
   embeddingInt8: { value: "0|1", text: "USE Lite with int8 dense layers (about 4x faster ingest)" },
 };

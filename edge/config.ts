@@ -45,6 +45,10 @@ export const ConfigSchema = z.object({
     .min(1)
     .refine((dir) => statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false, "no such directory")
     .optional(),
+  /** Most bytes one document may decode to while it is parsed (PDF streams can inflate a thousandfold). */
+  maxParseBytes: byteSize.default(256 * 1024 * 1024),
+  /** How long parsing one document may take before it fails. */
+  parseTimeoutMs: z.coerce.number().int().min(1).default(30_000),
   /** A BERT-family ONNX folder (model.onnx + tokenizer.json) to embed with instead of USE Lite. */
   embeddingModel: z.string().optional(),
   /** USE Lite with int8 dense layers: about 4x faster ingest. */
@@ -72,6 +76,8 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   maxAdaptersPerBatch: { env: "SWITCHYARD_MAX_ADAPTERS_PER_BATCH", flag: "--max-adapters-per-batch" },
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
   loraDir: { env: "SWITCHYARD_LORA_DIR", flag: "--lora-dir" },
+  maxParseBytes: { env: "SWITCHYARD_MAX_PARSE_BYTES", flag: "--max-parse-bytes" },
+  parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },
 };

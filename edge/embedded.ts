@@ -67,7 +67,11 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
   });
-  const knowledge = await openKnowledgeBase(database, dataDir, { embeddingModel: config.embeddingModel, int8: config.embeddingInt8 });
+  const knowledge = await openKnowledgeBase(database, dataDir, {
+    embeddingModel: config.embeddingModel,
+    int8: config.embeddingInt8,
+    parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
+  });
   logger.info({ model: engine.model().id, modelDir }, "model loaded");
 
   const resolveModelField = modelResolver(adapters.registry);

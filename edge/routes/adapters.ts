@@ -7,6 +7,7 @@ import type { Adapter } from "../../services/store/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
 import { describe } from "../middleware/body.ts";
+import { readMultipart, type Form } from "../middleware/multipart.ts";
 
 export type AdapterStore = Pick<AdapterRegistry, "create" | "list" | "get" | "delete" | "setDefault" | "findByName" | "defaultFor" | "baseModelId">;
 
@@ -114,8 +115,6 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
   return app;
 }
 
-type Form = Record<string, string | File | (string | File)[]>;
-
 interface Upload {
   name: string;
   isPublic: boolean;
@@ -136,12 +135,7 @@ async function readUpload(c: Context<AppEnv>, maxBytes: number): Promise<Upload>
   if (!/^multipart\/form-data/i.test(type)) {
     throw unsupportedMediaType(`Expected multipart/form-data or an archive (application/zip, application/gzip, application/x-tar), got ${type ? JSON.stringify(type) : "none"}.`);
   }
-  let form: Form;
-  try {
-    form = (await c.req.parseBody({ all: true })) as Form;
-  } catch (e) {
-    throw badRequest(`Could not read the multipart body: ${(e as Error).message}`);
-  }
+  const form = await readMultipart(c);
   const name = typeof form.name === "string" ? form.name.trim() : "";
   return { name, isPublic: truthy(form.public), files: () => uploadedFiles(form, maxBytes) };
 }

@@ -8,6 +8,7 @@ import type { DocumentRow } from "../../services/store/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
+import { readMultipart } from "../middleware/multipart.ts";
 
 const Metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
 
@@ -76,10 +77,11 @@ export function knowledgeRoutes(kb: KnowledgeBase): Hono<AppEnv> {
 async function readUpload(c: Context<AppEnv>): Promise<UploadInput> {
   const type = c.req.header("content-type") ?? "";
   if (/^multipart\/form-data/i.test(type)) {
-    const form = await c.req.parseBody();
+    const form = await readMultipart(c);
     const file = form.file;
-    if (!(file instanceof File)) throw badRequest("Multipart uploads need a `file` field holding the document.", "file");
-    const metadata = form.metadata === undefined ? {} : parseMetadata(String(form.metadata));
+    if (!(file instanceof File)) throw badRequest("Multipart uploads need one `file` field holding the document.", "file");
+    if (Array.isArray(form.metadata) || form.metadata instanceof File) throw badRequest("`metadata` must be one JSON text field.", "metadata");
+    const metadata = form.metadata === undefined ? {} : parseMetadata(form.metadata);
     const title = typeof form.title === "string" ? form.title : undefined;
     return { bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name, mediaType: file.type, title, metadata };
   }

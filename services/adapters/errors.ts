@@ -12,6 +12,7 @@ export type AdapterErrorCode =
   | "rank_too_high"
   | "corrupt_safetensors"
   | "non_finite_weights"
+  | "too_many_tensors"
   | "not_found"
   | "forbidden"
   | "cache_full"

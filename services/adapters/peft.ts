@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseSafetensorsBytes, type WeightStore } from "../model/safetensors.ts";
+import { HeaderLimitError, parseSafetensorsBytes, type HeaderLimits, type WeightStore } from "../model/safetensors.ts";
 import type { AdapterFiles } from "./archive.ts";
 import { AdapterError } from "./errors.ts";
 import { LORA_TARGETS, type LoraModuleKey, type LoraModuleWeights, type LoraTarget, type LoraWeights } from "./types.ts";
@@ -196,7 +196,7 @@ const TENSOR_NAME = /^base_model\.model\.(.+)\.lora_(A|B)\.weight$/;
 export function validatePeftAdapter(files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): ValidatedAdapter {
   const config = parsePeftConfig(files.config);
   checkTargetsExist(config, base);
-  const store = openStore(files.model);
+  const store = openStore(files.model, base);
   const stems = groupTensors(store, base);
   const modules = [...stems].map(([name, { layer, target }]) => checkModule(config, store, base, limits, name, layer, target));
   checkNothingMissing(config, base, stems);
@@ -228,10 +228,26 @@ function checkTargetsExist(config: PeftConfig, base: BaseModelShape): void {
   }
 }
 
-function openStore(bytes: Uint8Array): WeightStore {
+/** Room for `__metadata__` and padding, on top of what the tensors' entries need. */
+const HEADER_SLACK_BYTES = 64 * 1024;
+/** Generous for one entry: PEFT's longest tensor name, dtype, a 2-d shape and two offsets take about 160. */
+const HEADER_BYTES_PER_TENSOR = 512;
+
+/** The most an adapter for `base` can need: lora_A and lora_B for every target of every layer. */
+export function adapterHeaderLimits(base: BaseModelShape): HeaderLimits {
+  const maxTensors = 2 * LORA_TARGETS.length * base.numLayers;
+  return {
+    maxTensors,
+    maxHeaderBytes: HEADER_SLACK_BYTES + HEADER_BYTES_PER_TENSOR * maxTensors,
+    reason: `an adapter for this ${base.numLayers}-layer base model has at most 2 x ${LORA_TARGETS.length} targets x ${base.numLayers} layers = ${maxTensors} tensors`,
+  };
+}
+
+function openStore(bytes: Uint8Array, base: BaseModelShape): WeightStore {
   try {
-    return parseSafetensorsBytes(bytes, "adapter_model.safetensors");
+    return parseSafetensorsBytes(bytes, "adapter_model.safetensors", adapterHeaderLimits(base));
   } catch (e) {
+    if (e instanceof HeaderLimitError) throw new AdapterError("too_many_tensors", e.message);
     throw new AdapterError("corrupt_safetensors", (e as Error).message);
   }
 }

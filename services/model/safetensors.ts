@@ -29,6 +29,16 @@ export interface WeightStore {
 const BYTES_PER_ELEMENT: Record<WeightDtype, number> = { F32: 4, F16: 2, BF16: 2 };
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/** Bounds on an untrusted header, checked before it is decoded and while its entries are read. */
+export interface HeaderLimits {
+  maxHeaderBytes: number;
+  maxTensors: number;
+  /** Why the bounds are what they are, appended to a refusal. */
+  reason?: string;
+}
+
+export class HeaderLimitError extends Error {}
+
 /** Where a tensor's bytes come from: a file read at offsets, or memory. */
 interface ByteSource {
   label: string;
@@ -78,7 +88,7 @@ function memorySource(bytes: Uint8Array, label: string): ByteSource {
   };
 }
 
-function readHeaderBytes(source: ByteSource): Uint8Array {
+function readHeaderBytes(source: ByteSource, limits?: HeaderLimits): Uint8Array {
   if (source.size < 8) throw new Error(`${source.label}: corrupt safetensors file: ${source.size} bytes, too short for a header`);
   const lengthBytes = new Uint8Array(8);
   source.read(lengthBytes, 0);
@@ -86,13 +96,16 @@ function readHeaderBytes(source: ByteSource): Uint8Array {
   if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, source.size - 8))) {
     throw new Error(`${source.label}: corrupt safetensors header: length ${headerLength} exceeds the file (${source.size} bytes)`);
   }
+  if (limits && headerLength > BigInt(limits.maxHeaderBytes)) {
+    throw new HeaderLimitError(`${source.label}: the header is ${headerLength} bytes, over the limit of ${limits.maxHeaderBytes}${limits.reason ? ` (${limits.reason})` : ""}`);
+  }
   const header = new Uint8Array(Number(headerLength));
   source.read(header, 8);
   return header;
 }
 
-function parseHeader(source: ByteSource): Map<string, TensorEntry> {
-  const headerBytes = readHeaderBytes(source);
+function parseHeader(source: ByteSource, limits?: HeaderLimits): Map<string, TensorEntry> {
+  const headerBytes = readHeaderBytes(source, limits);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(headerBytes));
@@ -105,9 +118,12 @@ function parseHeader(source: ByteSource): Map<string, TensorEntry> {
   const dataStart = 8 + headerBytes.byteLength;
   const dataSize = source.size - dataStart;
   const entries = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(json)) {
+  for (const name in json) {
     if (name === "__metadata__") continue;
-    entries.set(name, parseEntry(source, name, raw, dataStart, dataSize));
+    if (limits && entries.size === limits.maxTensors) {
+      throw new HeaderLimitError(`${source.label}: the header lists more than ${limits.maxTensors} tensors${limits.reason ? ` (${limits.reason})` : ""}`);
+    }
+    entries.set(name, parseEntry(source, name, (json as Record<string, unknown>)[name], dataStart, dataSize));
   }
   return entries;
 }
@@ -224,11 +240,12 @@ export async function openWeights(dir: string): Promise<WeightStore> {
   }
 }
 
-/** A weight store over an in-memory safetensors file (adapters, tests). */
-export function parseSafetensorsBytes(bytes: Uint8Array, label = "<in-memory safetensors>"): WeightStore {
+/** A weight store over an in-memory safetensors file (adapters, tests); `limits` bound an untrusted one. */
+export function parseSafetensorsBytes(bytes: Uint8Array, label = "<in-memory safetensors>", limits?: HeaderLimits): WeightStore {
   const source = memorySource(bytes, label);
+  const entries = parseHeader(source, limits);
   const contentHash = createHash("sha256").update(bytes).digest("hex");
-  return createStore(parseHeader(source), [source], contentHash, label);
+  return createStore(entries, [source], contentHash, label);
 }
 
 export interface TensorToWrite {

@@ -85,16 +85,41 @@ function overlapTail(group: Segment[], overlap: number, room: number): Segment[]
   return tail;
 }
 
-/** Sentence spans inside [start, end): cut after . ! ? (and closing quotes) followed by space, and at line breaks. */
+const TERMINATORS = ".!?";
+const CLOSERS = "\"'”’)]";
+const isSpace = (ch: string) => ch.trim() === "";
+
+/**
+ * Sentence spans inside [start, end): cut after . ! ? (and closing quotes) followed by space, and at
+ * line breaks. Scanned by hand in one pass: the equivalent lazy regex backtracks cubically on a long
+ * run of dots with no space after it.
+ */
 function sentenceSpans(text: string, start: number, end: number): Array<{ start: number; end: number }> {
   const spans: Array<{ start: number; end: number }> = [];
-  const body = text.slice(start, end);
-  for (const m of body.matchAll(/[^\n]*?(?:[.!?]+["'”’)\]]*(?=\s)|(?=\n)|$)/g)) {
-    const leading = m[0].length - m[0].trimStart().length;
-    const trimmed = m[0].trim();
-    if (trimmed) spans.push({ start: start + m.index + leading, end: start + m.index + leading + trimmed.length });
-    if (m[0].length === 0 && m.index >= body.length) break;
+  const add = (from: number, to: number) => {
+    const piece = text.slice(from, to);
+    const leading = piece.length - piece.trimStart().length;
+    const trimmed = piece.trim();
+    if (trimmed) spans.push({ start: from + leading, end: from + leading + trimmed.length });
+  };
+  let from = start;
+  let i = start;
+  while (i < end) {
+    if (text[i] === "\n") {
+      add(from, i);
+      from = ++i;
+    } else if (TERMINATORS.includes(text[i]!)) {
+      while (i < end && TERMINATORS.includes(text[i]!)) i++;
+      while (i < end && CLOSERS.includes(text[i]!)) i++;
+      if (i < end && isSpace(text[i]!)) {
+        add(from, i);
+        from = i;
+      }
+    } else {
+      i++;
+    }
   }
+  add(from, end);
   return spans;
 }
 

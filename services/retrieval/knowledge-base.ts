@@ -9,7 +9,10 @@ import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
 import { SerialQueue } from "./serial-queue.ts";
-import { detectFormat, parseDocument, type DocumentFormat } from "./parse.ts";
+import { sweepLeftovers } from "./sweep.ts";
+import { DEFAULT_PARSE_LIMITS, DocumentParser, type ParseLimits } from "./isolated-parse.ts";
+import { detectFormat, type DocumentFormat } from "./parse.ts";
+import { ParsedCache } from "./parsed-cache.ts";
 import type { Embedder, SearchHit, SearchMode, SearchRequest } from "./types.ts";
 import { DEFAULT_HNSW, VectorIndex, type HnswParams, type VectorHit } from "./vector-index.ts";
 
@@ -35,6 +38,8 @@ export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"
   embedBatchSize?: number;
   /** Whether `close` also closes the embedder (when the knowledge base made it). Default false. */
   ownsEmbedder?: boolean;
+  /** Limits on parsing one untrusted document (decoded bytes, time, memory); see isolated-parse.ts. */
+  parseLimits?: Partial<ParseLimits>;
 }
 
 export interface UploadInput {
@@ -70,9 +75,11 @@ export interface KnowledgeBase {
 }
 
 const RRF_K = 60;
+/** Text of parsed uploads held for their ingestion (UTF-16: up to 128 MB). */
+const PARSED_CACHE_CHARS = 64 * 1024 * 1024;
 const EXACT_SEARCH_MAX = 2048;
 
-/** Opens the knowledge base: loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
+/** Opens the knowledge base: sweeps crash leftovers, loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
 export async function createKnowledgeBase(options: KnowledgeBaseOptions): Promise<KnowledgeBase> {
   const kb = new SqliteKnowledgeBase(options);
   await kb.recover();
@@ -92,12 +99,16 @@ class SqliteKnowledgeBase implements KnowledgeBase {
   private readonly uploadDir: string;
 
   private readonly countTokens: TokenCounter;
+  private readonly parser: DocumentParser;
+  /** Documents parsed by `upload`, waiting for their ingestion job. */
+  private readonly parsed = new ParsedCache(PARSED_CACHE_CHARS);
 
   constructor(private readonly options: KnowledgeBaseOptions) {
     this.embedder = options.embedder;
     this.countTokens = options.embedder.countTokens?.bind(options.embedder) ?? countWordTokens;
     this.chunkStore = new ChunkStore(options);
     this.hnsw = { ...DEFAULT_HNSW, ...options.hnsw };
+    this.parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, ...options.parseLimits });
     this.indexDir = join(options.dataDir, "indexes");
     this.uploadDir = join(options.dataDir, "documents");
     mkdirSync(this.indexDir, { recursive: true });
@@ -105,14 +116,15 @@ class SqliteKnowledgeBase implements KnowledgeBase {
   }
 
   async recover(): Promise<void> {
-    const tenantIds = this.options.db.selectDistinct({ id: documents.tenantId }).from(documents).all().map((r) => r.id);
-    for (const tenantId of tenantIds) await this.indexFor(tenantId);
     const pending = this.options.db
       .select({ id: documents.id, tenantId: documents.tenantId })
       .from(documents)
       .where(inArray(documents.status, ["queued", "processing"]))
       .orderBy(documents.createdAt)
       .all();
+    sweepLeftovers(this.indexDir, this.uploadDir, new Set(pending.map((d) => d.id)));
+    const tenantIds = this.options.db.selectDistinct({ id: documents.tenantId }).from(documents).all().map((r) => r.id);
+    for (const tenantId of tenantIds) await this.indexFor(tenantId);
     for (const doc of pending) void this.scheduleIngest(doc.tenantId, doc.id);
   }
 
@@ -129,7 +141,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     if (known && known.status !== "failed") return { document: known, created: false };
     if (known) await this.delete(tenantId, known.id);
     this.assertCapacity(tenantId, limits);
-    const parsed = await parseDocument(format, input.bytes);
+    const parsed = await this.parser.parse(format, input.bytes);
     // Checked again with no await before the insert: a concurrent identical upload may have won.
     const raced = this.findBySha(tenantId, sha256);
     if (raced) return { document: raced, created: false };
@@ -142,6 +154,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       .values({ id, tenantId, title, format, sha256, sizeBytes: input.bytes.length, metadata: input.metadata ?? {}, status: "queued", warning: parsed.warning ?? null })
       .returning()
       .get();
+    this.parsed.set(id, parsed);
     const ingested = this.scheduleIngest(tenantId, id);
     if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document, created: true };
     await ingested;
@@ -226,10 +239,11 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     return (await this.indexFor(tenantId)).labels().sort((a, b) => a - b);
   }
 
-  /** Stops at the next batch boundary; unfinished documents stay queued and resume at the next start. */
+  /** Stops a running parse at once and embedding at the next batch boundary; unfinished documents stay queued and resume at the next start. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.parser.close();
     await this.idle();
     for (const [tenantId, index] of this.indexes) if (this.dirty.has(tenantId)) this.saveIndex(tenantId, await index);
     if (this.options.ownsEmbedder) await this.embedder.close?.();
@@ -241,7 +255,10 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       try {
         await this.ingest(tenantId, documentId);
       } catch (err) {
-        if (!(err instanceof ShuttingDown)) this.fail(documentId, err);
+        // Closing stops parses and embedding midway: the document is not at fault, and resumes at the next start.
+        if (!(err instanceof ShuttingDown) && !this.closed) this.fail(documentId, err);
+      } finally {
+        this.parsed.take(documentId);
       }
       // Save once the tenant has nothing more queued: one write per burst of uploads.
       if (this.jobs.pendingFor(tenantId) === 1) await this.flushIndex(tenantId);
@@ -254,7 +271,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const path = this.uploadPath(documentId);
     if (!existsSync(path)) throw new Error("the uploaded file was lost before ingestion");
     this.setProgress(documentId, 0);
-    const parsed = await parseDocument(doc.format as DocumentFormat, readFileSync(path));
+    // Parsed by the upload, or (resumed after a restart, or past the cache's bound) parsed here under the same limits.
+    const parsed = this.parsed.take(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
     const list = chunkDocument(parsed, this.chunking(tenantId), this.countTokens);
     const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
     const index = await this.indexFor(tenantId);

@@ -95,7 +95,7 @@ export function parseMarkdown(text: string): ParsedDocument {
   let offset = 0;
   for (const line of text.split("\n")) {
     const lineStart = offset;
-    const lineEnd = lineStart + line.replace(/\s+$/, "").length;
+    const lineEnd = lineStart + line.trimEnd().length;
     offset += line.length + 1;
     const fenceMark = line.match(/^\s{0,3}(```|~~~)/)?.[1];
     if (fence) {
@@ -109,12 +109,12 @@ export function parseMarkdown(text: string): ParsedDocument {
       open = { start: lineStart, end: lineEnd, headingPath: [...headings] };
       continue;
     }
-    const heading = line.match(/^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/);
+    const heading = atxHeading(line);
     if (heading) {
       close();
-      headings.length = Math.min(headings.length, heading[1].length - 1);
-      while (headings.length < heading[1].length - 1) headings.push("");
-      headings.push(heading[2]);
+      headings.length = Math.min(headings.length, heading.level - 1);
+      while (headings.length < heading.level - 1) headings.push("");
+      headings.push(heading.text);
       continue;
     }
     if (line.trim() === "") {
@@ -128,6 +128,20 @@ export function parseMarkdown(text: string): ParsedDocument {
   close();
   for (const b of blocks) b.headingPath = b.headingPath.filter(Boolean);
   return { text, blocks };
+}
+
+/**
+ * `#`..`######`, whitespace, the title, optional closing `#`s. Trimmed by hand: a regex such as
+ * /(.*?)\s*#*\s*$/ backtracks cubically on a long run of spaces, stalling the server on a 5 KB line.
+ */
+function atxHeading(line: string): { level: number; text: string } | undefined {
+  const open = /^\s{0,3}(#{1,6})\s/.exec(line);
+  if (!open) return undefined;
+  let text = line.slice(open[0].length).trimEnd();
+  let end = text.length;
+  while (end > 0 && text[end - 1] === "#") end--;
+  text = text.slice(0, end).trim();
+  return { level: open[1].length, text };
 }
 
 const SKIPPED_TAGS = new Set(["script", "style", "noscript", "template", "head", "svg"]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AdapterError } from "../../services/adapters/errors.ts";
-import { loadPeftAdapter, validatePeftAdapter, type BaseModelShape } from "../../services/adapters/peft.ts";
+import { adapterHeaderLimits, loadPeftAdapter, validatePeftAdapter, type BaseModelShape } from "../../services/adapters/peft.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { writeSafetensors } from "../../services/model/safetensors.ts";
 import { STORIES, utf8 } from "./helpers.ts";
@@ -141,6 +141,18 @@ describe("PEFT import: refusals name the exact reason", () => {
       expect(e.message).toMatch(message);
     });
   }
+
+  it("bounds the safetensors header by what the base model can need: 2 x 7 targets x layers tensors", () => {
+    expect(adapterHeaderLimits(STORIES)).toMatchObject({ maxTensors: 70 });
+    // The largest real adapter (every target of every layer) fits...
+    const full = randomPeftAdapter(STORIES, { rank: 16, targets: "all-linear" }).files;
+    expect(validatePeftAdapter(full, STORIES, limits).modules).toHaveLength(35);
+    // ...one tensor more is refused while the header is read, before any name is looked at.
+    const tensors = Object.fromEntries(Array.from({ length: 71 }, (_, i) => [`t${i}`, { dtype: "F32" as const, shape: [1], data: new Float32Array(1) }]));
+    const e = refusal(() => validatePeftAdapter({ config: full.config, model: writeSafetensors(tensors) }, STORIES, limits));
+    expect(e.code).toBe("too_many_tensors");
+    expect(e.message).toMatch(/lists more than 70 tensors \(an adapter for this 5-layer base model has at most 2 x 7 targets x 5 layers = 70 tensors\)/);
+  });
 
   it("refuses weights shaped for another model", () => {
     const wider: BaseModelShape = { ...STORIES, hiddenSize: 96, numHeads: 12, numKvHeads: 6 };

@@ -7,6 +7,7 @@ import {
   floatToBf16,
   floatToHalf,
   halfToFloat,
+  HeaderLimitError,
   openWeights,
   parseSafetensorsBytes,
   writeSafetensors,
@@ -135,6 +136,20 @@ describe("safetensors", () => {
       writeFileSync(join(dir, "model.safetensors"), bytes);
       await expect(openWeights(dir)).rejects.toThrow(new RegExp(`model\\.safetensors: .*${message.source}`));
     }
+  });
+
+  it("checks an untrusted header's declared length before decoding it, and counts its tensors while reading", () => {
+    const limits = { maxHeaderBytes: 1024, maxTensors: 2, reason: "two at most" };
+    // Not JSON at all: refused by its length alone, so the bytes were never decoded.
+    const huge = rawFile("x".repeat(4096));
+    expect(() => parseSafetensorsBytes(huge, "a.safetensors", limits)).toThrow(HeaderLimitError);
+    expect(() => parseSafetensorsBytes(huge, "a.safetensors", limits)).toThrow("a.safetensors: the header is 4096 bytes, over the limit of 1024 (two at most)");
+    const entry = (name: string) => `"${name}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`;
+    const three = rawFile(`{${["a", "b", "c"].map(entry).join(",")}}`);
+    expect(() => parseSafetensorsBytes(three, "a.safetensors", limits)).toThrow("a.safetensors: the header lists more than 2 tensors (two at most)");
+    const two = rawFile(`{"__metadata__":{"format":"pt"},${["a", "b"].map(entry).join(",")}}`);
+    expect(parseSafetensorsBytes(two, "a.safetensors", limits).names()).toEqual(["a", "b"]);
+    expect(parseSafetensorsBytes(three).names()).toEqual(["a", "b", "c"]); // trusted files keep the old bounds
   });
 
   it("says when a folder has no weights", async () => {

@@ -47,6 +47,13 @@ describe("chunkDocument", () => {
     expect(chunks.map((c) => c.text).join(" ")).toBe(words);
   });
 
+  it("cuts sentences in one pass: a long run of dots is no slower than prose", () => {
+    // The lazy sentence regex backtracked cubically here (20,000 dots: 5 s; these: minutes, then the test's timeout).
+    const text = `${".".repeat(60_000)}x. Next sentence.`;
+    const chunks = chunkDocument(parsePlainText(text), { maxTokens: 1_000_000, overlapTokens: 0 });
+    expect(chunks.map((c) => c.text)).toEqual([text]);
+  });
+
   it("rejects an overlap as large as the chunk", () => {
     expect(() => chunkDocument(parsePlainText("x"), { maxTokens: 16, overlapTokens: 16 })).toThrow(/overlapTokens/);
   });

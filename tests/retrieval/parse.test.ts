@@ -91,6 +91,18 @@ describe("parseDocument", () => {
     await expect(parseDocument(format, utf8(body))).rejects.toThrow(message);
   });
 
+  it("reads Markdown in linear time: long runs of spaces in headings and lines do not backtrack", async () => {
+    // Sized so the old regexes ran for minutes (a cubic heading match: 62 s at 5,000 spaces; quadratic
+    // trailing-space trimming: 3 s at 40,000) and then failed the test's timeout; now they take milliseconds.
+    const short = " ".repeat(8_000);
+    const long = " ".repeat(300_000);
+    const doc = await parseDocument("markdown", utf8(`# a${short}b\n\nbody${long}end\n\n## Closed ##${short}\nlast${long}`));
+    expect(spans(doc)).toEqual([
+      { text: `body${long}end`, headingPath: [`a${short}b`] },
+      { text: "last", headingPath: [`a${short}b`, "Closed"] },
+    ]);
+  });
+
   it("rejects text that is not UTF-8", async () => {
     await expect(parseDocument("text", new Uint8Array([0x66, 0xff, 0xfe, 0x00]))).rejects.toThrow(/not valid UTF-8/);
   });

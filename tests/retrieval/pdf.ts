@@ -1,3 +1,5 @@
+import { constants as zlibConstants, deflateRawSync } from "node:zlib";
+
 /** Builds a minimal one-font PDF by hand: one page per entry, each line drawn as text (none: no text layer). */
 export function buildPdf(pages: string[][]): Uint8Array<ArrayBuffer> {
   const objects: string[] = [];
@@ -23,4 +25,28 @@ export function buildPdf(pages: string[][]): Uint8Array<ArrayBuffer> {
   for (let id = 1; id < objects.length; id++) out += `${String(offsets[id]).padStart(10, "0")} 00000 n \n`;
   out += `trailer\n<< /Size ${objects.length} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
   return new Uint8Array(new TextEncoder().encode(out));
+}
+
+/**
+ * A one-page PDF whose FlateDecode content stream inflates to `decodedMiB` MiB of zeros: one
+ * compressed MiB repeated (each copy is a self-contained, byte-aligned deflate block), so a
+ * gigabyte costs about a kilobyte per MiB and no time to build. `padBytes` of comment make the file larger.
+ */
+export function buildFlateBombPdf(decodedMiB: number, padBytes = 0): Uint8Array<ArrayBuffer> {
+  const block = deflateRawSync(new Uint8Array(1 << 20), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const parts: Uint8Array[] = [new Uint8Array([0x78, 0x9c])];
+  for (let i = 0; i < decodedMiB; i++) parts.push(block);
+  const adler = (((decodedMiB * (1 << 20)) % 65521) << 16) | 1; // Adler-32 of n zero bytes
+  parts.push(new Uint8Array([0x03, 0x00, adler >>> 24, (adler >>> 16) & 0xff, (adler >>> 8) & 0xff, adler & 0xff]));
+  const stream = Buffer.concat(parts);
+  const enc = (s: string) => Buffer.from(s, "latin1");
+  const head = enc(
+    "%PDF-1.4\n" + `%${"x".repeat(padBytes)}\n` +
+      "1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" +
+      "2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n" +
+      "3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>\nendobj\n" +
+      `4 0 obj\n<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`,
+  );
+  const tail = enc("\nendstream\nendobj\ntrailer\n<< /Size 5 /Root 1 0 R >>\n%%EOF\n");
+  return new Uint8Array(Buffer.concat([head, stream, tail]));
 }
