@@ -1,10 +1,10 @@
 import { KnowledgeError } from "./errors.ts";
 
 /**
- * Caps the bytes a parse may allocate in Uint8Arrays, in the worker thread that runs it. Worker
- * `resourceLimits` bound the JS heap only, not ArrayBuffers, and every decoded PDF stream (Flate,
+ * Caps the bytes a parse may allocate in Uint8Arrays, in the child process that runs it. Its heap
+ * limit bounds the JS heap only, not ArrayBuffers, and every decoded PDF stream (Flate,
  * LZW, run-length, chained filters) grows through `new Uint8Array(size)` inside pdf.js, which exposes
- * no hook for it. So the worker's global constructor is wrapped: the size asked for is charged,
+ * no hook for it. So that process's global constructor is wrapped: the size asked for is charged,
  * and once over the budget every further allocation throws, whether or not pdf.js catches the first.
  * Views over existing buffers cost nothing and are not charged.
  */

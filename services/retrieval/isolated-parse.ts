@@ -1,5 +1,6 @@
+import { fork, type ChildProcess } from "node:child_process";
 import { channel } from "node:diagnostics_channel";
-import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
 import { KnowledgeError, type KnowledgeErrorKind } from "./errors.ts";
 import { parseDocument, type DocumentFormat, type ParsedDocument } from "./parse.ts";
 
@@ -7,21 +8,21 @@ import { parseDocument, type DocumentFormat, type ParsedDocument } from "./parse
 export interface ParseLimits {
   /** Bytes the parser may allocate for decoded data (PDF streams inflate far past their file size). */
   maxDecodedBytes: number;
-  /** Wall-clock limit; the worker is terminated when it is reached. */
+  /** Wall-clock limit; the parsing process is killed when it is reached. */
   timeoutMs: number;
   /**
-   * JS heap of the worker (`resourceLimits.maxOldGenerationSizeMb`). Set well above what a document within
-   * the upload and decoded-bytes limits needs: Node terminates a worker that reaches it, but a single large
-   * allocation at the limit can abort the whole process instead (nodejs/node#47224).
+   * JS heap of the parsing process (`--max-old-space-size`). A parse that reaches it kills only that
+   * process, which is why parsing runs in a child process rather than a worker thread: a worker at its
+   * `resourceLimits` can abort the whole server instead (nodejs/node#47224).
    */
   maxHeapMb: number;
   /** Parses running at once; more wait, so a burst of hostile uploads cannot multiply the limits above. */
   concurrency: number;
 }
 
-export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDecodedBytes: 256 * 1024 * 1024, timeoutMs: 30_000, maxHeapMb: 1024, concurrency: 2 };
+export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDecodedBytes: 256 * 1024 * 1024, timeoutMs: 30_000, maxHeapMb: 512, concurrency: 2 };
 
-/** Text formats this small parse on the calling thread: linear in their size, and a worker costs more to start. */
+/** Text formats this small parse on the calling thread: linear in their size, and a process costs more to start. */
 const INLINE_TEXT_BYTES = 1024 * 1024;
 
 export interface ParseJob {
@@ -35,16 +36,16 @@ export type ParseReply =
   | { type: "done"; document: ParsedDocument }
   | { type: "refused"; kind: KnowledgeErrorKind; message: string };
 
-/** Published (no payload) when a worker begins parsing; lets observers see a parse is in flight. */
+/** Published (no payload) when a parsing process begins parsing; lets observers see a parse is in flight. */
 export const parseStarted = channel("switchyard:document-parse:start");
 
-const WORKER_URL = new URL("./parse-worker.mjs", import.meta.url);
+const CHILD_PATH = fileURLToPath(new URL("./parse-worker.mjs", import.meta.url));
 
-/** Parses documents off the event loop, one worker thread per document, under `ParseLimits`. */
+/** Parses documents off the event loop, one child process per document, under `ParseLimits`. */
 export class DocumentParser {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly workers = new Set<Worker>();
+  private readonly children = new Set<ChildProcess>();
   private closed = false;
 
   constructor(readonly limits: ParseLimits = DEFAULT_PARSE_LIMITS) {}
@@ -54,7 +55,7 @@ export class DocumentParser {
     await this.acquire();
     try {
       if (this.closed) throw new Error("the document parser is closed");
-      return await this.inWorker(format, bytes);
+      return await this.inChild(format, bytes);
     } finally {
       this.release();
     }
@@ -63,37 +64,38 @@ export class DocumentParser {
   /** Terminates running parses (they fail) and refuses new ones; used at shutdown. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.workers].map((w) => w.terminate()));
+    for (const child of this.children) child.kill("SIGKILL");
   }
 
-  private inWorker(format: DocumentFormat, bytes: Uint8Array): Promise<ParsedDocument> {
+  private inChild(format: DocumentFormat, bytes: Uint8Array): Promise<ParsedDocument> {
     const { maxDecodedBytes, timeoutMs, maxHeapMb } = this.limits;
-    // A copy the worker owns (Buffer#slice would share, and transferring would detach, the caller's bytes).
-    const job: ParseJob = { format, bytes: new Uint8Array(bytes), maxDecodedBytes };
-    const worker = new Worker(WORKER_URL, {
-      workerData: job,
-      transferList: [job.bytes.buffer as ArrayBuffer],
-      resourceLimits: { maxOldGenerationSizeMb: maxHeapMb, maxYoungGenerationSizeMb: Math.min(64, maxHeapMb) },
+    const child = fork(CHILD_PATH, [], {
+      execArgv: [`--max-old-space-size=${maxHeapMb}`],
+      serialization: "advanced", // Uint8Arrays cross as they are
+      stdio: ["ignore", "ignore", "ignore", "ipc"],
     });
-    this.workers.add(worker);
+    this.children.add(child);
     return new Promise<ParsedDocument>((resolve, reject) => {
+      let settled = false;
       const finish = (outcome: () => void) => {
         clearTimeout(timer);
-        this.workers.delete(worker);
-        void worker.terminate();
-        outcome();
+        this.children.delete(child);
+        if (child.exitCode === null) child.kill("SIGKILL");
+        if (!settled) outcome();
+        settled = true;
       };
       const timer = setTimeout(
         () => finish(() => reject(new KnowledgeError("too_large", `the document took longer than ${timeoutMs} ms to parse (the parse time limit); nothing was indexed`, "file"))),
         timeoutMs,
       );
-      worker.on("message", (reply: ParseReply) => {
+      child.on("message", (reply: ParseReply) => {
         if (reply.type === "started") parseStarted.publish(undefined);
         else if (reply.type === "done") finish(() => resolve(reply.document));
         else finish(() => reject(new KnowledgeError(reply.kind, reply.message, "file")));
       });
-      worker.on("error", (err: Error & { code?: string }) => finish(() => reject(workerFailure(err, maxHeapMb))));
-      worker.on("exit", () => finish(() => reject(new KnowledgeError("invalid", "the document parser stopped before finishing", "file"))));
+      child.on("error", (err) => finish(() => reject(new KnowledgeError("invalid", `could not parse the document: ${err.message}`, "file"))));
+      child.on("exit", (code, signal) => finish(() => reject(exitFailure(code, signal, maxHeapMb))));
+      child.send({ format, bytes, maxDecodedBytes } satisfies ParseJob);
     });
   }
 
@@ -112,9 +114,10 @@ export class DocumentParser {
   }
 }
 
-function workerFailure(err: Error & { code?: string }, maxHeapMb: number): KnowledgeError {
-  if (err.code === "ERR_WORKER_OUT_OF_MEMORY") {
+/** Why a parsing process ended without an answer: V8 aborts (SIGABRT, or SIGTRAP) when the heap limit is reached. */
+function exitFailure(code: number | null, signal: NodeJS.Signals | null, maxHeapMb: number): KnowledgeError {
+  if (signal === "SIGABRT" || signal === "SIGTRAP" || code === 134) {
     return new KnowledgeError("too_large", `the document needs more than ${maxHeapMb} MB of memory to parse (the parse memory limit); nothing was indexed`, "file");
   }
-  return new KnowledgeError("invalid", `could not parse the document: ${err.message}`, "file");
+  return new KnowledgeError("invalid", `the document parser stopped before finishing (${signal ?? `exit code ${code}`})`, "file");
 }

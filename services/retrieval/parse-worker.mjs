@@ -1,4 +1,4 @@
-// Worker threads do not inherit the parent's TypeScript loader (vitest's or tsx's), so register tsx here.
+// The parsing process does not inherit the parent's TypeScript loader (vitest's or tsx's), so register tsx here.
 import { register } from "tsx/esm/api";
 
 register();

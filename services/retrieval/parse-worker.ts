@@ -1,14 +1,20 @@
-/** Runs in a worker thread: parses one untrusted document under a decoded-bytes budget and posts the result. */
-import { parentPort, workerData } from "node:worker_threads";
+/**
+ * Runs in a child process (isolated-parse.ts): parses one untrusted document under a decoded-bytes
+ * budget, sends the result and exits.
+ */
 import { decodeLimitMessage, installDecodeBudget } from "./decode-budget.ts";
 import { KnowledgeError } from "./errors.ts";
 import type { ParseJob, ParseReply } from "./isolated-parse.ts";
 
-const job = workerData as ParseJob;
+const job = await new Promise<ParseJob>((resolve) => process.once("message", (message) => resolve(message as ParseJob)));
 const budget = installDecodeBudget(job.maxDecodedBytes);
 const { parseDocument } = await import("./parse.ts");
-parentPort!.postMessage({ type: "started" } satisfies ParseReply);
-parentPort!.postMessage(await run());
+send({ type: "started" });
+send(await run(), () => process.exit(0));
+
+function send(reply: ParseReply, then?: () => void): void {
+  process.send!(reply, undefined, {}, then);
+}
 
 async function run(): Promise<ParseReply> {
   try {

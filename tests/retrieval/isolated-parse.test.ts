@@ -64,13 +64,20 @@ describe("DocumentParser", () => {
     await expect(parser.parse("pdf", buildFlateBombPdf(32))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/decodes to more than 4194304 bytes/) });
   });
 
-  it("refuses a parse that outlasts the time limit, and terminates its worker", async () => {
-    // The worker alone takes far longer than 1 ms to start, so the limit is always reached first.
+  it("refuses a parse that outgrows the memory limit: only the parsing process dies, the next parse works", async () => {
+    const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, maxHeapMb: 32 });
+    const records = Array.from({ length: 120_000 }, (_, i) => JSON.stringify({ id: i, text: `record ${i} `.repeat(8), tags: ["a", "b", i] }));
+    await expect(parser.parse("jsonl", utf8(records.join("\n")))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/more than 32 MB of memory/) });
+    expect((await parser.parse("pdf", buildPdf([["still here"]]))).text.trim()).toBe("still here");
+  });
+
+  it("refuses a parse that outlasts the time limit, and kills its process", async () => {
+    // The process alone takes far longer than 1 ms to start, so the limit is always reached first.
     const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, timeoutMs: 1 });
     await expect(parser.parse("pdf", buildPdf([["slow"]]))).rejects.toMatchObject({ kind: "too_large", message: expect.stringMatching(/longer than 1 ms/) });
   });
 
-  it("runs at most `concurrency` workers at once; the others wait their turn", async () => {
+  it("runs at most `concurrency` parsing processes at once; the others wait their turn", async () => {
     const parser = new DocumentParser({ ...DEFAULT_PARSE_LIMITS, concurrency: 1 });
     let finished = 0;
     const finishedAtEachStart: number[] = [];
