@@ -6,6 +6,7 @@ import { decodeLimitMessage, installDecodeBudget } from "./decode-budget.ts";
 import { KnowledgeError } from "./errors.ts";
 import type { ParseJob, ParseReply } from "./isolated-parse.ts";
 
+process.once("disconnect", () => process.exit(1)); // the server went away: nobody needs the answer
 const job = await new Promise<ParseJob>((resolve) => process.once("message", (message) => resolve(message as ParseJob)));
 const budget = installDecodeBudget(job.maxDecodedBytes);
 const { parseDocument } = await import("./parse.ts");
