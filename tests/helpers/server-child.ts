@@ -3,7 +3,7 @@
  * or must survive its crash: JSON log lines are parsed as they arrive and can be waited for.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,7 @@ export interface CallOptions {
 export interface ServerChild {
   url: string;
   dataDir: string;
+  pid: number;
   /** Every log line so far (JSON lines of stdout). */
   logs: LogLine[];
   stderr(): string;
@@ -87,6 +88,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerChi
   return {
     url,
     dataDir,
+    pid: child.pid!,
     logs: logs.lines,
     stderr: () => stderr,
     waitForLog: logs.waitFor,
@@ -95,6 +97,12 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerChi
     kill9: () => signal("SIGKILL"),
     stop: () => signal("SIGTERM"),
   };
+}
+
+/** The process's peak resident memory so far (VmHWM, Linux), in bytes. */
+export function peakRssBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmHWM:"));
+  return Number(/(\d+)/.exec(line ?? "")?.[1] ?? NaN) * 1024;
 }
 
 export function removeDataDir(dataDir: string): void {
