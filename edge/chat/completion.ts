@@ -54,7 +54,9 @@ export async function prepareCompletion(
   if (usesRetrieval(plan.strategy)) {
     if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
     const { k, mode } = body.retrieval ?? DEFAULT_RETRIEVAL;
-    sources = await deps.retrieval.search(tenant.id, { query: retrievalQuery(messages), k, mode });
+    const query = retrievalQuery(messages);
+    // No user text (null, empty or blank content) means nothing to search for, so no sources.
+    if (query.trim() !== "") sources = await deps.retrieval.search(tenant.id, { query, k, mode });
   }
   const retrievalMs = performance.now() - started;
 
