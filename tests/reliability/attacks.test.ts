@@ -32,9 +32,12 @@ afterAll(async () => {
   removeDataDir(s.dataDir);
 });
 
-async function rawTar(entries: Array<{ header: tar.Headers; data?: Uint8Array }>): Promise<Uint8Array> {
+async function rawTar(entries: Array<{ header: Partial<tar.Header> & { name: string }; data?: Uint8Array }>): Promise<Uint8Array> {
   const pack = tar.pack();
-  for (const e of entries) pack.entry(e.header, e.data ? Buffer.from(e.data) : undefined);
+  for (const e of entries) {
+    if (e.data) pack.entry(e.header, Buffer.from(e.data));
+    else pack.entry(e.header);
+  }
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const chunk of pack) chunks.push(chunk as Buffer);

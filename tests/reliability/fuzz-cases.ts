@@ -150,7 +150,7 @@ function withAuth(c: FuzzCase, r: Random, creds: Credentials): FuzzCase {
 }
 
 function hostileHeaders(r: Random): Record<string, string> {
-  return r.pick([
+  return r.pick<Record<string, string>>([
     { accept: "text/event-stream" },
     { accept: "*/*;q=0.1, application/xml" },
     { "x-request-id": "x".repeat(2000) },
