@@ -72,11 +72,11 @@ function indexLabels(dataDir: string, tenantId: string): number[] {
 
 /**
  * Over the 256 KB inline limit, so it is ingested in the background; padded with blank space so its
- * ~100 small chunks take a few embedding batches, not minutes.
+ * ~200 small chunks take several embedding batches (time to see it in progress), not minutes.
  */
 function longDocument(seed: number): string {
-  const pad = `\n\n${" ".repeat(800)}\n\n`;
-  return Array.from({ length: 350 }, (_, i) => `Manual ${seed} section ${i}: pump${i % 89} valve${(i * 7) % 97} pressure ${i * seed}.`).join(pad);
+  const pad = `\n\n${" ".repeat(500)}\n\n`;
+  return Array.from({ length: 600 }, (_, i) => `Manual ${seed} section ${i}: pump${i % 89} valve${(i * 7) % 97} pressure ${i * seed}.`).join(pad);
 }
 
 type Doc = { id: string; status: string; progress: number; chunk_count: number };
@@ -142,7 +142,7 @@ describe("kill -9 during document ingestion", () => {
     for (const d of docs) expect(d, d.id).toMatchObject({ status: "ready", progress: 1 });
     expect(docs.every((d) => d.chunk_count > 0)).toBe(true);
     figures.documentsChecked += docs.length;
-    const hits = await (await s.call("POST", "/v1/knowledge/search", { key, json: { query: "pressure 640", k: 3, mode: "bm25" } })).json();
+    const hits = await (await s.call("POST", "/v1/knowledge/search", { key, json: { query: "pressure 1100", k: 3, mode: "bm25" } })).json();
     expect(hits.data[0].document_id).toBe(big[1]);
     await s.stop();
 

@@ -4,7 +4,7 @@
  * and query values, and wrong credentials. Deterministic: the same seed gives the same cases.
  */
 import { seededRandom, type Random } from "../helpers/prng.ts";
-import { hostileValue, invalidValue, nested, NASTY_STRINGS, validValue, type JsonSchema } from "./schema-values.ts";
+import { hostileValue, invalidValue, nested, NASTY_STRINGS, validValue, type FieldHints, type JsonSchema } from "./schema-values.ts";
 
 export interface Operation {
   method: string;
@@ -89,6 +89,8 @@ export interface CaseOptions {
   credentials: Credentials;
   /** Real ids to put in this operation's path parameters (the fixtures), besides the hostile segments. */
   ids: string[];
+  /** Values for body fields by name (e.g. `model`). */
+  hints?: FieldHints;
 }
 
 export function casesFor(op: Operation, o: CaseOptions): FuzzCase[] {
@@ -103,8 +105,8 @@ export function casesFor(op: Operation, o: CaseOptions): FuzzCase[] {
     if (kind < 0.12) return { ...base, label: `${base.label} method`, method: r.pick(["PUT", "PATCH", "OPTIONS", "HEAD", "POST", "PROPFIND"]) };
     if (!hasBody) return { ...base, label: `${base.label} headers`, headers: { ...base.headers, ...hostileHeaders(r) } };
     if (upload && kind < 0.6) return multipartCase(base, r);
-    if (op.body && kind < 0.45) return jsonCase(base, validValue(op.body, r), "valid");
-    if (op.body && kind < 0.75) return jsonCase(base, invalidValue(op.body, r), "invalid");
+    if (op.body && kind < 0.45) return jsonCase(base, validValue(op.body, r, 0, "", o.hints), "valid");
+    if (op.body && kind < 0.75) return jsonCase(base, invalidValue(op.body, r, o.hints), "invalid");
     if (kind < 0.82) return multipartCase(base, r);
     return rawCase(base, r);
   });

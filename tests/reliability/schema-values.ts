@@ -58,12 +58,16 @@ const NASTY_NUMBERS = [0, -0, -1, 1, 0.5, -1e-300, 1e-300, 2 ** 31, 2 ** 53, 2 *
 /** Clamps for fields that would make a valid case slow: generation length above all. */
 const FIELD_CAPS: Record<string, number> = { max_tokens: 3, max_completion_tokens: 3, top_logprobs: 3, k: 8 };
 
-export function validValue(schema: JsonSchema, r: Random, depth = 0, field = ""): unknown {
+/** Values to use for a field by name (e.g. `model`: the ids that exist), so more valid cases get past lookups. */
+export type FieldHints = Record<string, readonly unknown[]>;
+
+export function validValue(schema: JsonSchema, r: Random, depth = 0, field = "", hints: FieldHints = {}): unknown {
   if (schema.const !== undefined) return schema.const;
+  if (hints[field] && r.chance(0.8)) return r.pick(hints[field]);
   if (schema.enum) return r.pick(schema.enum);
   const alternatives = schema.anyOf ?? schema.oneOf;
-  if (alternatives) return validValue(r.pick(alternatives), r, depth, field);
-  if (schema.allOf) return validValue(Object.assign({}, ...schema.allOf) as JsonSchema, r, depth, field);
+  if (alternatives) return validValue(r.pick(alternatives), r, depth, field, hints);
+  if (schema.allOf) return validValue(Object.assign({}, ...schema.allOf) as JsonSchema, r, depth, field, hints);
   if (schema.default !== undefined && r.chance(0.2)) return schema.default;
   const type = Array.isArray(schema.type) ? r.pick(schema.type) : schema.type;
   switch (type) {
@@ -77,9 +81,9 @@ export function validValue(schema: JsonSchema, r: Random, depth = 0, field = "")
     case "null":
       return null;
     case "array":
-      return validArray(schema, r, depth);
+      return validArray(schema, r, depth, hints);
     case "object":
-      return validObject(schema, r, depth);
+      return validObject(schema, r, depth, hints);
     default:
       return r.pick(["text", 1, true, null]);
   }
@@ -105,21 +109,21 @@ function validNumber(schema: JsonSchema, r: Random, integer: boolean, cap?: numb
   return integer ? Math.min(hi, Math.max(lo, Math.round(x))) : x;
 }
 
-function validArray(schema: JsonSchema, r: Random, depth: number): unknown[] {
+function validArray(schema: JsonSchema, r: Random, depth: number, hints: FieldHints): unknown[] {
   const min = schema.minItems ?? 0;
   const max = Math.min(schema.maxItems ?? 3, min + 3);
   const n = depth > 4 ? min : r.int(min, max);
-  return Array.from({ length: n }, () => validValue(schema.items ?? {}, r, depth + 1));
+  return Array.from({ length: n }, () => validValue(schema.items ?? {}, r, depth + 1, "", hints));
 }
 
-function validObject(schema: JsonSchema, r: Random, depth: number): Record<string, unknown> {
+function validObject(schema: JsonSchema, r: Random, depth: number, hints: FieldHints): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const required = new Set(schema.required ?? []);
   for (const [name, prop] of Object.entries(schema.properties ?? {})) {
-    if (required.has(name) || (depth < 4 && r.chance(0.5))) out[name] = validValue(prop, r, depth + 1, name);
+    if (required.has(name) || (depth < 4 && r.chance(0.5))) out[name] = validValue(prop, r, depth + 1, name, hints);
   }
   if (!schema.properties && typeof schema.additionalProperties === "object" && r.chance(0.7)) {
-    for (let i = r.int(0, 3); i > 0; i--) out[`key${i}`] = validValue(schema.additionalProperties, r, depth + 1);
+    for (let i = r.int(0, 3); i > 0; i--) out[`key${i}`] = validValue(schema.additionalProperties, r, depth + 1, "", hints);
   }
   return out;
 }
@@ -154,8 +158,8 @@ export function nested(depth: number, arrays: boolean): unknown {
 }
 
 /** A valid value with one place broken: replaced, removed, or given an extra field. */
-export function invalidValue(schema: JsonSchema, r: Random): unknown {
-  const value = validValue(schema, r);
+export function invalidValue(schema: JsonSchema, r: Random, hints: FieldHints = {}): unknown {
+  const value = validValue(schema, r, 0, "", hints);
   const slots = collectSlots(value);
   if (slots.length === 0 || r.chance(0.1)) return hostileValue(r);
   const { parent, key } = r.pick(slots);
