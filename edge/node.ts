@@ -51,7 +51,7 @@ export async function startPlatform(config: Config, options: StartOptions = {}):
     checkSettings: planes.checkSettings,
   });
 
-  const server = await listen(closeUnreadBodies(app.fetch), config.host, config.port);
+  const server = await listen(app.fetch, config.host, config.port);
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
@@ -77,24 +77,6 @@ async function ensureAdminKey(keys: ApiKeyStore, configured: string | undefined,
     announce(`Generated admin key (shown once; set SWITCHYARD_ADMIN_KEY to choose your own): ${key}`);
   }
 }
-
-type FetchHandler = (request: Request) => Response | Promise<Response>;
-
-/**
- * An answer given before the request body was read (an early 401, 413 or 415) closes the connection:
- * @hono/node-server drains such a body for at most 500 ms and then drops the socket, so a client told
- * "keep-alive" would lose the next request it sends on it.
- */
-export function closeUnreadBodies(fetch: FetchHandler): FetchHandler {
-  return async (request) => {
-    const response = await fetch(request);
-    if (hasBody(request) && !request.bodyUsed) response.headers.set("connection", "close");
-    return response;
-  };
-}
-
-// Headers only: touching `request.body` would make the adapter start reading it.
-const hasBody = (request: Request) => request.headers.has("transfer-encoding") || Number(request.headers.get("content-length") ?? 0) > 0;
 
 function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<Server> {
   return new Promise((resolveListen, reject) => {
