@@ -12,10 +12,23 @@ import { afterAll, describe, expect, it } from "vitest";
 import { childTenant, freshDataDir, removeDataDir, spawnServer, type ServerChild } from "../helpers/server-child.ts";
 import { adapterForm, adapterZip } from "./fixtures.ts";
 
+/** int8 USE Lite: the same pipeline, ingesting about 4x faster, so the file stays quick. */
+const ENV = { SWITCHYARD_EMBEDDING_INT8: "1" };
+
 const dirs: string[] = [];
 const figures = { kills: 0, restarts: 0, documentsChecked: 0, adaptersChecked: 0 };
 
-afterAll(() => {
+const running = new Set<ServerChild>();
+
+async function start(dataDir: string): Promise<ServerChild> {
+  const s = await spawnServer({ dataDir, env: ENV });
+  running.add(s);
+  return s;
+}
+
+afterAll(async () => {
+  // Servers a failed test left running.
+  for (const s of running) if (s.alive()) await s.kill9();
   console.log(
     [
       "kill -9 and restart",
@@ -28,12 +41,9 @@ afterAll(() => {
   for (const d of dirs) removeDataDir(d);
 });
 
-/** int8 USE Lite: the same pipeline, ingesting about 4x faster, so the file stays quick. */
-const ENV = { SWITCHYARD_EMBEDDING_INT8: "1" };
-
 async function restart(dataDir: string): Promise<ServerChild> {
   figures.restarts++;
-  return spawnServer({ dataDir, env: ENV });
+  return start(dataDir);
 }
 
 async function kill(s: ServerChild): Promise<void> {
@@ -107,7 +117,7 @@ describe("kill -9 during document ingestion", () => {
   it("acknowledged documents survive two crashes mid-ingestion, resume, and the index matches SQLite", async () => {
     const dataDir = freshDataDir();
     dirs.push(dataDir);
-    let s = await spawnServer({ dataDir, env: ENV });
+    let s = await start(dataDir);
     const { tenantId, key } = await childTenant(s, "crash-docs");
     expect((await s.call("PATCH", "/v1/tenant", { key, json: { chunkSize: 32, chunkOverlap: 0 } })).status).toBe(200);
     const acked: string[] = [];
@@ -158,7 +168,7 @@ describe("kill -9 during adapter uploads", () => {
   it("killed right after an upload is acknowledged: acknowledged adapters are ready and usable, no half-written ones", async () => {
     const dataDir = freshDataDir();
     dirs.push(dataDir);
-    let s = await spawnServer({ dataDir, env: ENV });
+    let s = await start(dataDir);
     const { key } = await childTenant(s, "crash-adapters");
     const first = await s.call("POST", "/v1/adapters", { key, body: adapterForm("steady", adapterZip(21)) });
     expect(first.status).toBe(201);

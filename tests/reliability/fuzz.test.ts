@@ -17,6 +17,14 @@ const CASES = Number(process.env.FUZZ_CASES ?? 60);
 const PER_REQUEST_MS = 20_000;
 
 const server = await spawnServer({ env: { SWITCHYARD_REQUESTS_PER_MINUTE: "0" } });
+const tally = new Tally();
+let operations: Operation[] = [];
+// Registered before the fixtures are made, so a failure making them still stops the server.
+afterAll(async () => {
+  console.log(tally.table(`fuzz (seed ${SEED}, ${CASES} cases per operation, ${operations.length} operations)`));
+  await server.stop();
+  removeDataDir(server.dataDir);
+});
 const fuzz = await childTenant(server, "fuzz");
 const victim = await childTenant(server, "victim");
 const documentIds = [
@@ -39,14 +47,8 @@ function idsFor(op: Operation): string[] {
 }
 /** Model names that exist (and one that belongs to the victim), so valid chats reach the engine. */
 const hints = { model: ["stories260k", "stories260k:fuzz-bot", "fuzz-bot@1", "shared-bot", "victim-bot", adapterIds[0]!] };
-const operations = destructiveLast(operationsOf(await (await server.call("GET", "/openapi.json")).json()));
-const tally = new Tally();
+operations = destructiveLast(operationsOf(await (await server.call("GET", "/openapi.json")).json()));
 
-afterAll(async () => {
-  console.log(tally.table(`fuzz (seed ${SEED}, ${CASES} cases per operation, ${operations.length} operations)`));
-  await server.stop();
-  removeDataDir(server.dataDir);
-});
 
 /** Whole-index jobs re-embed every chunk: fewer cases keep the file fast. */
 const countFor = (op: Operation) => (op.path.endsWith("/reindex") ? Math.ceil(CASES / 5) : CASES);
