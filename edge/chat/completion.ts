@@ -75,7 +75,8 @@ export async function retrieveSources(
   if (!usesRetrieval(plan.strategy)) return { sources: [], retrievalMs: 0 };
   if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
   const { k, mode } = retrieval ?? DEFAULT_RETRIEVAL;
-  const sources = await deps.retrieval.search(tenantId, { query, k, mode });
+  // No user text (null, empty or blank content) means nothing to search for, so no sources.
+  const sources = query.trim() === "" ? [] : await deps.retrieval.search(tenantId, { query, k, mode });
   return { sources, retrievalMs: performance.now() - started };
 }
 
