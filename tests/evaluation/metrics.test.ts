@@ -16,6 +16,7 @@ import {
   tokenize13a,
 } from "../../services/evaluation/metrics.ts";
 import { porterStem } from "../../services/evaluation/porter-stemmer.ts";
+import { createRandom } from "../../services/inference/sampler.ts";
 
 // Sources of the published values below (cited again next to each one):
 // [RS]  google-research/google-research rouge/rouge_scorer_test.py (the `rouge-score` package);
@@ -380,17 +381,6 @@ describe("context support", () => {
   });
 });
 
-/** A small seeded PRNG (mulberry32) so property tests are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomSentence(random: () => number, vocabulary: readonly string[], maxLength: number): string {
   const length = 1 + Math.floor(random() * maxLength);
@@ -414,7 +404,7 @@ function lcsReference(a: readonly string[], b: readonly string[]): number {
 
 describe("properties", () => {
   const vocabulary = ["cat", "dog", "sat", "mat", "the", "on", "a", "red", "ran", "fast"];
-  const random = mulberry32(42);
+  const random = createRandom(42);
   const pairs = Array.from({ length: 60 }, () => [randomSentence(random, vocabulary, 12), randomSentence(random, vocabulary, 12)]);
 
   it("scores identical strings 1 on every metric", () => {

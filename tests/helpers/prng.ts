@@ -1,14 +1,4 @@
-/** mulberry32: a small seeded 32-bit PRNG, so generated test cases reproduce from their seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRandom } from "../../services/inference/sampler.ts";
 
 export interface Random {
   /** Uniform in [0, 1). */
@@ -20,7 +10,7 @@ export interface Random {
 }
 
 export function seededRandom(seed: number): Random {
-  const next = mulberry32(seed);
+  const next = createRandom(seed); // mulberry32, so generated cases reproduce from their seed
   const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
   return {
     next,

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { UnigramTokenizer, type UnigramVocab } from "../../services/retrieval/embedders/sentencepiece.ts";
 import { useLiteModelDir } from "../../services/retrieval/embedders/use-lite.ts";
+import { createRandom } from "../../services/inference/sampler.ts";
 
 const RESERVED: UnigramVocab = [["<unk>", 0], ["<s>", 0], ["</s>", 0], ["x1", 0], ["x2", 0], ["x3", 0]];
 const PIECES: UnigramVocab = [
@@ -35,24 +36,13 @@ function spelled(ids: number[]): { text: string; score: number } {
   return { text: ids.map((id) => VOCAB[id]![0]).join(""), score: ids.reduce((sum, id) => sum + VOCAB[id]![1], 0) };
 }
 
-/** A small deterministic generator (mulberry32), so the random texts are the same on every run. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 describe("UnigramTokenizer", () => {
   const tokenizer = new UnigramTokenizer(VOCAB);
 
   it("finds the highest-scoring segmentation (checked against exhaustive search)", () => {
     const alphabet = ["a", "b", "c", " "];
-    const random = seeded(20261201);
+    const random = createRandom(20261201);
     const seen = new Set<string>();
     for (let n = 1; n <= 7; n++) {
       for (let trial = 0; trial < 40; trial++) {
