@@ -148,7 +148,8 @@ export async function createUseLiteEmbedder(options: UseLiteOptions = {}): Promi
   const session = await ort.InferenceSession.create(emitOnnx(graph).model, sessionOptions(options.intraOpThreads));
   const batchSize = options.batchSize ?? 8;
   return {
-    id: options.int8 ? "use-lite-en@0.2.0-int8" : "use-lite-en@0.2.0",
+    // "-int8w7": 7-bit weights; the id changed with them, so indexes built by the saturating 8-bit form are rebuilt.
+    id: options.int8 ? "use-lite-en@0.2.0-int8w7" : "use-lite-en@0.2.0",
     dimension: 512,
     maxTokens: maxLength,
     countTokens: (text) => tokenizer.encode(text).length,
