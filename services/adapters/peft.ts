@@ -191,9 +191,16 @@ const TENSOR_NAME = /^base_model\.model\.(.+)\.lora_(A|B)\.weight$/;
 
 /**
  * Checks a PEFT adapter against the base model and this node's limits, throwing an AdapterError
- * that names the exact problem. Nothing is converted yet; see toLoraWeights.
+ * that names the exact problem. Its values are checked by converting it once (see toLoraWeights).
  */
 export function validatePeftAdapter(files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): ValidatedAdapter {
+  const adapter = checkStructure(files, base, limits);
+  toLoraWeights("validation", adapter); // converted once to check every value; the result is dropped
+  return adapter;
+}
+
+/** Everything but the values: config, tensor names, shapes, ranks and header bounds. */
+function checkStructure(files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): ValidatedAdapter {
   const config = parsePeftConfig(files.config);
   checkTargetsExist(config, base);
   const store = openStore(files.model, base);
@@ -305,8 +312,6 @@ function checkModule(
   expectShape(store, `${tensorStem}.lora_A.weight`, [rank, inFeatures], `rank ${rank} x in_features ${inFeatures}`);
   expectShape(store, `${tensorStem}.lora_B.weight`, [outFeatures, rank], `out_features ${outFeatures} x rank ${rank}`);
   const scale = config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
-  expectSaneValues(store, `${tensorStem}.lora_A.weight`, 1);
-  expectSaneValues(store, `${tensorStem}.lora_B.weight`, scale);
   return { key: `layers.${layer}.${target}`, tensorStem, target, rank, alpha, scale, inFeatures, outFeatures };
 }
 
@@ -327,17 +332,12 @@ function expectShape(store: WeightStore, tensor: string, expected: number[], mea
  */
 export const MAX_ADAPTER_WEIGHT = 1e4;
 
-function expectSaneValues(store: WeightStore, tensor: string, scale: number): void {
-  const values = store.getF32(tensor);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]! * scale;
-    if (Number.isFinite(v) && Math.abs(v) <= MAX_ADAPTER_WEIGHT) continue;
-    const what = Number.isFinite(values[i]!) && scale !== 1 ? `${values[i]} (x scale ${scale})` : String(values[i]);
-    throw new AdapterError(
-      "non_finite_weights",
-      `tensor "${tensor}" holds ${what} at index ${i}; adapter weights (times the LoRA scale) must be finite and at most ${MAX_ADAPTER_WEIGHT} in magnitude`,
-    );
-  }
+function insaneValue(tensor: string, value: number, index: number, scale: number): AdapterError {
+  const what = Number.isFinite(value) && scale !== 1 ? `${value} (x scale ${scale})` : String(value);
+  return new AdapterError(
+    "non_finite_weights",
+    `tensor "${tensor}" holds ${what} at index ${index}; adapter weights (times the LoRA scale) must be finite and at most ${MAX_ADAPTER_WEIGHT} in magnitude`,
+  );
 }
 
 function checkNothingMissing(config: PeftConfig, base: BaseModelShape, present: Map<string, unknown>): void {
@@ -351,32 +351,40 @@ function checkNothingMissing(config: PeftConfig, base: BaseModelShape, present: 
 
 // --- conversion ---
 
-/** Turns validated PEFT weights into the graph's layout: a = A^T [in, r], b = (s·B)^T [r, out]. */
+/**
+ * Turns validated PEFT weights into the graph's layout: a = A^T [in, r], b = (s·B)^T [r, out],
+ * refusing (non_finite_weights) any value that is not finite or is past MAX_ADAPTER_WEIGHT.
+ */
 export function toLoraWeights(id: string, adapter: ValidatedAdapter): LoraWeights {
   const modules = new Map<LoraModuleKey, LoraModuleWeights>();
   let bytes = 0;
+  const converted = (tensor: string, rows: number, cols: number, scale: number) => transpose(tensor, adapter.store.getF32(tensor), rows, cols, scale);
   for (const m of adapter.modules) {
-    const a = transpose(adapter.store.getF32(`${m.tensorStem}.lora_A.weight`), m.rank, m.inFeatures, 1);
-    const b = transpose(adapter.store.getF32(`${m.tensorStem}.lora_B.weight`), m.outFeatures, m.rank, m.scale);
+    const a = converted(`${m.tensorStem}.lora_A.weight`, m.rank, m.inFeatures, 1);
+    const b = converted(`${m.tensorStem}.lora_B.weight`, m.outFeatures, m.rank, m.scale);
     modules.set(m.key, { rank: m.rank, a, b });
     bytes += a.byteLength + b.byteLength;
   }
   return { id, maxRank: adapter.summary.rank, modules, bytes };
 }
 
-/** [rows, cols] row-major -> [cols, rows] row-major, times `scale`. */
-function transpose(source: Float32Array, rows: number, cols: number, scale: number): Float32Array {
+/** `tensor` [rows, cols] row-major -> [cols, rows] row-major, times `scale`, each value checked. */
+function transpose(tensor: string, source: Float32Array, rows: number, cols: number, scale: number): Float32Array {
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const rowStart = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = source[rowStart + c]! * scale;
+    for (let c = 0; c < cols; c++) {
+      const v = source[rowStart + c]! * scale;
+      if (!(Math.abs(v) <= MAX_ADAPTER_WEIGHT)) throw insaneValue(tensor, source[rowStart + c]!, rowStart + c, scale); // NaN fails too
+      out[c * rows + r] = v;
+    }
   }
   return out;
 }
 
-/** Validate and convert in one step. */
+/** Validate and convert in one step (the values are read once, by the conversion). */
 export function loadPeftAdapter(id: string, files: AdapterFiles, base: BaseModelShape, limits: PeftLimits): LoraWeights {
-  const adapter = validatePeftAdapter(files, base, limits);
+  const adapter = checkStructure(files, base, limits);
   try {
     return toLoraWeights(id, adapter);
   } finally {
