@@ -6,7 +6,6 @@ import { LORA_TARGETS, type LoraWeights } from "../../services/adapters/types.ts
 import { LoraSlotTable } from "../../services/adapters/slot-table.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
-import { openWeights } from "../../services/model/safetensors.ts";
 import { collect, greedyReference, params, type Collected } from "./generate-helpers.ts";
 import { expectClose } from "../helpers/compare.ts";
 import { findModel } from "./model-path.ts";
@@ -25,9 +24,7 @@ describe("engine with LoRA adapters on stories260k", () => {
   beforeAll(async () => {
     const dir = findModel("stories260k");
     config = await loadDecoderConfig(dir);
-    const store = await openWeights(dir);
-    base = new MemoryWeights(new Map(store.names().map((n) => [n, store.getF32(n)])));
-    store.close();
+    base = await MemoryWeights.load(dir);
     adapters.set("all-r8", randomAdapter(config, "all-r8", 8, LORA_TARGETS, 1));
     adapters.set("attn-r4", randomAdapter(config, "attn-r4", 4, ["q_proj", "k_proj", "v_proj", "o_proj"], 2));
     adapters.set("mlp-r2", randomAdapter(config, "mlp-r2", 2, ["gate_proj", "up_proj", "down_proj"], 3));

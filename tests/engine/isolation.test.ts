@@ -18,7 +18,6 @@ import { loadDecoderConfig, type DecoderConfig } from "../../services/model/conf
 import { buildDecoderGraph, type DecoderOptions } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { ReferenceDecoder, type ReferenceCache } from "../../services/model/reference.ts";
-import { openWeights } from "../../services/model/safetensors.ts";
 import { argmax, expectClose, row } from "../helpers/compare.ts";
 import { collect, greedyReference, params } from "./generate-helpers.ts";
 import { findModel } from "./model-path.ts";
@@ -129,9 +128,7 @@ describe("an adapter with non-finite weights on stories260k", () => {
   beforeAll(async () => {
     const dir = findModel("stories260k");
     config = await loadDecoderConfig(dir);
-    const store = await openWeights(dir);
-    base = new MemoryWeights(new Map(store.names().map((n) => [n, store.getF32(n)])));
-    store.close();
+    base = await MemoryWeights.load(dir);
     // Loaded straight into the engine, past the import checks that refuse such files.
     adapters.set("nan", withValue(randomAdapter(config, "nan", 4, LORA_TARGETS, 7), Number.NaN));
     adapters.set("inf", withValue(randomAdapter(config, "inf", 4, ["v_proj"], 8), Number.POSITIVE_INFINITY));

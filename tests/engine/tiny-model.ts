@@ -2,9 +2,20 @@
 import type { LoraModuleKey, LoraTarget, LoraWeights } from "../../services/adapters/types.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
 import { projectionShape } from "../../services/model/decoder.ts";
+import { openWeights } from "../../services/model/safetensors.ts";
 
 export class MemoryWeights {
   constructor(readonly tensors: Map<string, Float32Array>) {}
+
+  /** Every tensor of a model folder's safetensors, read into memory. */
+  static async load(dir: string): Promise<MemoryWeights> {
+    const store = await openWeights(dir);
+    try {
+      return new MemoryWeights(new Map(store.names().map((n) => [n, store.getF32(n)])));
+    } finally {
+      store.close();
+    }
+  }
   has(name: string): boolean {
     return this.tensors.has(name);
   }
