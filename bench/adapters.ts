@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as ort from "onnxruntime-node";
-import type { GenerateEvent, SamplingParams } from "../edge/ports.ts";
+import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createAdapterService, type AdapterService } from "../services/adapters/index.ts";
 import { LoraSlotTable } from "../services/adapters/slot-table.ts";
 import { randomPeftAdapter, seededRandom } from "../services/adapters/synthetic.ts";

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GenerateEvent, SamplingParams } from "../edge/ports.ts";
+import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 

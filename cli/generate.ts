@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { SamplingParams, TokenLogprob } from "../edge/ports.ts";
+import type { SamplingParams, TokenLogprob } from "../ports/index.ts";
 import { createEngine } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";

@@ -12,11 +12,11 @@ import type { OpenDatabase } from "../services/store/db.ts";
 import type { Tenant } from "../services/store/schema.ts";
 import { UsageStore } from "../services/store/usage.ts";
 import type { ChatDeps } from "./chat/deps.ts";
+import type { ModelResolver } from "./chat/strategy.ts";
 import type { Config } from "./config.ts";
 import type { AppEnv, Log } from "./env.ts";
 import { badRequest } from "./errors.ts";
 import { SlidingWindow, TokenBudget } from "./middleware/rate-limit.ts";
-import type { ModelResolver } from "./ports.ts";
 import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
@@ -72,9 +72,9 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     int8: config.embeddingInt8,
     parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
   });
-  logger.info({ model: engine.model().id, modelDir }, "model loaded");
+  logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
-  const resolveModelField = modelResolver(adapters.registry);
+  const resolveModelField: ModelResolver = async (model, tenant) => modelResolver(adapters.registry)(model, tenant);
   const chat: ChatDeps = {
     inference: withAdapterLeases(engine, adapters),
     retrieval: knowledge,
@@ -95,7 +95,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       loraDir: config.loraDir,
       readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody),
     }),
-    checkSettings: (tenant, settings) => ({ ...settings, defaultAdapter: defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
+    checkSettings: async (tenant, settings) => ({ ...settings, defaultAdapter: await defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
     routes: [
       ["/chat", chatRoutes(chat)],
       ["/completions", completionRoutes(chat)],
@@ -115,11 +115,11 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
 }
 
 /** A default adapter given by name, `name@version` or id, stored as the id of one the tenant may use. */
-function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref: string | null | undefined): string | null | undefined {
+async function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref: string | null | undefined): Promise<string | null | undefined> {
   if (!ref) return ref;
   let adapterId: string | undefined;
   try {
-    adapterId = resolveModel(ref, { id: tenant.id, settings: {} }).adapterId;
+    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId;
   } catch {
     adapterId = undefined;
   }

@@ -1,4 +1,5 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { PlaneError, type PlaneErrorKind } from "../ports/errors.ts";
 
 /** OpenAI's error `type` values, plus our own for statuses OpenAI does not name. */
 export type ErrorType =
@@ -46,3 +47,33 @@ export const unsupportedMediaType = (message: string) =>
   new ApiError(415, message, "invalid_request_error", null, "unsupported_media_type");
 export const tooManyRequests = (message: string, retryAfterSeconds: number, code = "rate_limit_exceeded") =>
   new ApiError(429, message, "rate_limit_error", null, code, { "Retry-After": String(Math.ceil(retryAfterSeconds)) });
+
+/** How each port error kind reads in HTTP: status, OpenAI type, and the code when the plane gave none. */
+const PLANE_ERROR_HTTP: Record<PlaneErrorKind, { status: ContentfulStatusCode; type: ErrorType; code: string | null; retryAfter?: number }> = {
+  invalid_request: { status: 400, type: "invalid_request_error", code: null },
+  context_length: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
+  not_found: { status: 404, type: "not_found_error", code: "not_found" },
+  forbidden: { status: 403, type: "permission_error", code: "forbidden" },
+  too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
+  overloaded: { status: 429, type: "rate_limit_error", code: "overloaded", retryAfter: 1 },
+  busy: { status: 503, type: "overloaded_error", code: "busy", retryAfter: 1 },
+  unavailable: { status: 503, type: "server_error", code: "unavailable", retryAfter: 5 },
+  plane_unavailable: { status: 503, type: "server_error", code: "plane_unavailable" },
+};
+
+/** The one place a port's error becomes an HTTP error; `param` names the field when the plane named none. */
+export function planeApiError(err: PlaneError, param: string | null = null): ApiError {
+  const http = PLANE_ERROR_HTTP[err.kind];
+  const headers: Record<string, string> = http.retryAfter ? { "Retry-After": String(http.retryAfter) } : {};
+  return new ApiError(http.status, err.message, http.type, err.param ?? param, err.code ?? http.code, headers);
+}
+
+/** Runs a port call, naming `param` in its errors when the plane named none. */
+export async function withParam<T>(param: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    throw e instanceof PlaneError && e.param === null ? planeApiError(e, param) : e;
+  }
+}

@@ -3,12 +3,13 @@ import {
   ContextLengthError,
   type GenerateEvent,
   type Inference,
+  type Knowledge,
+  type PromptSource,
   type PromptTokenLogprob,
-  type Retrieval,
   type SamplingParams,
   type SearchHit,
   type TokenLogprob,
-} from "../ports.ts";
+} from "../../ports/index.ts";
 import { effectiveSettings } from "../tenant-settings.ts";
 import { buildMessages, normalizeMessages, retrievalQuery } from "./prompt.ts";
 import type { GenerationBody, SamplingBody } from "./schema.ts";
@@ -16,7 +17,7 @@ import { usesRetrieval, type Plan } from "./strategy.ts";
 
 export interface CompletionDeps {
   inference: Inference;
-  retrieval?: Retrieval;
+  retrieval?: Pick<Knowledge, "search">;
 }
 
 /** Everything decided before the model runs: the prompt, its tokens, the sources and the sampling. */
@@ -56,9 +57,7 @@ export async function prepareCompletion(
   const messages = normalizeMessages(body.messages);
   const { sources, retrievalMs } = await retrieveSources(deps, tenant.id, plan, retrievalQuery(messages), body.retrieval);
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const fitted = fitPrompt(deps.inference, sources, requested, (used) =>
-    deps.inference.encodeChat(buildMessages(plan.strategy, settings, messages, used), { addGenerationPrompt: true }),
-  );
+  const fitted = await fitPrompt(deps.inference, sources, requested, (used) => ({ messages: buildMessages(plan.strategy, settings, messages, used) }));
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
   return { plan, ...fitted, params: samplingParams(body, fitted.maxTokens, logprobs), retrievalMs };
 }
@@ -89,24 +88,24 @@ export interface FittedPrompt {
 }
 
 /**
- * Renders the prompt with as many sources as fit: fewer chunks rather than overflow, dropping the
- * lowest-ranked until the prompt and the completion (`requested`, else the rest of the window) fit.
+ * Encodes the prompt with as many sources as fit, in one call: fewer chunks rather than overflow,
+ * dropping the lowest-ranked until the prompt and the completion (`requested`, else the rest of the
+ * window) fit.
  */
-export function fitPrompt(
+export async function fitPrompt(
   inference: Inference,
   sources: SearchHit[],
   requested: number | undefined,
-  render: (sources: SearchHit[]) => { text: string; tokens: number[] },
-): FittedPrompt {
-  const { contextLength } = inference.model();
-  for (let used = sources.length; ; used--) {
-    const { text: prompt, tokens: promptTokens } = render(sources.slice(0, used));
-    const maxTokens = requested ?? contextLength - promptTokens.length;
-    if (promptTokens.length + maxTokens <= contextLength && maxTokens > 0) {
-      return { prompt, promptTokens, maxTokens, sources: sources.slice(0, used), sourcesDropped: sources.length - used };
-    }
-    if (used === 0) throw new ContextLengthError(promptTokens.length, Math.max(requested ?? 1, 1), contextLength);
-  }
+  render: (sources: SearchHit[]) => PromptSource,
+  options: { offsets?: boolean } = {},
+): Promise<FittedPrompt & { offsets?: number[] }> {
+  const { contextLength } = await inference.model();
+  const candidates = Array.from({ length: sources.length + 1 }, (_, dropped) => render(sources.slice(0, sources.length - dropped)));
+  const encoded = await inference.encode({ candidates, reserve: requested ?? 1, offsets: options.offsets });
+  const used = sources.length - encoded.index;
+  if (!encoded.fits) throw new ContextLengthError(encoded.tokens.length, Math.max(requested ?? 1, 1), contextLength);
+  const maxTokens = requested ?? contextLength - encoded.tokens.length;
+  return { prompt: encoded.text, promptTokens: encoded.tokens, offsets: encoded.offsets, maxTokens, sources: sources.slice(0, used), sourcesDropped: encoded.index };
 }
 
 /** The engine's sampling parameters; `logprobs` is the number of alternatives per token (undefined: none). */

@@ -1,6 +1,6 @@
 import type { UsageStore } from "../../services/store/usage.ts";
 import type { TokenBudget } from "../middleware/rate-limit.ts";
-import type { ModelResolver } from "../ports.ts";
+import type { ModelResolver } from "./strategy.ts";
 import type { CompletionDeps } from "./completion.ts";
 
 /** What the chat, compare and usage routes need from the planes behind the edge. */

@@ -1,4 +1,4 @@
-import type { SearchHit, TokenLogprob } from "../ports.ts";
+import type { SearchHit, TokenLogprob } from "../../ports/index.ts";
 import type { CompletionResult, PreparedCompletion } from "./completion.ts";
 
 /** Shapes of OpenAI's chat completion objects, plus Switchyard's `switchyard` extension. */

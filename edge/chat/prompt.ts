@@ -1,4 +1,4 @@
-import type { ChatMessage, SearchHit } from "../ports.ts";
+import type { ChatMessage, SearchHit } from "../../ports/index.ts";
 import type { Strategy, TenantSettings } from "../tenant-settings.ts";
 import type { GenerationBody } from "./schema.ts";
 import { usesRetrieval } from "./strategy.ts";

@@ -1,4 +1,3 @@
-import type { ModelResolver } from "../ports.ts";
 import { badRequest } from "../errors.ts";
 import { defaultStrategyOf, type Strategy } from "../tenant-settings.ts";
 
@@ -16,14 +15,17 @@ interface TenantLike {
   settings: Record<string, unknown>;
 }
 
+/** Reads the OpenAI `model` field for a tenant: `BASE`, `BASE:ADAPTER` or `ADAPTER` (the adapter catalog's `resolve`). */
+export type ModelResolver = (model: string | undefined, tenant: TenantLike) => Promise<{ base: string; adapterId?: string }>;
+
 /**
  * Decides strategy and adapter. An explicit `strategy` wins. Without one, the tenant's `defaultStrategy`
  * applies; a tenant that never chose one runs `adapter` while it has a default adapter, else `prompt`.
  * A `model` that names an adapter adds the adapter to the strategy (prompt -> adapter, rag -> rag+adapter).
  * The adapter comes from `model`, else the tenant's default adapter.
  */
-export function planRequest(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined, strategy?: Strategy): Plan {
-  const resolved = resolveModel(model, tenant);
+export async function planRequest(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined, strategy?: Strategy): Promise<Plan> {
+  const resolved = await resolveModel(model, tenant);
   const namesAdapter = model !== undefined && model !== "" && model !== resolved.base;
   let chosen = strategy ?? defaultStrategyOf(tenant.settings, resolved.adapterId !== undefined);
   if (!strategy && namesAdapter && !usesAdapter(chosen)) chosen = chosen === "rag" ? "rag+adapter" : "adapter";
@@ -39,7 +41,7 @@ export function planRequest(resolveModel: ModelResolver, tenant: TenantLike, mod
 }
 
 /** The strategies a tenant can run: adapter ones only when it has an adapter to use. */
-export function availableStrategies(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined): Strategy[] {
-  const hasAdapter = resolveModel(model, tenant).adapterId !== undefined;
+export async function availableStrategies(resolveModel: ModelResolver, tenant: TenantLike, model: string | undefined): Promise<Strategy[]> {
+  const hasAdapter = (await resolveModel(model, tenant)).adapterId !== undefined;
   return hasAdapter ? ["prompt", "rag", "adapter", "rag+adapter"] : ["prompt", "rag"];
 }

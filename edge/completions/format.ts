@@ -1,4 +1,4 @@
-import type { PromptTokenLogprob, TokenLogprob } from "../ports.ts";
+import type { PromptTokenLogprob, TokenLogprob } from "../../ports/index.ts";
 
 /** Shapes of OpenAI's legacy `text_completion` objects (the same for whole responses and stream chunks). */
 

@@ -2,21 +2,13 @@ import { fitPrompt, retrieveSources, samplingParams, type CompletionDeps, type P
 import { formatSource } from "../chat/prompt.ts";
 import { usesRetrieval, type Plan } from "../chat/strategy.ts";
 import { badRequest } from "../errors.ts";
-import { ContextLengthError, type SearchHit } from "../ports.ts";
+import { ContextLengthError, type PromptSource, type SearchHit } from "../../ports/index.ts";
 import { DEFAULT_MAX_TOKENS, type CompletionBody } from "./schema.ts";
 
-/** A prepared raw completion and the text `echo` puts before it. */
+/** A prepared raw completion, the text `echo` puts before it, and where each prompt token starts in that text. */
 export interface PreparedTextCompletion extends PreparedCompletion {
   echo: string;
-}
-
-/**
- * Where each prompt token starts in the echoed text: the length of the text its predecessors decode
- * to (special tokens and the tokenizer's leading space take none), at most the echo's length.
- */
-export function echoOffsets(deps: CompletionDeps, prepared: PreparedTextCompletion): number[] {
-  const { promptTokens, echo } = prepared;
-  return promptTokens.map((_, i) => (i === 0 ? 0 : Math.min(deps.inference.detokenize(promptTokens.slice(0, i)).length, echo.length)));
+  echoOffsets: number[];
 }
 
 /**
@@ -31,30 +23,29 @@ export async function prepareTextCompletion(
   plan: Plan,
   prompt: string | number[],
 ): Promise<PreparedTextCompletion> {
-  if (typeof prompt !== "string") checkTokenIds(deps, plan, prompt);
+  if (typeof prompt !== "string") await checkTokenIds(deps, plan, prompt);
   const query = typeof prompt === "string" ? prompt : "";
   const { sources, retrievalMs } = await retrieveSources(deps, tenant.id, plan, query, body.retrieval);
   const requested = body.max_tokens ?? DEFAULT_MAX_TOKENS;
-  const render = (used: SearchHit[]) => {
-    if (typeof prompt !== "string") return { text: deps.inference.detokenize(prompt), tokens: prompt };
-    const text = withContext(prompt, used);
-    return { text, tokens: deps.inference.tokenize(text, { addSpecialTokens: true }) };
-  };
+  const render = (used: SearchHit[]): PromptSource => (typeof prompt === "string" ? { text: withContext(prompt, used) } : { tokens: prompt });
+  const wantOffsets = !!body.echo && body.logprobs != null;
   let fitted;
   try {
-    fitted = fitPrompt(deps.inference, sources, requested, render);
+    fitted = await fitPrompt(deps.inference, sources, requested, render, { offsets: wantOffsets });
   } catch (err) {
     if (err instanceof ContextLengthError) throw contextLengthExceeded(err);
     throw err;
   }
   const logprobs = body.logprobs ?? undefined;
+  const { offsets, ...rest } = fitted;
   return {
     plan,
-    ...fitted,
+    ...rest,
     params: samplingParams(body, fitted.maxTokens, logprobs),
     promptLogprobs: body.echo ? logprobs : undefined,
     retrievalMs,
     echo: fitted.prompt,
+    echoOffsets: offsets ?? [],
   };
 }
 
@@ -64,8 +55,8 @@ function withContext(prompt: string, sources: SearchHit[]): string {
   return `Context:\n${sources.map((h, i) => formatSource(h, i + 1)).join("\n\n")}\n\n${prompt}`;
 }
 
-function checkTokenIds(deps: CompletionDeps, plan: Plan, tokens: number[]): void {
-  const { vocabSize } = deps.inference.model();
+async function checkTokenIds(deps: CompletionDeps, plan: Plan, tokens: number[]): Promise<void> {
+  const { vocabSize } = await deps.inference.model();
   const bad = tokens.find((t) => t >= vocabSize);
   if (bad !== undefined) throw badRequest(`Invalid value for 'prompt': token id ${bad} is not in the vocabulary (0..${vocabSize - 1}).`, "prompt", "invalid_value");
   if (usesRetrieval(plan.strategy)) {

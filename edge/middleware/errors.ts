@@ -1,10 +1,8 @@
 import type { Context, ErrorHandler, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { AdapterError } from "../../services/adapters/errors.ts";
+import { PlaneError } from "../../ports/errors.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, badRequest, tooManyRequests } from "../errors.ts";
-import { ContextLengthError, InferenceOverloadedError, InferenceRequestError, InferenceUnavailableError } from "../ports.ts";
-import { adapterApiError } from "../routes/adapters.ts";
+import { ApiError, planeApiError } from "../errors.ts";
 
 /** Renders any thrown error as OpenAI-shaped JSON; unknown errors become a 500 without internals. */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
@@ -20,11 +18,7 @@ export function respond(c: Context, error: ApiError): Response {
 
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof InferenceOverloadedError) return tooManyRequests(`The model is overloaded: ${err.message}.`, 1, "engine_overloaded");
-  if (err instanceof InferenceRequestError) return badRequest(err.message, "messages", "invalid_generation_request");
-  if (err instanceof InferenceUnavailableError) return new ApiError(503, err.message, "server_error", null, "inference_unavailable", { "Retry-After": "5" });
-  if (err instanceof ContextLengthError) return badRequest(err.message, "messages", "context_length_exceeded");
-  if (err instanceof AdapterError) return adapterApiError(err, "model");
+  if (err instanceof PlaneError) return planeApiError(err);
   if (err instanceof HTTPException && err.status < 500) {
     return new ApiError(err.status as 400, err.message || "Bad request", "invalid_request_error");
   }

@@ -5,7 +5,8 @@ import { AdapterError } from "../../services/adapters/errors.ts";
 import type { AdapterRegistry, Viewer } from "../../services/adapters/registry.ts";
 import type { Adapter } from "../../services/store/schema.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import { ApiError, badRequest, payloadTooLarge, planeApiError, unsupportedMediaType } from "../errors.ts";
+import { PlaneError } from "../../ports/errors.ts";
 import { describe } from "../middleware/body.ts";
 import { readMultipart, type Form } from "../middleware/multipart.ts";
 
@@ -37,28 +38,12 @@ export function adapterJson(a: Adapter) {
   };
 }
 
-/** Turns a refused adapter into the HTTP error the client sees. */
-export function adapterApiError(e: AdapterError, param: string | null = null): ApiError {
-  switch (e.code) {
-    case "not_found":
-      return notFound(e.message, param);
-    case "forbidden":
-      return new ApiError(403, e.message, "permission_error", param, "forbidden");
-    case "too_large":
-      return payloadTooLarge(e.message, param);
-    case "cache_full":
-      return new ApiError(503, e.message, "overloaded_error", param, "adapter_cache_full", { "Retry-After": "1" });
-    default:
-      return badRequest(e.message, param, e.code);
-  }
-}
-
-/** Runs `run`, turning a refused adapter into its HTTP error naming `param`. */
+/** Runs `run`, naming `param` in a refused adapter's HTTP error. */
 export async function translated<T>(run: () => Promise<T> | T, param: string | null = null): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    throw e instanceof AdapterError ? adapterApiError(e, param) : e;
+    throw e instanceof PlaneError ? planeApiError(e, param) : e;
   }
 }
 

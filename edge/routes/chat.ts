@@ -21,7 +21,7 @@ export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
       const startedAt = c.get("startedAt");
       const body = c.req.valid("json");
       const tenant = c.get("tenant");
-      const plan = planRequest(deps.resolveModel, tenant, body.model, body.strategy);
+      const plan = await planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await prepareCompletion(deps, tenant, body, plan);
       deps.tokenBudget.check(tenant, prepared.promptTokens.length);
       const accounting = accountingFor(deps, tenant.id, plan);

@@ -23,7 +23,7 @@ export function compareRoutes(deps: ChatDeps): Hono<AppEnv> {
     async (c) => {
       const body = c.req.valid("json");
       const tenant = c.get("tenant");
-      const strategies = body.strategies ?? availableStrategies(deps.resolveModel, tenant, body.model);
+      const strategies = body.strategies ?? await availableStrategies(deps.resolveModel, tenant, body.model);
       const results = await Promise.all(strategies.map((s) => runStrategy(deps, tenant, body, s, c.req.raw.signal, c.get("logger"), c.get("startedAt"))));
       return c.json({ object: "compare", created: unixSeconds(), model: body.model ?? null, results });
     },
@@ -35,7 +35,7 @@ export function compareRoutes(deps: ChatDeps): Hono<AppEnv> {
 /** One strategy's entry: its answer, or its error; a failing strategy never sinks the others. */
 async function runStrategy(deps: ChatDeps, tenant: Tenant, body: CompareBody, strategy: Strategy, signal: AbortSignal, logger: Log, startedAt: number) {
   try {
-    const plan = planRequest(deps.resolveModel, tenant, body.model, strategy);
+    const plan = await planRequest(deps.resolveModel, tenant, body.model, strategy);
     const prepared = await prepareCompletion(deps, tenant, body, plan);
     deps.tokenBudget.check(tenant, prepared.promptTokens.length);
     const result = await collect(generate(deps, prepared, signal), prepared, startedAt);

@@ -7,7 +7,7 @@ import { streamEvents } from "../chat/sse.ts";
 import { planRequest } from "../chat/strategy.ts";
 import { joinLogprobs, legacyLogprobs, textCompletionId, textCompletionJson, type TextChoice } from "../completions/format.ts";
 import { mergeStreams } from "../completions/merge.ts";
-import { echoOffsets, prepareTextCompletion, type PreparedTextCompletion } from "../completions/prompt.ts";
+import { prepareTextCompletion, type PreparedTextCompletion } from "../completions/prompt.ts";
 import { CompletionRequest, promptList, type CompletionBody } from "../completions/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
@@ -31,7 +31,7 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
     async (c) => {
       const body = c.req.valid("json");
       const tenant = c.get("tenant");
-      const plan = planRequest(deps.resolveModel, tenant, body.model, body.strategy);
+      const plan = await planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await Promise.all(promptList(body.prompt).map((prompt) => prepareTextCompletion(deps, tenant, body, plan, prompt)));
       deps.tokenBudget.check(tenant, sum(prepared.map((p) => p.promptTokens.length)));
       const meta: Meta = {
@@ -72,7 +72,7 @@ function wholeChoice(deps: ChatDeps, body: CompletionBody, prepared: PreparedTex
   let logprobs = null;
   if (body.logprobs !== undefined && body.logprobs !== null) {
     const completion = legacyLogprobs(result.logprobs, echo.length);
-    logprobs = body.echo ? joinLogprobs([legacyLogprobs(result.promptLogprobs ?? [], echoOffsets(deps, prepared)), completion]) : completion;
+    logprobs = body.echo ? joinLogprobs([legacyLogprobs(result.promptLogprobs ?? [], prepared.echoOffsets), completion]) : completion;
   }
   return { index, text: echo + result.text, logprobs, finish_reason: result.finishReason };
 }
@@ -96,7 +96,7 @@ function streamCompletions(c: Context<AppEnv>, deps: ChatDeps, body: CompletionB
       if (event.type === "prompt") {
         if (!body.echo) return;
         offsets[index] = prepared[index].echo.length;
-        const logprobs = legacyLogprobs(event.logprobs, echoOffsets(deps, prepared[index]));
+        const logprobs = legacyLogprobs(event.logprobs, prepared[index].echoOffsets);
         return send(chunk({ index, text: prepared[index].echo, logprobs, finish_reason: null }));
       }
       if (event.type === "text") {

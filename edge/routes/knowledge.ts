@@ -1,12 +1,12 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { KnowledgeError } from "../../services/retrieval/errors.ts";
+import { PlaneError } from "../../ports/errors.ts";
 import type { KnowledgeBase, UploadInput } from "../../services/retrieval/knowledge-base.ts";
 import { DOCUMENT_FORMATS } from "../../services/retrieval/parse.ts";
 import type { SearchHit } from "../../services/retrieval/types.ts";
 import type { DocumentRow } from "../../services/store/schema.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from "../errors.ts";
+import { badRequest, planeApiError, unsupportedMediaType } from "../errors.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
 import { readMultipart } from "../middleware/multipart.ts";
 
@@ -111,21 +111,7 @@ async function call<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (!(err instanceof KnowledgeError)) throw err;
-    throw knowledgeApiError(err);
-  }
-}
-
-export function knowledgeApiError(err: KnowledgeError): ApiError {
-  switch (err.kind) {
-    case "too_large":
-      return payloadTooLarge(err.message, err.param);
-    case "unsupported_format":
-      return unsupportedMediaType(err.message);
-    case "not_found":
-      return notFound(err.message, err.param);
-    case "invalid":
-      return badRequest(err.message, err.param);
+    throw err instanceof PlaneError ? planeApiError(err) : err;
   }
 }
 

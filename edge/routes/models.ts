@@ -57,7 +57,7 @@ function findAdapter(ref: string, tenantId: string, registry: ModelCatalog): Ada
     try {
       return registry.get(ref, viewer);
     } catch (e) {
-      if (e instanceof AdapterError && e.code === "not_found") return undefined;
+      if (e instanceof AdapterError && e.kind === "not_found") return undefined;
       throw e;
     }
   }

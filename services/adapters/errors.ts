@@ -1,4 +1,6 @@
-/** Why an adapter was refused; routes map these codes to HTTP statuses. */
+import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
+
+/** Why an adapter was refused; `kind` (the port's error kind) follows from it. */
 export type AdapterErrorCode =
   | "invalid_archive"
   | "unsafe_archive_entry"
@@ -18,13 +20,29 @@ export type AdapterErrorCode =
   | "cache_full"
   | "over_cache_budget";
 
+const KIND_OF: Partial<Record<AdapterErrorCode, PlaneErrorKind>> = {
+  not_found: "not_found",
+  forbidden: "forbidden",
+  too_large: "too_large",
+  cache_full: "busy",
+};
+
+/** The HTTP code of each refusal: its own name, except where the edge's generic one reads as before. */
+const HTTP_CODE_OF: Partial<Record<AdapterErrorCode, string>> = {
+  not_found: "not_found",
+  forbidden: "forbidden",
+  too_large: "payload_too_large",
+  cache_full: "adapter_cache_full",
+};
+
 /** A refused adapter, upload or lookup, with a message that names the exact reason. */
-export class AdapterError extends Error {
+export class AdapterError extends PlaneError {
   constructor(
-    readonly code: AdapterErrorCode,
+    readonly reason: AdapterErrorCode,
     message: string,
+    param?: string,
   ) {
-    super(message);
+    super(KIND_OF[reason] ?? "invalid_request", message, { code: HTTP_CODE_OF[reason] ?? reason, param });
     this.name = "AdapterError";
   }
 }

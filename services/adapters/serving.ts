@@ -1,4 +1,4 @@
-import type { GenerateEvent, GenerateRequest, Inference } from "../../edge/ports.ts";
+import type { GenerateEvent, GenerateRequest, Inference } from "../../ports/index.ts";
 import type { AdapterService } from "./index.ts";
 
 /**
@@ -10,9 +10,7 @@ import type { AdapterService } from "./index.ts";
 export function withAdapterLeases(inference: Inference, adapters: Pick<AdapterService, "acquire" | "cache">): Inference {
   return {
     model: () => inference.model(),
-    encodeChat: (messages, options) => inference.encodeChat(messages, options),
-    tokenize: (text, options) => inference.tokenize(text, options),
-    detokenize: (tokens) => inference.detokenize(tokens),
+    encode: (request) => inference.encode(request),
     close: () => inference.close(),
     generate: (request) => (request.adapter === undefined ? inference.generate(request) : leased(inference, adapters, request, request.adapter)),
   };

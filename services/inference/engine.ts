@@ -5,7 +5,7 @@
  */
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import type { ChatMessage, GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../edge/ports.ts";
+import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo, PromptSource } from "../../ports/inference.ts";
 import { LoraSlotTable } from "../adapters/slot-table.ts";
 import type { LoraWeights } from "../adapters/types.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
@@ -59,6 +59,11 @@ export interface Engine extends Inference {
   readonly config: DecoderConfig;
   readonly tokenizer: TextTokenizer;
   readonly chatTemplate: ChatTemplate;
+  readonly info: ModelInfo;
+  /** In-process conveniences (the CLI, benchmarks, tests): the tokenizer as `encode` uses it. */
+  tokenize(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Token ids back to text, special tokens left out. */
+  detokenize(tokens: number[]): string;
   stats(): EngineStats;
 }
 
@@ -128,18 +133,34 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return adapter;
   };
 
+  const tokenize = (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
+    tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true });
+  const detokenize = (tokens: number[]) => (tokens.length > 0 ? tokenizer.decode(tokens, { skipSpecialTokens: true }) : "");
+  const encodeSource = (source: PromptSource): { text: string; tokens: number[] } => {
+    if ("tokens" in source) return { text: detokenize(source.tokens), tokens: source.tokens };
+    if ("text" in source) return { text: source.text, tokens: tokenize(source.text) };
+    const text = chatTemplate.render(source.messages, { addGenerationPrompt: true });
+    return { text, tokens: tokenizer.encode(text, { addSpecialTokens: chatTemplate.encodeWithSpecialTokens }) };
+  };
+  const encode = async ({ candidates, reserve = 1, offsets }: EncodeRequest): Promise<EncodedPrompt> => {
+    if (candidates.length === 0) throw new InvalidGenerateRequestError("encode needs at least one prompt candidate");
+    for (let index = 0; ; index++) {
+      const { text, tokens } = encodeSource(candidates[index]);
+      const fits = tokens.length + reserve <= info.contextLength;
+      if (!fits && index < candidates.length - 1) continue;
+      return { index, fits, text, tokens, offsets: offsets ? textOffsets(tokens, text, detokenize) : undefined };
+    }
+  };
+
   return {
     config,
     tokenizer,
     chatTemplate,
-    model: () => info,
-    encodeChat: (messages: ChatMessage[], renderOptions?: { addGenerationPrompt?: boolean }) => {
-      const text = chatTemplate.render(messages, renderOptions);
-      return { text, tokens: tokenizer.encode(text, { addSpecialTokens: chatTemplate.encodeWithSpecialTokens }) };
-    },
-    tokenize: (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
-      tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true }),
-    detokenize: (tokens: number[]) => (tokens.length > 0 ? tokenizer.decode(tokens, { skipSpecialTokens: true }) : ""),
+    info,
+    model: async () => info,
+    encode,
+    tokenize,
+    detokenize,
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
       validate(request, config);
       if (request.adapter !== undefined && !options.resolveAdapter) {
@@ -162,6 +183,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       await Promise.all(sessions.map((s) => s.release()));
     },
   };
+}
+
+/** Where each token starts in `text`: the length its predecessors decode to, at most the text's length. */
+function textOffsets(tokens: number[], text: string, detokenize: (tokens: number[]) => string): number[] {
+  return tokens.map((_, i) => (i === 0 ? 0 : Math.min(detokenize(tokens.slice(0, i)).length, text.length)));
 }
 
 /** Rejects a request before any work: empty or out-of-range prompt, or one that cannot fit. */

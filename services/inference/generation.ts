@@ -2,7 +2,7 @@
  * One request in flight: turns logits into tokens (sampler), tokens into text (detokenizer, stop
  * sequences) and text into GenerateEvents, and decides when the sequence is finished.
  */
-import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../edge/ports.ts";
+import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../ports/index.ts";
 import type { LoraWeights } from "../adapters/types.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";

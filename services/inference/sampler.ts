@@ -9,7 +9,7 @@
  * Logprobs (chosen and top alternatives) are the log-softmax of the raw logits, before penalties,
  * temperature and truncation, so they describe the model rather than the sampling settings.
  */
-import type { SamplingParams } from "../../edge/ports.ts";
+import type { SamplingParams } from "../../ports/index.ts";
 
 export interface TokenChoice {
   token: number;

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
-import type { ChatMessage } from "../../edge/ports.ts";
+import type { ChatMessage } from "../../ports/index.ts";
 
 export interface ChatTemplate {
   render(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;

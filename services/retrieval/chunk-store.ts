@@ -101,13 +101,13 @@ export class ChunkStore {
 
 function metadataEquals(key: string, value: unknown) {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(key)) {
-    throw new KnowledgeError("invalid", `metadata filter key "${key}" must be 1-64 letters, digits, _ or -`, "filter.metadata");
+    throw new KnowledgeError("invalid_request", `metadata filter key "${key}" must be 1-64 letters, digits, _ or -`, "filter.metadata");
   }
   const path = `$."${key}"`;
   if (value === null) return sql`json_type(${documents.metadata}, ${path}) = 'null'`;
   if (typeof value === "boolean") return sql`json_extract(${documents.metadata}, ${path}) = ${value ? 1 : 0} AND json_type(${documents.metadata}, ${path}) = ${value ? "true" : "false"}`;
   if (typeof value === "string" || typeof value === "number") return sql`json_extract(${documents.metadata}, ${path}) = ${value}`;
-  throw new KnowledgeError("invalid", `metadata filter "${key}" must be a string, number, boolean or null`, "filter.metadata");
+  throw new KnowledgeError("invalid_request", `metadata filter "${key}" must be a string, number, boolean or null`, "filter.metadata");
 }
 
 /** Any of the query's words, each quoted so FTS5 syntax in user text is inert. */

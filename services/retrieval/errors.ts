@@ -1,14 +1,16 @@
-/** Why the knowledge base refused something; edge/routes/knowledge.ts maps each kind to an HTTP status. */
-export type KnowledgeErrorKind = "invalid" | "too_large" | "unsupported_format" | "not_found";
+import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
 
-export class KnowledgeError extends Error {
+/** Why the knowledge base refused something: the port's error kinds it uses. */
+export type KnowledgeErrorKind = Extract<PlaneErrorKind, "invalid_request" | "too_large" | "unsupported_media_type" | "not_found">;
+
+export class KnowledgeError extends PlaneError {
   constructor(
-    readonly kind: KnowledgeErrorKind,
+    override readonly kind: KnowledgeErrorKind,
     message: string,
     /** The request field at fault, when there is one. */
-    readonly param: string | null = null,
+    param?: string | null,
   ) {
-    super(message);
+    super(kind, message, { param: param ?? undefined });
     this.name = "KnowledgeError";
   }
 }

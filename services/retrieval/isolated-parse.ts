@@ -93,7 +93,7 @@ export class DocumentParser {
         else if (reply.type === "done") finish(() => resolve(reply.document));
         else finish(() => reject(new KnowledgeError(reply.kind, reply.message, "file")));
       });
-      child.on("error", (err) => finish(() => reject(new KnowledgeError("invalid", `could not parse the document: ${err.message}`, "file"))));
+      child.on("error", (err) => finish(() => reject(new KnowledgeError("invalid_request", `could not parse the document: ${err.message}`, "file"))));
       child.on("exit", (code, signal) => finish(() => reject(exitFailure(code, signal, maxHeapMb))));
       child.send({ format, bytes, maxDecodedBytes } satisfies ParseJob);
     });
@@ -119,5 +119,5 @@ function exitFailure(code: number | null, signal: NodeJS.Signals | null, maxHeap
   if (signal === "SIGABRT" || signal === "SIGTRAP" || code === 134) {
     return new KnowledgeError("too_large", `the document needs more than ${maxHeapMb} MB of memory to parse (the parse memory limit); nothing was indexed`, "file");
   }
-  return new KnowledgeError("invalid", `the document parser stopped before finishing (${signal ?? `exit code ${code}`})`, "file");
+  return new KnowledgeError("invalid_request", `the document parser stopped before finishing (${signal ?? `exit code ${code}`})`, "file");
 }

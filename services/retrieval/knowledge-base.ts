@@ -134,7 +134,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     if (input.bytes.length > limits.maxDocumentBytes) {
       throw new KnowledgeError("too_large", `document is ${input.bytes.length} bytes; the limit maxDocumentBytes is ${limits.maxDocumentBytes}`, "file");
     }
-    if (input.bytes.length === 0) throw new KnowledgeError("invalid", "document is empty", "file");
+    if (input.bytes.length === 0) throw new KnowledgeError("invalid_request", "document is empty", "file");
     const format = input.format ?? detectFormat(input.fileName, input.mediaType, input.bytes);
     const sha256 = createHash("sha256").update(format).update("\0").update(input.bytes).digest("hex");
     const known = this.findBySha(tenantId, sha256);
@@ -188,8 +188,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
   async search(tenantId: string, request: SearchRequest): Promise<SearchHit[]> {
     this.assertOpen();
     const { query, k = 5, mode = "hybrid", filter } = request;
-    if (typeof query !== "string" || query.trim() === "") throw new KnowledgeError("invalid", "query must be a non-empty string", "query");
-    if (!Number.isInteger(k) || k < 1 || k > 100) throw new KnowledgeError("invalid", "k must be an integer from 1 to 100", "k");
+    if (typeof query !== "string" || query.trim() === "") throw new KnowledgeError("invalid_request", "query must be a non-empty string", "query");
+    if (!Number.isInteger(k) || k < 1 || k > 100) throw new KnowledgeError("invalid_request", "k must be an integer from 1 to 100", "k");
     const allowedDocs = this.chunkStore.allowedDocuments(tenantId, filter);
     const depth = mode === "hybrid" ? Math.max(4 * k, 40) : k;
     const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs);
@@ -199,7 +199,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
   }
 
   private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined): Promise<VectorHit[]> {
-    if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid", "mode must be one of dense, bm25, hybrid", "mode");
+    if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid_request", "mode must be one of dense, bm25, hybrid", "mode");
     if (docs && docs.length === 0) return [];
     if (mode === "bm25") return this.chunkStore.bm25(tenantId, query, depth, docs);
     const [queryVector] = await this.embedder.embed([query]);

@@ -30,5 +30,5 @@ function refusal(err: unknown): ParseReply {
   // Checked first: pdf.js may catch the budget's error and rethrow it as a parse error of its own.
   if (budget.exceeded()) return { type: "refused", kind: "too_large", message: decodeLimitMessage(job.maxDecodedBytes) };
   if (err instanceof KnowledgeError) return { type: "refused", kind: err.kind, message: err.message };
-  return { type: "refused", kind: "invalid", message: `could not parse the document: ${err instanceof Error ? err.message : String(err)}` };
+  return { type: "refused", kind: "invalid_request", message: `could not parse the document: ${err instanceof Error ? err.message : String(err)}` };
 }

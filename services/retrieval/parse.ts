@@ -1,9 +1,9 @@
 import { TextDecoder } from "node:util";
 import { Parser } from "htmlparser2";
+import { DOCUMENT_FORMATS, type DocumentFormat } from "../../ports/knowledge.ts";
 import { KnowledgeError } from "./errors.ts";
 
-export const DOCUMENT_FORMATS = ["text", "markdown", "html", "pdf", "jsonl"] as const;
-export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
+export { DOCUMENT_FORMATS, type DocumentFormat };
 
 /** A run of body text (paragraph, list item, code block, record) inside `ParsedDocument.text`. */
 export interface Block {
@@ -40,7 +40,7 @@ export function detectFormat(fileName: string | undefined, mediaType: string | u
   if (startsWith(bytes, "%PDF-")) return "pdf";
   const what = [fileName && `file name "${fileName}"`, media && `media type "${media}"`].filter(Boolean).join(", ");
   throw new KnowledgeError(
-    "unsupported_format",
+    "unsupported_media_type",
     `unsupported document format (${what || "no file name or media type"}); supported: .txt, .md, .html, .pdf, .jsonl`,
     "file",
   );
@@ -69,7 +69,7 @@ function decodeUtf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new KnowledgeError("invalid", "document is not valid UTF-8 text", "file");
+    throw new KnowledgeError("invalid_request", "document is not valid UTF-8 text", "file");
   }
 }
 
@@ -209,7 +209,7 @@ export function parseJsonl(source: string): ParsedDocument {
     const record = parseRecord(line, i + 1);
     const body = record.text ?? record.content ?? record.body;
     if (typeof body !== "string") {
-      throw new KnowledgeError("invalid", `JSONL line ${i + 1}: record has no string field "text", "content" or "body"`, "file");
+      throw new KnowledgeError("invalid_request", `JSONL line ${i + 1}: record has no string field "text", "content" or "body"`, "file");
     }
     const label = record.title ?? record.id;
     if (text) text += "\n\n";
@@ -225,24 +225,24 @@ function parseRecord(line: string, lineNumber: number): Record<string, unknown> 
   try {
     value = JSON.parse(line);
   } catch (err) {
-    throw new KnowledgeError("invalid", `JSONL line ${lineNumber}: invalid JSON (${(err as Error).message})`, "file");
+    throw new KnowledgeError("invalid_request", `JSONL line ${lineNumber}: invalid JSON (${(err as Error).message})`, "file");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new KnowledgeError("invalid", `JSONL line ${lineNumber}: each line must be a JSON object`, "file");
+    throw new KnowledgeError("invalid_request", `JSONL line ${lineNumber}: each line must be a JSON object`, "file");
   }
   return value as Record<string, unknown>;
 }
 
 /** The text layer of every page; each page's paragraphs carry the heading path ["Page N"]. */
 async function parsePdf(bytes: Uint8Array): Promise<ParsedDocument> {
-  if (!startsWith(bytes, "%PDF-")) throw new KnowledgeError("invalid", "not a PDF file (missing %PDF- header)", "file");
+  if (!startsWith(bytes, "%PDF-")) throw new KnowledgeError("invalid_request", "not a PDF file (missing %PDF- header)", "file");
   const { extractText } = await import("unpdf");
   let pages: string[];
   try {
     // pdf.js takes ownership of the buffer it is given, so hand it a copy.
     pages = (await extractText(new Uint8Array(bytes), { mergePages: false })).text;
   } catch (err) {
-    throw new KnowledgeError("invalid", `could not read PDF: ${(err as Error).message}`, "file");
+    throw new KnowledgeError("invalid_request", `could not read PDF: ${(err as Error).message}`, "file");
   }
   let text = "";
   const blocks: Block[] = [];

@@ -31,10 +31,10 @@ describe("adapter archives", () => {
   it("refuses path traversal and absolute entries in zips and tars", async () => {
     const traversal = zipOf({ "../../etc/adapter_config.json": adapter.config, "adapter_model.safetensors": adapter.model });
     const e = await refusal(extractAdapterArchive(traversal, MB));
-    expect(e.code).toBe("unsafe_archive_entry");
+    expect(e.reason).toBe("unsafe_archive_entry");
     expect(e.message).toMatch(/"\.\.\/\.\.\/etc\/adapter_config\.json" is refused: path traversal/);
     const hidden = zipOf({ "adapter_config.json": adapter.config, "adapter_model.safetensors": adapter.model, "x/../../notes.txt": utf8("x") });
-    expect((await refusal(extractAdapterArchive(hidden, MB))).code).toBe("unsafe_archive_entry");
+    expect((await refusal(extractAdapterArchive(hidden, MB))).reason).toBe("unsafe_archive_entry");
     const absolute = await tarGzOf([{ name: "/tmp/adapter_config.json", data: adapter.config }]);
     expect((await refusal(extractAdapterArchive(absolute, MB))).message).toMatch(/absolute paths are not allowed/);
   });
@@ -63,15 +63,15 @@ describe("adapter archives", () => {
     const bomb = zipSync({ "adapter_config.json": adapter.config, "adapter_model.safetensors": huge }, { level: 9 });
     expect(bomb.byteLength).toBeLessThan(MB);
     const e = await refusal(extractAdapterArchive(bomb, 4 * MB));
-    expect(e.code).toBe("too_large");
+    expect(e.reason).toBe("too_large");
     expect(e.message).toMatch(/4194304 bytes/);
   });
 
   it("stops a gzip bomb and refuses an oversize upload", async () => {
     const bomb = await tarGzOf([{ name: "adapter_model.safetensors", data: new Uint8Array(16 * MB) }]);
-    expect((await refusal(extractAdapterArchive(bomb, 2 * MB))).code).toBe("too_large");
+    expect((await refusal(extractAdapterArchive(bomb, 2 * MB))).reason).toBe("too_large");
     const big = zipOf({ "adapter_config.json": adapter.config, "adapter_model.safetensors": adapter.model });
-    expect((await refusal(extractAdapterArchive(big, 100))).code).toBe("too_large");
+    expect((await refusal(extractAdapterArchive(big, 100))).reason).toBe("too_large");
   });
 
   it("refuses pickle weights, missing files and non-archives", async () => {

@@ -50,7 +50,7 @@ describe("adapter cache", () => {
     const c = await cache.acquire("c");
     const e = await cache.get("b").catch((err: unknown) => err);
     expect(e).toBeInstanceOf(AdapterError);
-    expect((e as AdapterError).code).toBe("cache_full");
+    expect((e as AdapterError).reason).toBe("cache_full");
     a.release();
     c.release();
     await cache.get("b"); // now a (least recent) can go
@@ -61,7 +61,7 @@ describe("adapter cache", () => {
   it("refuses an adapter larger than the whole budget", async () => {
     const cache = new AdapterCache({ load: fakeLoader({ huge: 500 }).load, budgetBytes: 100 });
     const e = await cache.get("huge").catch((err: unknown) => err);
-    expect((e as AdapterError).code).toBe("over_cache_budget");
+    expect((e as AdapterError).reason).toBe("over_cache_budget");
     expect((e as AdapterError).message).toMatch(/needs 500 bytes .* budget of 100 bytes/);
     expect(cache.bytesUsed).toBe(0);
   });

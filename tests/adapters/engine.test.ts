@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateEvent, Inference } from "../../edge/ports.ts";
+import type { GenerateEvent, Inference } from "../../ports/index.ts";
 import { createAdapterService, type AdapterService } from "../../services/adapters/index.ts";
 import { withAdapterLeases } from "../../services/adapters/serving.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";

@@ -83,7 +83,7 @@ describe("strategies", () => {
     const long = "The dragon of Quexville hoards old books. ".repeat(40);
     await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long), format: "text", title: "Hoard" });
     await kb.idle();
-    const { contextLength } = engine.model();
+    const { contextLength } = engine.info;
     const question = "What does the dragon of Quexville hoard?";
     const MAX_TOKENS = 150; // room for the best chunk (about 250 tokens), not for the next
     const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid" } }), {

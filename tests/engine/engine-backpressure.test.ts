@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { GenerateEvent } from "../../edge/ports.ts";
+import type { GenerateEvent } from "../../ports/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { EventStream } from "../../services/inference/event-stream.ts";
 import { LORA_TARGETS } from "../../services/adapters/types.ts";

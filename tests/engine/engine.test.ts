@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateRequest } from "../../edge/ports.ts";
+import type { GenerateRequest } from "../../ports/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { ContextOverflowError, EngineOverloadedError, InvalidGenerateRequestError } from "../../services/inference/errors.ts";
 import { openWeights } from "../../services/model/safetensors.ts";

@@ -1,4 +1,4 @@
-import type { GenerateEvent, SamplingParams } from "../../edge/ports.ts";
+import type { GenerateEvent, SamplingParams } from "../../ports/index.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
 import { ReferenceDecoder } from "../../services/model/reference.ts";
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GenerateEvent, PromptTokenLogprob } from "../../edge/ports.ts";
+import type { GenerateEvent, PromptTokenLogprob } from "../../ports/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { InvalidGenerateRequestError } from "../../services/inference/errors.ts";
 import { logSumExp } from "../../services/inference/sampler.ts";

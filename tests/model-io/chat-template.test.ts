@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createChatTemplate, loadChatTemplate, renderFallbackChat } from "../../services/model/chat-template.ts";
-import type { ChatMessage } from "../../edge/ports.ts";
+import type { ChatMessage } from "../../ports/index.ts";
 import { findSharedModel } from "./fixtures.ts";
 
 // Real-world templates, verbatim from the models' tokenizer_config.json.

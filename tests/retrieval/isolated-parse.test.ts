@@ -93,7 +93,7 @@ describe("DocumentParser", () => {
   });
 
   it("refuses an invalid PDF with pdf.js's reason", async () => {
-    await expect(new DocumentParser().parse("pdf", utf8("%PDF-1.4 garbage"))).rejects.toMatchObject({ kind: "invalid", message: expect.stringMatching(/could not read PDF/) });
+    await expect(new DocumentParser().parse("pdf", utf8("%PDF-1.4 garbage"))).rejects.toMatchObject({ kind: "invalid_request", message: expect.stringMatching(/could not read PDF/) });
   });
 });
 

@@ -24,7 +24,7 @@ describe("detectFormat", () => {
       }
     })();
     expect(err).toBeInstanceOf(KnowledgeError);
-    expect(err!.kind).toBe("unsupported_format");
+    expect(err!.kind).toBe("unsupported_media_type");
     expect(err!.message).toContain('file name "photo.png"');
   });
 });

@@ -1,0 +1,64 @@
+/**
+ * The adapter catalog port: a node's LoRA adapters as the edge sees them. Weights never cross it:
+ * the inference plane loads them itself by id.
+ */
+
+/** Who is asking: a tenant sees its own adapters and public ones; an admin sees all. */
+export type Viewer = { tenantId: string } | { admin: true };
+
+export interface AdapterInfo {
+  id: string;
+  /** null for a public adapter. */
+  tenantId: string | null;
+  name: string;
+  version: number;
+  baseModel: string;
+  rank: number;
+  alpha: number;
+  targetModules: string[];
+  sha256: string;
+  sizeBytes: number;
+  status: "ready" | "deleted";
+  /** Where it was loaded from (vLLM's lora_path), else its folder in the node's storage. */
+  root: string;
+  /** Unix ms. */
+  createdAt: number;
+}
+
+/** What an upload holds: a .zip/.tar(.gz) of the adapter folder, the two PEFT files, or a path inside the node's LoRA folder. */
+export type AdapterSource =
+  | { archive: Uint8Array }
+  | { config: Uint8Array; model: Uint8Array; modelFileName?: string }
+  | { path: string };
+
+export interface AdapterUpload {
+  /** null: a public adapter (admins only; the edge checks). */
+  tenantId: string | null;
+  name: string;
+  source: AdapterSource;
+}
+
+/** The OpenAI `model` field read for a tenant. */
+export interface ResolvedModel {
+  base: string;
+  adapter?: AdapterInfo;
+}
+
+export interface AdapterCatalog {
+  /** The node's base model id. */
+  baseModel(): Promise<string>;
+  /** Every ready adapter the viewer may use, by name then newest version first. */
+  list(viewer: Viewer): Promise<AdapterInfo[]>;
+  /** not_found when missing, deleted, or another tenant's. */
+  get(id: string, viewer: Viewer): Promise<AdapterInfo>;
+  /**
+   * Reads `model`: `BASE`, `BASE:ADAPTER` or `ADAPTER`, where ADAPTER is an id, a name (the tenant's
+   * own first, else public; newest version) or `name@version`. `BASE` or no model means
+   * `defaultAdapter` when it is set and still usable. Anything else: not_found, code model_not_found.
+   */
+  resolve(model: string | undefined, tenantId: string, defaultAdapter?: string | null): Promise<ResolvedModel>;
+  /** Validates (size, archive, PEFT against the base) and stores; an existing name gets its next version. */
+  upload(upload: AdapterUpload): Promise<AdapterInfo>;
+  /** Deleted at once for new requests; files go when the last request using it ends. forbidden: a tenant deleting a public one. */
+  delete(id: string, viewer: Viewer): Promise<AdapterInfo>;
+}

@@ -1,0 +1,30 @@
+/**
+ * Ports: the contracts between the edge and the planes behind it, owned by neither. Each has an
+ * in-process implementation (services/, the embedded default) and may have an HTTP client (the
+ * scale-out). Ports import nothing but each other.
+ */
+import type { AdapterCatalog } from "./adapters.ts";
+import type { Inference } from "./inference.ts";
+import type { Knowledge } from "./knowledge.ts";
+import type { ApiKeys, Tenants } from "./tenants.ts";
+import type { Trainer } from "./trainer.ts";
+import type { Usage } from "./usage.ts";
+
+export * from "./adapters.ts";
+export * from "./errors.ts";
+export * from "./inference.ts";
+export * from "./knowledge.ts";
+export * from "./tenants.ts";
+export * from "./trainer.ts";
+export * from "./usage.ts";
+
+/** The planes a host gives the edge; a missing one makes its routes answer 503 plane_unavailable. */
+export interface Planes {
+  tenants: Tenants;
+  keys: ApiKeys;
+  inference?: Inference;
+  knowledge?: Knowledge;
+  adapters?: AdapterCatalog;
+  usage?: Usage;
+  trainer?: Trainer;
+}

@@ -1,0 +1,92 @@
+/**
+ * The knowledge port: a tenant's documents and the search over them. The edge resolves the tenant's
+ * settings and limits and passes what ingestion needs in the call; the plane never reads tenants.
+ */
+
+export const DOCUMENT_FORMATS = ["text", "markdown", "html", "pdf", "jsonl"] as const;
+export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
+
+export type SearchMode = "dense" | "bm25" | "hybrid";
+
+export interface SearchFilter {
+  /** Only chunks of these documents. */
+  documentIds?: string[];
+  /** Only documents whose metadata has these exact values (top-level keys). */
+  metadata?: Record<string, string | number | boolean | null>;
+}
+
+export interface SearchRequest {
+  query: string;
+  k?: number;
+  mode?: SearchMode;
+  filter?: SearchFilter;
+}
+
+/** One retrieved chunk, with what a citation needs. */
+export interface SearchHit {
+  chunkId: number;
+  documentId: string;
+  title: string;
+  text: string;
+  /** Higher is better: cosine similarity (dense), BM25 (bm25) or reciprocal-rank fusion (hybrid). */
+  score: number;
+  position: number;
+  headingPath: string[];
+  startOffset: number;
+  endOffset: number;
+  metadata: Record<string, unknown>;
+}
+
+export interface KnowledgeDocument {
+  id: string;
+  tenantId: string;
+  title: string;
+  format: string;
+  status: "queued" | "processing" | "ready" | "failed";
+  /** Ingestion progress, 0..1. */
+  progress: number;
+  chunkCount: number;
+  sizeBytes: number;
+  sha256: string;
+  metadata: Record<string, unknown>;
+  warning: string | null;
+  error: string | null;
+  /** Unix ms. */
+  createdAt: number;
+}
+
+export interface DocumentUpload {
+  bytes: Uint8Array;
+  fileName?: string;
+  mediaType?: string;
+  /** Overrides detection (JSON uploads name it). */
+  format?: DocumentFormat;
+  title?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** The tenant's settings and limits that ingestion obeys, resolved by the edge. */
+export interface IngestPolicy {
+  /** Chunk size and overlap in tokens. */
+  chunkSize: number;
+  chunkOverlap: number;
+  /** Undefined: the plane's default. */
+  maxDocuments?: number;
+  maxDocumentBytes?: number;
+}
+
+export interface UploadResult {
+  document: KnowledgeDocument;
+  /** false when identical content was already stored (idempotent re-upload). */
+  created: boolean;
+}
+
+export interface Knowledge {
+  upload(tenantId: string, upload: DocumentUpload, policy: IngestPolicy): Promise<UploadResult>;
+  get(tenantId: string, documentId: string): Promise<KnowledgeDocument>;
+  list(tenantId: string, page?: { limit?: number; offset?: number }): Promise<KnowledgeDocument[]>;
+  delete(tenantId: string, documentId: string): Promise<void>;
+  /** Re-embeds every stored chunk into a fresh index; resolves to the number of vectors. */
+  reindex(tenantId: string): Promise<number>;
+  search(tenantId: string, request: SearchRequest): Promise<SearchHit[]>;
+}
