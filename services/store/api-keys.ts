@@ -3,6 +3,7 @@ import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { newId } from "./ids.ts";
 import { apiKeys, type ApiKey } from "./schema.ts";
 import type { StoreDb } from "./store-db.ts";
+import type { ApiKeys } from "../../ports/tenants.ts";
 
 /**
  * API keys look like `sy_<keyid>_<secret>`. Only the SHA-256 of the whole key is stored; a presented
@@ -25,7 +26,7 @@ export const constantTimeEqual = (a: string, b: string): boolean =>
 
 const randomSecret = (): string => randomBytes(32).toString("base64url");
 
-export class ApiKeyStore {
+export class ApiKeyStore implements ApiKeys {
   /** Prepared once: every authenticated request looks its key up by id. */
   private readonly byId;
 

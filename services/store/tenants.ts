@@ -2,8 +2,10 @@ import { desc, eq, sql } from "drizzle-orm";
 import { newId } from "./ids.ts";
 import { tenants, type Tenant } from "./schema.ts";
 import type { StoreDb } from "./store-db.ts";
+import type { Tenants } from "../../ports/tenants.ts";
 
-export class TenantStore {
+/** Tenants in SQLite or D1: the tenants port. */
+export class TenantStore implements Tenants {
   /** Prepared once: every authenticated request reads its tenant. */
   private readonly byId;
 
@@ -43,5 +45,13 @@ export class TenantStore {
       .where(eq(tenants.id, id))
       .returning();
     return row;
+  }
+
+  async clearDefaultAdapter(adapterId: string): Promise<void> {
+    await this.db
+      .update(tenants)
+      .set({ settings: sql`json_remove(${tenants.settings}, '$.defaultAdapter')` })
+      .where(sql`json_extract(${tenants.settings}, '$.defaultAdapter') = ${adapterId}`)
+      .run();
   }
 }
