@@ -28,7 +28,8 @@ import { createEngine, ENGINE_GRAPHS } from "../services/inference/engine.ts";
 import { BatchCache } from "../services/inference/kv-cache.ts";
 import { buildLoraTensors, type LoraFeeds } from "../services/inference/lora-feeds.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../services/model/config.ts";
-import { buildDecoderGraph, LORA_TARGET_NAMES, projectionShape, type DecoderWeights } from "../services/model/decoder.ts";
+import { buildDecoderGraph, type DecoderWeights } from "../services/model/decoder.ts";
+import { LORA_TARGETS, projectionShape } from "../services/model/lora-layout.ts";
 import { writeOnnx } from "../services/model/graph/onnx.ts";
 import { openWeights, writeSafetensors, type TensorToWrite, type WeightStore } from "../services/model/safetensors.ts";
 import { openDatabase } from "../services/store/db.ts";
@@ -188,7 +189,7 @@ async function writeSyntheticModel(dir: string, shape: SyntheticShape, tokenizer
 function modelRow(name: string, config: DecoderConfig, adapterBytes: number): ModelRow {
   let base = config.vocabSize * config.hiddenSize; // the output head
   let lora = 0;
-  for (const target of LORA_TARGET_NAMES) {
+  for (const target of LORA_TARGETS) {
     const { in: inSize, out } = projectionShape(config, target);
     base += config.numLayers * inSize * out;
     lora += config.numLayers * RANK * (inSize + out);

@@ -79,7 +79,7 @@ const MUTANTS = [
     name: "compiler and reference alike: llama3 rope without the smoothed band",
     patches: [
       { file: "services/model/reference.ts", from: "else if (wavelen >= highWavelen) {", to: "else if (wavelen < 0) {" },
-      { file: "services/model/decoder.ts", from: "const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);\n    return (1 - smooth) * (f / s.factor) + smooth * f;", to: "return f;" },
+      { file: "services/model/llama/rope.ts", from: "const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);\n    return (1 - smooth) * (f / s.factor) + smooth * f;", to: "return f;" },
     ],
     tests: ["tests/engine/decoder.test.ts", "tests/model-io/hf-fixtures.test.ts"],
   },

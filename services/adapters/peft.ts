@@ -2,17 +2,11 @@ import { z } from "zod";
 import { HeaderLimitError, parseSafetensorsBytes, type HeaderLimits, type WeightStore } from "../model/safetensors.ts";
 import type { AdapterFiles } from "./archive.ts";
 import { AdapterError } from "./errors.ts";
-import { LORA_TARGETS, type LoraModuleKey, type LoraModuleWeights, type LoraTarget, type LoraWeights } from "./types.ts";
+import { blockOf, LORA_TARGETS, loraModuleName, projectionShape, type LoraModelShape, type LoraTarget } from "../model/lora-layout.ts";
+import type { LoraModuleKey, LoraModuleWeights, LoraWeights } from "./types.ts";
 
 /** The base-model numbers an adapter is checked against (a structural subset of DecoderConfig). */
-export interface BaseModelShape {
-  numLayers: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-}
+export type BaseModelShape = LoraModelShape;
 
 export interface PeftLimits {
   /** Largest LoRA rank this node accepts (the compiled graph's slot rank). */
@@ -100,33 +94,11 @@ function rejectUnsupportedOptions(c: PeftConfig): void {
 
 // --- the base model's modules ---
 
-const MLP_TARGETS: ReadonlySet<LoraTarget> = new Set(["gate_proj", "up_proj", "down_proj"]);
-const blockOf = (target: LoraTarget) => (MLP_TARGETS.has(target) ? "mlp" : "self_attn");
-
-/** in/out features of each target in a Llama-family decoder layer. */
-export function moduleDims(base: BaseModelShape, target: LoraTarget): { inFeatures: number; outFeatures: number } {
-  const q = base.numHeads * base.headDim;
-  const kv = base.numKvHeads * base.headDim;
-  const h = base.hiddenSize;
-  const i = base.intermediateSize;
-  const dims: Record<LoraTarget, [number, number]> = {
-    q_proj: [h, q],
-    k_proj: [h, kv],
-    v_proj: [h, kv],
-    o_proj: [q, h],
-    gate_proj: [h, i],
-    up_proj: [h, i],
-    down_proj: [i, h],
-  };
-  const [inFeatures, outFeatures] = dims[target];
-  return { inFeatures, outFeatures };
-}
-
 /** Every linear layer of the base model by its PEFT module name, e.g. model.layers.0.self_attn.q_proj. */
 function baseModuleNames(base: BaseModelShape): string[] {
   const names: string[] = [];
   for (let layer = 0; layer < base.numLayers; layer++) {
-    for (const target of LORA_TARGETS) names.push(`model.layers.${layer}.${blockOf(target)}.${target}`);
+    for (const target of LORA_TARGETS) names.push(loraModuleName(layer, target));
   }
   return names;
 }
@@ -307,7 +279,7 @@ function checkModule(
   if (rank > limits.maxRank) {
     throw new AdapterError("rank_too_high", `module "${name}" has rank ${rank}, above this node's maximum rank ${limits.maxRank}`);
   }
-  const { inFeatures, outFeatures } = moduleDims(base, target);
+  const { in: inFeatures, out: outFeatures } = projectionShape(base, target);
   const tensorStem = `base_model.model.${name}`;
   expectShape(store, `${tensorStem}.lora_A.weight`, [rank, inFeatures], `rank ${rank} x in_features ${inFeatures}`);
   expectShape(store, `${tensorStem}.lora_B.weight`, [outFeatures, rank], `out_features ${outFeatures} x rank ${rank}`);

@@ -14,7 +14,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/decoder.ts";
+import { LORA_TARGETS as LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/lora-layout.ts";
 import { NO_ADAPTER } from "../inference/lora-feeds.ts";
 import type { LoraModuleKey, LoraWeights } from "./types.ts";
 

@@ -1,8 +1,8 @@
 import { createRandom } from "../inference/sampler.ts";
 import { writeSafetensors, type TensorToWrite } from "../model/safetensors.ts";
 import type { AdapterFiles } from "./archive.ts";
-import { moduleDims, type BaseModelShape } from "./peft.ts";
-import { LORA_TARGETS, type LoraTarget } from "./types.ts";
+import { LORA_TARGETS, loraModuleName, projectionShape, type LoraTarget } from "../model/lora-layout.ts";
+import type { BaseModelShape } from "./peft.ts";
 
 /** Seeded uniform random numbers in [-1, 1), so tests and benchmarks are reproducible. */
 export function seededRandom(seed: number): () => number {
@@ -46,9 +46,9 @@ export function randomPeftAdapter(base: BaseModelShape, options: RandomAdapterOp
   const tensors: RandomAdapter["tensors"] = {};
   for (let layer = 0; layer < base.numLayers; layer++) {
     for (const target of chosen) {
-      const name = `model.layers.${layer}.${["gate_proj", "up_proj", "down_proj"].includes(target) ? "mlp" : "self_attn"}.${target}`;
+      const name = loraModuleName(layer, target);
       const r = patternFor(options.rankPattern, name) ?? rank;
-      const { inFeatures, outFeatures } = moduleDims(base, target);
+      const { in: inFeatures, out: outFeatures } = projectionShape(base, target);
       const fill = (n: number) => Float32Array.from({ length: n }, () => random() * amplitude);
       tensors[`base_model.model.${name}.lora_A.weight`] = { shape: [r, inFeatures], data: fill(r * inFeatures) };
       tensors[`base_model.model.${name}.lora_B.weight`] = { shape: [outFeatures, r], data: fill(outFeatures * r) };

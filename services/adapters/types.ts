@@ -1,6 +1,4 @@
-/** The linear layers a LoRA adapter may target, by their Hugging Face module names. */
-export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+import type { LoraTarget } from "../model/lora-layout.ts";
 
 /** `layers.{i}.{target}`, e.g. "layers.3.q_proj". */
 export type LoraModuleKey = `layers.${number}.${LoraTarget}`;

@@ -6,7 +6,7 @@
 import * as ort from "onnxruntime-node";
 import type { LoraModuleKey, LoraWeights } from "../adapters/types.ts";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/decoder.ts";
+import { LORA_TARGETS, loraInputName, projectionShape } from "../model/lora-layout.ts";
 
 /** Marks a row without an adapter in `LoraFeeds.slots`. */
 export const NO_ADAPTER = -1;
@@ -69,7 +69,7 @@ export function buildLoraTensors(config: DecoderConfig, adapters: LoraWeights[])
   const rank = Math.max(1, ...adapters.map((a) => a.maxRank));
   const tensors: Record<string, ort.Tensor> = {};
   for (let layer = 0; layer < config.numLayers; layer++) {
-    for (const target of LORA_TARGET_NAMES) {
+    for (const target of LORA_TARGETS) {
       const { in: inSize, out } = projectionShape(config, target);
       const a = new Float32Array(slots * inSize * rank);
       const b = new Float32Array(slots * rank * out);

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type { DecoderConfig } from "./config.ts";
-import { buildDecoderGraph, DECODER_COMPILER_VERSION, type DecoderOptions, type DecoderWeights } from "./decoder.ts";
+import { buildDecoderGraph, DECODER_COMPILER_VERSION, normalizeDecoderOptions, type DecoderOptions, type DecoderWeights } from "./decoder.ts";
 import { writeOnnx, type OnnxFiles } from "./graph/onnx.ts";
 
 export interface CompileRequest {
@@ -28,7 +28,7 @@ export function defaultCompileCacheDir(dataDir = process.env.SWITCHYARD_DATA_DIR
 }
 
 export function compileKey(config: DecoderConfig, contentHash: string, options: DecoderOptions = {}): string {
-  const canonicalOptions = { lora: Boolean(options.lora), fused: Boolean(options.fused ?? options.fusedNorm), kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"), decodeOnly: Boolean(options.decodeOnly) };
+  const canonicalOptions = normalizeDecoderOptions(options);
   return createHash("sha256")
     .update(JSON.stringify([DECODER_COMPILER_VERSION, contentHash, config, canonicalOptions]))
     .digest("hex")

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { GenerateEvent } from "../../ports/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { EventStream } from "../../services/inference/event-stream.ts";
-import { LORA_TARGETS } from "../../services/adapters/types.ts";
+import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
 import { collect, params } from "./generate-helpers.ts";
 import { findModel } from "./model-path.ts";

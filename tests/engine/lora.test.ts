@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { LORA_TARGETS } from "../../services/adapters/types.ts";
+import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
 import { buildDecoderGraph, type DecoderOptions } from "../../services/model/decoder.ts";
 import { writeOnnx } from "../../services/model/graph/onnx.ts";
 import { ReferenceDecoder } from "../../services/model/reference.ts";

@@ -1,7 +1,7 @@
 /** Random tiny Llama-family models built in memory for the engine tests. */
-import type { LoraModuleKey, LoraTarget, LoraWeights } from "../../services/adapters/types.ts";
+import type { LoraModuleKey, LoraWeights } from "../../services/adapters/types.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
-import { projectionShape } from "../../services/model/decoder.ts";
+import { loraModuleName, projectionShape, type LoraTarget } from "../../services/model/lora-layout.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
 
 export class MemoryWeights {
@@ -139,8 +139,7 @@ export function mergedWeights(config: DecoderConfig, base: MemoryWeights, adapte
   const merged = new Map(base.tensors);
   for (const [key, m] of adapter.modules) {
     const [, layer, target] = key.split(".");
-    const module = target.startsWith("gate") || target.startsWith("up") || target.startsWith("down") ? "mlp" : "self_attn";
-    const name = `model.layers.${layer}.${module}.${target}.weight`;
+    const name = `${loraModuleName(Number(layer), target as LoraTarget)}.weight`;
     const w = base.getF32(name);
     const { in: inSize, out } = projectionShape(config, target as LoraTarget);
     for (let o = 0; o < out; o++) {

@@ -1,0 +1,33 @@
+/**
+ * Token embedding and the output head. Tied models use the embedding matrix as the head; with
+ * `fused: true` the head is com.microsoft FusedMatMul (transB) and a tied head shares the
+ * embedding initializer, otherwise it is a standard MatMul by a transposed copy [hidden, vocab].
+ */
+import type { DecoderConfig } from "../config.ts";
+import { attr, type Graph, type Value } from "../graph/ir.ts";
+import { requireWeight, type DecoderWeights } from "./weights.ts";
+
+type HeadConfig = Pick<DecoderConfig, "vocabSize" | "hiddenSize" | "tieWordEmbeddings">;
+
+/** The embedding matrix [vocab, hidden] as an initializer. */
+export function embeddingTable(g: Graph, c: HeadConfig, weights: DecoderWeights): Value {
+  return g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "model.embed_tokens.weight"));
+}
+
+/** hidden [.., hidden] · headᵀ -> logits [.., vocab]. */
+export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean): Value {
+  if (fused) {
+    const head = c.tieWordEmbeddings ? embedTokens : g.initializer("lm_head", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "lm_head.weight"));
+    return g.op1("FusedMatMul", [hidden, head], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });
+  }
+  const headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  const transposed = transpose(requireWeight(weights, headName), c.vocabSize, c.hiddenSize);
+  return g.matmul(hidden, g.initializer("lm_head", "float32", [c.hiddenSize, c.vocabSize], transposed));
+}
+
+/** [rows, cols] row-major -> [cols, rows]. */
+function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[k * rows + r] = m[r * cols + k];
+  return out;
+}
