@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../edge/config.ts";
-import { startPlatform } from "../edge/node.ts";
+import { loadConfig } from "../hosts/node/config.ts";
+import { startPlatform } from "../hosts/node/server.ts";
 import { randomPeftAdapter } from "../services/adapters/synthetic.ts";
 import { percentile, report } from "./report.ts";
 

@@ -1,5 +1,5 @@
-import { ConfigError, CONFIG_SOURCES, ConfigSchema, loadConfig, type Config } from "../edge/config.ts";
-import { startPlatform, type Platform } from "../edge/node.ts";
+import { ConfigError, CONFIG_SOURCES, ConfigSchema, loadConfig, type Config } from "../hosts/node/config.ts";
+import { startPlatform, type Platform } from "../hosts/node/server.ts";
 import { DataDirInUseError } from "../services/store/data-dir-lock.ts";
 import type { CommandHelp } from "./help.ts";
 

@@ -1,6 +1,5 @@
 import { Hono } from "hono";
-import type { ApiKeyStore } from "../services/store/api-keys.ts";
-import type { TenantStore } from "../services/store/tenants.ts";
+import type { ApiKeys, Tenants } from "../ports/tenants.ts";
 import type { AppEnv, Log } from "./env.ts";
 import { requireKey } from "./middleware/auth.ts";
 import { bodyLimits } from "./middleware/body.ts";
@@ -18,8 +17,8 @@ export interface AppDeps {
   logger: Log;
   metrics: HttpMetrics;
   health: HealthDeps;
-  tenants: TenantStore;
-  keys: ApiKeyStore;
+  tenants: Tenants;
+  keys: ApiKeys;
   limits: { maxJsonBody: number; maxUploadBody: number; requestsPerMinute: number };
   /** Tenant-authenticated route groups of the planes behind the edge, mounted under /v1 (e.g. ["/knowledge", routes]). */
   planes?: Array<[path: string, routes: Hono<AppEnv>]>;

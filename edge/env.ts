@@ -1,4 +1,4 @@
-import type { Tenant } from "../services/store/schema.ts";
+import type { Tenant } from "../ports/tenants.ts";
 
 /** The structured logger the edge needs: pino on Node, a console-JSON logger on Workers. */
 export interface Log {

@@ -1,6 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import type { ApiKeyStore } from "../../services/store/api-keys.ts";
-import type { TenantStore } from "../../services/store/tenants.ts";
+import type { ApiKeys, Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 
@@ -11,7 +10,7 @@ const unauthorized = (message: string) =>
  * Bearer auth. Admin keys pass `admin` routes; tenant keys pass `tenant` routes and set the tenant.
  * A revoked key, or a key of a disabled tenant, is a 401 like an unknown one.
  */
-export function requireKey(role: "admin" | "tenant", keys: ApiKeyStore, tenants: TenantStore): MiddlewareHandler<AppEnv> {
+export function requireKey(role: "admin" | "tenant", keys: ApiKeys, tenants: Tenants): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);

@@ -1,8 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { ApiKeyStore } from "../../services/store/api-keys.ts";
-import type { ApiKey, Tenant } from "../../services/store/schema.ts";
-import type { TenantStore } from "../../services/store/tenants.ts";
+import type { ApiKey, ApiKeys, Tenant, Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { notFound } from "../errors.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
@@ -39,7 +37,7 @@ function nextLimits(stored: Record<string, unknown>, patch: TenantLimitsPatch | 
 }
 
 /** Admin routes, mounted at /v1/admin behind an admin key. */
-export function adminRoutes(tenants: TenantStore, keys: ApiKeyStore): Hono<AppEnv> {
+export function adminRoutes(tenants: Tenants, keys: ApiKeys): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["admin"];
 

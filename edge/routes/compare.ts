@@ -6,7 +6,7 @@ import type { ChatDeps } from "../chat/deps.ts";
 import { extensionJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
 import { CompareRequest, type CompareBody } from "../chat/schema.ts";
 import { availableStrategies, planRequest, usesRetrieval } from "../chat/strategy.ts";
-import type { Tenant } from "../../services/store/schema.ts";
+import type { Tenant } from "../../ports/tenants.ts";
 import type { AppEnv, Log } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
 import { toApiError } from "../middleware/errors.ts";

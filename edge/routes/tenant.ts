@@ -1,6 +1,5 @@
 import { Hono } from "hono";
-import type { Tenant } from "../../services/store/schema.ts";
-import type { TenantStore } from "../../services/store/tenants.ts";
+import type { Tenant, Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
 import { effectiveSettings, TenantSettingsSchema, type TenantSettingsPatch } from "../tenant-settings.ts";
@@ -13,7 +12,7 @@ function tenantView(t: { id: string; name: string; settings: Record<string, unkn
 }
 
 /** The caller's own tenant, mounted at /v1/tenant. */
-export function tenantRoutes(tenants: TenantStore, check: SettingsCheck = (_t, s) => s): Hono<AppEnv> {
+export function tenantRoutes(tenants: Tenants, check: SettingsCheck = (_t, s) => s): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["tenant"];
 

@@ -1,37 +1,26 @@
 import { join, resolve } from "node:path";
-import type { Hono } from "hono";
 import type { Registry } from "prom-client";
-import { createAdapterService } from "../services/adapters/index.ts";
-import { readLoraPath } from "../services/adapters/lora-dir.ts";
-import { withAdapterLeases } from "../services/adapters/serving.ts";
-import { createEngine, type Engine } from "../services/inference/engine.ts";
-import { loadDecoderConfig } from "../services/model/config.ts";
-import { resolveModel } from "../services/model/resolve.ts";
-import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/index.ts";
-import type { OpenDatabase } from "../services/store/db.ts";
-import type { Tenant } from "../services/store/schema.ts";
-import { UsageStore } from "../services/store/usage.ts";
-import type { ChatDeps } from "./chat/deps.ts";
-import type { ModelResolver } from "./chat/strategy.ts";
+import type { EdgeOptions, InterimRouteDeps } from "../../edge/edge.ts";
+import type { Log } from "../../edge/env.ts";
+import type { Planes } from "../../ports/index.ts";
+import { createAdapterService } from "../../services/adapters/index.ts";
+import { readLoraPath } from "../../services/adapters/lora-dir.ts";
+import { withAdapterLeases } from "../../services/adapters/serving.ts";
+import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { loadDecoderConfig } from "../../services/model/config.ts";
+import { resolveModel } from "../../services/model/resolve.ts";
+import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
+import type { OpenDatabase } from "../../services/store/db.ts";
+import { UsageStore } from "../../services/store/usage.ts";
 import type { Config } from "./config.ts";
-import type { AppEnv, Log } from "./env.ts";
-import { badRequest } from "./errors.ts";
-import { SlidingWindow, TokenBudget } from "./middleware/rate-limit.ts";
-import { adapterRoutes } from "./routes/adapters.ts";
-import { chatRoutes } from "./routes/chat.ts";
-import { compareRoutes } from "./routes/compare.ts";
-import { completionRoutes } from "./routes/completions.ts";
-import { knowledgeRoutes } from "./routes/knowledge.ts";
-import { loraLoadingRoutes } from "./routes/lora-loading.ts";
-import { modelResolver, modelRoutes } from "./routes/models.ts";
-import type { SettingsCheck } from "./routes/tenant.ts";
-import { usageRoutes } from "./routes/usage.ts";
 
 export interface EmbeddedPlanes {
-  routes: Array<[string, Hono<AppEnv>]>;
-  adminRoutes: Array<[string, Hono<AppEnv>]>;
-  adminEndpoints: Array<[string, Hono<AppEnv>]>;
-  checkSettings: SettingsCheck;
+  /** The planes' ports (the edge's own tenants and keys are the host's). */
+  planes: Omit<Planes, "tenants" | "keys">;
+  /** INTERIM: the services the adapter and knowledge routes still take (edge/edge.ts). */
+  interim: InterimRouteDeps;
+  /** The base model's `root` in /v1/models: the model as configured, else its id. */
+  baseRoot: EdgeOptions["baseRoot"];
   engine: Engine;
   knowledge: KnowledgeBase;
   close(): Promise<void>;
@@ -39,10 +28,9 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * registry and cache, and the knowledge base, each mounted under /v1 through its routes. `now` is the
- * clock of the tokens-per-minute window (default Date.now).
+ * registry and cache, the knowledge base and usage accounting, over the node's SQLite database.
  */
-export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log, now?: () => number): Promise<EmbeddedPlanes> {
+export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveModel(config.model, {
     searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)),
     cacheDir: join(dataDir, "models"),
@@ -74,37 +62,13 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   });
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
-  const resolveModelField: ModelResolver = async (model, tenant) => modelResolver(adapters.registry)(model, tenant);
-  const chat: ChatDeps = {
-    inference: withAdapterLeases(engine, adapters),
-    retrieval: knowledge,
-    resolveModel: resolveModelField,
-    adapterName: (id) => {
-      const row = adapters.registry.get(id, { admin: true });
-      return `${row.name}@${row.version}`;
-    },
-    usage: new UsageStore(database.db),
-    tokenBudget: new TokenBudget(new SlidingWindow(now)),
-    streamStallTimeoutMs: config.streamStallTimeoutMs,
-  };
-  const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });
   return {
-    adminRoutes: [["/adapters", adapterAdmin]],
-    adminEndpoints: loraLoadingRoutes({
-      registry: adapters.registry,
-      loraDir: config.loraDir,
-      readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody),
-    }),
-    checkSettings: async (tenant, settings) => ({ ...settings, defaultAdapter: await defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
-    routes: [
-      ["/chat", chatRoutes(chat)],
-      ["/completions", completionRoutes(chat)],
-      ["/compare", compareRoutes(chat)],
-      ["/usage", usageRoutes(chat.usage)],
-      ["/models", modelRoutes({ registry: adapters.registry, baseRoot: config.model || baseModelId(modelDir) })],
-      ["/adapters", adapterAdmin],
-      ["/knowledge", knowledgeRoutes(knowledge)],
-    ],
+    planes: { inference: withAdapterLeases(engine, adapters), usage: new UsageStore(database.db) },
+    interim: {
+      adapters: { registry: adapters.registry, loraDir: config.loraDir, readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody) },
+      knowledge,
+    },
+    baseRoot: config.model || baseModelId(modelDir),
     engine,
     knowledge,
     async close() {
@@ -112,19 +76,6 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       await knowledge.close();
     },
   };
-}
-
-/** A default adapter given by name, `name@version` or id, stored as the id of one the tenant may use. */
-async function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref: string | null | undefined): Promise<string | null | undefined> {
-  if (!ref) return ref;
-  let adapterId: string | undefined;
-  try {
-    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId;
-  } catch {
-    adapterId = undefined;
-  }
-  if (!adapterId) throw badRequest(`No adapter '${ref}' that this tenant may use.`, "defaultAdapter", "adapter_not_found");
-  return adapterId;
 }
 
 /** The base model's public id: its folder name (`stories260k`, `SmolLM2-135M-Instruct`). */

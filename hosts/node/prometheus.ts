@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { HttpMetrics } from "./middleware/request-context.ts";
+import type { HttpMetrics } from "../../edge/middleware/request-context.ts";
 
 /** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
 export function createPrometheus() {

@@ -2,13 +2,13 @@ import { join, resolve } from "node:path";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { ApiKeyStore } from "../services/store/api-keys.ts";
-import { lockDataDir, type DataDirLock } from "../services/store/data-dir-lock.ts";
-import { openDatabase } from "../services/store/db.ts";
-import { TenantStore } from "../services/store/tenants.ts";
-import { createApp } from "./app.ts";
-import { startEmbeddedPlanes } from "./embedded.ts";
+import { createEdge } from "../../edge/edge.ts";
+import { ApiKeyStore } from "../../services/store/api-keys.ts";
+import { lockDataDir, type DataDirLock } from "../../services/store/data-dir-lock.ts";
+import { openDatabase } from "../../services/store/db.ts";
+import { TenantStore } from "../../services/store/tenants.ts";
 import type { Config } from "./config.ts";
+import { startEmbeddedPlanes } from "./planes.ts";
 import { createPrometheus, registerEngineGauges } from "./prometheus.ts";
 
 export interface Platform {
@@ -51,24 +51,24 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   await ensureAdminKey(keys, config.adminKey, options.announce ?? ((line) => process.stderr.write(`${line}\n`)));
 
   const prometheus = createPrometheus();
-  const planes = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger, options.now);
-  registerEngineGauges(prometheus.registry, () => planes.engine.stats());
-  const app = createApp({
-    logger,
-    metrics: prometheus.http,
-    health: {
-      checkDatabase: async () => void database.sqlite.prepare("select 1").get(),
-      metricsText: prometheus.text,
+  const embedded = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
+  registerEngineGauges(prometheus.registry, () => embedded.engine.stats());
+  const app = createEdge(
+    { tenants, keys, ...embedded.planes },
+    {
+      logger,
+      metrics: prometheus.http,
+      health: {
+        checkDatabase: async () => void database.sqlite.prepare("select 1").get(),
+        metricsText: prometheus.text,
+      },
+      limits: config,
+      streamStallTimeoutMs: config.streamStallTimeoutMs,
+      baseRoot: embedded.baseRoot,
+      now: options.now,
+      interim: embedded.interim,
     },
-    tenants,
-    keys,
-    limits: config,
-    planes: planes.routes,
-    adminPlanes: planes.adminRoutes,
-    adminEndpoints: planes.adminEndpoints,
-    checkSettings: planes.checkSettings,
-    now: options.now,
-  });
+  );
 
   const server = await listen(app.fetch, config.host, config.port);
   const address = server.address();
@@ -82,7 +82,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
     (closing ??= (async () => {
       logger.info("shutting down: waiting for in-flight requests");
       await closeServer(server, config.shutdownTimeoutMs);
-      await planes.close();
+      await embedded.close();
       database.close();
       lock.release();
       logger.info("shutdown complete");

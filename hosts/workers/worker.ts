@@ -1,16 +1,20 @@
 /// <reference types="@cloudflare/workers-types" />
 import { drizzle } from "drizzle-orm/d1";
 import type { Hono } from "hono";
-import { ApiKeyStore } from "../services/store/api-keys.ts";
-import * as schema from "../services/store/schema.ts";
-import { TenantStore } from "../services/store/tenants.ts";
-import { createApp } from "./app.ts";
-import { consoleLog, type LogLevel } from "./console-log.ts";
-import type { AppEnv } from "./env.ts";
+import { consoleLog, type LogLevel } from "../../edge/console-log.ts";
+import { createEdge } from "../../edge/edge.ts";
+import type { AppEnv } from "../../edge/env.ts";
+import type { Planes } from "../../ports/index.ts";
+import { ApiKeyStore } from "../../services/store/api-keys.ts";
+import * as schema from "../../services/store/schema.ts";
+import { TenantStore } from "../../services/store/tenants.ts";
+import { UsageStore } from "../../services/store/usage.ts";
 
 /**
- * Cloudflare Workers entry: the same edge app over D1 (migrations in services/store/migrations,
- * applied with `wrangler d1 migrations apply`). The service planes are reached over HTTP.
+ * Cloudflare Workers entry: the same edge over D1 (migrations in services/store/migrations, applied
+ * with `wrangler d1 migrations apply`). D1 holds tenants, keys and usage, so /v1/tenant, /v1/admin
+ * and /v1/usage work here; inference, adapters and knowledge are not reachable from Workers yet
+ * (the scale-out issue), so their routes answer 503 plane_unavailable.
  */
 export interface WorkerEnv {
   DB: D1Database;
@@ -25,14 +29,12 @@ let cached: { env: WorkerEnv; app: Hono<AppEnv>; ready: Promise<void> } | undefi
 function appFor(env: WorkerEnv) {
   if (cached?.env === env) return cached;
   const db = drizzle(env.DB, { schema });
-  const tenants = new TenantStore(db);
   const keys = new ApiKeyStore(db);
-  const app = createApp({
+  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db) };
+  const app = createEdge(planes, {
     logger: consoleLog(env.LOG_LEVEL ?? "info", { service: "switchyard-edge" }),
     metrics: { observe: () => {} }, // Workers Analytics records requests; no Prometheus scrape here.
     health: { checkDatabase: async () => void (await env.DB.prepare("select 1").first()) },
-    tenants,
-    keys,
     limits: { maxJsonBody: 1024 * 1024, maxUploadBody: 32 * 1024 * 1024, requestsPerMinute: Number(env.REQUESTS_PER_MINUTE ?? 600) },
   });
   const ready = env.ADMIN_KEY ? keys.ensure(env.ADMIN_KEY, "admin", "configured").then(() => {}) : Promise.resolve();

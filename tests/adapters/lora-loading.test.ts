@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../edge/config.ts";
+import { ConfigError, loadConfig } from "../../hosts/node/config.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { STORIES_SHAPE } from "../chat/fixtures.ts";
 import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../edge/app.ts";
-import { ConfigError, loadConfig } from "../../edge/config.ts";
+import { ConfigError, loadConfig } from "../../hosts/node/config.ts";
 import { consoleLog } from "../../edge/console-log.ts";
 import type { AppEnv } from "../../edge/env.ts";
 import { ApiKeyStore } from "../../services/store/api-keys.ts";

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CONFIG_SOURCES } from "../../edge/config.ts";
+import { CONFIG_SOURCES } from "../../hosts/node/config.ts";
 
 const root = join(import.meta.dirname, "../..");
 

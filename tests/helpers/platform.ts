@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../../edge/config.ts";
-import { startPlatform, type Platform, type StartOptions } from "../../edge/node.ts";
+import { loadConfig, type Config } from "../../hosts/node/config.ts";
+import { startPlatform, type Platform, type StartOptions } from "../../hosts/node/server.ts";
 
 export const ADMIN_KEY = "test-admin-key-0123456789";
 

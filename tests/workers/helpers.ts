@@ -9,7 +9,7 @@ export interface Answer {
   json: Record<string, any>;
 }
 
-/** A request to the worker (edge/worker.ts) inside workerd. */
+/** A request to the worker (hosts/workers/worker.ts) inside workerd. */
 export async function call(method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
   const res = await SELF.fetch(`https://edge.test${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, headers: res.headers, json: (await res.json()) as Answer["json"] };

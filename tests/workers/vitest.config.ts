@@ -8,7 +8,7 @@ const root = join(import.meta.dirname, "../..");
 export default defineConfig({
   plugins: [
     cloudflareTest(async () => ({
-      main: join(root, "edge/worker.ts"),
+      main: join(root, "hosts/workers/worker.ts"),
       wrangler: { configPath: join(root, "wrangler.toml") },
       miniflare: {
         bindings: {

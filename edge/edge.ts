@@ -1,0 +1,139 @@
+/**
+ * The edge: one function that builds the whole public HTTP API from the ports a host gives it
+ * (hosts/node/server.ts in one process, hosts/workers/worker.ts on Cloudflare). Every plane's routes
+ * are mounted here and nowhere else; a plane missing from `planes` keeps its routes, behind the same
+ * auth, and they answer 503 `plane_unavailable`.
+ *
+ * Under /v1, tenant key unless noted:
+ * - inference (with adapters, knowledge and usage behind it): /chat/completions, /completions, /compare
+ * - usage: /usage
+ * - adapters: /models, /adapters, /admin/adapters (admin), /load_lora_adapter and /unload_lora_adapter (admin, vLLM's)
+ * - knowledge: /knowledge
+ * - trainer: not mounted yet; its routes (OpenAI's fine-tuning API over the `Trainer` port, /fine_tuning/jobs)
+ *   will mount here, from `planes.trainer`, when they exist.
+ */
+import type { Hono } from "hono";
+import type { Planes } from "../ports/index.ts";
+import { createApp, type AppDeps } from "./app.ts";
+import type { ChatDeps } from "./chat/deps.ts";
+import type { ModelResolver } from "./chat/strategy.ts";
+import type { AppEnv } from "./env.ts";
+import { SlidingWindow, TokenBudget } from "./middleware/rate-limit.ts";
+import { adapterRoutes, type AdapterStore } from "./routes/adapters.ts";
+import { chatRoutes } from "./routes/chat.ts";
+import { compareRoutes } from "./routes/compare.ts";
+import { completionRoutes } from "./routes/completions.ts";
+import { knowledgeRoutes } from "./routes/knowledge.ts";
+import { loraLoadingRoutes, type LoraLoadingDeps } from "./routes/lora-loading.ts";
+import { modelNotFound, modelResolver, modelRoutes } from "./routes/models.ts";
+import { unavailableRoutes } from "./routes/unavailable.ts";
+import { usageRoutes } from "./routes/usage.ts";
+import { defaultAdapterCheck } from "./settings-check.ts";
+
+export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "health" | "limits"> {
+  /** Cancels a stream whose client has not read for this long (0 or absent: never). */
+  streamStallTimeoutMs?: number;
+  /** The base model's `root` in /v1/models, as vLLM shows it: the model as configured (folder, name or Hub id); default its id. */
+  baseRoot?: string;
+  /** The clock of the requests- and tokens-per-minute windows, unix ms (default Date.now); tests move it. */
+  now?: () => number;
+  /** INTERIM: see InterimRouteDeps. */
+  interim?: InterimRouteDeps;
+}
+
+/**
+ * INTERIM, until the adapter and knowledge routes take their ports (`AdapterCatalog`, `Knowledge`):
+ * the concrete services those route factories still take. While present, they decide whether the
+ * adapter and knowledge routes are mounted; after the merge `planes.adapters` / `planes.knowledge`
+ * do, and this goes.
+ */
+export interface InterimRouteDeps {
+  adapters?: { registry: AdapterStore } & Omit<LoraLoadingDeps, "registry">;
+  knowledge?: Parameters<typeof knowledgeRoutes>[0];
+}
+
+type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
+
+/** The public HTTP API over the planes. Web Request/Response only: the same on Node and Workers. */
+export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
+  const adapters = options.interim?.adapters; // INTERIM: planes.adapters
+  const knowledge = options.interim?.knowledge; // INTERIM: planes.knowledge
+  const resolveModel = adapters && resolverOf(adapters.registry);
+  const chat = chatDeps(planes, options, resolveModel, adapters?.registry, knowledge);
+  const adapterAdmin = mount("adapters", adapters, (a) => adapterRoutes({ registry: a.registry, maxUploadBytes: options.limits.maxUploadBody }));
+
+  return createApp({
+    logger: options.logger,
+    metrics: options.metrics,
+    health: options.health,
+    limits: options.limits,
+    now: options.now,
+    tenants: planes.tenants,
+    keys: planes.keys,
+    planes: [
+      ["/chat", mount(chat.plane, chat.deps, chatRoutes)],
+      ["/completions", mount(chat.plane, chat.deps, completionRoutes)],
+      ["/compare", mount(chat.plane, chat.deps, compareRoutes)],
+      ["/usage", mount("usage", planes.usage, usageRoutes)],
+      ["/models", mount("adapters", adapters, (a) => modelRoutes({ registry: a.registry, baseRoot: options.baseRoot }))],
+      ["/adapters", adapterAdmin],
+      ["/knowledge", mount("knowledge", knowledge, knowledgeRoutes)],
+    ],
+    adminPlanes: [["/adapters", adapterAdmin]],
+    adminEndpoints: adapters ? loraLoadingRoutes(adapters) : unavailableEach("adapters", ["/load_lora_adapter", "/unload_lora_adapter"]),
+    checkSettings: resolveModel && defaultAdapterCheck(resolveModel),
+  });
+}
+
+/** A plane's routes when the host runs it, else routes answering 503 plane_unavailable. */
+function mount<T>(plane: string, dep: T | undefined, routes: (dep: T) => Hono<AppEnv>): Hono<AppEnv> {
+  return dep ? routes(dep) : unavailableRoutes(plane);
+}
+
+function unavailableEach(plane: string, paths: string[]): Routes {
+  return paths.map((path) => [path, unavailableRoutes(plane)]);
+}
+
+/** What chat, completions and compare need: inference and usage, with adapters and knowledge when present. `plane` names the first one missing. */
+function chatDeps(
+  planes: Planes,
+  options: EdgeOptions,
+  resolveModel: ModelResolver | undefined,
+  registry: AdapterStore | undefined, // INTERIM: planes.adapters
+  knowledge: InterimRouteDeps["knowledge"], // INTERIM: planes.knowledge
+) {
+  const { inference, usage } = planes;
+  if (!inference) return { plane: "inference" };
+  if (!usage) return { plane: "usage" };
+  const deps: ChatDeps = {
+    inference,
+    retrieval: knowledge,
+    resolveModel: resolveModel ?? baseOnly(inference),
+    adapterName: (id) => registry && adapterName(registry, id),
+    usage,
+    tokenBudget: new TokenBudget(new SlidingWindow(options.now)),
+    streamStallTimeoutMs: options.streamStallTimeoutMs,
+  };
+  return { plane: "inference", deps };
+}
+
+/** INTERIM (the adapter catalog's `resolve` after the merge): the OpenAI `model` field read against the registry. */
+function resolverOf(registry: AdapterStore): ModelResolver {
+  const resolve = modelResolver(registry);
+  return async (model, tenant) => resolve(model, tenant);
+}
+
+/** INTERIM: an adapter's display name, `name@version`. */
+function adapterName(registry: AdapterStore, id: string): string {
+  const row = registry.get(id, { admin: true });
+  return `${row.name}@${row.version}`;
+}
+
+/** Without an adapter plane, `model` is the base model or nothing. */
+function baseOnly(inference: NonNullable<Planes["inference"]>): ModelResolver {
+  return async (model) => {
+    const base = (await inference.model()).id;
+    if (model === undefined || model === "" || model === base) return { base };
+    throw modelNotFound(model);
+  };
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { ADMIN, call, tenantWithKey } from "./helpers.ts";
+
+/** The planes Workers does not run yet (inference, adapters, knowledge): one request per route group. */
+const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: unknown]> = [
+  ["POST", "/v1/chat/completions", "inference", { messages: [{ role: "user", content: "Hi" }] }],
+  ["POST", "/v1/completions", "inference", { prompt: "Hi" }],
+  ["POST", "/v1/compare", "inference", { messages: [{ role: "user", content: "Hi" }] }],
+  ["GET", "/v1/models", "adapters"],
+  ["GET", "/v1/models/anything", "adapters"],
+  ["GET", "/v1/adapters", "adapters"],
+  ["POST", "/v1/knowledge/search", "knowledge", { query: "fox" }],
+  ["GET", "/v1/knowledge/documents", "knowledge"],
+];
+
+describe("planes Workers does not run", () => {
+  it("keep their routes, which answer 503 plane_unavailable to a tenant key", async () => {
+    const { auth } = await tenantWithKey("planes-co");
+    for (const [method, path, plane, body] of UNAVAILABLE) {
+      const res = await call(method, path, auth, body);
+      expect({ path, status: res.status }).toEqual({ path, status: 503 });
+      expect(res.json.error).toMatchObject({ type: "server_error", code: "plane_unavailable", param: null });
+      expect(res.json.error.message).toContain(`${plane} plane`);
+    }
+  });
+
+  it("still ask for a key first: 401 without one, like every tenant route", async () => {
+    for (const [method, path, , body] of UNAVAILABLE) {
+      const res = await call(method, path, { "content-type": "application/json" }, body);
+      expect({ path, status: res.status, type: res.json.error?.type }).toEqual({ path, status: 401, type: "authentication_error" });
+    }
+  });
+
+  it("answer 503 on the admin adapter routes and vLLM's load/unload endpoints behind the admin key", async () => {
+    for (const path of ["/v1/admin/adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"]) {
+      const res = await call("POST", path, ADMIN, { lora_name: "x", lora_path: "x" });
+      expect({ path, status: res.status, code: res.json.error.code }).toEqual({ path, status: 503, code: "plane_unavailable" });
+      expect((await call("POST", path, { "content-type": "application/json" }, {})).status).toBe(401);
+    }
+  });
+});
+
+describe("usage on Workers", () => {
+  it("is a real plane over D1: GET /v1/usage answers the tenant's (empty) usage", async () => {
+    const { auth } = await tenantWithKey("usage-edge-co");
+    const res = await call("GET", "/v1/usage", auth);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ object: "usage", data: [], total: { requests: 0 } });
+    expect((await call("GET", "/v1/usage")).status).toBe(401);
+  });
+});
