@@ -111,6 +111,7 @@ function chatDeps(
     resolveModel: resolveModel ?? baseOnly(inference),
     adapterName: (id) => registry && adapterName(registry, id),
     usage,
+    evaluation: planes.evaluation,
     tokenBudget: new TokenBudget(new SlidingWindow(options.now)),
     streamStallTimeoutMs: options.streamStallTimeoutMs,
   };

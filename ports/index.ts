@@ -4,6 +4,7 @@
  * scale-out). Ports import nothing but each other.
  */
 import type { AdapterCatalog } from "./adapters.ts";
+import type { Evaluation } from "./evaluation.ts";
 import type { Inference } from "./inference.ts";
 import type { Knowledge } from "./knowledge.ts";
 import type { ApiKeys, Tenants } from "./tenants.ts";
@@ -12,6 +13,7 @@ import type { Usage } from "./usage.ts";
 
 export * from "./adapters.ts";
 export * from "./errors.ts";
+export * from "./evaluation.ts";
 export * from "./inference.ts";
 export * from "./knowledge.ts";
 export * from "./tenants.ts";
@@ -27,4 +29,6 @@ export interface Planes {
   adapters?: AdapterCatalog;
   usage?: Usage;
   trainer?: Trainer;
+  /** Scores answers against a reference (compare); pure TypeScript, so every host may run it in process. */
+  evaluation?: Evaluation;
 }

@@ -1,4 +1,4 @@
-import type { Usage } from "../../ports/usage.ts";
+import type { Evaluation, Usage } from "../../ports/index.ts";
 import type { TokenBudget } from "../middleware/rate-limit.ts";
 import type { ModelResolver } from "./strategy.ts";
 import type { CompletionDeps } from "./completion.ts";
@@ -9,6 +9,8 @@ export interface ChatDeps extends CompletionDeps {
   /** A display name for an adapter id (`name@version`), for responses and usage. */
   adapterName(adapterId: string): string | undefined;
   usage: Usage;
+  /** Scores compare answers against a reference; absent: scoring answers 503 plane_unavailable. */
+  evaluation?: Evaluation;
   tokenBudget: TokenBudget;
   /** Cancels a stream whose client has not read for this long (0 or absent: never). */
   streamStallTimeoutMs?: number;

@@ -1,12 +1,11 @@
 import { Hono } from "hono";
-import { scoreAnswer } from "../../services/evaluation/metrics.ts";
 import { accountingFor } from "../chat/accounting.ts";
 import { collect, generate, prepareCompletion } from "../chat/completion.ts";
 import type { ChatDeps } from "../chat/deps.ts";
 import { extensionJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
 import { CompareRequest, type CompareBody } from "../chat/schema.ts";
 import { availableStrategies, planRequest, usesRetrieval } from "../chat/strategy.ts";
-import type { Tenant } from "../../ports/tenants.ts";
+import { planeUnavailable, type Tenant } from "../../ports/index.ts";
 import type { AppEnv, Log } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
 import { toApiError } from "../middleware/errors.ts";
@@ -47,7 +46,7 @@ async function runStrategy(deps: ChatDeps, tenant: Tenant, body: CompareBody, st
       finish_reason: result.finishReason,
       usage: usageJson(result.promptTokens, result.completionTokens),
       ...extensionJson(prepared, accounting.adapterName, result.timings),
-      scores: body.reference === undefined ? null : scoreAnswer(result.text, body.reference, context),
+      scores: body.reference === undefined ? null : await score(deps, result.text, body.reference, context),
       error: null,
     };
   } catch (err) {
@@ -55,4 +54,9 @@ async function runStrategy(deps: ChatDeps, tenant: Tenant, body: CompareBody, st
     if (error.status >= 500) logger.error({ err, strategy }, "compare strategy failed");
     return { strategy, content: null, error: { ...error.toBody().error, status: error.status } };
   }
+}
+
+function score(deps: ChatDeps, answer: string, reference: string, context: string | undefined) {
+  if (!deps.evaluation) throw planeUnavailable("evaluation");
+  return deps.evaluation.score(answer, reference, context);
 }

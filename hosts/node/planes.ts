@@ -11,6 +11,7 @@ import { loadDecoderConfig } from "../../services/model/config.ts";
 import { resolveModel } from "../../services/model/resolve.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import type { OpenDatabase } from "../../services/store/db.ts";
+import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import type { Config } from "./config.ts";
 
@@ -63,7 +64,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
   return {
-    planes: { inference: withAdapterLeases(engine, adapters), usage: new UsageStore(database.db) },
+    planes: { inference: withAdapterLeases(engine, adapters), usage: new UsageStore(database.db), evaluation: inProcessEvaluation },
     interim: {
       adapters: { registry: adapters.registry, loraDir: config.loraDir, readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody) },
       knowledge,

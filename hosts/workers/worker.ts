@@ -8,6 +8,7 @@ import type { Planes } from "../../ports/index.ts";
 import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import * as schema from "../../services/store/schema.ts";
 import { TenantStore } from "../../services/store/tenants.ts";
+import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 
 /**
@@ -30,7 +31,7 @@ function appFor(env: WorkerEnv) {
   if (cached?.env === env) return cached;
   const db = drizzle(env.DB, { schema });
   const keys = new ApiKeyStore(db);
-  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db) };
+  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db), evaluation: inProcessEvaluation };
   const app = createEdge(planes, {
     logger: consoleLog(env.LOG_LEVEL ?? "info", { service: "switchyard-edge" }),
     metrics: { observe: () => {} }, // Workers Analytics records requests; no Prometheus scrape here.

@@ -11,6 +11,7 @@
  * original used. All functions are pure and runtime-agnostic (no Node APIs).
  */
 
+import type { AnswerScores } from "../../ports/evaluation.ts";
 import { porterStem } from "./porter-stemmer.ts";
 
 /** Bad input to a metric (for example an empty BLEU reference). */
@@ -434,23 +435,8 @@ export function contextSupport(answer: string, context: string): number {
 // All at once
 // ---------------------------------------------------------------------------
 
-/** Every score of one answer against a reference. All values lie in [0, 1]. */
-export interface Scores {
-  /** ROUGE-1 F1 (rouge-score, no stemming). */
-  rouge1: number;
-  /** ROUGE-2 F1. */
-  rouge2: number;
-  /** ROUGE-L F1 (sentence-level LCS). */
-  rougeL: number;
-  /** sacreBLEU sentence BLEU (13a, exp smoothing, effective order) / 100, capped at 1 against round-off. */
-  bleu: number;
-  /** SQuAD v1.1 token F1. */
-  tokenF1: number;
-  /** SQuAD v1.1 exact match: 1 or 0. */
-  exactMatch: number;
-  /** Share of answer content tokens found in the retrieved context; only when a context is given. */
-  contextSupport?: number;
-}
+/** Every score of one answer against a reference (the evaluation port's type). */
+export type Scores = AnswerScores;
 
 /**
  * Scores `answer` against `reference` with every metric; adds context support when the

@@ -27,8 +27,6 @@ const INTERIM_ALLOWED = new Set<string>([
   "edge/routes/knowledge.ts -> ../../services/retrieval/parse.ts",
   "edge/routes/knowledge.ts -> ../../services/retrieval/types.ts",
   "edge/routes/knowledge.ts -> ../../services/store/schema.ts",
-  // answer scoring: pure code in services/evaluation; the lead decides where shared pure code lives
-  "edge/routes/compare.ts -> ../../services/evaluation/metrics.ts",
 ]);
 
 function sourcesUnder(folder: string): SourceFile[] {
