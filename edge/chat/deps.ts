@@ -1,4 +1,4 @@
-import type { UsageStore } from "../../services/store/usage.ts";
+import type { Usage } from "../../ports/usage.ts";
 import type { TokenBudget } from "../middleware/rate-limit.ts";
 import type { ModelResolver } from "./strategy.ts";
 import type { CompletionDeps } from "./completion.ts";
@@ -8,7 +8,7 @@ export interface ChatDeps extends CompletionDeps {
   resolveModel: ModelResolver;
   /** A display name for an adapter id (`name@version`), for responses and usage. */
   adapterName(adapterId: string): string | undefined;
-  usage: UsageStore;
+  usage: Usage;
   tokenBudget: TokenBudget;
   /** Cancels a stream whose client has not read for this long (0 or absent: never). */
   streamStallTimeoutMs?: number;

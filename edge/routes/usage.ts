@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { UsageStore } from "../../services/store/usage.ts";
+import type { Usage } from "../../ports/usage.ts";
 import type { AppEnv } from "../env.ts";
 import { usageJson } from "../chat/openai-format.ts";
 import { describe, queryParams } from "../middleware/body.ts";
@@ -14,7 +14,7 @@ const UsageQuery = z.object({
 });
 
 /** The caller's token usage per strategy and adapter, mounted at /v1/usage. */
-export function usageRoutes(usage: UsageStore): Hono<AppEnv> {
+export function usageRoutes(usage: Usage): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get("/", describe({ summary: "Token usage per strategy and adapter.", tags: ["usage"] }), queryParams(UsageQuery), async (c) => {
     const q = c.req.valid("query");

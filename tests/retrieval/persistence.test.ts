@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../services/store/db.ts";
 import type { KnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
-import { openTestKb, utf8, type TestKb } from "./helpers.ts";
+import { openTestKb, policyOf, utf8, type TestKb } from "./helpers.ts";
 
 let t: TestKb | undefined;
 afterEach(async () => {
@@ -27,11 +27,11 @@ async function expectConsistent(ctx: TestKb, kb: KnowledgeBase, tenant: string) 
 describe("persistence", () => {
   it("reconciles an index file that is behind and ahead of the database", async () => {
     t = await openTestKb();
-    const a = await t.kb.upload("acme", { bytes: utf8("Alpha apples are crunchy."), fileName: "a.txt" });
+    const a = await t.kb.upload("acme", { bytes: utf8("Alpha apples are crunchy."), fileName: "a.txt" }, policyOf(t.store, "acme"));
     const snapshot = join(t.dataDir, "snapshot.hnsw");
     copyFileSync(join(t.dataDir, "indexes", "acme.hnsw"), snapshot);
     copyFileSync(join(t.dataDir, "indexes", "acme.hnsw.json"), `${snapshot}.json`);
-    await t.kb.upload("acme", { bytes: utf8("Bravo bananas are yellow."), fileName: "b.txt" });
+    await t.kb.upload("acme", { bytes: utf8("Bravo bananas are yellow."), fileName: "b.txt" }, policyOf(t.store, "acme"));
     await t.kb.delete("acme", a.document.id);
     await t.kb.close();
     // As if the process died before saving: the old index still holds A's vector and lacks B's.
@@ -47,20 +47,22 @@ describe("persistence", () => {
     t = await openTestKb({ inlineBytes: 0, embedBatchSize: 2 });
     t.store.sqlite.prepare("UPDATE tenants SET settings = ?").run(JSON.stringify({ chunkSize: 32, chunkOverlap: 0 }));
     const text = Array.from({ length: 60 }, (_, i) => `Line ${i} of a long manual about pumps and valves.`).join("\n\n");
-    const { document } = await t.kb.upload("acme", { bytes: utf8(text), fileName: "manual.txt" });
+    const { document } = await t.kb.upload("acme", { bytes: utf8(text), fileName: "manual.txt" }, policyOf(t.store, "acme"));
     await t.kb.close();
-    expect(["queued", "processing"]).toContain(t.kb.get("acme", document.id).status);
+    expect(["queued", "processing"]).toContain((await t.kb.get("acme", document.id)).status);
     expect(chunkIds(t, "acme")).toEqual([]);
+    // The resumed ingestion chunks as the upload asked, whatever the settings say now.
+    t.store.sqlite.prepare("UPDATE tenants SET settings = ?").run(JSON.stringify({ chunkSize: 4096 }));
     const kb = await t.reopen();
     await kb.idle();
-    expect(kb.get("acme", document.id)).toMatchObject({ status: "ready", progress: 1 });
+    expect(await kb.get("acme", document.id)).toMatchObject({ status: "ready", progress: 1 });
     expect(await kb.indexedChunkIds("acme")).toEqual(chunkIds(t, "acme"));
     expect(chunkIds(t, "acme").length).toBeGreaterThan(10);
   });
 
   it("rebuilds an unreadable index file from the stored chunks", async () => {
     t = await openTestKb();
-    await t.kb.upload("acme", { bytes: utf8("Charlie cherries are red."), fileName: "c.txt" });
+    await t.kb.upload("acme", { bytes: utf8("Charlie cherries are red."), fileName: "c.txt" }, policyOf(t.store, "acme"));
     await t.kb.close();
     writeFileSync(join(t.dataDir, "indexes", "acme.hnsw"), "garbage, not an hnswlib file");
     const kb = await t.reopen();
@@ -113,7 +115,7 @@ describe("persistence", () => {
     for (const tenant of ["acme", "globex"]) expect(await kb.indexedChunkIds(tenant)).toEqual(chunkIds(t, tenant));
     // ... and resumes the acknowledged documents that were not finished.
     await kb.idle();
-    const docs = [...kb.list("acme"), ...kb.list("globex")];
+    const docs = [...(await kb.list("acme")), ...(await kb.list("globex"))];
     expect(docs.map((d) => d.id).sort()).toEqual([...acked].sort());
     expect(docs.map((d) => d.status)).toEqual(Array(12).fill("ready"));
     expect(docs.filter((d) => d.chunkCount === 0)).toEqual([]);
