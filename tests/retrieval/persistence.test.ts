@@ -1,8 +1,13 @@
 import { spawn } from "node:child_process";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { cpSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
+import { drizzle } from "drizzle-orm/better-sqlite3";
+import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterEach, describe, expect, it } from "vitest";
-import { openDatabase } from "../../services/store/db.ts";
+import { MIGRATIONS_DIR, openDatabase } from "../../services/store/db.ts";
+import { documents } from "../../services/store/schema.ts";
 import type { KnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
 import { openTestKb, policyOf, utf8, type TestKb } from "./helpers.ts";
 
@@ -122,5 +127,45 @@ describe("persistence", () => {
     for (const tenant of ["acme", "globex"]) await expectConsistent(t, kb, tenant);
     const [hit] = await kb.search("acme", { query: "Document 3 paragraph 7", k: 1, mode: "hybrid" });
     expect(hit.text).toContain("Document 3 paragraph 7 ");
+  });
+
+  it("fails a resumed document whose upload recorded no chunking, with the reason", async () => {
+    t = await openTestKb();
+    t.store.db.insert(documents).values({ id: "doc_bare", tenantId: "acme", title: "bare", format: "text", sha256: "s", sizeBytes: 5, status: "queued" }).run();
+    writeFileSync(join(t.dataDir, "documents", "doc_bare"), "Hello");
+    const kb = await t.reopen();
+    await kb.idle();
+    expect(await kb.get("acme", "doc_bare")).toMatchObject({ status: "failed", chunkCount: 0, error: expect.stringMatching(/no chunking/) });
+  });
+});
+
+describe("the document chunking migration", () => {
+  it("gives documents still queued at the upgrade their tenant's chunking, defaults filled in", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kb-migration-"));
+    try {
+      // The migrations folder as it was before the chunking columns.
+      const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8")) as { entries: Array<{ tag: string }> };
+      const before = join(dir, "migrations");
+      cpSync(MIGRATIONS_DIR, before, { recursive: true });
+      const upTo = journal.entries.findIndex((e) => e.tag === "0004_document_chunking");
+      writeFileSync(join(before, "meta/_journal.json"), JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo) }));
+      const path = join(dir, "old.db");
+      const old = new Database(path);
+      migrate(drizzle(old), { migrationsFolder: before });
+      old.exec(`INSERT INTO tenants (id, name, settings) VALUES ('fine', 'fine', '{"chunkSize":48,"chunkOverlap":4}'), ('plain', 'plain', '{}');
+        INSERT INTO documents (id, tenant_id, title, format, sha256, size_bytes, status) VALUES
+          ('d1', 'fine', 't', 'text', 'a', 1, 'queued'), ('d2', 'plain', 't', 'text', 'b', 1, 'processing'), ('d3', 'fine', 't', 'text', 'c', 1, 'ready');`);
+      old.close();
+      const upgraded = openDatabase(path);
+      const rows = upgraded.sqlite.prepare("SELECT id, chunk_size, chunk_overlap FROM documents ORDER BY id").all();
+      upgraded.close();
+      expect(rows).toEqual([
+        { id: "d1", chunk_size: 48, chunk_overlap: 4 },
+        { id: "d2", chunk_size: 256, chunk_overlap: 32 },
+        { id: "d3", chunk_size: null, chunk_overlap: null },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
