@@ -17,6 +17,7 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ingestPolicy } from "../edge/tenant-settings.ts";
 import { createUseLiteEmbedder, useLiteModelDir } from "../services/retrieval/embedders/use-lite.ts";
 import { createKnowledgeBase, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
 import type { Embedder, SearchMode } from "../services/retrieval/types.ts";
@@ -116,10 +117,10 @@ async function openKb(dir: string, embedder: Embedder): Promise<{ kb: KnowledgeB
 async function ingest(kb: KnowledgeBase, texts: string[], perDocument: number): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < texts.length; i += perDocument) {
-    await kb.upload("bench", { bytes: jsonl(texts.slice(i, i + perDocument)), fileName: `part${i}.jsonl` });
+    await kb.upload("bench", { bytes: jsonl(texts.slice(i, i + perDocument)), fileName: `part${i}.jsonl` }, ingestPolicy({ settings: {}, limits: {} }));
   }
   await kb.idle();
-  const failed = kb.list("bench", { limit: 1000 }).find((d) => d.status !== "ready");
+  const failed = (await kb.list("bench", { limit: 1000 })).find((d) => d.status !== "ready");
   if (failed) throw new Error(`ingest failed: ${failed.error}`);
   return (performance.now() - start) / 1000;
 }

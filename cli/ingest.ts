@@ -1,11 +1,12 @@
 import { readdirSync, statSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { eq } from "drizzle-orm";
+import { ingestPolicy } from "../edge/tenant-settings.ts";
 import { openKnowledgeBase } from "../services/retrieval/index.ts";
 import { ApiKeyStore } from "../services/store/api-keys.ts";
 import { dataDirHolder, DataDirInUseError, lockDataDir } from "../services/store/data-dir-lock.ts";
 import { openDatabase, type OpenDatabase } from "../services/store/db.ts";
-import { tenants } from "../services/store/schema.ts";
+import { tenants, type Tenant } from "../services/store/schema.ts";
 import { directTarget } from "./ingest-direct.ts";
 import { httpTarget, ServerUnreachableError, tenantOfKey } from "./ingest-http.ts";
 import { ingestFiles, type OutputStream } from "./ingest-run.ts";
@@ -81,12 +82,12 @@ async function direct(args: IngestArgs, files: string[], out: OutputStream): Pro
   const lock = lockDataDir(args.dataDir, "ingest");
   const store = openDatabase(join(args.dataDir, "switchyard.db"));
   try {
-    checkTenant(store, tenant);
+    const policy = ingestPolicy(checkTenant(store, tenant));
     if (files.length === 0) return noFiles(out);
     // Must match the server's embedder, or its next start rebuilds every index of the tenant.
     const kb = await openKnowledgeBase(store, args.dataDir, { inlineBytes: 0, embeddingModel: args.embeddingModel, int8: args.int8 });
     try {
-      return await ingestFiles(directTarget(kb, tenant), tenant, files, out);
+      return await ingestFiles(directTarget(kb, tenant, policy), tenant, files, out);
     } finally {
       await kb.close();
     }
@@ -134,8 +135,11 @@ function requireTenant(args: IngestArgs): string {
   return args.tenant;
 }
 
-function checkTenant(store: OpenDatabase, tenant: string): void {
-  if (!store.db.select().from(tenants).where(eq(tenants.id, tenant)).get()) throw new UsageError(`unknown tenant: ${tenant}`);
+/** The tenant's row; a UsageError when there is none. */
+function checkTenant(store: OpenDatabase, tenant: string): Tenant {
+  const row = store.db.select().from(tenants).where(eq(tenants.id, tenant)).get();
+  if (!row) throw new UsageError(`unknown tenant: ${tenant}`);
+  return row;
 }
 
 function noFiles(out: OutputStream): number {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { IngestPolicy } from "../ports/knowledge.ts";
+import type { Tenant } from "../ports/tenants.ts";
 
 export const STRATEGIES = ["prompt", "rag", "adapter", "rag+adapter"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -87,4 +89,15 @@ export function defaultStrategyOf(stored: Record<string, unknown>, hasAdapter: b
 export function effectiveSettings(stored: Record<string, unknown>): TenantSettings {
   const set = applyPatch({}, stored) as Partial<TenantSettings>;
   return { ...DEFAULT_SETTINGS, ...set, defaultStrategy: defaultStrategyOf(set, typeof set.defaultAdapter === "string") };
+}
+
+/** What the knowledge plane obeys when this tenant uploads: its effective chunking and its document limits (undefined: the plane's default). */
+export function ingestPolicy(tenant: Pick<Tenant, "settings" | "limits">): IngestPolicy {
+  const { chunkSize, chunkOverlap } = effectiveSettings(tenant.settings);
+  return { chunkSize, chunkOverlap, maxDocuments: limitOf(tenant.limits, "maxDocuments"), maxDocumentBytes: limitOf(tenant.limits, "maxDocumentBytes") };
+}
+
+function limitOf(limits: Record<string, unknown>, key: keyof TenantLimits): number | undefined {
+  const value = limits[key];
+  return typeof value === "number" ? value : undefined;
 }

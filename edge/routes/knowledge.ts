@@ -1,12 +1,10 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { PlaneError } from "../../ports/errors.ts";
-import type { KnowledgeBase, UploadInput } from "../../services/retrieval/knowledge-base.ts";
-import { DOCUMENT_FORMATS } from "../../services/retrieval/parse.ts";
-import type { SearchHit } from "../../services/retrieval/types.ts";
-import type { DocumentRow } from "../../services/store/schema.ts";
+import { DOCUMENT_FORMATS, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
 import type { AppEnv } from "../env.ts";
 import { badRequest, planeApiError, unsupportedMediaType } from "../errors.ts";
+import { ingestPolicy } from "../tenant-settings.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
 import { readMultipart } from "../middleware/multipart.ts";
 
@@ -32,19 +30,20 @@ const ListQuery = z.object({
 });
 
 /** The tenant's knowledge base, mounted at /v1/knowledge behind auth. */
-export function knowledgeRoutes(kb: KnowledgeBase): Hono<AppEnv> {
+export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["knowledge"];
 
   app.post("/documents", describe({ summary: "Upload a document (multipart `file`, or JSON {title, text, metadata}).", tags, body: JsonDocument }), async (c) => {
     const input = await readUpload(c);
-    const { document, created } = await call(() => kb.upload(c.get("tenant").id, input));
+    const tenant = c.get("tenant");
+    const { document, created } = await call(() => kb.upload(tenant.id, input, ingestPolicy(tenant)));
     const status = !created ? 200 : document.status === "ready" ? 201 : 202;
     return c.json(documentView(document), status);
   });
 
-  app.get("/documents", describe({ summary: "List the tenant's documents, newest first.", tags }), queryParams(ListQuery), (c) => {
-    const data = kb.list(c.get("tenant").id, c.req.valid("query")).map(documentView);
+  app.get("/documents", describe({ summary: "List the tenant's documents, newest first.", tags }), queryParams(ListQuery), async (c) => {
+    const data = (await call(() => kb.list(c.get("tenant").id, c.req.valid("query")))).map(documentView);
     return c.json({ object: "list", data });
   });
 
@@ -74,7 +73,7 @@ export function knowledgeRoutes(kb: KnowledgeBase): Hono<AppEnv> {
   return app;
 }
 
-async function readUpload(c: Context<AppEnv>): Promise<UploadInput> {
+async function readUpload(c: Context<AppEnv>): Promise<DocumentUpload> {
   const type = c.req.header("content-type") ?? "";
   if (/^multipart\/form-data/i.test(type)) {
     const form = await readMultipart(c);
@@ -106,8 +105,8 @@ function parseMetadata(raw: string): Record<string, unknown> {
   return parsed.data;
 }
 
-/** Runs a knowledge-base call, turning its refusals into HTTP errors. */
-async function call<T>(fn: () => T | Promise<T>): Promise<T> {
+/** Runs a knowledge-port call, turning its refusals into HTTP errors. */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -115,7 +114,7 @@ async function call<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
-function documentView(d: DocumentRow) {
+function documentView(d: KnowledgeDocument) {
   return {
     id: d.id,
     object: "knowledge.document",

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { OpenDatabase } from "../store/db.ts";
 import { newId } from "../store/ids.ts";
-import { documents, tenants, type DocumentRow } from "../store/schema.ts";
+import type { DocumentUpload, IngestPolicy, Knowledge, KnowledgeDocument, UploadResult } from "../../ports/knowledge.ts";
+import { documents, type DocumentRow } from "../store/schema.ts";
 import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
@@ -16,21 +17,19 @@ import { ParsedCache } from "./parsed-cache.ts";
 import type { Embedder, SearchHit, SearchMode, SearchRequest } from "./types.ts";
 import { DEFAULT_HNSW, VectorIndex, type HnswParams, type VectorHit } from "./vector-index.ts";
 
+/** The plane's capacity limits, for uploads whose policy sets none. */
 export interface KnowledgeLimits {
   maxDocuments: number;
   maxDocumentBytes: number;
-  /** Chunk size and overlap in tokens. */
-  chunkSize: number;
-  chunkOverlap: number;
 }
 
-export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024, chunkSize: 256, chunkOverlap: 32 };
+export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024 };
 
 export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"> {
   /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/documents`. */
   dataDir: string;
   embedder: Embedder;
-  /** Defaults for every tenant; a tenant's `limits` (maxDocuments, maxDocumentBytes) and `settings` (chunkSize, chunkOverlap) override them. */
+  /** Defaults for every tenant; an upload's policy (maxDocuments, maxDocumentBytes) overrides them. */
   limits?: Partial<KnowledgeLimits>;
   hnsw?: Partial<HnswParams>;
   /** Documents up to this size are ingested before `upload` returns; larger ones in the background. */
@@ -42,30 +41,8 @@ export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"
   parseLimits?: Partial<ParseLimits>;
 }
 
-export interface UploadInput {
-  bytes: Uint8Array;
-  fileName?: string;
-  mediaType?: string;
-  /** Overrides detection (JSON uploads name it). */
-  format?: DocumentFormat;
-  title?: string;
-  metadata?: Record<string, unknown>;
-}
-
-export interface UploadResult {
-  document: DocumentRow;
-  /** false when identical content was already stored (idempotent re-upload). */
-  created: boolean;
-}
-
-export interface KnowledgeBase {
-  upload(tenantId: string, input: UploadInput): Promise<UploadResult>;
-  get(tenantId: string, documentId: string): DocumentRow;
-  list(tenantId: string, options?: { limit?: number; offset?: number }): DocumentRow[];
-  delete(tenantId: string, documentId: string): Promise<void>;
-  search(tenantId: string, request: SearchRequest): Promise<SearchHit[]>;
-  /** Re-embeds every stored chunk of the tenant into a fresh index; returns the number of vectors. */
-  reindex(tenantId: string): Promise<number>;
+/** The knowledge port in this process, with what only an in-process caller needs. */
+export interface KnowledgeBase extends Knowledge {
   /** Resolves when every queued ingestion has finished. */
   idle(): Promise<void>;
   /** Labels in the tenant's vector index (for consistency checks). */
@@ -128,9 +105,9 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     for (const doc of pending) void this.scheduleIngest(doc.tenantId, doc.id);
   }
 
-  async upload(tenantId: string, input: UploadInput): Promise<UploadResult> {
+  async upload(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     this.assertOpen();
-    const limits = this.limitsFor(tenantId);
+    const limits = this.limitsOf(policy);
     if (input.bytes.length > limits.maxDocumentBytes) {
       throw new KnowledgeError("too_large", `document is ${input.bytes.length} bytes; the limit maxDocumentBytes is ${limits.maxDocumentBytes}`, "file");
     }
@@ -138,42 +115,43 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const format = input.format ?? detectFormat(input.fileName, input.mediaType, input.bytes);
     const sha256 = createHash("sha256").update(format).update("\0").update(input.bytes).digest("hex");
     const known = this.findBySha(tenantId, sha256);
-    if (known && known.status !== "failed") return { document: known, created: false };
+    if (known && known.status !== "failed") return { document: toKnowledgeDocument(known), created: false };
     if (known) await this.delete(tenantId, known.id);
     this.assertCapacity(tenantId, limits);
     const parsed = await this.parser.parse(format, input.bytes);
     // Checked again with no await before the insert: a concurrent identical upload may have won.
     const raced = this.findBySha(tenantId, sha256);
-    if (raced) return { document: raced, created: false };
+    if (raced) return { document: toKnowledgeDocument(raced), created: false };
     this.assertCapacity(tenantId, limits);
     const id = newId("doc");
     writeDurably(this.uploadPath(id), input.bytes);
     const title = input.title?.trim() || input.fileName?.split(/[\\/]/).pop() || "untitled";
     const document = this.options.db
       .insert(documents)
-      .values({ id, tenantId, title, format, sha256, sizeBytes: input.bytes.length, metadata: input.metadata ?? {}, status: "queued", warning: parsed.warning ?? null })
+      .values({
+        id, tenantId, title, format, sha256, sizeBytes: input.bytes.length, metadata: input.metadata ?? {}, status: "queued", warning: parsed.warning ?? null,
+        chunkSize: policy.chunkSize, chunkOverlap: policy.chunkOverlap,
+      })
       .returning()
       .get();
     this.parsed.set(id, parsed);
     const ingested = this.scheduleIngest(tenantId, id);
-    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document, created: true };
+    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document: toKnowledgeDocument(document), created: true };
     await ingested;
-    return { document: this.get(tenantId, id), created: true };
+    return { document: await this.get(tenantId, id), created: true };
   }
 
-  get(tenantId: string, documentId: string): DocumentRow {
-    const row = this.options.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, documentId))).get();
-    if (!row) throw new KnowledgeError("not_found", `document "${documentId}" not found`, "id");
-    return row;
+  async get(tenantId: string, documentId: string): Promise<KnowledgeDocument> {
+    return toKnowledgeDocument(this.row(tenantId, documentId));
   }
 
-  list(tenantId: string, { limit = 100, offset = 0 } = {}): DocumentRow[] {
+  async list(tenantId: string, { limit = 100, offset = 0 } = {}): Promise<KnowledgeDocument[]> {
     return this.options.db.select().from(documents).where(eq(documents.tenantId, tenantId))
-      .orderBy(desc(documents.createdAt), desc(documents.id)).limit(limit).offset(offset).all();
+      .orderBy(desc(documents.createdAt), desc(documents.id)).limit(limit).offset(offset).all().map(toKnowledgeDocument);
   }
 
   async delete(tenantId: string, documentId: string): Promise<void> {
-    this.get(tenantId, documentId);
+    this.row(tenantId, documentId);
     const index = await this.indexFor(tenantId);
     const ids = this.options.db.transaction(() => {
       const chunkIds = this.chunkStore.documentChunkIds(documentId);
@@ -273,7 +251,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     this.setProgress(documentId, 0);
     // Parsed by the upload, or (resumed after a restart, or past the cache's bound) parsed here under the same limits.
     const parsed = this.parsed.take(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
-    const list = chunkDocument(parsed, this.chunking(tenantId), this.countTokens);
+    const list = chunkDocument(parsed, this.chunking(doc), this.countTokens);
     const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
     const index = await this.indexFor(tenantId);
     // No await from the commit to the last add: a delete cannot slip in between and leave orphans.
@@ -308,9 +286,9 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     }
   }
 
-  /** The tenant's chunk size, cut to what the embedder reads; overlap at most half a chunk. */
-  private chunking(tenantId: string): ChunkingOptions {
-    const { chunkSize, chunkOverlap } = this.limitsFor(tenantId);
+  /** The chunking the upload asked for, cut to what the embedder reads; overlap at most half a chunk. */
+  private chunking({ chunkSize, chunkOverlap }: DocumentRow): ChunkingOptions {
+    if (chunkSize === null || chunkOverlap === null) throw new Error("the upload recorded no chunking; upload the document again");
     const maxTokens = Math.max(8, Math.min(chunkSize, this.embedder.maxTokens ?? Infinity));
     return { maxTokens, overlapTokens: Math.min(chunkOverlap, Math.floor(maxTokens / 2)) };
   }
@@ -323,6 +301,12 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 
   private setProgress(documentId: string, progress: number): void {
     this.options.db.update(documents).set({ status: "processing", progress }).where(eq(documents.id, documentId)).run();
+  }
+
+  private row(tenantId: string, documentId: string): DocumentRow {
+    const row = this.options.db.select().from(documents).where(and(eq(documents.tenantId, tenantId), eq(documents.id, documentId))).get();
+    if (!row) throw new KnowledgeError("not_found", `document "${documentId}" not found`, "id");
+    return row;
   }
 
   private findBySha(tenantId: string, sha256: string): DocumentRow | undefined {
@@ -361,18 +345,12 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     this.dirty.delete(tenantId);
   }
 
-  private limitsFor(tenantId: string): KnowledgeLimits {
-    const row = this.options.db.select({ limits: tenants.limits, settings: tenants.settings }).from(tenants).where(eq(tenants.id, tenantId)).get();
-    if (!row) throw new KnowledgeError("not_found", `tenant "${tenantId}" not found`, "tenant");
-    const pick = (source: Record<string, unknown>, key: keyof KnowledgeLimits) =>
-      typeof source[key] === "number" ? { [key]: source[key] as number } : {};
+  /** The policy's limits over the plane's defaults. */
+  private limitsOf(policy: IngestPolicy): KnowledgeLimits {
+    const defaults = { ...DEFAULT_LIMITS, ...this.options.limits };
     return {
-      ...DEFAULT_LIMITS,
-      ...this.options.limits,
-      ...pick(row.limits, "maxDocuments"),
-      ...pick(row.limits, "maxDocumentBytes"),
-      ...pick(row.settings, "chunkSize"),
-      ...pick(row.settings, "chunkOverlap"),
+      maxDocuments: policy.maxDocuments ?? defaults.maxDocuments,
+      maxDocumentBytes: policy.maxDocumentBytes ?? defaults.maxDocumentBytes,
     };
   }
 
@@ -397,6 +375,12 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 }
 
 class ShuttingDown extends Error {}
+
+/** What the port shows of a stored document. */
+function toKnowledgeDocument(row: DocumentRow): KnowledgeDocument {
+  const { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt } = row;
+  return { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt };
+}
 
 /** Sum of 1/(60 + rank) over the lists a label appears in. */
 export function reciprocalRankFusion(lists: VectorHit[][]): VectorHit[] {

@@ -78,6 +78,9 @@ export const documents = sqliteTable(
     error: text("error"),
     warning: text("warning"),
     chunkCount: integer("chunk_count").notNull().default(0),
+    /** The chunking the upload asked for (the tenant's settings then), so an ingestion resumed after a restart obeys it. */
+    chunkSize: integer("chunk_size"),
+    chunkOverlap: integer("chunk_overlap"),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("documents_tenant_sha_idx").on(t.tenantId, t.sha256), index("documents_tenant_idx").on(t.tenantId)],

@@ -1,26 +1,10 @@
 import { and, gte, lt, eq, sql } from "drizzle-orm";
+import type { Usage, UsageLine, UsageRecord } from "../../ports/usage.ts";
 import { usage } from "./schema.ts";
 import type { StoreDb } from "./store-db.ts";
 
-export interface UsageRecord {
-  tenantId: string;
-  strategy: string;
-  adapter?: string;
-  promptTokens: number;
-  completionTokens: number;
-  at?: number;
-}
-
-export interface UsageLine {
-  strategy: string;
-  adapter: string;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-}
-
-/** Token accounting in one row per tenant, minute, strategy and adapter. */
-export class UsageStore {
+/** The usage port on SQLite or D1: token accounting in one row per tenant, minute, strategy and adapter. */
+export class UsageStore implements Usage {
   /** Prepared once: every completion records its usage. */
   private readonly upsert;
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prepareCompletion, type CompletionDeps } from "../../edge/chat/completion.ts";
 import type { GenerationBody } from "../../edge/chat/schema.ts";
+import { ingestPolicy } from "../../edge/tenant-settings.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
@@ -18,6 +19,9 @@ let kb: KnowledgeBase;
 let deps: CompletionDeps;
 const tenant = { id: "", settings: {} as Record<string, unknown> };
 
+/** What the edge passes for this tenant's uploads. */
+const policy = () => ingestPolicy({ settings: tenant.settings, limits: {} });
+
 const ask = (content: string, extra: Partial<GenerationBody> = {}): GenerationBody => ({ messages: [{ role: "user", content }], ...extra });
 
 beforeAll(async () => {
@@ -31,7 +35,7 @@ beforeAll(async () => {
     ["Baking", "To bake sourdough bread, feed the starter the night before and bake at a high temperature."],
     ["Sailing", "A sloop has a single mast; tacking turns the bow through the wind."],
   ]) {
-    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(text), format: "text", title });
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(text), format: "text", title }, policy());
   }
   await kb.idle();
   deps = { inference: engine, retrieval: kb };
@@ -81,7 +85,7 @@ describe("strategies", () => {
 
   it("drops the lowest-ranked chunks rather than overflow the context window, and says so", async () => {
     const long = "The dragon of Quexville hoards old books. ".repeat(40);
-    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long), format: "text", title: "Hoard" });
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long), format: "text", title: "Hoard" }, policy());
     await kb.idle();
     const { contextLength } = engine.info;
     const question = "What does the dragon of Quexville hoard?";

@@ -1,6 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eq } from "drizzle-orm";
+import { ingestPolicy } from "../../edge/tenant-settings.ts";
+import type { IngestPolicy } from "../../ports/knowledge.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
 import { tenants } from "../../services/store/schema.ts";
 import { createKnowledgeBase, type KnowledgeBase, type KnowledgeBaseOptions } from "../../services/retrieval/knowledge-base.ts";
@@ -87,6 +90,13 @@ export interface TestKb {
 
 export function addTenant(store: OpenDatabase, id: string, fields: { limits?: Record<string, unknown>; settings?: Record<string, unknown> } = {}): void {
   store.db.insert(tenants).values({ id, name: id, limits: fields.limits ?? {}, settings: fields.settings ?? {} }).run();
+}
+
+/** The policy the edge passes for this tenant's uploads: its stored settings and limits, resolved (edge/tenant-settings.ts). */
+export function policyOf(store: OpenDatabase, tenantId: string): IngestPolicy {
+  const row = store.db.select().from(tenants).where(eq(tenants.id, tenantId)).get();
+  if (!row) throw new Error(`no tenant ${tenantId}`);
+  return ingestPolicy(row);
 }
 
 /** A knowledge base on a fresh temp data dir with tenants "acme" and "globex". */

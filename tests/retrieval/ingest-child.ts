@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { openDatabase } from "../../services/store/db.ts";
 import { createKnowledgeBase } from "../../services/retrieval/knowledge-base.ts";
-import { hashingEmbedder } from "./helpers.ts";
+import { hashingEmbedder, policyOf } from "./helpers.ts";
 
 const [dataDir, countArg, pauseAtArg] = process.argv.slice(2);
 let embeds = 0;
@@ -33,7 +33,8 @@ const kb = await createKnowledgeBase({
 });
 for (let d = 0; d < Number(countArg); d++) {
   const text = Array.from({ length: 40 }, (_, i) => `Document ${d} paragraph ${i} talks about topic${(d * 40 + i) % 97}.`).join("\n\n");
-  const { document } = await kb.upload(d % 2 ? "acme" : "globex", { bytes: new TextEncoder().encode(text), fileName: `doc${d}.txt` });
+  const tenant = d % 2 ? "acme" : "globex";
+  const { document } = await kb.upload(tenant, { bytes: new TextEncoder().encode(text), fileName: `doc${d}.txt` }, policyOf(store, tenant));
   process.stdout.write(`ACK ${document.id}\n`);
 }
 await kb.idle();

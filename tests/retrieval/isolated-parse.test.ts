@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_PARSE_LIMITS, DocumentParser, parseStarted } from "../../services/retrieval/isolated-parse.ts";
 import { ParsedCache } from "../../services/retrieval/parsed-cache.ts";
 import { documents } from "../../services/store/schema.ts";
-import { openTestKb, utf8, type TestKb } from "./helpers.ts";
+import { openTestKb, policyOf, utf8, type TestKb } from "./helpers.ts";
 import { buildFlateBombPdf, buildPdf } from "./pdf.ts";
 
 /** Counts worker parses started while `run` runs. */
@@ -115,39 +115,40 @@ describe("the knowledge base's parsing", () => {
   it("parses an uploaded PDF once (upload and ingestion share the parse)", async () => {
     t = await openTestKb({ inlineBytes: 0 });
     const kb = t.kb;
+    const policy = policyOf(t.store, "acme");
     const { parses } = await countParses(async () => {
-      await kb.upload("acme", { bytes: buildPdf([["Quarterly revenue grew."]]), fileName: "q.pdf" });
+      await kb.upload("acme", { bytes: buildPdf([["Quarterly revenue grew."]]), fileName: "q.pdf" }, policy);
       await kb.idle();
     });
     expect(parses).toBe(1);
-    expect(kb.list("acme")[0]).toMatchObject({ status: "ready", chunkCount: 1 });
+    expect((await kb.list("acme"))[0]).toMatchObject({ status: "ready", chunkCount: 1 });
   });
 
   it("close stops a running parse at once; its document stays queued and resumes at the next start", async () => {
     t = await openTestKb({ parseLimits: { maxDecodedBytes: 1024 * 1024 * 1024 } });
     const bomb = buildFlateBombPdf(256); // seconds of work for pdf.js: close must not wait for it
-    t.store.db.insert(documents).values({ id: "doc_slow", tenantId: "acme", title: "slow.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued" }).run();
+    t.store.db.insert(documents).values({ id: "doc_slow", tenantId: "acme", title: "slow.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued", chunkSize: 256, chunkOverlap: 32 }).run();
     writeFileSync(join(t.dataDir, "documents", "doc_slow"), bomb);
     const started = nextParseStart();
     const slow = await t.reopen({ parseLimits: { maxDecodedBytes: 1024 * 1024 * 1024 } });
     await started;
     await slow.close();
-    expect(t.kb.get("acme", "doc_slow")).toMatchObject({ status: "processing", error: null });
+    expect(await t.kb.get("acme", "doc_slow")).toMatchObject({ status: "processing", error: null });
     expect(existsSync(join(t.dataDir, "documents", "doc_slow"))).toBe(true);
     const kb = await t.reopen({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
     await kb.idle();
-    expect(kb.get("acme", "doc_slow")).toMatchObject({ status: "failed", error: expect.stringMatching(/decodes to more than/) });
+    expect(await kb.get("acme", "doc_slow")).toMatchObject({ status: "failed", error: expect.stringMatching(/decodes to more than/) });
   });
 
   it("fails a resumed background document at the limit, with the reason and nothing half-written", async () => {
     t = await openTestKb({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
     const bomb = buildFlateBombPdf(32);
     // A bomb queued before a restart (as by an older version): its ingestion resumes at the next start.
-    t.store.db.insert(documents).values({ id: "doc_bomb", tenantId: "acme", title: "bomb.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued" }).run();
+    t.store.db.insert(documents).values({ id: "doc_bomb", tenantId: "acme", title: "bomb.pdf", format: "pdf", sha256: "x", sizeBytes: bomb.byteLength, status: "queued", chunkSize: 256, chunkOverlap: 32 }).run();
     writeFileSync(join(t.dataDir, "documents", "doc_bomb"), bomb);
     const kb = await t.reopen({ parseLimits: { maxDecodedBytes: 4 * 1024 * 1024 } });
     await kb.idle();
-    expect(kb.get("acme", "doc_bomb")).toMatchObject({ status: "failed", chunkCount: 0, error: expect.stringMatching(/decodes to more than 4194304 bytes/) });
+    expect(await kb.get("acme", "doc_bomb")).toMatchObject({ status: "failed", chunkCount: 0, error: expect.stringMatching(/decodes to more than 4194304 bytes/) });
     expect(await kb.indexedChunkIds("acme")).toEqual([]);
     expect(existsSync(join(t.dataDir, "documents", "doc_bomb"))).toBe(false);
   });

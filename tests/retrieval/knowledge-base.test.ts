@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KnowledgeError } from "../../services/retrieval/errors.ts";
 import type { SearchFilter, SearchMode } from "../../services/retrieval/types.ts";
-import { addTenant, gatedEmbedder, hashingEmbedder, openTestKb, utf8, type TestKb } from "./helpers.ts";
+import { addTenant, gatedEmbedder, hashingEmbedder, openTestKb, policyOf, utf8, type TestKb } from "./helpers.ts";
 
 const MODES: SearchMode[] = ["dense", "bm25", "hybrid"];
 
@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 const upload = (tenant: string, text: string, extra: { title?: string; metadata?: Record<string, unknown>; fileName?: string } = {}) =>
-  t.kb.upload(tenant, { bytes: utf8(text), fileName: extra.fileName ?? "doc.txt", title: extra.title, metadata: extra.metadata });
+  t.kb.upload(tenant, { bytes: utf8(text), fileName: extra.fileName ?? "doc.txt", title: extra.title, metadata: extra.metadata }, policyOf(t.store, tenant));
 
 async function kindOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -41,7 +41,7 @@ describe("upload", () => {
     const second = await upload("acme", "Same words twice.", { title: "other title" });
     expect(second.created).toBe(false);
     expect(second.document.id).toBe(first.document.id);
-    expect(t.kb.list("acme")).toHaveLength(1);
+    expect(await t.kb.list("acme")).toHaveLength(1);
     // Another tenant uploading the same bytes gets its own document.
     expect((await upload("globex", "Same words twice.")).created).toBe(true);
   });
@@ -54,40 +54,41 @@ describe("upload", () => {
   });
 
   it("rejects unknown formats, empty and malformed documents without storing anything", async () => {
-    expect(await kindOf(t.kb.upload("acme", { bytes: new Uint8Array([1, 2, 3]), fileName: "x.exe" }))).toMatch(/^unsupported_format: /);
-    expect(await kindOf(t.kb.upload("acme", { bytes: new Uint8Array(), fileName: "x.txt" }))).toBe("invalid: document is empty");
-    expect(await kindOf(t.kb.upload("acme", { bytes: utf8("{oops"), fileName: "x.jsonl" }))).toMatch(/^invalid: JSONL line 1/);
-    expect(t.kb.list("acme")).toEqual([]);
+    expect(await kindOf(t.kb.upload("acme", { bytes: new Uint8Array([1, 2, 3]), fileName: "x.exe" }, policyOf(t.store, "acme")))).toMatch(/^unsupported_media_type: /);
+    expect(await kindOf(t.kb.upload("acme", { bytes: new Uint8Array(), fileName: "x.txt" }, policyOf(t.store, "acme")))).toBe("invalid_request: document is empty");
+    expect(await kindOf(t.kb.upload("acme", { bytes: utf8("{oops"), fileName: "x.jsonl" }, policyOf(t.store, "acme")))).toMatch(/^invalid_request: JSONL line 1/);
+    expect(await t.kb.list("acme")).toEqual([]);
   });
 
   it("accepts a document without text, with a warning", async () => {
-    const { document } = await t.kb.upload("acme", { bytes: utf8("<html><script>only()</script></html>"), fileName: "empty.html" });
+    const { document } = await t.kb.upload("acme", { bytes: utf8("<html><script>only()</script></html>"), fileName: "empty.html" }, policyOf(t.store, "acme"));
     expect(document).toMatchObject({ status: "ready", chunkCount: 0, warning: "the document holds no text to index" });
   });
 
   it("ingests large documents in the background with progress", async () => {
     const text = Array.from({ length: 300 }, (_, i) => `Paragraph ${i} mentions item ${i}.`).join("\n\n");
     // Below the default inlineBytes the upload returns once ingested; inlineBytes 0 sends everything to the background.
-    expect((await t.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" })).document.status).toBe("ready");
+    expect((await t.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" }, policyOf(t.store, "acme"))).document.status).toBe("ready");
     const gate = gatedEmbedder();
     const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 4, embedder: gate.embedder });
     try {
-      const first = await bg.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" });
+      const first = await bg.kb.upload("acme", { bytes: utf8(text), fileName: "big.md" }, policyOf(bg.store, "acme"));
       expect(first.document.status).toBe("queued");
       const progress = () => bg.kb.get("acme", first.document.id);
       await gate.arrived();
-      expect(progress()).toMatchObject({ status: "processing", progress: 0 });
+      expect(await progress()).toMatchObject({ status: "processing", progress: 0 });
       gate.release();
       await gate.arrived(); // four chunks embedded, the next batch waiting
-      const midway = progress();
+      const midway = await progress();
       expect(midway.status).toBe("processing");
       expect(midway.progress).toBeGreaterThan(0);
       expect(midway.progress).toBeLessThan(1);
       gate.open();
       await bg.kb.idle();
-      expect(progress()).toMatchObject({ status: "ready", progress: 1 });
-      expect(progress().chunkCount).toBeGreaterThan(5);
-      expect(midway.progress).toBeCloseTo((0.99 * 4) / progress().chunkCount, 6);
+      const done = await progress();
+      expect(done).toMatchObject({ status: "ready", progress: 1 });
+      expect(done.chunkCount).toBeGreaterThan(5);
+      expect(midway.progress).toBeCloseTo((0.99 * 4) / done.chunkCount, 6);
     } finally {
       gate.open();
       await bg.cleanup();
@@ -110,7 +111,7 @@ describe("chunk sizing", () => {
     const small = await openTestKb({ embedder: { ...base, embed: base.embed.bind(base), maxTokens: 20, countTokens: (s: string) => 2 * s.split(/\s+/).length } });
     try {
       const text = Array.from({ length: 30 }, (_, i) => `Sentence ${i} here.`).join(" ");
-      await small.kb.upload("acme", { bytes: utf8(text), fileName: "a.txt" });
+      await small.kb.upload("acme", { bytes: utf8(text), fileName: "a.txt" }, policyOf(small.store, "acme"));
       const rows = small.store.sqlite.prepare("SELECT token_count FROM chunks ORDER BY position").pluck().all() as number[];
       expect(rows.length).toBeGreaterThan(5);
       expect(Math.max(...rows)).toBeLessThanOrEqual(20);
@@ -136,7 +137,7 @@ describe("search", () => {
   });
 
   it.each(MODES)("%s mode never returns another tenant's chunks, whatever the filter", async (mode) => {
-    const globexDoc = t.kb.list("globex")[0].id;
+    const globexDoc = (await t.kb.list("globex"))[0].id;
     // The query matches Handbook in every mode and Cats by vector only; Globex's document matches best of all.
     const everything = mode === "bm25" ? ["Handbook"] : ["Cats", "Handbook", "Handbook"];
     const cases: Array<[SearchFilter | undefined, string[]]> = [
@@ -155,7 +156,7 @@ describe("search", () => {
   });
 
   it.each(MODES)("%s mode honours document and metadata filters", async (mode) => {
-    const cats = t.kb.list("acme").find((d) => d.title === "Cats")!.id;
+    const cats = (await t.kb.list("acme")).find((d) => d.title === "Cats")!.id;
     const byDoc = await t.kb.search("acme", { query: "passwords cats", k: 10, mode, filter: { documentIds: [cats] } });
     expect(byDoc.map((h) => h.documentId)).toEqual([cats]);
     const byMeta = await t.kb.search("acme", { query: "passwords cats night", k: 10, mode, filter: { metadata: { public: false } } });
@@ -165,10 +166,10 @@ describe("search", () => {
   });
 
   it("rejects bad queries", async () => {
-    expect(await kindOf(t.kb.search("acme", { query: "  " }))).toBe("invalid: query must be a non-empty string");
-    expect(await kindOf(t.kb.search("acme", { query: "x", k: 0 }))).toBe("invalid: k must be an integer from 1 to 100");
-    expect(await kindOf(t.kb.search("acme", { query: "x", mode: "fuzzy" as SearchMode }))).toBe("invalid: mode must be one of dense, bm25, hybrid");
-    expect(await kindOf(t.kb.search("acme", { query: "x", filter: { metadata: { "a'b": 1 } } }))).toMatch(/^invalid: metadata filter key/);
+    expect(await kindOf(t.kb.search("acme", { query: "  " }))).toBe("invalid_request: query must be a non-empty string");
+    expect(await kindOf(t.kb.search("acme", { query: "x", k: 0 }))).toBe("invalid_request: k must be an integer from 1 to 100");
+    expect(await kindOf(t.kb.search("acme", { query: "x", mode: "fuzzy" as SearchMode }))).toBe("invalid_request: mode must be one of dense, bm25, hybrid");
+    expect(await kindOf(t.kb.search("acme", { query: "x", filter: { metadata: { "a'b": 1 } } }))).toMatch(/^invalid_request: metadata filter key/);
   });
 
   it("treats FTS syntax in queries as plain words", async () => {
@@ -177,8 +178,8 @@ describe("search", () => {
   });
 
   it("delete removes the document's chunks from every index", async () => {
-    const handbook = t.kb.list("acme").find((d) => d.title === "Handbook")!;
-    const cats = t.kb.list("acme").find((d) => d.title === "Cats")!;
+    const handbook = (await t.kb.list("acme")).find((d) => d.title === "Handbook")!;
+    const cats = (await t.kb.list("acme")).find((d) => d.title === "Cats")!;
     const before = await t.kb.indexedChunkIds("acme");
     for (const mode of MODES) {
       const hits = await t.kb.search("acme", { query: "passwords invoices", k: 10, mode });

@@ -28,7 +28,7 @@ it("removes index temp files and orphaned uploads at start, and keeps the upload
   writeFileSync(join(uploads, ready.id), "already ingested");
   // ...and an upload still queued, which must survive the sweep and be ingested.
   const store = openDatabase(join(p.dataDir, "switchyard.db"));
-  store.db.insert(documents).values({ id: "doc_queued", tenantId, title: "Shipping", format: "text", sha256: "s", sizeBytes: 28, status: "queued" }).run();
+  store.db.insert(documents).values({ id: "doc_queued", tenantId, title: "Shipping", format: "text", sha256: "s", sizeBytes: 28, status: "queued", chunkSize: 256, chunkOverlap: 32 }).run();
   store.close();
   writeFileSync(join(uploads, "doc_queued"), "Parcels ship within 2 days.");
 

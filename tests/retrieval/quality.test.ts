@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createUseLiteEmbedder } from "../../services/retrieval/embedders/use-lite.ts";
 import type { Embedder, SearchMode } from "../../services/retrieval/types.ts";
-import { openTestKb, type TestKb } from "./helpers.ts";
+import { openTestKb, policyOf, type TestKb } from "./helpers.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 const questions = JSON.parse(readFileSync(join(FIXTURES, "support-questions.json"), "utf8")) as Array<{ question: string; gold: string }>;
@@ -16,7 +16,7 @@ describe("retrieval quality on the labelled support corpus (USE Lite)", () => {
     t = await openTestKb({ embedder });
     // One JSONL record per passage: each becomes its own chunk, its id the heading path.
     const bytes = readFileSync(join(FIXTURES, "support-corpus.jsonl"));
-    const { document } = await t.kb.upload("acme", { bytes, fileName: "support-corpus.jsonl" });
+    const { document } = await t.kb.upload("acme", { bytes, fileName: "support-corpus.jsonl" }, policyOf(t.store, "acme"));
     expect(document.chunkCount).toBe(30);
   });
   afterAll(async () => {
