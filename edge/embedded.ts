@@ -2,14 +2,13 @@ import { join, resolve } from "node:path";
 import type { Hono } from "hono";
 import type { Registry } from "prom-client";
 import { createAdapterService } from "../services/adapters/index.ts";
-import { readLoraPath } from "../services/adapters/lora-dir.ts";
-import { withAdapterLeases } from "../services/adapters/serving.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel } from "../services/model/resolve.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../services/retrieval/index.ts";
 import type { OpenDatabase } from "../services/store/db.ts";
 import type { Tenant } from "../services/store/schema.ts";
+import { TenantStore } from "../services/store/tenants.ts";
 import { UsageStore } from "../services/store/usage.ts";
 import type { ChatDeps } from "./chat/deps.ts";
 import type { ModelResolver } from "./chat/strategy.ts";
@@ -55,6 +54,8 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     base: { id: baseModelId(modelDir), shape: modelConfig },
     limits: { maxRank: config.maxLoraRank },
     cacheBudgetBytes: config.adapterCacheBytes,
+    maxUploadBytes: config.maxUploadBody,
+    loraDir: config.loraDir,
     maxAdaptersPerBatch: config.maxAdaptersPerBatch,
     metrics,
   });
@@ -63,7 +64,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     modelId: baseModelId(modelDir),
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
-    resolveAdapter: adapters.resolveAdapter,
+    adapters: adapters.leases,
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
   });
@@ -74,34 +75,28 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   });
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
-  const resolveModelField: ModelResolver = async (model, tenant) => modelResolver(adapters.registry)(model, tenant);
+  const { catalog } = adapters;
+  const tenants = new TenantStore(database.db);
+  const resolveModelField: ModelResolver = modelResolver(catalog);
   const chat: ChatDeps = {
-    inference: withAdapterLeases(engine, adapters),
+    inference: engine,
     retrieval: knowledge,
     resolveModel: resolveModelField,
-    adapterName: (id) => {
-      const row = adapters.registry.get(id, { admin: true });
-      return `${row.name}@${row.version}`;
-    },
     usage: new UsageStore(database.db),
     tokenBudget: new TokenBudget(new SlidingWindow(now)),
     streamStallTimeoutMs: config.streamStallTimeoutMs,
   };
-  const adapterAdmin = adapterRoutes({ registry: adapters.registry, maxUploadBytes: config.maxUploadBody });
+  const adapterAdmin = adapterRoutes({ catalog, tenants, maxUploadBytes: config.maxUploadBody });
   return {
     adminRoutes: [["/adapters", adapterAdmin]],
-    adminEndpoints: loraLoadingRoutes({
-      registry: adapters.registry,
-      loraDir: config.loraDir,
-      readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody),
-    }),
+    adminEndpoints: loraLoadingRoutes({ catalog, tenants, loadingByPath: Boolean(config.loraDir) }),
     checkSettings: async (tenant, settings) => ({ ...settings, defaultAdapter: await defaultAdapterId(resolveModelField, tenant, settings.defaultAdapter) }),
     routes: [
       ["/chat", chatRoutes(chat)],
       ["/completions", completionRoutes(chat)],
       ["/compare", compareRoutes(chat)],
       ["/usage", usageRoutes(chat.usage)],
-      ["/models", modelRoutes({ registry: adapters.registry, baseRoot: config.model || baseModelId(modelDir) })],
+      ["/models", modelRoutes({ catalog, baseRoot: config.model || baseModelId(modelDir) })],
       ["/adapters", adapterAdmin],
       ["/knowledge", knowledgeRoutes(knowledge)],
     ],
@@ -119,7 +114,7 @@ async function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref
   if (!ref) return ref;
   let adapterId: string | undefined;
   try {
-    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId;
+    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId; // catalog.resolve, no default
   } catch {
     adapterId = undefined;
   }
