@@ -38,7 +38,7 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * registry and cache, and the knowledge base, each mounted under /v1 through its routes. `now` is the
+ * catalog, cache and leases, and the knowledge base, each mounted under /v1 through its routes. `now` is the
  * clock of the tokens-per-minute window (default Date.now).
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log, now?: () => number): Promise<EmbeddedPlanes> {
@@ -114,7 +114,7 @@ async function defaultAdapterId(resolveModel: ModelResolver, tenant: Tenant, ref
   if (!ref) return ref;
   let adapterId: string | undefined;
   try {
-    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId; // catalog.resolve, no default
+    adapterId = (await resolveModel(ref, { id: tenant.id, settings: {} })).adapterId;
   } catch {
     adapterId = undefined;
   }

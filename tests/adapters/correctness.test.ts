@@ -11,7 +11,6 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { extractAdapterArchive } from "../../services/adapters/archive.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import type { LoraWeights } from "../../services/adapters/types.ts";
