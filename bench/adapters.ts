@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import * as ort from "onnxruntime-node";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createAdapterService, type AdapterService } from "../services/adapters/index.ts";
-import { LoraSlotTable } from "../services/adapters/slot-table.ts";
+import { LoraSlotTable } from "../services/inference/slot-table.ts";
 import { randomPeftAdapter, seededRandom } from "../services/adapters/synthetic.ts";
 import { DecoderRunner } from "../services/inference/decoder-runner.ts";
 import { createEngine, ENGINE_GRAPHS } from "../services/inference/engine.ts";
@@ -225,7 +225,7 @@ async function setUp(bench: BenchModel, workDir: string): Promise<Setup> {
   const ids: string[] = [];
   for (let k = 0; k < 32; k++) {
     const files = randomPeftAdapter(config, { rank: RANK, alpha: 32, targets: "all-linear", seed: 100 + k, amplitude: 0.02 }).files;
-    ids.push((await service.registry.create({ tenantId: "t_bench", name: `bench-${k}`, files })).id);
+    ids.push((await service.catalog.upload({ tenantId: "t_bench", name: `bench-${k}`, source: files })).id);
   }
   return { bench, dir, modelDir, config, weights, service, ids };
 }
@@ -339,7 +339,7 @@ async function engineThroughput(s: Setup, maxTokens: number): Promise<Throughput
     cacheDir: join(s.dir, "compiled"),
     maxBatch: SEQUENCES,
     maxAdaptersPerBatch: 32,
-    resolveAdapter: s.service.resolveAdapter,
+    adapters: s.service.leases,
   });
   const prompts = randomPrompts(s.config.vocabSize, 8);
   const params: SamplingParams = { maxTokens, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, stop: [] };

@@ -5,8 +5,8 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AdapterRegistry, loadPeftAdapter, type BaseModelShape } from "../services/adapters/index.ts";
-import { CONFIG_FILE, MODEL_FILE } from "../services/adapters/registry.ts";
+import type { AdapterInfo } from "../ports/adapters.ts";
+import { CONFIG_FILE, LocalAdapterBlobs, MODEL_FILE, StoreAdapterCatalog, loadPeftAdapter, type BaseModelShape } from "../services/adapters/index.ts";
 import type { LoraWeights } from "../services/adapters/types.ts";
 import { openDatabase } from "../services/store/db.ts";
 
@@ -29,16 +29,17 @@ export async function loadCliAdapter(ref: string, context: AdapterContext): Prom
   if (!existsSync(dbFile)) throw new Error(`no adapter folder ${ref}, and no registry in ${context.dataDir} to find it by name`);
   const database = openDatabase(dbFile);
   try {
-    const registry = new AdapterRegistry({ db: database.db, dataDir: context.dataDir, base: { id: context.baseId, shape: context.shape }, limits });
-    return await registry.loadWeights(findAdapter(registry, ref));
+    const blobs = new LocalAdapterBlobs(join(context.dataDir, "adapters"));
+    const catalog = new StoreAdapterCatalog({ db: database.db, blobs, base: { id: context.baseId, shape: context.shape }, limits, maxUploadBytes: 0 });
+    const id = findAdapter(await catalog.list({ admin: true }), ref);
+    return loadPeftAdapter(id, await blobs.read(id), context.shape, limits);
   } finally {
     database.close();
   }
 }
 
 /** An adapter id, or the one adapter called `name` (`name@version`: that version; else the newest). */
-function findAdapter(registry: AdapterRegistry, ref: string): string {
-  const all = registry.list({ admin: true });
+function findAdapter(all: AdapterInfo[], ref: string): string {
   const byId = all.find((a) => a.id === ref);
   if (byId) return byId.id;
   const m = /^(.+)@(\d+)$/.exec(ref);

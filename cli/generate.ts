@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { SamplingParams, TokenLogprob } from "../ports/index.ts";
-import { createEngine } from "../services/inference/engine.ts";
+import { createEngine, unpinnedAdapters } from "../services/inference/engine.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { loadCliAdapter } from "./adapter-source.ts";
@@ -120,7 +120,7 @@ async function run(args: GenerateArgs, modelDir: string, io: GenerateIo): Promis
   const engine = await createEngine({
     modelDir,
     cacheDir: join(args.dataDir, "compiled"),
-    ...(adapter && { resolveAdapter: async () => adapter, maxLoraRank: adapter.maxRank, maxAdaptersPerBatch: 1 }),
+    ...(adapter && { adapters: unpinnedAdapters(async () => adapter), maxLoraRank: adapter.maxRank, maxAdaptersPerBatch: 1 }),
   });
   try {
     // The model's template decides about BOS for chat; a raw prompt gets the tokenizer's specials.

@@ -19,12 +19,12 @@ import type { ChatDeps } from "./chat/deps.ts";
 import type { ModelResolver } from "./chat/strategy.ts";
 import type { AppEnv } from "./env.ts";
 import { SlidingWindow, TokenBudget } from "./middleware/rate-limit.ts";
-import { adapterRoutes, type AdapterStore } from "./routes/adapters.ts";
+import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
-import { loraLoadingRoutes, type LoraLoadingDeps } from "./routes/lora-loading.ts";
+import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelNotFound, modelResolver, modelRoutes } from "./routes/models.ts";
 import { unavailableRoutes } from "./routes/unavailable.ts";
 import { usageRoutes } from "./routes/usage.ts";
@@ -35,32 +35,21 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   streamStallTimeoutMs?: number;
   /** The base model's `root` in /v1/models, as vLLM shows it: the model as configured (folder, name or Hub id); default its id. */
   baseRoot?: string;
+  /** Whether the adapter plane may load adapters by path (vLLM's /v1/load_lora_adapter); checked first, so "off" answers before "already loaded". */
+  loraLoadingByPath?: boolean;
   /** The clock of the requests- and tokens-per-minute windows, unix ms (default Date.now); tests move it. */
   now?: () => number;
-  /** INTERIM: see InterimRouteDeps. */
-  interim?: InterimRouteDeps;
-}
-
-/**
- * INTERIM, until the adapter and knowledge routes take their ports (`AdapterCatalog`, `Knowledge`):
- * the concrete services those route factories still take. While present, they decide whether the
- * adapter and knowledge routes are mounted; after the merge `planes.adapters` / `planes.knowledge`
- * do, and this goes.
- */
-export interface InterimRouteDeps {
-  adapters?: { registry: AdapterStore } & Omit<LoraLoadingDeps, "registry">;
-  knowledge?: Parameters<typeof knowledgeRoutes>[0];
 }
 
 type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
 
 /** The public HTTP API over the planes. Web Request/Response only: the same on Node and Workers. */
 export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
-  const adapters = options.interim?.adapters; // INTERIM: planes.adapters
-  const knowledge = options.interim?.knowledge; // INTERIM: planes.knowledge
-  const resolveModel = adapters && resolverOf(adapters.registry);
-  const chat = chatDeps(planes, options, resolveModel, adapters?.registry, knowledge);
-  const adapterAdmin = mount("adapters", adapters, (a) => adapterRoutes({ registry: a.registry, maxUploadBytes: options.limits.maxUploadBody }));
+  const { adapters: catalog, tenants } = planes;
+  const resolveModel = catalog && modelResolver(catalog);
+  const chat = chatDeps(planes, options, resolveModel);
+  const adapterAdmin = mount("adapters", catalog, (c) => adapterRoutes({ catalog: c, tenants, maxUploadBytes: options.limits.maxUploadBody }));
+  const loraLoading = catalog ? loraLoadingRoutes({ catalog, tenants, loadingByPath: options.loraLoadingByPath ?? false }) : unavailableEach("adapters", ["/load_lora_adapter", "/unload_lora_adapter"]);
 
   return createApp({
     logger: options.logger,
@@ -68,19 +57,19 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
     health: options.health,
     limits: options.limits,
     now: options.now,
-    tenants: planes.tenants,
+    tenants,
     keys: planes.keys,
     planes: [
       ["/chat", mount(chat.plane, chat.deps, chatRoutes)],
       ["/completions", mount(chat.plane, chat.deps, completionRoutes)],
       ["/compare", mount(chat.plane, chat.deps, compareRoutes)],
       ["/usage", mount("usage", planes.usage, usageRoutes)],
-      ["/models", mount("adapters", adapters, (a) => modelRoutes({ registry: a.registry, baseRoot: options.baseRoot }))],
+      ["/models", mount("adapters", catalog, (c) => modelRoutes({ catalog: c, baseRoot: options.baseRoot }))],
       ["/adapters", adapterAdmin],
-      ["/knowledge", mount("knowledge", knowledge, knowledgeRoutes)],
+      ["/knowledge", mount("knowledge", planes.knowledge, knowledgeRoutes)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
-    adminEndpoints: adapters ? loraLoadingRoutes(adapters) : unavailableEach("adapters", ["/load_lora_adapter", "/unload_lora_adapter"]),
+    adminEndpoints: loraLoading,
     checkSettings: resolveModel && defaultAdapterCheck(resolveModel),
   });
 }
@@ -94,40 +83,21 @@ function unavailableEach(plane: string, paths: string[]): Routes {
   return paths.map((path) => [path, unavailableRoutes(plane)]);
 }
 
-/** What chat, completions and compare need: inference and usage, with adapters and knowledge when present. `plane` names the first one missing. */
-function chatDeps(
-  planes: Planes,
-  options: EdgeOptions,
-  resolveModel: ModelResolver | undefined,
-  registry: AdapterStore | undefined, // INTERIM: planes.adapters
-  knowledge: InterimRouteDeps["knowledge"], // INTERIM: planes.knowledge
-) {
+/** What chat, completions and compare need: inference and usage, with adapters, knowledge and evaluation when present. `plane` names the first one missing. */
+function chatDeps(planes: Planes, options: EdgeOptions, resolveModel: ModelResolver | undefined) {
   const { inference, usage } = planes;
   if (!inference) return { plane: "inference" };
   if (!usage) return { plane: "usage" };
   const deps: ChatDeps = {
     inference,
-    retrieval: knowledge,
+    retrieval: planes.knowledge,
     resolveModel: resolveModel ?? baseOnly(inference),
-    adapterName: (id) => registry && adapterName(registry, id),
     usage,
     evaluation: planes.evaluation,
     tokenBudget: new TokenBudget(new SlidingWindow(options.now)),
     streamStallTimeoutMs: options.streamStallTimeoutMs,
   };
   return { plane: "inference", deps };
-}
-
-/** INTERIM (the adapter catalog's `resolve` after the merge): the OpenAI `model` field read against the registry. */
-function resolverOf(registry: AdapterStore): ModelResolver {
-  const resolve = modelResolver(registry);
-  return async (model, tenant) => resolve(model, tenant);
-}
-
-/** INTERIM: an adapter's display name, `name@version`. */
-function adapterName(registry: AdapterStore, id: string): string {
-  const row = registry.get(id, { admin: true });
-  return `${row.name}@${row.version}`;
 }
 
 /** Without an adapter plane, `model` is the base model or nothing. */

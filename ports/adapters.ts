@@ -3,6 +3,9 @@
  * the inference plane loads them itself by id.
  */
 
+/** What an adapter name may be (vLLM's lora_name too). */
+export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** Who is asking: a tenant sees its own adapters and public ones; an admin sees all. */
 export type Viewer = { tenantId: string } | { admin: true };
 

@@ -9,7 +9,7 @@ export interface Accounting {
 }
 
 export function accountingFor(deps: ChatDeps, tenantId: string, plan: Plan): Accounting {
-  const adapterName = plan.adapterId ? deps.adapterName(plan.adapterId) : undefined;
+  const adapterName = plan.adapterName;
   return {
     adapterName,
     record(promptTokens, completionTokens) {

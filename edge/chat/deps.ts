@@ -5,9 +5,8 @@ import type { CompletionDeps } from "./completion.ts";
 
 /** What the chat, compare and usage routes need from the planes behind the edge. */
 export interface ChatDeps extends CompletionDeps {
+  /** Reads `model` for a tenant, with the adapter's display name (`name@version`) for responses and usage. */
   resolveModel: ModelResolver;
-  /** A display name for an adapter id (`name@version`), for responses and usage. */
-  adapterName(adapterId: string): string | undefined;
   usage: Usage;
   /** Scores compare answers against a reference; absent: scoring answers 503 plane_unavailable. */
   evaluation?: Evaluation;

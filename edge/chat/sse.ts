@@ -31,8 +31,11 @@ export function sseResponse(c: Context, source: AsyncIterable<string>, options: 
   const events = source[Symbol.asyncIterator]();
   let stallTimer: ReturnType<typeof setTimeout> | undefined;
   let finished = false;
+  const stopStallTimer = () => {
+    if (stallTimer !== undefined) clearTimeout(stallTimer);
+  };
   const abandon = () => {
-    clearTimeout(stallTimer);
+    stopStallTimer();
     if (finished) return;
     finished = true;
     options.onCancel();
@@ -49,7 +52,7 @@ export function sseResponse(c: Context, source: AsyncIterable<string>, options: 
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        clearTimeout(stallTimer);
+        stopStallTimer();
         let data: string;
         try {
           const next = await events.next();

@@ -8,6 +8,15 @@ export interface Plan {
   strategy: Strategy;
   base: string;
   adapterId?: string;
+  /** The adapter as responses and usage name it (`name@version`), from the same lookup as its id. */
+  adapterName?: string;
+}
+
+/** What `model` resolved to for a tenant: the base and, if any, the adapter's id and display name. */
+export interface ResolvedPlan {
+  base: string;
+  adapterId?: string;
+  adapterName?: string;
 }
 
 interface TenantLike {
@@ -16,7 +25,7 @@ interface TenantLike {
 }
 
 /** Reads the OpenAI `model` field for a tenant: `BASE`, `BASE:ADAPTER` or `ADAPTER` (the adapter catalog's `resolve`). */
-export type ModelResolver = (model: string | undefined, tenant: TenantLike) => Promise<{ base: string; adapterId?: string }>;
+export type ModelResolver = (model: string | undefined, tenant: TenantLike) => Promise<ResolvedPlan>;
 
 /**
  * Decides strategy and adapter. An explicit `strategy` wins. Without one, the tenant's `defaultStrategy`
@@ -37,7 +46,7 @@ export async function planRequest(resolveModel: ModelResolver, tenant: TenantLik
       "adapter_required",
     );
   }
-  return { strategy: chosen, base: resolved.base, adapterId: resolved.adapterId };
+  return { strategy: chosen, base: resolved.base, adapterId: resolved.adapterId, adapterName: resolved.adapterName };
 }
 
 /** The strategies a tenant can run: adapter ones only when it has an adapter to use. */

@@ -1,25 +1,23 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { checkAdapterFiles, extractAdapterArchive, rejectPickle, type AdapterFiles } from "../../services/adapters/archive.ts";
-import { AdapterError } from "../../services/adapters/errors.ts";
-import type { AdapterRegistry, Viewer } from "../../services/adapters/registry.ts";
-import type { Adapter } from "../../services/store/schema.ts";
+import type { AdapterCatalog, AdapterInfo, AdapterSource, Viewer } from "../../ports/adapters.ts";
+import { PlaneError } from "../../ports/errors.ts";
+import type { Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, payloadTooLarge, planeApiError, unsupportedMediaType } from "../errors.ts";
-import { PlaneError } from "../../ports/errors.ts";
 import { describe } from "../middleware/body.ts";
 import { readMultipart, type Form } from "../middleware/multipart.ts";
 
-export type AdapterStore = Pick<AdapterRegistry, "create" | "list" | "get" | "delete" | "setDefault" | "findByName" | "defaultFor" | "baseModelId">;
-
 export interface AdapterRouteDeps {
-  registry: AdapterStore;
-  /** Largest upload (archive or the two files), also the decompressed-size limit. */
+  catalog: AdapterCatalog;
+  /** Where a tenant's default adapter is set (and cleared when the adapter is deleted). */
+  tenants: Pick<Tenants, "patchSettings" | "clearDefaultAdapter">;
+  /** Largest HTTP upload (archive or each of the two files); the catalog applies its own limits after. */
   maxUploadBytes: number;
 }
 
 /** An adapter as the API shows it. */
-export function adapterJson(a: Adapter) {
+export function adapterJson(a: AdapterInfo) {
   return {
     id: a.id,
     object: "adapter",
@@ -55,7 +53,7 @@ export function viewerOf(c: Context<AppEnv>): Viewer {
 export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["adapters"];
-  const { registry } = deps;
+  const { catalog, tenants } = deps;
 
   app.post(
     "/",
@@ -70,41 +68,49 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
       const tenantId = upload.isPublic ? null : c.get("tenant")?.id;
       if (tenantId === undefined) throw badRequest("An admin upload without a tenant must set public=true.", "public");
       if (!upload.name) throw badRequest("Missing field 'name'.", "name", "missing_field");
-      const files = await translated(upload.files, "file");
-      const row = await translated(() => registry.create({ tenantId, name: upload.name, files }), "file");
-      return c.json(adapterJson(row), 201);
+      const source = await translated(upload.source, "file");
+      const info = await translated(() => catalog.upload({ tenantId, name: upload.name, source }), "file");
+      return c.json(adapterJson(info), 201);
     },
   );
 
-  app.get("/", describe({ summary: "Adapters the caller may use: its own and public ones.", tags }), (c) =>
-    c.json({ object: "list", data: registry.list(viewerOf(c)).map(adapterJson) }),
+  app.get("/", describe({ summary: "Adapters the caller may use: its own and public ones.", tags }), async (c) =>
+    c.json({ object: "list", data: (await catalog.list(viewerOf(c))).map(adapterJson) }),
   );
 
   app.get("/:id", describe({ summary: "One adapter.", tags }), async (c) =>
-    c.json(adapterJson(await translated(() => registry.get(c.req.param("id"), viewerOf(c)), "id"))),
+    c.json(adapterJson(await translated(() => catalog.get(c.req.param("id"), viewerOf(c)), "id"))),
   );
 
   app.delete("/:id", describe({ summary: "Delete an adapter; requests already using it finish first.", tags }), async (c) => {
-    const row = await translated(() => registry.delete(c.req.param("id"), viewerOf(c)), "id");
-    return c.json({ id: row.id, object: "adapter.deleted", deleted: true });
+    const deleted = await deleteAdapter(deps, c.req.param("id"), viewerOf(c), "id");
+    return c.json({ id: deleted.id, object: "adapter.deleted", deleted: true });
   });
 
   app.post("/:id/default", describe({ summary: "Make this adapter the caller's default for requests that name no adapter.", tags }), async (c) => {
     const tenant = c.get("tenant");
     if (!tenant) throw badRequest("Only a tenant can set its default adapter.");
     const id = c.req.param("id");
-    await translated(() => registry.setDefault(tenant.id, id), "id");
+    await translated(() => catalog.get(id, { tenantId: tenant.id }), "id");
+    await tenants.patchSettings(tenant.id, { defaultAdapter: id });
     return c.json({ object: "tenant.default_adapter", tenant_id: tenant.id, default_adapter: id });
   });
 
   return app;
 }
 
+/** Deletes through the catalog, then clears it as any tenant's default (the catalog does not touch tenants). */
+export async function deleteAdapter(deps: { catalog: AdapterCatalog; tenants: Pick<Tenants, "clearDefaultAdapter"> }, id: string, viewer: Viewer, param: string): Promise<AdapterInfo> {
+  const deleted = await translated(() => deps.catalog.delete(id, viewer), param);
+  await deps.tenants.clearDefaultAdapter(id);
+  return deleted;
+}
+
 interface Upload {
   name: string;
   isPublic: boolean;
-  /** Reads and extracts lazily, so the cheap checks on the fields answer first. */
-  files: () => Promise<AdapterFiles>;
+  /** Reads the body's files lazily, so the cheap checks on the fields answer first. */
+  source: () => Promise<AdapterSource>;
 }
 
 const ARCHIVE_TYPES = /^application\/(zip|gzip|x-gzip|x-tar|octet-stream)\b/i;
@@ -115,14 +121,14 @@ async function readUpload(c: Context<AppEnv>, maxBytes: number): Promise<Upload>
   if (ARCHIVE_TYPES.test(type)) {
     const body = new Uint8Array(await c.req.arrayBuffer());
     if (body.byteLength > maxBytes) throw payloadTooLarge(`The archive is larger than the upload limit of ${maxBytes} bytes.`);
-    return { name: (c.req.query("name") ?? "").trim(), isPublic: truthy(c.req.query("public")), files: () => extractAdapterArchive(body, maxBytes) };
+    return { name: (c.req.query("name") ?? "").trim(), isPublic: truthy(c.req.query("public")), source: async () => ({ archive: body }) };
   }
   if (!/^multipart\/form-data/i.test(type)) {
     throw unsupportedMediaType(`Expected multipart/form-data or an archive (application/zip, application/gzip, application/x-tar), got ${type ? JSON.stringify(type) : "none"}.`);
   }
   const form = await readMultipart(c);
   const name = typeof form.name === "string" ? form.name.trim() : "";
-  return { name, isPublic: truthy(form.public), files: () => uploadedFiles(form, maxBytes) };
+  return { name, isPublic: truthy(form.public), source: () => uploadedSource(form, maxBytes) };
 }
 
 function fileField(form: Form, field: string): File | undefined {
@@ -137,14 +143,17 @@ async function bytesOf(file: File, maxBytes: number): Promise<Uint8Array> {
   return new Uint8Array(await file.arrayBuffer());
 }
 
-async function uploadedFiles(form: Form, maxBytes: number): Promise<AdapterFiles> {
+/** The form as an upload source; the catalog refuses a pickle `.bin` model by its name, before a missing config. */
+async function uploadedSource(form: Form, maxBytes: number): Promise<AdapterSource> {
   const archive = fileField(form, "file");
-  if (archive) return extractAdapterArchive(await bytesOf(archive, maxBytes), maxBytes);
+  if (archive) return { archive: await bytesOf(archive, maxBytes) };
   const config = fileField(form, "adapter_config");
   const model = fileField(form, "adapter_model");
-  if (model?.name.endsWith(".bin")) rejectPickle();
-  if (!config || !model) {
-    throw new AdapterError("missing_file", "Upload either 'file' (a .zip or .tar.gz adapter folder) or both 'adapter_config' and 'adapter_model'.");
+  const pickle = model?.name.endsWith(".bin") ?? false;
+  if (!model || (!config && !pickle)) {
+    throw badRequest("Upload either 'file' (a .zip or .tar.gz adapter folder) or both 'adapter_config' and 'adapter_model'.", "file", "missing_file");
   }
-  return checkAdapterFiles({ config: await bytesOf(config, maxBytes), model: await bytesOf(model, maxBytes) }, maxBytes);
+  // A pickle is refused by its name alone: nothing of it is read.
+  if (pickle) return { config: new Uint8Array(0), model: new Uint8Array(0), modelFileName: model.name };
+  return { config: await bytesOf(config!, maxBytes), model: await bytesOf(model, maxBytes), modelFileName: model.name };
 }

@@ -1,19 +1,18 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AdapterFiles } from "../../services/adapters/archive.ts";
-import { ADAPTER_NAME } from "../../services/adapters/registry.ts";
-import type { Adapter } from "../../services/store/schema.ts";
+import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo } from "../../ports/adapters.ts";
+import type { Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, notFound } from "../errors.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { translated, type AdapterStore } from "./adapters.ts";
+import { deleteAdapter, translated } from "./adapters.ts";
 
 export interface LoraLoadingDeps {
-  registry: Pick<AdapterStore, "create" | "list" | "delete">;
-  /** SWITCHYARD_LORA_DIR; undefined: loading by path is off. */
-  loraDir: string | undefined;
-  /** Reads the adapter at `path` inside `root` (services/adapters/lora-dir.ts). */
-  readPath(root: string, path: string): Promise<AdapterFiles>;
+  /** Reads `{ path }` uploads inside SWITCHYARD_LORA_DIR (and refuses them when it is not set). */
+  catalog: AdapterCatalog;
+  tenants: Pick<Tenants, "clearDefaultAdapter">;
+  /** Whether SWITCHYARD_LORA_DIR is set: checked first, so "loading is off" answers before "already loaded". */
+  loadingByPath: boolean;
 }
 
 // vLLM also accepts other fields here (load_inplace, lora_int_id); they are ignored.
@@ -32,19 +31,18 @@ export function loraLoadingRoutes(deps: LoraLoadingDeps): Array<[path: string, r
   const load = new Hono<AppEnv>();
   load.post("/", describe({ summary: LOAD_SUMMARY, tags }), jsonBody(LoadRequest), async (c) => {
     const { lora_name: name, lora_path: path } = c.req.valid("json");
-    if (!deps.loraDir) throw loadingOff();
-    if (publicNamed(deps, name).length > 0) throw badRequest(`The lora adapter '${name}' has already been loaded.`, "lora_name", "adapter_exists");
-    const files = await translated(() => deps.readPath(deps.loraDir!, path), "lora_path");
-    await translated(() => deps.registry.create({ tenantId: null, name, files, sourcePath: path }), "lora_path");
+    if (!deps.loadingByPath) throw loadingOff();
+    if ((await publicNamed(deps, name)).length > 0) throw badRequest(`The lora adapter '${name}' has already been loaded.`, "lora_name", "adapter_exists");
+    await translated(() => deps.catalog.upload({ tenantId: null, name, source: { path } }), "lora_path");
     return c.text(`Success: LoRA adapter '${name}' added successfully.`);
   });
 
   const unload = new Hono<AppEnv>();
   unload.post("/", describe({ summary: UNLOAD_SUMMARY, tags }), jsonBody(UnloadRequest), async (c) => {
     const { lora_name: name } = c.req.valid("json");
-    const versions = publicNamed(deps, name);
+    const versions = await publicNamed(deps, name);
     if (versions.length === 0) throw notFound(`The lora adapter '${name}' cannot be found.`, "lora_name");
-    for (const a of versions) await translated(() => deps.registry.delete(a.id, { admin: true }), "lora_name");
+    for (const a of versions) await deleteAdapter(deps, a.id, { admin: true }, "lora_name");
     return c.text(`Success: LoRA adapter '${name}' removed successfully.`);
   });
 
@@ -59,8 +57,8 @@ const LOAD_SUMMARY =
 const UNLOAD_SUMMARY =
   "vLLM-compatible (admin key): unload the public adapter `lora_name` (every version); tenants using it as their default fall back to the base model. Answers vLLM's plain-text success message.";
 
-function publicNamed(deps: LoraLoadingDeps, name: string): Adapter[] {
-  return deps.registry.list({ admin: true }).filter((a) => a.tenantId === null && a.name === name);
+async function publicNamed(deps: LoraLoadingDeps, name: string): Promise<AdapterInfo[]> {
+  return (await deps.catalog.list({ admin: true })).filter((a) => a.tenantId === null && a.name === name);
 }
 
 const loadingOff = () =>

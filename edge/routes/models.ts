@@ -1,26 +1,20 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { AdapterError } from "../../services/adapters/errors.ts";
-import type { AdapterRegistry } from "../../services/adapters/registry.ts";
-import type { Adapter } from "../../services/store/schema.ts";
+import type { AdapterCatalog, AdapterInfo } from "../../ports/adapters.ts";
+import { PlaneError } from "../../ports/errors.ts";
+import type { ResolvedPlan } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, planeApiError } from "../errors.ts";
 import { describe } from "../middleware/body.ts";
+import { effectiveSettings } from "../tenant-settings.ts";
 import { viewerOf } from "./adapters.ts";
 
-export type ModelCatalog = Pick<AdapterRegistry, "list" | "get" | "findByName" | "defaultFor" | "baseModelId">;
-
 export interface ModelRouteDeps {
-  registry: ModelCatalog;
+  catalog: AdapterCatalog;
   /** Unix seconds shown as the base model's `created`. */
   baseCreated?: number;
   /** The base model's `root`, as vLLM shows it: the model as configured (folder, name or Hub id); default its id. */
   baseRoot?: string;
-}
-
-export interface ResolvedModel {
-  base: string;
-  adapterId?: string;
 }
 
 interface TenantLike {
@@ -32,66 +26,62 @@ export const modelNotFound = (model: string) =>
   new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, "invalid_request_error", "model", "model_not_found");
 
 /**
- * Reads the OpenAI `model` field: `BASE`, `BASE:ADAPTER` or `ADAPTER`, where ADAPTER is an adapter
- * id, a name (the caller's own first, else public; newest version) or `name@version`. `BASE` or no
- * model at all means the tenant's default adapter when one is set. Anything else is model_not_found.
+ * Reads the OpenAI `model` field for a tenant with one catalog call (`resolve`): `BASE`,
+ * `BASE:ADAPTER` or `ADAPTER`; `BASE` or no model means the tenant's default adapter when one is set.
+ * The answer carries the adapter's display name (`name@version`), so nothing looks it up again.
+ * An unknown model is model_not_found, with OpenAI's 404 body.
  */
-export function resolveModelField(model: string | undefined, tenant: TenantLike, registry: ModelCatalog): ResolvedModel {
-  const base = registry.baseModelId;
-  if (model === undefined || model === "" || model === base) {
-    const fallback = registry.defaultFor(tenant);
-    return fallback ? { base, adapterId: fallback.id } : { base };
-  }
-  const ref = model.startsWith(`${base}:`) ? model.slice(base.length + 1) : model;
-  const adapter = findAdapter(ref, tenant.id, registry);
-  if (!adapter) throw modelNotFound(model);
-  return { base, adapterId: adapter.id };
+export async function resolveModelField(model: string | undefined, tenant: TenantLike, catalog: AdapterCatalog): Promise<ResolvedPlan> {
+  const defaultAdapter = effectiveSettings(tenant.settings).defaultAdapter;
+  const resolved = await asHttp(model, () => catalog.resolve(model, tenant.id, defaultAdapter));
+  if (!resolved.adapter) return { base: resolved.base };
+  return { base: resolved.base, adapterId: resolved.adapter.id, adapterName: displayName(resolved.adapter) };
 }
 
-/** `resolveModelField` bound to a registry: `(model, tenant) => { base, adapterId? }`. */
-export const modelResolver = (registry: ModelCatalog) => (model: string | undefined, tenant: TenantLike) => resolveModelField(model, tenant, registry);
+/** `resolveModelField` bound to a catalog: the chat routes' `resolveModel`. */
+export const modelResolver = (catalog: AdapterCatalog) => (model: string | undefined, tenant: TenantLike) => resolveModelField(model, tenant, catalog);
 
-function findAdapter(ref: string, tenantId: string, registry: ModelCatalog): Adapter | undefined {
-  const viewer = { tenantId };
-  if (ref.startsWith("ad_")) {
-    try {
-      return registry.get(ref, viewer);
-    } catch (e) {
-      if (e instanceof AdapterError && e.kind === "not_found") return undefined;
-      throw e;
-    }
+/** How responses and usage name an adapter. */
+export const displayName = (a: Pick<AdapterInfo, "name" | "version">) => `${a.name}@${a.version}`;
+
+async function asHttp<T>(model: string | undefined, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof PlaneError)) throw e;
+    throw e.code === "model_not_found" ? modelNotFound(model ?? "") : planeApiError(e, "model");
   }
-  const m = /^(.+)@(\d+)$/.exec(ref);
-  const found = m ? registry.findByName(viewer, m[1]!, Number(m[2])) : registry.findByName(viewer, ref);
-  return found?.baseModel === registry.baseModelId ? found : undefined;
 }
 
 function modelJson(id: string, created: number, ownedBy: string, extra: Record<string, unknown> = {}) {
   return { id, object: "model", created, owned_by: ownedBy, ...extra };
 }
 
-function adapterModelJson(a: Adapter, id: string) {
+function adapterModelJson(a: AdapterInfo, id: string) {
   return modelJson(id, Math.floor(a.createdAt / 1000), a.tenantId ?? "public", {
     parent: a.baseModel,
     // As vLLM: an adapter's root is where it was loaded from (lora_path), else its folder in the data directory.
-    root: a.sourcePath ?? a.path,
+    root: a.root,
     adapter_id: a.id,
     version: a.version,
   });
 }
 
+function baseModelJson(baseId: string, deps: ModelRouteDeps) {
+  return modelJson(baseId, deps.baseCreated ?? 0, "switchyard", { root: deps.baseRoot ?? baseId, parent: null });
+}
+
 /** The models a tenant may call: the base and, by name, the newest version of each usable adapter. */
-function listModels(c: Context<AppEnv>, deps: ModelRouteDeps) {
-  const { registry } = deps;
-  const base = modelJson(registry.baseModelId, deps.baseCreated ?? 0, "switchyard", { root: deps.baseRoot ?? registry.baseModelId, parent: null });
-  const byName = new Map<string, Adapter>();
-  for (const a of registry.list(viewerOf(c))) {
-    if (a.baseModel !== registry.baseModelId) continue;
+async function listModels(c: Context<AppEnv>, deps: ModelRouteDeps) {
+  const baseId = await deps.catalog.baseModel();
+  const byName = new Map<string, AdapterInfo>();
+  for (const a of await deps.catalog.list(viewerOf(c))) {
+    if (a.baseModel !== baseId) continue;
     const seen = byName.get(a.name);
     const better = !seen || (seen.tenantId === null && a.tenantId !== null) || (seen.tenantId === a.tenantId && a.version > seen.version);
     if (better) byName.set(a.name, a);
   }
-  return [base, ...[...byName.values()].map((a) => adapterModelJson(a, a.name))];
+  return [baseModelJson(baseId, deps), ...[...byName.values()].map((a) => adapterModelJson(a, a.name))];
 }
 
 /** OpenAI-compatible model listing, mounted at /v1/models. */
@@ -99,16 +89,15 @@ export function modelRoutes(deps: ModelRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["models"];
 
-  app.get("/", describe({ summary: "The base model and every adapter the caller may use, as vLLM shows them: `parent` = the base for adapters (null for the base), `root` = the base model as configured, or the adapter's path.", tags }), (c) =>
-    c.json({ object: "list", data: listModels(c, deps) }),
+  app.get("/", describe({ summary: "The base model and every adapter the caller may use, as vLLM shows them: `parent` = the base for adapters (null for the base), `root` = the base model as configured, or the adapter's path.", tags }), async (c) =>
+    c.json({ object: "list", data: await listModels(c, deps) }),
   );
 
-  app.get("/:id", describe({ summary: "One model: the base, `BASE:ADAPTER`, an adapter name, `name@version` or adapter id.", tags }), (c) => {
+  app.get("/:id", describe({ summary: "One model: the base, `BASE:ADAPTER`, an adapter name, `name@version` or adapter id.", tags }), async (c) => {
     const id = c.req.param("id");
-    const { registry } = deps;
-    if (id === registry.baseModelId) return c.json(listModels(c, deps)[0]);
-    const ref = id.startsWith(`${registry.baseModelId}:`) ? id.slice(registry.baseModelId.length + 1) : id;
-    const adapter = findAdapter(ref, c.get("tenant").id, registry);
+    const baseId = await deps.catalog.baseModel();
+    if (id === baseId) return c.json(baseModelJson(baseId, deps));
+    const { adapter } = await asHttp(id, () => deps.catalog.resolve(id, c.get("tenant").id));
     if (!adapter) throw modelNotFound(id);
     return c.json(adapterModelJson(adapter, id));
   });

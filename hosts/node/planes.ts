@@ -1,11 +1,9 @@
 import { join, resolve } from "node:path";
 import type { Registry } from "prom-client";
-import type { EdgeOptions, InterimRouteDeps } from "../../edge/edge.ts";
+import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
 import type { Planes } from "../../ports/index.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
-import { readLoraPath } from "../../services/adapters/lora-dir.ts";
-import { withAdapterLeases } from "../../services/adapters/serving.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
 import { resolveModel } from "../../services/model/resolve.ts";
@@ -18,8 +16,8 @@ import type { Config } from "./config.ts";
 export interface EmbeddedPlanes {
   /** The planes' ports (the edge's own tenants and keys are the host's). */
   planes: Omit<Planes, "tenants" | "keys">;
-  /** INTERIM: the services the adapter and knowledge routes still take (edge/edge.ts). */
-  interim: InterimRouteDeps;
+  /** Whether vLLM's /v1/load_lora_adapter may read adapters by path (SWITCHYARD_LORA_DIR is set). */
+  loraLoadingByPath: boolean;
   /** The base model's `root` in /v1/models: the model as configured, else its id. */
   baseRoot: EdgeOptions["baseRoot"];
   engine: Engine;
@@ -29,7 +27,7 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * registry and cache, the knowledge base and usage accounting, over the node's SQLite database.
+ * catalog, cache and leases, the knowledge base and usage accounting, over the node's SQLite database.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveModel(config.model, {
@@ -44,6 +42,8 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     base: { id: baseModelId(modelDir), shape: modelConfig },
     limits: { maxRank: config.maxLoraRank },
     cacheBudgetBytes: config.adapterCacheBytes,
+    maxUploadBytes: config.maxUploadBody,
+    loraDir: config.loraDir,
     maxAdaptersPerBatch: config.maxAdaptersPerBatch,
     metrics,
   });
@@ -52,7 +52,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     modelId: baseModelId(modelDir),
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
-    resolveAdapter: adapters.resolveAdapter,
+    adapters: adapters.leases,
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
   });
@@ -64,11 +64,8 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
   return {
-    planes: { inference: withAdapterLeases(engine, adapters), usage: new UsageStore(database.db), evaluation: inProcessEvaluation },
-    interim: {
-      adapters: { registry: adapters.registry, loraDir: config.loraDir, readPath: (root, path) => readLoraPath(root, path, config.maxUploadBody) },
-      knowledge,
-    },
+    planes: { inference: engine, adapters: adapters.catalog, knowledge, usage: new UsageStore(database.db), evaluation: inProcessEvaluation },
+    loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,
     knowledge,

@@ -66,7 +66,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       streamStallTimeoutMs: config.streamStallTimeoutMs,
       baseRoot: embedded.baseRoot,
       now: options.now,
-      interim: embedded.interim,
+      loraLoadingByPath: embedded.loraLoadingByPath,
     },
   );
 

@@ -1,71 +1,68 @@
+/**
+ * The node's adapter plane: the catalog (rows in the store, files in the blob store), the LRU cache
+ * that loads weights from the blobs, and the leases the engine holds per request.
+ */
+import { join } from "node:path";
 import type { Registry } from "prom-client";
-import type { Db } from "../store/db.ts";
+import type { StoreDb } from "../store/store-db.ts";
+import { LocalAdapterBlobs } from "./blob-store.ts";
 import { AdapterCache } from "./cache.ts";
-import type { BaseModelShape, PeftLimits } from "./peft.ts";
-import { AdapterRegistry } from "./registry.ts";
-import type { LoraWeights } from "./types.ts";
+import { StoreAdapterCatalog } from "./catalog.ts";
+import { AdapterLeases } from "./leases.ts";
+import { loadPeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
 
 export { AdapterCache, DEFAULT_MAX_ADAPTERS_PER_BATCH, type AdapterCacheStats, type CachedAdapter } from "./cache.ts";
 export { AdapterError, type AdapterErrorCode } from "./errors.ts";
-export { AdapterRegistry, type AdapterLease, type Viewer } from "./registry.ts";
+export { StoreAdapterCatalog, toInfo, type AdapterCatalogOptions } from "./catalog.ts";
+export { LocalAdapterBlobs, CONFIG_FILE, MODEL_FILE, type AdapterBlobs } from "./blob-store.ts";
+export { AdapterLeases } from "./leases.ts";
+export { readAdapterUpload, type UploadRules, type ReadUpload } from "./upload.ts";
 export { extractAdapterArchive, type AdapterFiles } from "./archive.ts";
 export { loadPeftAdapter, validatePeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
-export { LoraSlotTable } from "./slot-table.ts";
-export { withAdapterLeases } from "./serving.ts";
 
 export interface AdapterServiceOptions {
-  db: Db;
+  db: StoreDb;
   dataDir: string;
   base: { id: string; shape: BaseModelShape };
   limits: PeftLimits;
   cacheBudgetBytes: number;
+  /** Largest upload, also the decompressed-size limit (default 64 MiB). */
+  maxUploadBytes?: number;
+  /** The folder adapters may be loaded from by path; undefined: off. */
+  loraDir?: string;
   maxAdaptersPerBatch?: number;
   metrics?: Registry;
 }
 
 export interface AdapterService {
-  registry: AdapterRegistry;
+  catalog: StoreAdapterCatalog;
   cache: AdapterCache;
-  /** What the engine is given: the adapter's weights, loaded through the cache. */
-  resolveAdapter(id: string): Promise<LoraWeights>;
-  /**
-   * Holds an adapter for one request: its files survive a delete and its weights stay resident
-   * (pinned) until `release()`.
-   */
-  acquire(id: string): Promise<AdapterInUse>;
+  /** What the engine is given (`adapters`): pins an adapter for one request. */
+  leases: AdapterLeases;
+  blobs: LocalAdapterBlobs;
 }
 
-export interface AdapterInUse {
-  weights: LoraWeights;
-  release(): void;
-}
+const DEFAULT_MAX_UPLOAD_BYTES = 64 << 20;
 
-/** The node's adapter plane: registry on disk + store, and the LRU cache that loads from it. */
+/** Opens the plane on `${dataDir}/adapters/<id>/` and sweeps what a crash left there. */
 export async function createAdapterService(options: AdapterServiceOptions): Promise<AdapterService> {
-  const registry = new AdapterRegistry(options);
-  await registry.recover();
+  const blobs = await LocalAdapterBlobs.open(join(options.dataDir, "adapters"), (id) => join("adapters", id));
   const cache = new AdapterCache({
-    load: (id) => registry.loadWeights(id),
+    load: async (id) => loadPeftAdapter(id, await blobs.read(id), options.base.shape, options.limits),
     budgetBytes: options.cacheBudgetBytes,
     maxAdaptersPerBatch: options.maxAdaptersPerBatch,
     metrics: options.metrics,
   });
-  registry.onRemoved((id) => cache.invalidate(id));
-  const acquire = async (id: string): Promise<AdapterInUse> => {
-    const lease = registry.acquire(id);
-    try {
-      const pinned = await cache.acquire(id);
-      return {
-        weights: pinned.weights,
-        release: () => {
-          pinned.release();
-          lease.release();
-        },
-      };
-    } catch (e) {
-      lease.release();
-      throw e;
-    }
-  };
-  return { registry, cache, resolveAdapter: (id) => cache.get(id), acquire };
+  const leases = new AdapterLeases(cache, blobs);
+  const catalog = new StoreAdapterCatalog({
+    db: options.db,
+    blobs,
+    base: options.base,
+    limits: options.limits,
+    maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+    loraDir: options.loraDir,
+    retire: (id) => leases.retire(id),
+  });
+  await catalog.recover();
+  return { catalog, cache, leases, blobs };
 }

@@ -2,7 +2,7 @@ import { readFile, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { checkAdapterFiles, extractAdapterArchive, rejectPickle, type AdapterFiles } from "./archive.ts";
 import { AdapterError } from "./errors.ts";
-import { CONFIG_FILE, MODEL_FILE } from "./registry.ts";
+import { CONFIG_FILE, MODEL_FILE } from "./blob-store.ts";
 
 const PICKLE_FILE = "adapter_model.bin";
 

@@ -57,7 +57,7 @@ export interface ValidatedAdapter {
   config: PeftConfig;
   modules: PeftModule[];
   store: WeightStore;
-  /** For the registry row. */
+  /** For the catalog row. */
   summary: { rank: number; alpha: number; targetModules: LoraTarget[]; baseModel: string | null };
 }
 

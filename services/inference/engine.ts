@@ -6,8 +6,9 @@
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo, PromptSource } from "../../ports/inference.ts";
-import { LoraSlotTable } from "../adapters/slot-table.ts";
-import type { LoraWeights } from "../adapters/types.ts";
+import { LoraSlotTable } from "./slot-table.ts";
+import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
+export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
@@ -37,14 +38,17 @@ export interface EngineOptions {
   prefillBudget?: number;
   /** Most distinct adapters in one running batch (default 8). */
   maxAdaptersPerBatch?: number;
-  /** Loads an adapter by id (the adapter cache provides it); without it, adapters are refused. */
-  resolveAdapter?: (id: string) => Promise<LoraWeights>;
+  /**
+   * Leases adapters by id (the adapter plane's leases): acquired when a request is submitted, released
+   * when its sequence ends. Without it, adapters are refused.
+   */
+  adapters?: AdapterLeaseSource;
   /** onnxruntime intra-op threads (default 1: for small models threads cost more than they give). */
   intraOpThreads?: number;
   /** Largest adapter rank served (default 64); the LoRA slots grow to the largest rank loaded, up to it. */
   maxLoraRank?: number;
   /**
-   * Keeps the batch's LoRA tensors between steps; default: persistent slots (services/adapters/slot-table.ts),
+   * Keeps the batch's LoRA tensors between steps; default: persistent slots (services/inference/slot-table.ts),
    * one per adapter a batch may hold, an adapter copied in only when first needed.
    */
   loraSlots?: LoraSlots;
@@ -103,7 +107,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   let withLora: DecoderRunner | undefined;
   try {
     plain = await runner(false);
-    withLora = options.resolveAdapter ? await runner(true) : undefined;
+    withLora = options.adapters ? await runner(true) : undefined;
   } finally {
     weights.close();
   }
@@ -125,12 +129,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const info: ModelInfo = { id: options.modelId ?? basename(dir), contextLength: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
 
   const eosTokenIds = new Set([...config.eosTokenIds, ...tokenizer.eosTokenIds]);
-  const resolveAdapter = async (id: string | undefined): Promise<LoraWeights | undefined> => {
-    if (id === undefined || !options.resolveAdapter) return undefined;
-    const adapter = await options.resolveAdapter(id);
+  const acquireAdapter = async (id: string | undefined): Promise<AdapterLease | undefined> => {
+    if (id === undefined || !options.adapters) return undefined;
+    const lease = await options.adapters.acquire(id);
+    const rank = lease.weights.maxRank;
     // Refused here, so only this request fails (the LoRA slots would otherwise fail the whole batch).
-    if (adapter.maxRank > maxLoraRank) throw new InvalidGenerateRequestError(`adapter ${id} has rank ${adapter.maxRank}, above this node's maximum LoRA rank ${maxLoraRank}`);
-    return adapter;
+    if (rank > maxLoraRank) {
+      lease.release();
+      throw new InvalidGenerateRequestError(`adapter ${id} has rank ${rank}, above this node's maximum LoRA rank ${maxLoraRank}`);
+    }
+    return lease;
   };
 
   const tokenize = (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
@@ -163,7 +171,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     detokenize,
     generate(request: GenerateRequest): AsyncIterable<GenerateEvent> {
       validate(request, config);
-      if (request.adapter !== undefined && !options.resolveAdapter) {
+      if (request.adapter !== undefined && !options.adapters) {
         throw new InvalidGenerateRequestError(`adapter "${request.adapter}" requested, but this engine serves no adapters`);
       }
       const generation = new Generation(request, {
@@ -171,10 +179,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         vocabSize: config.vocabSize,
         eosTokenIds,
         contextLength: config.maxPositionEmbeddings,
-        adapter: resolveAdapter(request.adapter),
+        lease: acquireAdapter(request.adapter),
         poke: () => scheduler.poke(),
       });
-      scheduler.submit(generation);
+      try {
+        scheduler.submit(generation);
+      } catch (e) {
+        generation.releaseLease(); // refused (queue full, closed): the sequence never starts
+        throw e;
+      }
       return generation.events;
     },
     stats: () => ({ ...scheduler.stats(), sessionsCreated }),

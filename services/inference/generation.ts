@@ -4,6 +4,7 @@
  */
 import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../ports/index.ts";
 import type { LoraWeights } from "../adapters/types.ts";
+import type { AdapterLease } from "./adapter-lease.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
 import { NonFiniteLogitsError } from "./errors.ts";
@@ -17,7 +18,8 @@ export interface GenerationContext {
   vocabSize: number;
   eosTokenIds: Set<number>;
   contextLength: number;
-  adapter: Promise<LoraWeights | undefined>;
+  /** The request's adapter lease (undefined: the base model); released when the sequence ends. */
+  lease: Promise<AdapterLease | undefined>;
   /** Tells the scheduler something changed (a cancellation, a consumer catching up). */
   poke(): void;
 }
@@ -38,6 +40,7 @@ export class Generation implements ScheduledSequence {
   private startedAt?: number;
   private firstTokenAt?: number;
   private finished = false;
+  private leaseReleased = false;
   /** Prompt tokens scored so far (echo with logprobs); undefined when not asked for. */
   private promptLogprobs?: PromptTokenLogprob[];
 
@@ -47,7 +50,7 @@ export class Generation implements ScheduledSequence {
   ) {
     this.promptTokens = request.promptTokens;
     this.history = [...request.promptTokens];
-    this.adapter = context.adapter;
+    this.adapter = context.lease.then((lease) => lease?.weights);
     this.sampler = createSampler(request.params, context.vocabSize);
     // A prompt of only special tokens (e.g. BOS) means the output starts the text.
     const atStartOfText = request.promptTokens.every((t) => context.tokenizer.specialTokenIds.has(t));
@@ -108,6 +111,8 @@ export class Generation implements ScheduledSequence {
   finish(error?: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    const completed = error === undefined && !this.cancelled;
+    this.releaseLease(completed ? this.completion : undefined);
     if (error !== undefined) return this.events.end(error);
     if (this.cancelled) return this.events.end(this.request.signal?.reason ?? new Error("generation cancelled"));
     if (!this.stops.stopped) {
@@ -127,6 +132,16 @@ export class Generation implements ScheduledSequence {
       },
     });
     this.events.end();
+  }
+
+  /**
+   * Ends the adapter lease, once: from `finish`, or from the engine when the scheduler refused the
+   * sequence. Tokens are counted only for a completion that finished normally.
+   */
+  releaseLease(completionTokens?: number): void {
+    if (this.leaseReleased) return;
+    this.leaseReleased = true;
+    this.context.lease.then((lease) => lease?.release(completionTokens), () => undefined);
   }
 
   private stop(reason: "stop" | "length"): undefined {

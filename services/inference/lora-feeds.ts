@@ -20,7 +20,7 @@ export interface LoraFeeds {
 
 /**
  * Where the engine gets a batch's LoRA feeds. The adapters' persistent slot table
- * (services/adapters/slot-table.ts) fits: it keeps fixed tensors and copies an adapter into a slot
+ * (services/inference/slot-table.ts) fits: it keeps fixed tensors and copies an adapter into a slot
  * only when a batch first needs it.
  */
 export interface LoraSlots {

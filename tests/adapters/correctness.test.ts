@@ -11,7 +11,6 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { extractAdapterArchive } from "../../services/adapters/archive.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import type { LoraWeights } from "../../services/adapters/types.ts";
@@ -78,8 +77,8 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
   const weights: LoraWeights[] = [];
   for (const [k, upload] of uploads.entries()) {
     const archive = zipOf({ "adapter/adapter_config.json": upload.files.config, "adapter/adapter_model.safetensors": upload.files.model });
-    const row = await service.registry.create({ tenantId: "t_1", name: `recipe-${k}`, files: await extractAdapterArchive(archive, 64 << 20) });
-    weights.push(await service.resolveAdapter(row.id));
+    const row = await service.catalog.upload({ tenantId: "t_1", name: `recipe-${k}`, source: { archive } });
+    weights.push(await service.cache.get(row.id));
   }
 
   const runner = new DecoderRunner(
@@ -152,8 +151,8 @@ describe("PEFT adapters written by numpy (tests/fixtures/peft-tiny) on a numpy-w
     for (const name of INDEPENDENT) {
       const read = (file: string) => new Uint8Array(readFileSync(join(FIXTURES, "peft-tiny", name, file)));
       const archive = zipOf({ "adapter_config.json": read("adapter_config.json"), "adapter_model.safetensors": read("adapter_model.safetensors") });
-      const row = await service.registry.create({ tenantId: "t_1", name, files: await extractAdapterArchive(archive, 64 << 20) });
-      weights.push(await service.resolveAdapter(row.id));
+      const row = await service.catalog.upload({ tenantId: "t_1", name, source: { archive } });
+      weights.push(await service.cache.get(row.id));
       expected.push((JSON.parse(new TextDecoder().decode(read("expected.json"))) as { logits: number[][] }).logits);
     }
     const plain = JSON.parse(readFileSync(join(baseDir, "expected.json"), "utf8")) as { tokens: number[]; logits: number[][] };

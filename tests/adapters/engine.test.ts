@@ -1,6 +1,6 @@
 /**
- * The adapter plane wired to the real engine on stories260k: PEFT uploads through the registry,
- * loaded by the cache, served by the engine's LoRA graph, with leases around every request.
+ * The adapter plane wired to the real engine on stories260k: PEFT uploads through the catalog,
+ * loaded by the cache, served by the engine's LoRA graph, which leases the adapter for every request.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -10,7 +10,6 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerateEvent, Inference } from "../../ports/index.ts";
 import { createAdapterService, type AdapterService } from "../../services/adapters/index.ts";
-import { withAdapterLeases } from "../../services/adapters/serving.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
@@ -64,16 +63,16 @@ describe("PEFT adapters served by the engine", () => {
     for (const [k, recipe] of RECIPES.entries()) {
       const files = randomPeftAdapter(config, { amplitude: 0.3, ...recipe.options }).files;
       uploads.push(files.model);
-      ids.push((await service.registry.create({ tenantId: "t_1", name: `recipe-${k}`, files })).id);
+      ids.push((await service.catalog.upload({ tenantId: "t_1", name: `recipe-${k}`, source: files })).id);
     }
     engine = await createEngine({
       modelDir,
       cacheDir: join(workDir, "compiled"),
       maxBatch: 8,
       maxAdaptersPerBatch: service.cache.maxAdaptersPerBatch,
-      resolveAdapter: service.resolveAdapter,
+      adapters: service.leases,
     });
-    inference = withAdapterLeases(engine, service);
+    inference = engine;
   });
 
   afterAll(async () => {
@@ -117,17 +116,19 @@ describe("PEFT adapters served by the engine", () => {
   it("deleting an adapter mid-request lets the request finish, then refuses new ones and removes the files", async () => {
     const id = ids[0]!;
     let deleted: Promise<unknown> | undefined;
-    const filesDuringRequest: boolean[] = [];
+    // The engine holds the lease until the sequence ends, which may be before the consumer reads its last events.
+    const filesWhileHeld: boolean[] = [];
     const tokens = await tokensOf(inference.generate({ promptTokens: engine.tokenize("Tom had a red"), params: params(24), adapter: id }), () => {
-      if (deleted) filesDuringRequest.push(existsSync(service.registry.dirOf(id)));
-      deleted ??= service.registry.delete(id, { tenantId: "t_1" });
+      if (deleted && service.leases.held(id) > 0) filesWhileHeld.push(existsSync(service.blobs.dirOf(id)));
+      deleted ??= service.catalog.delete(id, { tenantId: "t_1" });
     });
     await deleted;
     expect(tokens.length).toBe(24);
-    expect(filesDuringRequest.length).toBeGreaterThan(0);
-    expect(filesDuringRequest.every(Boolean)).toBe(true);
-    await service.registry.settled();
-    expect(existsSync(service.registry.dirOf(id))).toBe(false);
+    expect(filesWhileHeld.length).toBeGreaterThan(0);
+    expect(filesWhileHeld.every(Boolean)).toBe(true);
+    expect(service.leases.held(id)).toBe(0);
+    await service.leases.settled();
+    expect(existsSync(service.blobs.dirOf(id))).toBe(false);
     expect(service.cache.has(id)).toBe(false);
     await expect(tokensOf(inference.generate({ promptTokens: [1], params: params(), adapter: id }))).rejects.toThrow(/not found/);
   });

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AdapterRegistry } from "../../services/adapters/registry.ts";
+import { createAdapterService, type AdapterService } from "../../services/adapters/index.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { openDatabase, type OpenDatabase } from "../../services/store/db.ts";
+import { TenantStore } from "../../services/store/tenants.ts";
 import { adapters, tenants, type Tenant } from "../../services/store/schema.ts";
 import { eq } from "drizzle-orm";
 import type { AppEnv } from "../../edge/env.ts";
@@ -16,7 +17,7 @@ import { STORIES, tarGzOf, utf8, zipOf } from "./helpers.ts";
 
 let dataDir: string;
 let store: OpenDatabase;
-let registry: AdapterRegistry;
+let service: AdapterService;
 let app: Hono<AppEnv>;
 
 const good = randomPeftAdapter(STORIES, { rank: 4, targets: ["q_proj", "v_proj"] }).files;
@@ -26,8 +27,8 @@ beforeEach(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "adapters-routes-"));
   store = openDatabase(join(dataDir, "switchyard.db"));
   store.db.insert(tenants).values([{ id: "t_acme", name: "Acme" }, { id: "t_globex", name: "Globex" }]).run();
-  registry = new AdapterRegistry({ db: store.db, dataDir, base: { id: "stories260k", shape: STORIES }, limits: { maxRank: 16 } });
-  await registry.recover();
+  service = await createAdapterService({ db: store.db, dataDir, base: { id: "stories260k", shape: STORIES }, limits: { maxRank: 16 }, cacheBudgetBytes: 16 << 20, maxUploadBytes: MAX_UPLOAD });
+  const { catalog } = service;
   app = new Hono<AppEnv>();
   // Stands in for the lead's auth: X-Tenant picks the tenant (fresh from the store), X-Role the role.
   app.use("*", async (c, next) => {
@@ -36,8 +37,8 @@ beforeEach(async () => {
     c.set("role", c.req.header("x-role") === "admin" ? "admin" : "tenant");
     await next();
   });
-  app.route("/v1/adapters", adapterRoutes({ registry, maxUploadBytes: MAX_UPLOAD }));
-  app.route("/v1/models", modelRoutes({ registry }));
+  app.route("/v1/adapters", adapterRoutes({ catalog, tenants: new TenantStore(store.db), maxUploadBytes: MAX_UPLOAD }));
+  app.route("/v1/models", modelRoutes({ catalog }));
   app.onError((e, c) => (e instanceof ApiError ? c.json(e.toBody(), e.status) : c.json({ error: { message: String(e) } }, 500)));
 });
 
@@ -144,21 +145,21 @@ describe("adapter routes", () => {
     expect(await (await get("/v1/models/stories260k:bot@1", "t_acme")).json()).toMatchObject({ adapter_id: bot1.id, parent: "stories260k" });
 
     const acme = () => store.db.select().from(tenants).where(eq(tenants.id, "t_acme")).get()!;
-    expect(resolveModelField("stories260k", acme(), registry)).toEqual({ base: "stories260k" });
-    expect(resolveModelField("bot", acme(), registry)).toEqual({ base: "stories260k", adapterId: bot2.id });
-    expect(resolveModelField("stories260k:bot@1", acme(), registry)).toEqual({ base: "stories260k", adapterId: bot1.id });
-    expect(resolveModelField(bot1.id, acme(), registry)).toEqual({ base: "stories260k", adapterId: bot1.id });
-    expect(() => resolveModelField("gpt-4", acme(), registry)).toThrow(expect.objectContaining({ status: 404, code: "model_not_found" }));
-    expect(() => resolveModelField("other-base:bot", acme(), registry)).toThrow(expect.objectContaining({ code: "model_not_found" }));
+    expect(await resolveModelField("stories260k", acme(), service.catalog)).toEqual({ base: "stories260k" });
+    expect(await resolveModelField("bot", acme(), service.catalog)).toEqual({ base: "stories260k", adapterId: bot2.id, adapterName: "bot@2" });
+    expect(await resolveModelField("stories260k:bot@1", acme(), service.catalog)).toEqual({ base: "stories260k", adapterId: bot1.id, adapterName: "bot@1" });
+    expect(await resolveModelField(bot1.id, acme(), service.catalog)).toEqual({ base: "stories260k", adapterId: bot1.id, adapterName: "bot@1" });
+    await expect(resolveModelField("gpt-4", acme(), service.catalog)).rejects.toThrow(expect.objectContaining({ status: 404, code: "model_not_found" }));
+    await expect(resolveModelField("other-base:bot", acme(), service.catalog)).rejects.toThrow(expect.objectContaining({ code: "model_not_found" }));
 
     const setDefault = await app.request(`/v1/adapters/${bot1.id}/default`, { method: "POST", headers: { "x-tenant": "t_acme" } });
     expect(setDefault.status).toBe(200);
-    expect(resolveModelField(undefined, acme(), registry)).toEqual({ base: "stories260k", adapterId: bot1.id });
-    expect(resolveModelField("stories260k", acme(), registry)).toEqual({ base: "stories260k", adapterId: bot1.id });
+    expect(await resolveModelField(undefined, acme(), service.catalog)).toEqual({ base: "stories260k", adapterId: bot1.id, adapterName: "bot@1" });
+    expect(await resolveModelField("stories260k", acme(), service.catalog)).toEqual({ base: "stories260k", adapterId: bot1.id, adapterName: "bot@1" });
 
     const deleted = await app.request(`/v1/adapters/${bot1.id}`, { method: "DELETE", headers: { "x-tenant": "t_acme" } });
     expect(await deleted.json()).toEqual({ id: bot1.id, object: "adapter.deleted", deleted: true });
-    expect(resolveModelField(undefined, acme(), registry)).toEqual({ base: "stories260k" });
-    expect(() => resolveModelField("bot@1", acme(), registry)).toThrow(expect.objectContaining({ code: "model_not_found" }));
+    expect(await resolveModelField(undefined, acme(), service.catalog)).toEqual({ base: "stories260k" });
+    await expect(resolveModelField("bot@1", acme(), service.catalog)).rejects.toThrow(expect.objectContaining({ code: "model_not_found" }));
   });
 });

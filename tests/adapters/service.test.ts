@@ -34,31 +34,32 @@ afterEach(() => {
 
 describe("adapter service", () => {
   it("loads stored adapters through the cache in the graph's layout", async () => {
-    const row = await service.registry.create({ tenantId: "t_acme", name: "bot", files: randomPeftAdapter(STORIES, { rank: 8, targets: ["q_proj"] }).files });
-    const weights = await service.resolveAdapter(row.id);
+    const row = await service.catalog.upload({ tenantId: "t_acme", name: "bot", source: randomPeftAdapter(STORIES, { rank: 8, targets: ["q_proj"] }).files });
+    const weights = await service.cache.get(row.id);
     expect(weights).toMatchObject({ id: row.id, maxRank: 8 });
     expect(weights.modules.get("layers.0.q_proj")!.a.length).toBe(64 * 8);
-    expect(await service.resolveAdapter(row.id)).toBe(weights);
+    expect(await service.cache.get(row.id)).toBe(weights);
     expect(service.cache.snapshot()).toEqual([expect.objectContaining({ id: row.id, loaded: true, hits: 1, misses: 1 })]);
   });
 
   it("a request holding an adapter finishes after the adapter is deleted; then files and cache entry go", async () => {
-    const row = await service.registry.create({ tenantId: "t_acme", name: "bot", files: randomPeftAdapter(STORIES, { targets: ["v_proj"] }).files });
-    const inUse = await service.acquire(row.id);
-    await service.registry.delete(row.id, { tenantId: "t_acme" });
-    await expect(service.acquire(row.id)).rejects.toThrow(/not found/); // no new request may start
-    expect(existsSync(service.registry.dirOf(row.id))).toBe(true);
+    const row = await service.catalog.upload({ tenantId: "t_acme", name: "bot", source: randomPeftAdapter(STORIES, { targets: ["v_proj"] }).files });
+    const inUse = await service.leases.acquire(row.id);
+    await service.catalog.delete(row.id, { tenantId: "t_acme" });
+    await expect(service.leases.acquire(row.id)).rejects.toThrow(/not found/); // no new request may start, cache hit or not
+    expect(existsSync(service.blobs.dirOf(row.id))).toBe(true);
     expect(service.cache.has(row.id)).toBe(true);
     expect(inUse.weights.modules.size).toBe(STORIES.numLayers);
-    inUse.release();
-    await service.registry.settled();
-    expect(existsSync(service.registry.dirOf(row.id))).toBe(false);
+    inUse.release(7);
+    await service.leases.settled();
+    expect(existsSync(service.blobs.dirOf(row.id))).toBe(false);
     expect(service.cache.has(row.id)).toBe(false);
+    expect(service.cache.snapshot()).toEqual([expect.objectContaining({ id: row.id, tokensServed: 7 })]); // counted on release
   });
 
   it("an adapter larger than the cache budget is refused with a clear error, and its lease is returned", async () => {
-    const row = await service.registry.create({ tenantId: "t_acme", name: "big", files: randomPeftAdapter(STORIES, { rank: 16 }).files });
-    await expect(service.acquire(row.id)).rejects.toThrow(/more than the adapter cache's whole budget of 262144 bytes/);
-    expect(service.registry.leaseCount(row.id)).toBe(0);
+    const row = await service.catalog.upload({ tenantId: "t_acme", name: "big", source: randomPeftAdapter(STORIES, { rank: 16 }).files });
+    await expect(service.leases.acquire(row.id)).rejects.toThrow(/more than the adapter cache's whole budget of 262144 bytes/);
+    expect(service.leases.held(row.id)).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapter } from "../../services/adapters/peft.ts";
-import { LoraSlotTable } from "../../services/adapters/slot-table.ts";
+import { LoraSlotTable } from "../../services/inference/slot-table.ts";
 import { randomPeftAdapter, type RandomAdapterOptions } from "../../services/adapters/synthetic.ts";
 import type { LoraWeights } from "../../services/adapters/types.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";

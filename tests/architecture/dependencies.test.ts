@@ -5,30 +5,6 @@ import { checkImports, importSpecifiers, type SourceFile } from "./import-rules.
 
 const ROOT = join(import.meta.dirname, "../..");
 
-/**
- * TEMPORARY, emptied by the lead after merging the adapter and knowledge planes' branches (which
- * convert these routes to the `AdapterCatalog` and `Knowledge` ports): the edge imports that still
- * reach into services/. Exact `file -> specifier` pairs; nothing else may be added here.
- */
-const INTERIM_ALLOWED = new Set<string>([
-  // adapter plane (AdapterCatalog port)
-  "edge/routes/adapters.ts -> ../../services/adapters/archive.ts",
-  "edge/routes/adapters.ts -> ../../services/adapters/errors.ts",
-  "edge/routes/adapters.ts -> ../../services/adapters/registry.ts",
-  "edge/routes/adapters.ts -> ../../services/store/schema.ts",
-  "edge/routes/lora-loading.ts -> ../../services/adapters/archive.ts",
-  "edge/routes/lora-loading.ts -> ../../services/adapters/registry.ts",
-  "edge/routes/lora-loading.ts -> ../../services/store/schema.ts",
-  "edge/routes/models.ts -> ../../services/adapters/errors.ts",
-  "edge/routes/models.ts -> ../../services/adapters/registry.ts",
-  "edge/routes/models.ts -> ../../services/store/schema.ts",
-  // knowledge plane (Knowledge port)
-  "edge/routes/knowledge.ts -> ../../services/retrieval/knowledge-base.ts",
-  "edge/routes/knowledge.ts -> ../../services/retrieval/parse.ts",
-  "edge/routes/knowledge.ts -> ../../services/retrieval/types.ts",
-  "edge/routes/knowledge.ts -> ../../services/store/schema.ts",
-]);
-
 function sourcesUnder(folder: string): SourceFile[] {
   return readdirSync(join(ROOT, folder), { recursive: true, encoding: "utf8" })
     .filter((name) => /\.(ts|mts|js|mjs)$/.test(name) && !name.split(sep).includes("node_modules"))
@@ -43,12 +19,7 @@ describe("dependency rules", () => {
 
   it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/; ports/ only ports/", () => {
     expect(files.filter((f) => f.path.startsWith("edge/")).length).toBeGreaterThan(20);
-    expect(checkImports(files, INTERIM_ALLOWED)).toEqual([]);
-  });
-
-  it("lists only interim exceptions that are still there", () => {
-    const present = new Set(files.flatMap((f) => importSpecifiers(f.source).map((s) => `${f.path} -> ${s}`)));
-    expect([...INTERIM_ALLOWED].filter((pair) => !present.has(pair))).toEqual([]);
+    expect(checkImports(files)).toEqual([]);
   });
 
   it("reports a bad import of every kind (the checker can fail)", () => {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { GenerateEvent } from "../../ports/index.ts";
-import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { createEngine, type Engine, unpinnedAdapters } from "../../services/inference/engine.ts";
 import { EventStream } from "../../services/inference/event-stream.ts";
 import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
@@ -84,7 +84,7 @@ it("keeps a parked sequence's adapter counted: another adapter waits while a pla
   const dir = findModel("stories260k");
   const config = await loadDecoderConfig(dir);
   const adapters = new Map(["a", "b"].map((id, i) => [id, randomAdapter(config, id, 4, LORA_TARGETS, i + 1)]));
-  const lora = await createEngine({ modelDir: dir, cacheDir, maxBatch: 4, maxAdaptersPerBatch: 1, resolveAdapter: async (id) => adapters.get(id)! });
+  const lora = await createEngine({ modelDir: dir, cacheDir, maxBatch: 4, maxAdaptersPerBatch: 1, adapters: unpinnedAdapters(async (id) => adapters.get(id)!) });
   try {
     const request = (adapter?: string) => ({ promptTokens: lora.tokenize("Once upon a time"), params: params({ maxTokens: 40, logprobs: 0 }), adapter });
     const alone = await collect(lora.generate(request("a")));

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoraWeights } from "../../services/adapters/types.ts";
 import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
-import { LoraSlotTable } from "../../services/adapters/slot-table.ts";
-import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { LoraSlotTable } from "../../services/inference/slot-table.ts";
+import { createEngine, type Engine, unpinnedAdapters } from "../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
 import { collect, greedyReference, params, type Collected } from "./generate-helpers.ts";
 import { expectClose } from "../helpers/compare.ts";
@@ -35,12 +35,12 @@ describe("engine with LoRA adapters on stories260k", () => {
       modelDir: dir,
       cacheDir,
       maxBatch: 8,
-      resolveAdapter: async (id) => {
+      adapters: unpinnedAdapters(async (id) => {
         resolved.push(id);
         const adapter = adapters.get(id);
         if (!adapter) throw new Error(`unknown adapter ${id}`);
         return adapter;
-      },
+      }),
     });
   });
   afterAll(async () => {
@@ -91,7 +91,7 @@ describe("engine with LoRA adapters on stories260k", () => {
       cacheDir: tableDir,
       maxAdaptersPerBatch: 2,
       loraSlots: slotTable,
-      resolveAdapter: async (id) => adapters.get(id)!,
+      adapters: unpinnedAdapters(async (id) => adapters.get(id)!),
     });
     try {
       const prompt = engine.tokenize("One day");
@@ -115,7 +115,7 @@ describe("engine with LoRA adapters on stories260k", () => {
   });
 
   it("refuses only the request whose adapter's rank is above maxLoraRank", async () => {
-    const small = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxLoraRank: 8, resolveAdapter: async (id) => adapters.get(id)! });
+    const small = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxLoraRank: 8, adapters: unpinnedAdapters(async (id) => adapters.get(id)!) });
     try {
       const prompt = engine.tokenize("Once upon a time");
       const go = (adapter: string) => collect(small.generate({ promptTokens: prompt, params: params({ maxTokens: STEPS, logprobs: 0 }), adapter }));

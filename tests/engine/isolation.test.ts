@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LoraWeights } from "../../services/adapters/types.ts";
 import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
 import { DecoderRunner } from "../../services/inference/decoder-runner.ts";
-import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { createEngine, type Engine, unpinnedAdapters } from "../../services/inference/engine.ts";
 import { NonFiniteLogitsError } from "../../services/inference/errors.ts";
 import { BatchCache } from "../../services/inference/kv-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
@@ -135,7 +135,7 @@ describe("an adapter with non-finite weights on stories260k", () => {
     adapters.set("inf", withValue(randomAdapter(config, "inf", 4, ["v_proj"], 8), Number.POSITIVE_INFINITY));
     cacheDir = await mkdtemp(join(tmpdir(), "sy-isolation-engine-"));
     dirs.push(cacheDir);
-    engine = await createEngine({ modelDir: dir, cacheDir, maxBatch: 4, resolveAdapter: async (id) => adapters.get(id)! });
+    engine = await createEngine({ modelDir: dir, cacheDir, maxBatch: 4, adapters: unpinnedAdapters(async (id) => adapters.get(id)!) });
   });
   afterAll(async () => engine?.close());
 

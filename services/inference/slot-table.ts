@@ -14,9 +14,9 @@
  */
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGETS as LORA_TARGET_NAMES, loraInputName, projectionShape } from "../model/lora-layout.ts";
-import { NO_ADAPTER } from "../inference/lora-feeds.ts";
-import type { LoraModuleKey, LoraWeights } from "./types.ts";
+import { LORA_TARGETS, loraInputName, projectionShape } from "../model/lora-layout.ts";
+import { NO_ADAPTER } from "./lora-feeds.ts";
+import type { LoraModuleKey, LoraWeights } from "../adapters/types.ts";
 
 type SlotShape = Pick<DecoderConfig, "numLayers" | "hiddenSize" | "intermediateSize" | "numHeads" | "numKvHeads" | "headDim">;
 
@@ -136,7 +136,7 @@ export class LoraSlotTable {
     const slots = this.capacity;
     this.modules = [];
     for (let layer = 0; layer < this.config.numLayers; layer++) {
-      for (const target of LORA_TARGET_NAMES) {
+      for (const target of LORA_TARGETS) {
         const { in: inSize, out: outSize } = projectionShape(this.config as DecoderConfig, target);
         this.modules.push({
           key: `layers.${layer}.${target}`,

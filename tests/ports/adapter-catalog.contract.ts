@@ -1,0 +1,172 @@
+/**
+ * The adapter catalog port's contract, for every implementation: the in-process catalog here, an
+ * HTTP client of it later. `make` gives a fresh, empty catalog whose base model is
+ * CONTRACT_BASE (stories260k's dims), accepting ranks up to at least 8 and refusing 32, with loading
+ * by path off, and where the tenants CONTRACT_TENANTS exist.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AdapterCatalog, AdapterInfo, AdapterSource } from "../../ports/adapters.ts";
+import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
+import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
+
+export const CONTRACT_BASE = { id: "stories260k", shape: { numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8 } };
+export const CONTRACT_TENANTS = ["t_acme", "t_globex"] as const;
+
+export interface CatalogUnderTest {
+  catalog: AdapterCatalog;
+  close(): Promise<void>;
+}
+
+const ACME = { tenantId: "t_acme" };
+const GLOBEX = { tenantId: "t_globex" };
+const ADMIN = { admin: true } as const;
+
+const files = (seed = 1, rank = 4) => randomPeftAdapter(CONTRACT_BASE.shape, { rank, targets: ["q_proj", "v_proj"], seed }).files;
+
+async function refused(promise: Promise<unknown>, kind: PlaneErrorKind): Promise<PlaneError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(PlaneError);
+  expect((error as PlaneError).kind).toBe(kind);
+  return error as PlaneError;
+}
+
+export function describeAdapterCatalogContract(name: string, make: () => Promise<CatalogUnderTest>): void {
+  describe(`adapter catalog contract: ${name}`, () => {
+    let subject: CatalogUnderTest;
+    let catalog: AdapterCatalog;
+    const upload = (tenantId: string | null, adapterName: string, source: AdapterSource = files()) => catalog.upload({ tenantId, name: adapterName, source });
+
+    beforeEach(async () => {
+      subject = await make();
+      catalog = subject.catalog;
+    });
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    it("names its base model and starts empty", async () => {
+      expect(await catalog.baseModel()).toBe(CONTRACT_BASE.id);
+      expect(await catalog.list(ADMIN)).toEqual([]);
+    });
+
+    it("an upload is validated and described, and read back unchanged", async () => {
+      const info = await upload("t_acme", "bot");
+      expect(info).toMatchObject({ tenantId: "t_acme", name: "bot", version: 1, baseModel: CONTRACT_BASE.id, rank: 4, alpha: 8, status: "ready" });
+      expect(info.id).toMatch(/^ad_/);
+      expect(info.targetModules).toEqual(["q_proj", "v_proj"]);
+      expect(info.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(info.sizeBytes).toBeGreaterThan(0);
+      expect(typeof info.root).toBe("string");
+      expect(typeof info.createdAt).toBe("number");
+      expect(await catalog.get(info.id, ACME)).toEqual(info);
+      expect(await catalog.get(info.id, ADMIN)).toEqual(info);
+    });
+
+    it("accepts an archive of the adapter folder too", async () => {
+      const { zipSync } = await import("fflate");
+      const { config, model } = files(2);
+      const info = await upload("t_acme", "zipped", { archive: zipSync({ "adapter_config.json": config, "adapter_model.safetensors": model }) });
+      expect(info).toMatchObject({ name: "zipped", rank: 4 });
+    });
+
+    it("refuses a bad upload as invalid_request, with a reason, storing nothing", async () => {
+      const { config, model } = files();
+      await refused(upload("t_acme", "bad", files(3, 32)), "invalid_request"); // rank above the limit
+      await refused(upload("t_acme", "bad", { config, model: model.subarray(0, 64) }), "invalid_request");
+      await refused(upload("t_acme", "bad", { config, model, modelFileName: "adapter_model.bin" }), "invalid_request");
+      await refused(upload("t_acme", "bad", { archive: new Uint8Array([1, 2, 3]) }), "invalid_request");
+      await refused(upload("t_acme", "../escape"), "invalid_request");
+      await refused(upload("t_acme", CONTRACT_BASE.id), "invalid_request");
+      expect(await catalog.list(ADMIN)).toEqual([]);
+    });
+
+    it("refuses loading by path when no LoRA folder is configured", async () => {
+      const e = await refused(upload(null, "by-path", { path: "anything" }), "forbidden");
+      expect(e.code).toBe("lora_dir_not_configured");
+      expect(e.param).toBe("lora_path");
+    });
+
+    it("versions grow per owner and name; list is by name, newest version first", async () => {
+      const v1 = await upload("t_acme", "bot");
+      const v2 = await upload("t_acme", "bot");
+      const other = await upload("t_globex", "bot");
+      const pub = await upload(null, "bot");
+      const alpha = await upload("t_acme", "alpha");
+      expect([v1.version, v2.version, other.version, pub.version, alpha.version]).toEqual([1, 2, 1, 1, 1]);
+      const listed = await catalog.list(ACME);
+      expect(listed.map((a) => a.name)).toEqual(["alpha", "bot", "bot", "bot"]);
+      const bots = listed.filter((a) => a.name === "bot" && a.tenantId === "t_acme");
+      expect(bots.map((a) => a.version)).toEqual([2, 1]);
+    });
+
+    it("keeps tenants apart: another tenant's adapter is not_found; public ones are seen by all", async () => {
+      const secret = await upload("t_acme", "secret");
+      const shared = await upload(null, "shared");
+      expect((await catalog.list(GLOBEX)).map((a) => a.id)).toEqual([shared.id]);
+      expect((await catalog.list(ACME)).map((a) => a.id).sort()).toEqual([secret.id, shared.id].sort());
+      expect((await catalog.list(ADMIN)).map((a) => a.id).sort()).toEqual([secret.id, shared.id].sort());
+      await refused(catalog.get(secret.id, GLOBEX), "not_found");
+      await refused(catalog.get("ad_missing", ACME), "not_found");
+      expect((await catalog.get(shared.id, GLOBEX)).tenantId).toBeNull();
+      expect((await refused(catalog.resolve("secret", "t_globex"), "not_found")).code).toBe("model_not_found");
+      expect((await refused(catalog.resolve(secret.id, "t_globex"), "not_found")).code).toBe("model_not_found");
+    });
+
+    it("resolves BASE, BASE:ADAPTER, ADAPTER, name@version and ids; the tenant's own name before a public one", async () => {
+      const base = CONTRACT_BASE.id;
+      const pub = await upload(null, "bot");
+      expect((await catalog.resolve("bot", "t_acme")).adapter!.id).toBe(pub.id);
+      const own1 = await upload("t_acme", "bot");
+      const own2 = await upload("t_acme", "bot");
+      const id = (r: { adapter?: AdapterInfo }) => r.adapter?.id;
+      expect(await catalog.resolve(base, "t_acme")).toEqual({ base });
+      expect(await catalog.resolve(undefined, "t_acme")).toEqual({ base });
+      expect(id(await catalog.resolve("bot", "t_acme"))).toBe(own2.id);
+      expect(id(await catalog.resolve(`${base}:bot`, "t_acme"))).toBe(own2.id);
+      expect(id(await catalog.resolve("bot@1", "t_acme"))).toBe(own1.id);
+      expect(id(await catalog.resolve(`${base}:bot@2`, "t_acme"))).toBe(own2.id);
+      expect(id(await catalog.resolve(own1.id, "t_acme"))).toBe(own1.id);
+      expect(id(await catalog.resolve(`${base}:${pub.id}`, "t_globex"))).toBe(pub.id);
+      expect(id(await catalog.resolve("bot", "t_globex"))).toBe(pub.id);
+      expect((await catalog.resolve("bot", "t_acme")).base).toBe(base);
+      for (const unknown of ["gpt-4", "bot@3", "other-base:bot", `${base}:`, "ad_missing"]) {
+        const e = await refused(catalog.resolve(unknown, "t_acme"), "not_found");
+        expect(e.code).toBe("model_not_found");
+        expect(e.message).toBe(`The model '${unknown}' does not exist or you do not have access to it.`);
+      }
+    });
+
+    it("BASE or no model means the default adapter passed in, while it is usable", async () => {
+      const base = CONTRACT_BASE.id;
+      const own = await upload("t_acme", "bot");
+      const secret = await upload("t_globex", "secret");
+      expect((await catalog.resolve(undefined, "t_acme", own.id)).adapter!.id).toBe(own.id);
+      expect((await catalog.resolve(base, "t_acme", own.id)).adapter!.id).toBe(own.id);
+      expect((await catalog.resolve("", "t_acme", own.id)).adapter!.id).toBe(own.id);
+      expect(await catalog.resolve(undefined, "t_acme", null)).toEqual({ base });
+      expect(await catalog.resolve(undefined, "t_acme", secret.id)).toEqual({ base }); // not the tenant's to use
+      expect(await catalog.resolve(undefined, "t_acme", "ad_missing")).toEqual({ base });
+      await catalog.delete(own.id, ACME);
+      expect(await catalog.resolve(undefined, "t_acme", own.id)).toEqual({ base }); // deleted: ignored
+    });
+
+    it("delete: the owner or an admin; then gone for get, list and resolve", async () => {
+      const own = await upload("t_acme", "bot");
+      const shared = await upload(null, "shared");
+      await refused(catalog.delete(own.id, GLOBEX), "not_found");
+      await refused(catalog.delete(shared.id, ACME), "forbidden");
+      const deleted = await catalog.delete(own.id, ACME);
+      expect(deleted).toMatchObject({ id: own.id, name: "bot", status: "deleted" });
+      await refused(catalog.get(own.id, ACME), "not_found");
+      await refused(catalog.delete(own.id, ACME), "not_found");
+      expect((await catalog.list(ACME)).map((a) => a.id)).toEqual([shared.id]);
+      await refused(catalog.resolve("bot", "t_acme"), "not_found");
+      expect((await catalog.delete(shared.id, ADMIN)).status).toBe("deleted");
+      expect(await catalog.list(ADMIN)).toEqual([]);
+      expect((await upload("t_acme", "bot")).version).toBe(2); // versions are not reused
+    });
+  });
+}
