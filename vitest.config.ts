@@ -7,14 +7,14 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["tests/**/*.test.ts"],
-          exclude: ["tests/workers/**", "node_modules/**"],
+          exclude: ["tests/hosts/workers/**", "node_modules/**"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           pool: "forks",
           allowOnly: false, // a stray .only fails the run instead of narrowing it
         },
       },
-      "tests/workers/vitest.config.ts",
+      "tests/hosts/workers/vitest.config.ts",
     ],
   },
 });

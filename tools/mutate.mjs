@@ -26,54 +26,54 @@ const MUTANTS = [
   {
     name: "decoder-runner: logits of the first row only",
     patches: [{ file: "services/inference/decoder-runner.ts", from: "return { logits: out.logits.data as Float32Array, picked };", to: "return { logits: (out.logits.data as Float32Array).slice(0, picked * this.config.vocabSize), picked };" }],
-    tests: ["tests/engine/lora.test.ts", "tests/engine/kv-cache.test.ts", "tests/adapters/slot-table.test.ts", "tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/model/lora.test.ts", "tests/services/inference/kv-cache.test.ts", "tests/services/inference/slot-table.test.ts", "tests/services/adapters/correctness.test.ts"],
   },
   {
     // Shifting every position by one is an equivalent mutant (RoPE sees only relative positions);
     // this one shifts the new tokens of a step against the cached ones.
     name: "decoder-runner: positions off by one after the first step",
     patches: [{ file: "services/inference/decoder-runner.ts", from: "BigInt(input.startPositions[r] + t)", to: "BigInt(input.startPositions[r] + t + (input.startPositions[r] > 0 ? 1 : 0))" }],
-    tests: ["tests/engine/kv-cache.test.ts", "tests/engine/lora.test.ts", "tests/model-io/hf-fixtures.test.ts"],
+    tests: ["tests/services/inference/kv-cache.test.ts", "tests/services/model/lora.test.ts", "tests/services/model/hf-fixtures.test.ts"],
   },
   {
     name: "scheduler: first decode position off by one",
     patches: [{ file: "services/inference/scheduler.ts", from: "next, position: p.seq.promptTokens.length });", to: "next, position: p.seq.promptTokens.length + 1 });" }],
-    tests: ["tests/engine/engine.test.ts", "tests/engine/engine-lora.test.ts"],
+    tests: ["tests/services/inference/engine.test.ts", "tests/services/inference/engine-lora.test.ts"],
   },
   {
     name: "lora-feeds: every adapter row in slot 0 (wrong slot)",
     patches: [{ file: "services/inference/lora-feeds.ts", from: "slot !== NO_ADAPTER && members[slot]!.push(row)", to: "slot !== NO_ADAPTER && members[0]!.push(row)" }],
-    tests: ["tests/engine/lora.test.ts", "tests/adapters/slot-table.test.ts", "tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/model/lora.test.ts", "tests/services/inference/slot-table.test.ts", "tests/services/adapters/correctness.test.ts"],
   },
   {
     name: "lora-feeds: rank padding at the adapter's own rank",
     patches: [{ file: "services/inference/lora-feeds.ts", from: "(slot * inSize + i) * rank);", to: "(slot * inSize + i) * m.rank);" }],
-    tests: ["tests/engine/lora.test.ts", "tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/model/lora.test.ts", "tests/services/adapters/correctness.test.ts"],
   },
   {
     name: "slot table: a row gets the next slot (wrong slot)",
-    patches: [{ file: "services/adapters/slot-table.ts", from: "(a ? slotOf.get(a)! : NO_ADAPTER)", to: "(a ? (slotOf.get(a)! + 1) % this.fedSlots : NO_ADAPTER)" }],
-    tests: ["tests/adapters/slot-table.test.ts", "tests/engine/engine-lora.test.ts"],
+    patches: [{ file: "services/inference/slot-table.ts", from: "(a ? slotOf.get(a)! : NO_ADAPTER)", to: "(a ? (slotOf.get(a)! + 1) % this.fedSlots : NO_ADAPTER)" }],
+    tests: ["tests/services/inference/slot-table.test.ts", "tests/services/inference/engine-lora.test.ts"],
   },
   {
     name: "slot table: rank-padded copy at the adapter's own rank",
-    patches: [{ file: "services/adapters/slot-table.ts", from: "aStart + i * R);", to: "aStart + i * r);" }],
-    tests: ["tests/adapters/slot-table.test.ts"],
+    patches: [{ file: "services/inference/slot-table.ts", from: "aStart + i * R);", to: "aStart + i * r);" }],
+    tests: ["tests/services/inference/slot-table.test.ts"],
   },
   {
     name: "peft: scale dropped (B not multiplied by alpha / r)",
     patches: [{ file: "services/adapters/peft.ts", from: "m.outFeatures, m.rank, m.scale);", to: "m.outFeatures, m.rank, 1);" }],
-    tests: ["tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/adapters/correctness.test.ts"],
   },
   {
     name: "peft: rsLoRA ignored (alpha / r always)",
     patches: [{ file: "services/adapters/peft.ts", from: "config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank", to: "alpha / rank" }],
-    tests: ["tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/adapters/correctness.test.ts"],
   },
   {
     name: "config: qwen2 biases only when attention_bias says so",
     patches: [{ file: "services/model/config.ts", from: 'attentionBias: architecture === "qwen2" ? true : c.attention_bias,', to: "attentionBias: c.attention_bias," }],
-    tests: ["tests/model-io/hf-fixtures.test.ts"],
+    tests: ["tests/services/model/hf-fixtures.test.ts"],
   },
   {
     name: "compiler and reference alike: llama3 rope without the smoothed band",
@@ -81,42 +81,42 @@ const MUTANTS = [
       { file: "services/model/reference.ts", from: "else if (wavelen >= highWavelen) {", to: "else if (wavelen < 0) {" },
       { file: "services/model/llama/rope.ts", from: "const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);\n    return (1 - smooth) * (f / s.factor) + smooth * f;", to: "return f;" },
     ],
-    tests: ["tests/engine/decoder.test.ts", "tests/model-io/hf-fixtures.test.ts"],
+    tests: ["tests/services/model/decoder.test.ts", "tests/services/model/hf-fixtures.test.ts"],
   },
   {
     name: "compiler and reference alike: lm_head used even when tied",
     patches: [{ file: "services/model/config.ts", from: "tieWordEmbeddings: c.tie_word_embeddings,", to: "tieWordEmbeddings: false," }],
-    tests: ["tests/model-io/hf-fixtures.test.ts"],
+    tests: ["tests/services/model/hf-fixtures.test.ts"],
   },
   {
     name: "safetensors: BF16 read one bit off",
     patches: [{ file: "services/model/safetensors.ts", from: "bits[i] = halves[i] << 16;", to: "bits[i] = halves[i] << 15;" }],
-    tests: ["tests/model-io/hf-fixtures.test.ts", "tests/adapters/correctness.test.ts"],
+    tests: ["tests/services/model/hf-fixtures.test.ts", "tests/services/adapters/correctness.test.ts"],
   },
   {
     name: "sentencepiece: ties go to the earlier start",
     patches: [{ file: "services/retrieval/embedders/sentencepiece.ts", from: "score >= best[end]", to: "score > best[end]" }],
-    tests: ["tests/retrieval/sentencepiece.test.ts"],
+    tests: ["tests/services/retrieval/sentencepiece.test.ts"],
   },
   {
     name: "sentencepiece: unknown characters not merged",
     patches: [{ file: "services/retrieval/embedders/sentencepiece.ts", from: "return ids.filter((id, i) => !(id === UNK && ids[i - 1] === UNK));", to: "return ids;" }],
-    tests: ["tests/retrieval/sentencepiece.test.ts"],
+    tests: ["tests/services/retrieval/sentencepiece.test.ts"],
   },
   {
     name: "use-lite: int8 quantization step off (max / 60 instead of max / 63)",
     patches: [{ file: "services/retrieval/embedders/use-lite.ts", from: "scales[j] = scales[j] / INT8_WEIGHT_MAX || 1;", to: "scales[j] = scales[j] / 60 || 1;" }],
-    tests: ["tests/retrieval/use-lite.test.ts"],
+    tests: ["tests/services/retrieval/use-lite.test.ts"],
   },
   {
     name: "use-lite: int8 graph fed scales 1.5x too large",
     patches: [{ file: "services/retrieval/embedders/use-lite.ts", from: '"float32", [shape[1]], q.scales)', to: '"float32", [shape[1]], q.scales.map((s) => s * 1.5))' }],
-    tests: ["tests/retrieval/use-lite.test.ts"],
+    tests: ["tests/services/retrieval/use-lite.test.ts"],
   },
   {
     name: "use-lite: 8-bit int8 weights (saturating on CPUs without VNNI)",
     patches: [{ file: "services/retrieval/embedders/use-lite.ts", from: "export const INT8_WEIGHT_MAX = 63;", to: "export const INT8_WEIGHT_MAX = 127;" }],
-    tests: ["tests/retrieval/use-lite.test.ts"],
+    tests: ["tests/services/retrieval/use-lite.test.ts"],
   },
 ];
 

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { parse } from "yaml";
-import { repoRoot } from "../adapters/helpers.ts";
+import { repoRoot } from "./adapters.ts";
 
 /**
  * Validators for OpenAI's published schemas (../shared/specs/openai-openapi.yaml), as JSON Schema

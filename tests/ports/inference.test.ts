@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Inference } from "../../ports/inference.ts";
 import { createEngine } from "../../services/inference/engine.ts";
-import { findModel } from "../engine/model-path.ts";
+import { findModel } from "../helpers/model-path.ts";
 import { inferenceContract } from "./inference.contract.ts";
 
 inferenceContract(

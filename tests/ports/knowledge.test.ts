@@ -1,5 +1,5 @@
 /** The Knowledge port's contract against the in-process knowledge base (SQLite, hnswlib, the hashing embedder). */
-import { openTestKb } from "../retrieval/helpers.ts";
+import { openTestKb } from "../services/retrieval/helpers.ts";
 import { knowledgeContract } from "./knowledge.contract.ts";
 
 knowledgeContract("in-process knowledge base", async () => {

@@ -10,7 +10,7 @@ import { zipSync } from "fflate";
 import tar from "tar-stream";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tarGzOf, utf8, zipOf } from "../adapters/helpers.ts";
+import { tarGzOf, utf8, zipOf } from "../helpers/adapters.ts";
 import { childTenant, peakRssBytes, removeDataDir, spawnServer, type ServerChild } from "../helpers/server-child.ts";
 import { adapterFiles, adapterForm, adapterZip } from "./fixtures.ts";
 import { Tally } from "./tally.ts";

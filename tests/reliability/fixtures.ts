@@ -1,6 +1,6 @@
 /** Objects the reliability suites create through the API of a child server: adapters and documents. */
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
-import { STORIES, zipOf } from "../adapters/helpers.ts";
+import { STORIES, zipOf } from "../helpers/adapters.ts";
 import { ADMIN_KEY } from "../helpers/platform.ts";
 import type { ServerChild } from "../helpers/server-child.ts";
 

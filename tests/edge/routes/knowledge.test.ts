@@ -1,0 +1,162 @@
+import { Hono } from "hono";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { knowledgeRoutes } from "../../../edge/routes/knowledge.ts";
+import type { AppEnv } from "../../../edge/env.ts";
+import { ApiError } from "../../../edge/errors.ts";
+import { tenants } from "../../../services/store/schema.ts";
+import { eq } from "drizzle-orm";
+import { addTenant, gatedEmbedder, openTestKb, type TestKb } from "../../services/retrieval/helpers.ts";
+import { buildPdf } from "../../services/retrieval/pdf.ts";
+
+let t: TestKb;
+let app: Hono<AppEnv>;
+
+/** The knowledge routes behind a stand-in for the auth middleware (tenant from `x-tenant`) and error renderer. */
+function buildApp(ctx: TestKb): Hono<AppEnv> {
+  const root = new Hono<AppEnv>();
+  root.use(async (c, next) => {
+    const tenant = ctx.store.db.select().from(tenants).where(eq(tenants.id, c.req.header("x-tenant") ?? "")).get();
+    if (!tenant) throw new ApiError(401, "no tenant", "authentication_error");
+    c.set("tenant", tenant);
+    await next();
+  });
+  root.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.toBody(), err.status);
+    return c.json({ error: { message: String(err) } }, 500);
+  });
+  root.route("/v1/knowledge", knowledgeRoutes(ctx.kb));
+  return root;
+}
+
+beforeEach(async () => {
+  t = await openTestKb();
+  app = buildApp(t);
+});
+afterEach(async () => {
+  await t.cleanup();
+});
+
+const json = (tenant: string, method: string, path: string, body?: unknown) =>
+  app.request(`/v1/knowledge${path}`, {
+    method,
+    headers: { "x-tenant": tenant, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+const multipart = (tenant: string, file: File, fields: Record<string, string> = {}) => {
+  const form = new FormData();
+  form.set("file", file);
+  for (const [k, v] of Object.entries(fields)) form.set(k, v);
+  return app.request("/v1/knowledge/documents", { method: "POST", headers: { "x-tenant": tenant }, body: form });
+};
+
+async function expectError(res: Response, status: number, message: RegExp, param?: string) {
+  expect(res.status).toBe(status);
+  const body = (await res.json()) as { error: { message: string; param: string | null } };
+  expect(body.error.message).toMatch(message);
+  if (param !== undefined) expect(body.error.param).toBe(param);
+}
+
+describe("knowledge routes", () => {
+  it("uploads JSON documents idempotently, gets, lists, searches and deletes them", async () => {
+    const created = await json("acme", "POST", "/documents", { title: "Refunds", text: "Refunds are issued within 14 days of a return.", metadata: { lang: "en" } });
+    expect(created.status).toBe(201);
+    const doc = (await created.json()) as { id: string; status: string; chunk_count: number; metadata: unknown };
+    expect(doc).toMatchObject({ status: "ready", chunk_count: 1, metadata: { lang: "en" } });
+
+    const again = await json("acme", "POST", "/documents", { title: "Refunds again", text: "Refunds are issued within 14 days of a return." });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(doc.id);
+
+    expect(((await (await json("acme", "GET", `/documents/${doc.id}`)).json()) as { title: string }).title).toBe("Refunds");
+    expect(((await (await json("acme", "GET", "/documents?limit=10")).json()) as { data: unknown[] }).data).toHaveLength(1);
+
+    for (const mode of ["dense", "bm25", "hybrid"]) {
+      const res = await json("acme", "POST", "/search", { query: "how long do refunds take", k: 3, mode, filter: { metadata: { lang: "en" } } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { data: Array<{ document_id: string; title: string; start_offset: number; end_offset: number; text: string }> };
+      expect(body.data[0]).toMatchObject({ document_id: doc.id, title: "Refunds", start_offset: 0 });
+      expect(body.data[0].end_offset).toBe(body.data[0].text.length);
+    }
+    // Another tenant sees nothing of it.
+    expect(((await (await json("globex", "POST", "/search", { query: "refunds" })).json()) as { data: unknown[] }).data).toEqual([]);
+    await expectError(await json("globex", "GET", `/documents/${doc.id}`), 404, /not found/);
+    await expectError(await json("globex", "DELETE", `/documents/${doc.id}`), 404, /not found/);
+
+    const deleted = await json("acme", "DELETE", `/documents/${doc.id}`);
+    expect(await deleted.json()).toEqual({ id: doc.id, object: "knowledge.document.deleted", deleted: true });
+    await expectError(await json("acme", "GET", `/documents/${doc.id}`), 404, /not found/);
+  });
+
+  it("accepts multipart Markdown, HTML and PDF files", async () => {
+    const md = await multipart("acme", new File(["# Setup\n\nInstall the agent first."], "setup.md", { type: "text/markdown" }), { title: "Setup guide", metadata: '{"team":"ops"}' });
+    expect(md.status).toBe(201);
+    expect(await md.json()).toMatchObject({ format: "markdown", title: "Setup guide", metadata: { team: "ops" } });
+    const html = await multipart("acme", new File(["<h1>FAQ</h1><script>x()</script><p>Ask support.</p>"], "faq.html"));
+    expect(await html.json()).toMatchObject({ format: "html", title: "faq.html", chunk_count: 1 });
+    const pdf = await multipart("acme", new File([buildPdf([["Quarterly revenue grew."]])], "report.pdf", { type: "application/pdf" }));
+    expect(await pdf.json()).toMatchObject({ format: "pdf", status: "ready", chunk_count: 1, warning: null });
+    const scanned = await multipart("acme", new File([buildPdf([[]])], "scan.pdf"));
+    expect(scanned.status).toBe(201);
+    expect(await scanned.json()).toMatchObject({ format: "pdf", status: "ready", chunk_count: 0, warning: expect.stringMatching(/no text layer/) });
+    const hits = (await (await json("acme", "POST", "/search", { query: "install agent", k: 1 })).json()) as { data: Array<{ heading_path: string[] }> };
+    expect(hits.data[0].heading_path).toEqual(["Setup"]);
+  });
+
+  it("answers every bad input with its status and message", async () => {
+    addTenant(t.store, "small", { limits: { maxDocumentBytes: 16, maxDocuments: 1 } });
+    await expectError(await multipart("acme", new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], "image.png", { type: "image/png" })), 415, /unsupported document format/);
+    await expectError(await app.request("/v1/knowledge/documents", { method: "POST", headers: { "x-tenant": "acme", "content-type": "text/plain" }, body: "hi" }), 415, /multipart\/form-data/);
+    await expectError(await json("small", "POST", "/documents", { text: "x".repeat(17) }), 413, /limit maxDocumentBytes is 16/);
+    await json("small", "POST", "/documents", { text: "tiny" });
+    await expectError(await json("small", "POST", "/documents", { text: "other" }), 413, /limit maxDocuments is 1/);
+    await expectError(await json("acme", "POST", "/documents", { title: "no text" }), 400, /text/, "text");
+    await expectError(await json("acme", "POST", "/documents", { text: "x", format: "pdf" }), 400, /format/, "format");
+    await expectError(await multipart("acme", new File(['{"text": 1}'], "rows.jsonl")), 400, /JSONL line 1/);
+    await expectError(await multipart("acme", new File(["%PDF-1.4 broken"], "bad.pdf")), 400, /could not read PDF/);
+    await expectError(await multipart("acme", new File(["ok"], "a.txt"), { metadata: "{nope" }), 400, /metadata/, "metadata");
+    const noFile = new FormData();
+    noFile.set("title", "x");
+    await expectError(await app.request("/v1/knowledge/documents", { method: "POST", headers: { "x-tenant": "acme" }, body: noFile }), 400, /`file` field/, "file");
+    await expectError(await app.request("/v1/knowledge/documents", { method: "POST", headers: { "x-tenant": "acme", "content-type": "application/json" }, body: "{oops" }), 400, /could not parse the JSON/);
+    await expectError(await json("acme", "POST", "/search", { k: 3 }), 400, /query/, "query");
+    await expectError(await json("acme", "POST", "/search", { query: "x", mode: "fuzzy" }), 400, /mode/, "mode");
+    await expectError(await json("acme", "POST", "/search", { query: "x", k: 1000 }), 400, /k/, "k");
+    await expectError(await json("acme", "POST", "/search", { query: "x", filter: { metadata: { "bad key": 1 } } }), 400, /metadata filter key/, "filter.metadata");
+    await expectError(await json("acme", "POST", "/search", { query: "x", filter: { tenant: "globex" } }), 400, /filter/);
+    await expectError(await json("acme", "GET", "/documents?limit=0"), 400, /limit/, "limit");
+  });
+
+  it("reports background ingestion with status and progress", async () => {
+    await t.kb.close();
+    const gate = gatedEmbedder();
+    const bg = await openTestKb({ inlineBytes: 0, embedBatchSize: 2, embedder: gate.embedder });
+    try {
+      app = buildApp(bg);
+      const text = Array.from({ length: 200 }, (_, i) => `Section ${i} describes widget ${i}.`).join("\n\n");
+      const res = await json("acme", "POST", "/documents", { title: "Widgets", text });
+      expect(res.status).toBe(202);
+      const { id, status } = (await res.json()) as { id: string; status: string };
+      expect(status).toBe("queued");
+      const state = async () => (await (await json("acme", "GET", `/documents/${id}`)).json()) as { status: string; progress: number; chunk_count: number };
+
+      await gate.arrived(); // the first batch is at the embedder
+      expect(await state()).toMatchObject({ status: "processing", progress: 0 });
+      gate.release();
+      await gate.arrived(); // one batch of two embedded, the next one waiting
+      const midway = await state();
+      expect(midway.status).toBe("processing");
+      expect(midway.progress).toBeGreaterThan(0);
+      expect(midway.progress).toBeLessThan(1);
+
+      gate.open();
+      await bg.kb.idle();
+      const done = await state();
+      expect(done).toMatchObject({ status: "ready", progress: 1 });
+      expect(midway.progress).toBeCloseTo((0.99 * 2) / done.chunk_count, 6);
+    } finally {
+      gate.open();
+      await bg.cleanup();
+    }
+  });
+});

@@ -1,0 +1,20 @@
+import { describe, expect, it } from "vitest";
+import { compileKey } from "../../../services/model/compile-cache.ts";
+import { normalizeDecoderOptions } from "../../../services/model/decoder.ts";
+import { tinyConfig } from "../../helpers/tiny-model.ts";
+
+describe("normalizeDecoderOptions", () => {
+  it("fills defaults, folds the deprecated fusedNorm into fused and forces new keys for decode-only graphs", () => {
+    expect(normalizeDecoderOptions()).toEqual({ lora: false, fused: false, kvOutput: "present", decodeOnly: false });
+    expect(normalizeDecoderOptions({ fusedNorm: true })).toEqual({ lora: false, fused: true, kvOutput: "present", decodeOnly: false });
+    expect(normalizeDecoderOptions({ fused: false, fusedNorm: true }).fused).toBe(false);
+    expect(normalizeDecoderOptions({ decodeOnly: true, kvOutput: "present" })).toEqual({ lora: false, fused: false, kvOutput: "new", decodeOnly: true });
+  });
+
+  it("gives equivalent options one compile key", () => {
+    const config = tinyConfig();
+    expect(compileKey(config, "h", { fusedNorm: true })).toBe(compileKey(config, "h", { fused: true }));
+    expect(compileKey(config, "h", { decodeOnly: true })).toBe(compileKey(config, "h", { decodeOnly: true, kvOutput: "new" }));
+    expect(compileKey(config, "h", {})).toBe(compileKey(config, "h", { lora: false, fused: false, kvOutput: "present", decodeOnly: false }));
+  });
+});
