@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AdapterInfo } from "../ports/adapters.ts";
 import { CONFIG_FILE, LocalAdapterBlobs, MODEL_FILE, StoreAdapterCatalog, loadPeftAdapter, type BaseModelShape } from "../services/adapters/index.ts";
-import type { LoraWeights } from "../services/adapters/types.ts";
+import type { LoraWeights } from "../services/model/lora-layout.ts";
 import { openDatabase } from "../services/store/db.ts";
 
 export interface AdapterContext {

@@ -13,7 +13,7 @@
  *   will mount here, from `planes.trainer`, when they exist.
  */
 import type { Hono } from "hono";
-import type { Planes } from "../ports/index.ts";
+import { modelNotFound, type Planes } from "../ports/index.ts";
 import { createApp, type AppDeps } from "./app.ts";
 import type { ChatDeps } from "./chat/deps.ts";
 import type { ModelResolver } from "./chat/strategy.ts";
@@ -25,7 +25,7 @@ import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { loraLoadingRoutes } from "./routes/lora-loading.ts";
-import { modelNotFound, modelResolver, modelRoutes } from "./routes/models.ts";
+import { modelResolver, modelRoutes } from "./routes/models.ts";
 import { unavailableRoutes } from "./routes/unavailable.ts";
 import { usageRoutes } from "./routes/usage.ts";
 import { defaultAdapterCheck } from "./settings-check.ts";

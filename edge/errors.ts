@@ -62,15 +62,19 @@ const PLANE_ERROR_HTTP: Record<PlaneErrorKind, { status: ContentfulStatusCode; t
   plane_unavailable: { status: 503, type: "server_error", code: "plane_unavailable" },
 };
 
+/** Codes whose OpenAI error type is not their kind's (OpenAI answers an unknown model as an invalid request). */
+const OPENAI_TYPE_OF_CODE: Record<string, ErrorType> = { model_not_found: "invalid_request_error" };
+
 /** The one place a port's error becomes an HTTP error; `param` names the field when the plane named none. */
 export function planeApiError(err: PlaneError, param: string | null = null): ApiError {
   const http = PLANE_ERROR_HTTP[err.kind];
+  const code = err.code ?? http.code;
   const headers: Record<string, string> = http.retryAfter ? { "Retry-After": String(http.retryAfter) } : {};
-  return new ApiError(http.status, err.message, http.type, err.param ?? param, err.code ?? http.code, headers);
+  return new ApiError(http.status, err.message, (code && OPENAI_TYPE_OF_CODE[code]) || http.type, err.param ?? param, code, headers);
 }
 
 /** Runs a port call, naming `param` in its errors when the plane named none. */
-export async function withParam<T>(param: string, run: () => Promise<T>): Promise<T> {
+export async function withParam<T>(param: string, run: () => Promise<T> | T): Promise<T> {
   try {
     return await run();
   } catch (e) {

@@ -57,6 +57,11 @@ export class ContextLengthError extends PlaneError {
   }
 }
 
+/** The OpenAI `model` field names no model this tenant may use. */
+export function modelNotFound(model: string): PlaneError {
+  return new PlaneError("not_found", `The model '${model}' does not exist or you do not have access to it.`, { code: "model_not_found", param: "model" });
+}
+
 /** What a host answers for a port it does not run (the Workers edge before the scale-out). */
 export function planeUnavailable(plane: string): PlaneError {
   return new PlaneError("plane_unavailable", `The ${plane} plane is not available in this deployment.`, { code: "plane_unavailable" });

@@ -1,10 +1,9 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import type { AdapterCatalog, AdapterInfo, AdapterSource, Viewer } from "../../ports/adapters.ts";
-import { PlaneError } from "../../ports/errors.ts";
 import type { Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, badRequest, payloadTooLarge, planeApiError, unsupportedMediaType } from "../errors.ts";
+import { ApiError, badRequest, payloadTooLarge, unsupportedMediaType, withParam } from "../errors.ts";
 import { describe } from "../middleware/body.ts";
 import { readMultipart, type Form } from "../middleware/multipart.ts";
 
@@ -36,15 +35,6 @@ export function adapterJson(a: AdapterInfo) {
   };
 }
 
-/** Runs `run`, naming `param` in a refused adapter's HTTP error. */
-export async function translated<T>(run: () => Promise<T> | T, param: string | null = null): Promise<T> {
-  try {
-    return await run();
-  } catch (e) {
-    throw e instanceof PlaneError ? planeApiError(e, param) : e;
-  }
-}
-
 export function viewerOf(c: Context<AppEnv>): Viewer {
   return c.get("role") === "admin" ? { admin: true } : { tenantId: c.get("tenant").id };
 }
@@ -68,8 +58,8 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
       const tenantId = upload.isPublic ? null : c.get("tenant")?.id;
       if (tenantId === undefined) throw badRequest("An admin upload without a tenant must set public=true.", "public");
       if (!upload.name) throw badRequest("Missing field 'name'.", "name", "missing_field");
-      const source = await translated(upload.source, "file");
-      const info = await translated(() => catalog.upload({ tenantId, name: upload.name, source }), "file");
+      const source = await withParam("file", upload.source);
+      const info = await withParam("file", () => catalog.upload({ tenantId, name: upload.name, source }));
       return c.json(adapterJson(info), 201);
     },
   );
@@ -79,7 +69,7 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
   );
 
   app.get("/:id", describe({ summary: "One adapter.", tags }), async (c) =>
-    c.json(adapterJson(await translated(() => catalog.get(c.req.param("id"), viewerOf(c)), "id"))),
+    c.json(adapterJson(await withParam("id", () => catalog.get(c.req.param("id"), viewerOf(c))))),
   );
 
   app.delete("/:id", describe({ summary: "Delete an adapter; requests already using it finish first.", tags }), async (c) => {
@@ -91,7 +81,7 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
     const tenant = c.get("tenant");
     if (!tenant) throw badRequest("Only a tenant can set its default adapter.");
     const id = c.req.param("id");
-    await translated(() => catalog.get(id, { tenantId: tenant.id }), "id");
+    await withParam("id", () => catalog.get(id, { tenantId: tenant.id }));
     await tenants.patchSettings(tenant.id, { defaultAdapter: id });
     return c.json({ object: "tenant.default_adapter", tenant_id: tenant.id, default_adapter: id });
   });
@@ -101,7 +91,7 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
 
 /** Deletes through the catalog, then clears it as any tenant's default (the catalog does not touch tenants). */
 export async function deleteAdapter(deps: { catalog: AdapterCatalog; tenants: Pick<Tenants, "clearDefaultAdapter"> }, id: string, viewer: Viewer, param: string): Promise<AdapterInfo> {
-  const deleted = await translated(() => deps.catalog.delete(id, viewer), param);
+  const deleted = await withParam(param, () => deps.catalog.delete(id, viewer));
   await deps.tenants.clearDefaultAdapter(id);
   return deleted;
 }

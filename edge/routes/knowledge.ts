@@ -1,9 +1,8 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { PlaneError } from "../../ports/errors.ts";
 import { DOCUMENT_FORMATS, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
 import type { AppEnv } from "../env.ts";
-import { badRequest, planeApiError, unsupportedMediaType } from "../errors.ts";
+import { badRequest, unsupportedMediaType } from "../errors.ts";
 import { ingestPolicy } from "../tenant-settings.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
 import { readMultipart } from "../middleware/multipart.ts";
@@ -37,36 +36,35 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
   app.post("/documents", describe({ summary: "Upload a document (multipart `file`, or JSON {title, text, metadata}).", tags, body: JsonDocument }), async (c) => {
     const input = await readUpload(c);
     const tenant = c.get("tenant");
-    const { document, created } = await call(() => kb.upload(tenant.id, input, ingestPolicy(tenant)));
+    const { document, created } = await kb.upload(tenant.id, input, ingestPolicy(tenant));
     const status = !created ? 200 : document.status === "ready" ? 201 : 202;
     return c.json(documentView(document), status);
   });
 
   app.get("/documents", describe({ summary: "List the tenant's documents, newest first.", tags }), queryParams(ListQuery), async (c) => {
-    const data = (await call(() => kb.list(c.get("tenant").id, c.req.valid("query")))).map(documentView);
+    const data = (await kb.list(c.get("tenant").id, c.req.valid("query"))).map(documentView);
     return c.json({ object: "list", data });
   });
 
   app.get("/documents/:id", describe({ summary: "A document with its ingestion status and progress.", tags }), async (c) =>
-    c.json(documentView(await call(() => kb.get(c.get("tenant").id, c.req.param("id"))))),
+    c.json(documentView(await kb.get(c.get("tenant").id, c.req.param("id")))),
   );
 
   app.delete("/documents/:id", describe({ summary: "Delete a document and its chunks from every index.", tags }), async (c) => {
     const id = c.req.param("id");
-    await call(() => kb.delete(c.get("tenant").id, id));
+    await kb.delete(c.get("tenant").id, id);
     return c.json({ id, object: "knowledge.document.deleted", deleted: true });
   });
 
   app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid).", tags }), jsonBody(SearchBody), async (c) => {
     const { query, k, mode, filter } = c.req.valid("json");
-    const hits = await call(() =>
-      kb.search(c.get("tenant").id, { query, k, mode, filter: filter && { documentIds: filter.document_ids, metadata: filter.metadata } }),
-    );
+    const filters = filter && { documentIds: filter.document_ids, metadata: filter.metadata };
+    const hits = await kb.search(c.get("tenant").id, { query, k, mode, filter: filters });
     return c.json({ object: "list", mode, data: hits.map(hitView) });
   });
 
   app.post("/reindex", describe({ summary: "Re-embed every stored chunk into a fresh index.", tags }), async (c) => {
-    const vectors = await call(() => kb.reindex(c.get("tenant").id));
+    const vectors = await kb.reindex(c.get("tenant").id);
     return c.json({ object: "knowledge.reindex", vectors });
   });
 
@@ -103,15 +101,6 @@ function parseMetadata(raw: string): Record<string, unknown> {
   const parsed = Metadata.safeParse(value);
   if (!parsed.success) throw badRequest("`metadata` must be a JSON object of strings, numbers, booleans or nulls.", "metadata");
   return parsed.data;
-}
-
-/** Runs a knowledge-port call, turning its refusals into HTTP errors. */
-async function call<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw err instanceof PlaneError ? planeApiError(err) : err;
-  }
 }
 
 function documentView(d: KnowledgeDocument) {

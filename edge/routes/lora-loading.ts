@@ -3,9 +3,9 @@ import { z } from "zod";
 import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo } from "../../ports/adapters.ts";
 import type { Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, badRequest, notFound } from "../errors.ts";
+import { ApiError, badRequest, notFound, withParam } from "../errors.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
-import { deleteAdapter, translated } from "./adapters.ts";
+import { deleteAdapter } from "./adapters.ts";
 
 export interface LoraLoadingDeps {
   /** Reads `{ path }` uploads inside SWITCHYARD_LORA_DIR (and refuses them when it is not set). */
@@ -33,7 +33,7 @@ export function loraLoadingRoutes(deps: LoraLoadingDeps): Array<[path: string, r
     const { lora_name: name, lora_path: path } = c.req.valid("json");
     if (!deps.loadingByPath) throw loadingOff();
     if ((await publicNamed(deps, name)).length > 0) throw badRequest(`The lora adapter '${name}' has already been loaded.`, "lora_name", "adapter_exists");
-    await translated(() => deps.catalog.upload({ tenantId: null, name, source: { path } }), "lora_path");
+    await withParam("lora_path", () => deps.catalog.upload({ tenantId: null, name, source: { path } }));
     return c.text(`Success: LoRA adapter '${name}' added successfully.`);
   });
 

@@ -1,10 +1,10 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import type { AdapterCatalog, AdapterInfo } from "../../ports/adapters.ts";
-import { PlaneError } from "../../ports/errors.ts";
+import { modelNotFound } from "../../ports/errors.ts";
 import type { ResolvedPlan } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, planeApiError } from "../errors.ts";
+import { withParam } from "../errors.ts";
 import { describe } from "../middleware/body.ts";
 import { effectiveSettings } from "../tenant-settings.ts";
 import { viewerOf } from "./adapters.ts";
@@ -22,9 +22,6 @@ interface TenantLike {
   settings: Record<string, unknown>;
 }
 
-export const modelNotFound = (model: string) =>
-  new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, "invalid_request_error", "model", "model_not_found");
-
 /**
  * Reads the OpenAI `model` field for a tenant with one catalog call (`resolve`): `BASE`,
  * `BASE:ADAPTER` or `ADAPTER`; `BASE` or no model means the tenant's default adapter when one is set.
@@ -33,7 +30,7 @@ export const modelNotFound = (model: string) =>
  */
 export async function resolveModelField(model: string | undefined, tenant: TenantLike, catalog: AdapterCatalog): Promise<ResolvedPlan> {
   const defaultAdapter = effectiveSettings(tenant.settings).defaultAdapter;
-  const resolved = await asHttp(model, () => catalog.resolve(model, tenant.id, defaultAdapter));
+  const resolved = await withParam("model", () => catalog.resolve(model, tenant.id, defaultAdapter));
   if (!resolved.adapter) return { base: resolved.base };
   return { base: resolved.base, adapterId: resolved.adapter.id, adapterName: displayName(resolved.adapter) };
 }
@@ -43,15 +40,6 @@ export const modelResolver = (catalog: AdapterCatalog) => (model: string | undef
 
 /** How responses and usage name an adapter. */
 export const displayName = (a: Pick<AdapterInfo, "name" | "version">) => `${a.name}@${a.version}`;
-
-async function asHttp<T>(model: string | undefined, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (e) {
-    if (!(e instanceof PlaneError)) throw e;
-    throw e.code === "model_not_found" ? modelNotFound(model ?? "") : planeApiError(e, "model");
-  }
-}
 
 function modelJson(id: string, created: number, ownedBy: string, extra: Record<string, unknown> = {}) {
   return { id, object: "model", created, owned_by: ownedBy, ...extra };
@@ -97,7 +85,7 @@ export function modelRoutes(deps: ModelRouteDeps): Hono<AppEnv> {
     const id = c.req.param("id");
     const baseId = await deps.catalog.baseModel();
     if (id === baseId) return c.json(baseModelJson(baseId, deps));
-    const { adapter } = await asHttp(id, () => deps.catalog.resolve(id, c.get("tenant").id));
+    const { adapter } = await withParam("model", () => deps.catalog.resolve(id, c.get("tenant").id));
     if (!adapter) throw modelNotFound(id);
     return c.json(adapterModelJson(adapter, id));
   });

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { AdapterError } from "./errors.ts";
-import type { LoraWeights } from "./types.ts";
+import type { LoraWeights } from "../model/lora-layout.ts";
 
 /** How many distinct adapters one decode batch may mix, unless the node configures otherwise. */
 export const DEFAULT_MAX_ADAPTERS_PER_BATCH = 32;

@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { and, asc, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
-import { PlaneError } from "../../ports/errors.ts";
+import { modelNotFound } from "../../ports/errors.ts";
 import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo, type AdapterUpload, type ResolvedModel, type Viewer } from "../../ports/adapters.ts";
 import { adapters, type Adapter } from "../store/schema.ts";
 import type { StoreDb } from "../store/store-db.ts";
@@ -38,8 +38,6 @@ export interface AdapterCatalogOptions {
 
 const isAdmin = (viewer: Viewer): viewer is { admin: true } => "admin" in viewer;
 const notFound = (id: string) => new AdapterError("not_found", `adapter "${id}" not found`);
-const modelNotFound = (model: string) =>
-  new PlaneError("not_found", `The model '${model}' does not exist or you do not have access to it.`, { code: "model_not_found", param: "model" });
 
 export class StoreAdapterCatalog implements AdapterCatalog {
   private readonly db: StoreDb;

@@ -2,8 +2,7 @@ import { z } from "zod";
 import { HeaderLimitError, parseSafetensorsBytes, type HeaderLimits, type WeightStore } from "../model/safetensors.ts";
 import type { AdapterFiles } from "./archive.ts";
 import { AdapterError } from "./errors.ts";
-import { blockOf, LORA_TARGETS, loraModuleName, projectionShape, type LoraModelShape, type LoraTarget } from "../model/lora-layout.ts";
-import type { LoraModuleKey, LoraModuleWeights, LoraWeights } from "./types.ts";
+import { blockOf, LORA_TARGETS, type LoraModelShape, type LoraModuleKey, loraModuleName, type LoraModuleWeights, type LoraTarget, type LoraWeights, projectionShape } from "../model/lora-layout.ts";
 
 /** The base-model numbers an adapter is checked against (a structural subset of DecoderConfig). */
 export type BaseModelShape = LoraModelShape;

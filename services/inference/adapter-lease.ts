@@ -1,4 +1,4 @@
-import type { LoraWeights } from "../adapters/types.ts";
+import type { LoraWeights } from "../model/lora-layout.ts";
 
 /**
  * What the engine holds while a sequence uses an adapter: its weights, resident until `release`.

@@ -3,7 +3,7 @@
  * sequences) and text into GenerateEvents, and decides when the sequence is finished.
  */
 import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../ports/index.ts";
-import type { LoraWeights } from "../adapters/types.ts";
+import type { LoraWeights } from "../model/lora-layout.ts";
 import type { AdapterLease } from "./adapter-lease.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";

@@ -4,9 +4,8 @@
  * the stacked tensors are kept between steps; `buildLoraTensors` stacks a list of adapters afresh.
  */
 import * as ort from "onnxruntime-node";
-import type { LoraModuleKey, LoraWeights } from "../adapters/types.ts";
+import { LORA_TARGETS, loraInputName, type LoraModuleKey, type LoraWeights, projectionShape } from "../model/lora-layout.ts";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGETS, loraInputName, projectionShape } from "../model/lora-layout.ts";
 
 /** Marks a row without an adapter in `LoraFeeds.slots`. */
 export const NO_ADAPTER = -1;

@@ -7,7 +7,7 @@
  * move in and out in place between steps. A sequence whose consumer stops taking its events is
  * parked: its cache row leaves the batch (it keeps its batch slot) until the consumer catches up.
  */
-import type { LoraWeights } from "../adapters/types.ts";
+import type { LoraWeights } from "../model/lora-layout.ts";
 import type { DecoderRunner } from "./decoder-runner.ts";
 import { EngineClosedError, EngineOverloadedError } from "./errors.ts";
 import { BatchCache, type CacheShape } from "./kv-cache.ts";

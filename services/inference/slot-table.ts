@@ -14,9 +14,8 @@
  */
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
-import { LORA_TARGETS, loraInputName, projectionShape } from "../model/lora-layout.ts";
+import { LORA_TARGETS, loraInputName, type LoraModuleKey, type LoraWeights, projectionShape } from "../model/lora-layout.ts";
 import { NO_ADAPTER } from "./lora-feeds.ts";
-import type { LoraModuleKey, LoraWeights } from "../adapters/types.ts";
 
 type SlotShape = Pick<DecoderConfig, "numLayers" | "hiddenSize" | "intermediateSize" | "numHeads" | "numKvHeads" | "headDim">;
 

@@ -17,7 +17,7 @@ function sourcesUnder(folder: string): SourceFile[] {
 describe("dependency rules", () => {
   const files = ["edge", "services", "ports"].flatMap(sourcesUnder);
 
-  it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/; ports/ only ports/", () => {
+  it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/, and its modules one way; ports/ only ports/", () => {
     expect(files.filter((f) => f.path.startsWith("edge/")).length).toBeGreaterThan(20);
     expect(checkImports(files)).toEqual([]);
   });
@@ -39,6 +39,7 @@ describe("dependency rules", () => {
         ].join("\n"),
       },
       { path: "services/store/bad.ts", source: `import type { AppEnv } from "../../edge/env.ts";\nimport { x } from "../../hosts/node/config.ts";` },
+      { path: "services/inference/bad.ts", source: `import type { AdapterCache } from "../adapters/cache.ts";\nimport { openWeights } from "../model/safetensors.ts";` },
       { path: "ports/bad.ts", source: `import { z } from "zod";\nimport type { Tenant } from "../services/store/schema.ts";` },
     ];
     expect(checkImports(bad).map((v) => `${v.file} -> ${v.specifier}`)).toEqual([
@@ -51,6 +52,7 @@ describe("dependency rules", () => {
       "edge/routes/bad.ts -> @hono/node-server",
       "services/store/bad.ts -> ../../edge/env.ts",
       "services/store/bad.ts -> ../../hosts/node/config.ts",
+      "services/inference/bad.ts -> ../adapters/cache.ts",
       "ports/bad.ts -> zod",
       "ports/bad.ts -> ../services/store/schema.ts",
     ]);

@@ -6,9 +6,19 @@ import { posix } from "node:path";
  * `import`/`export ... from`, side-effect `import "x"`, dynamic `import("x")` with a literal, and
  * `/// <reference types="x" />`):
  * - edge/ imports only edge/, ports/ and the runtime-agnostic packages below: no Node built-ins, no services/, no hosts/;
- * - services/ never imports edge/ or hosts/;
+ * - services/ never imports edge/ or hosts/, and its modules depend one way (SERVICE_LAYERS);
  * - ports/ imports only ports/.
  */
+
+/** The services/ modules each services/ module may import: model math at the bottom, the adapter plane over inference. */
+export const SERVICE_LAYERS: Readonly<Record<string, readonly string[]>> = {
+  store: [],
+  model: [],
+  evaluation: [],
+  inference: ["model"],
+  retrieval: ["model", "store"],
+  adapters: ["inference", "model", "store"],
+};
 
 /** The packages edge/ may import: web-standard, running unchanged on Node and Workers. */
 export const EDGE_PACKAGES: readonly string[] = ["hono", "zod"];
@@ -62,7 +72,7 @@ function ruleBroken(file: string, specifier: string): string | undefined {
     if (isBuiltin(specifier)) return "edge/ imports no Node built-in";
     return EDGE_PACKAGES.includes(packageName(specifier)) ? undefined : `edge/ imports only the packages ${EDGE_PACKAGES.join(", ")}`;
   }
-  if (from === "services") return to === "edge" || to === "hosts" ? `services/ never imports ${to}/` : undefined;
+  if (from === "services") return to === "edge" || to === "hosts" ? `services/ never imports ${to}/` : relative ? serviceLayerBroken(file, specifier) : undefined;
   if (from === "ports") return to === "ports" ? undefined : "ports/ imports only ports/";
   return undefined;
 }
@@ -75,4 +85,11 @@ export function checkImports(files: SourceFile[]): Violation[] {
       return rule ? [{ file: f.path, specifier, rule }] : [];
     }),
   );
+}
+
+function serviceLayerBroken(file: string, specifier: string): string | undefined {
+  const from = file.split("/")[1]!;
+  const target = posix.normalize(posix.join(posix.dirname(file), specifier)).split("/");
+  if (target[0] !== "services" || target[1] === from || target.length < 3) return undefined;
+  return SERVICE_LAYERS[from]?.includes(target[1]!) ? undefined : `services/${from} imports services/${(SERVICE_LAYERS[from] ?? []).join(", services/") || "nothing else"}, not services/${target[1]}`;
 }

@@ -1,7 +1,6 @@
 /** Random tiny Llama-family models built in memory for the engine tests. */
-import type { LoraModuleKey, LoraWeights } from "../../services/adapters/types.ts";
+import { type LoraModuleKey, loraModuleName, type LoraTarget, type LoraWeights, projectionShape } from "../../services/model/lora-layout.ts";
 import type { DecoderConfig } from "../../services/model/config.ts";
-import { loraModuleName, projectionShape, type LoraTarget } from "../../services/model/lora-layout.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
 
 export class MemoryWeights {

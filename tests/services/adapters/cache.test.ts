@@ -2,7 +2,7 @@ import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { AdapterCache } from "../../../services/adapters/cache.ts";
 import { AdapterError } from "../../../services/adapters/errors.ts";
-import type { LoraWeights } from "../../../services/adapters/types.ts";
+import type { LoraWeights } from "../../../services/model/lora-layout.ts";
 
 /** A fake adapter of `bytes` bytes; the loader counts calls and can be held open. */
 function fakeLoader(sizes: Record<string, number>) {

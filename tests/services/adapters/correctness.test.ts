@@ -13,7 +13,7 @@ import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { createAdapterService } from "../../../services/adapters/index.ts";
 import { randomPeftAdapter } from "../../../services/adapters/synthetic.ts";
-import type { LoraWeights } from "../../../services/adapters/types.ts";
+import type { LoraWeights } from "../../../services/model/lora-layout.ts";
 import { DecoderRunner } from "../../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../../services/inference/kv-cache.ts";
 import { buildLoraTensors, NO_ADAPTER } from "../../../services/inference/lora-feeds.ts";

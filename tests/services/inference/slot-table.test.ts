@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapter } from "../../../services/adapters/peft.ts";
 import { LoraSlotTable } from "../../../services/inference/slot-table.ts";
 import { randomPeftAdapter, type RandomAdapterOptions } from "../../../services/adapters/synthetic.ts";
-import type { LoraWeights } from "../../../services/adapters/types.ts";
+import type { LoraWeights } from "../../../services/model/lora-layout.ts";
 import { DecoderRunner } from "../../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../../services/inference/kv-cache.ts";
 import { buildLoraTensors, NO_ADAPTER } from "../../../services/inference/lora-feeds.ts";
