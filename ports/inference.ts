@@ -59,7 +59,7 @@ export interface GenerateRequest {
   params: SamplingParams;
   /** Adapter id resolved by the edge for the caller's tenant, if any. */
   adapter?: string;
-  /** Aborting it cancels the generation; the stream then ends. */
+  /** Aborting it cancels the generation: the stream stops early and its iterator throws the abort reason. */
   signal?: AbortSignal;
   /**
    * Also score the prompt: one `prompt` event, before any text, gives each prompt token's logprob
@@ -94,8 +94,9 @@ export interface Inference {
   /** Renders and tokenizes a prompt once per candidate tried, in one call. */
   encode(request: EncodeRequest): Promise<EncodedPrompt>;
   /**
-   * Streams one generation. Errors (PlaneError: invalid_request, context_length, overloaded,
-   * unavailable; adapter kinds not_found/busy) are raised by the first `next()`, before any event.
+   * Streams one generation: `prompt` (when asked), `text` events, then one `done`. Refusals (PlaneError:
+   * invalid_request, context_length, overloaded, unavailable; adapter kinds not_found/busy) come before
+   * any event, thrown by `generate` itself or by the first `next()`: callers treat both alike.
    */
   generate(request: GenerateRequest): AsyncIterable<GenerateEvent>;
   close(): Promise<void>;

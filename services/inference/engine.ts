@@ -6,9 +6,6 @@
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo, PromptSource } from "../../ports/inference.ts";
-import { LoraSlotTable } from "./slot-table.ts";
-import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
-export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
@@ -20,6 +17,10 @@ import type { LoraSlots } from "./lora-feeds.ts";
 import { ContextOverflowError, InvalidGenerateRequestError } from "./errors.ts";
 import { Generation } from "./generation.ts";
 import { Scheduler, type SchedulerStats } from "./scheduler.ts";
+import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
+import { LoraSlotTable } from "./slot-table.ts";
+
+export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
 
 export interface EngineOptions {
   /** A local Hugging Face model folder (resolve repo ids first with services/model/resolve.ts). */
