@@ -73,11 +73,11 @@ export function planeApiError(err: PlaneError, param: string | null = null): Api
   return new ApiError(http.status, err.message, (code && OPENAI_TYPE_OF_CODE[code]) || http.type, err.param ?? param, code, headers);
 }
 
-/** Runs a port call, naming `param` in its errors when the plane named none. */
+/** Runs a port call, turning its refusals into HTTP errors that name `param` when the plane named none. */
 export async function withParam<T>(param: string, run: () => Promise<T> | T): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    throw e instanceof PlaneError && e.param === null ? planeApiError(e, param) : e;
+    throw e instanceof PlaneError ? planeApiError(e, param) : e;
   }
 }

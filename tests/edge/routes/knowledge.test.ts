@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { knowledgeRoutes } from "../../../edge/routes/knowledge.ts";
 import type { AppEnv } from "../../../edge/env.ts";
 import { ApiError } from "../../../edge/errors.ts";
+import { onError } from "../../../edge/middleware/errors.ts";
 import { tenants } from "../../../services/store/schema.ts";
 import { eq } from "drizzle-orm";
 import { addTenant, gatedEmbedder, openTestKb, type TestKb } from "../../services/retrieval/helpers.ts";
@@ -11,7 +12,7 @@ import { buildPdf } from "../../services/retrieval/pdf.ts";
 let t: TestKb;
 let app: Hono<AppEnv>;
 
-/** The knowledge routes behind a stand-in for the auth middleware (tenant from `x-tenant`) and error renderer. */
+/** The knowledge routes behind a stand-in for the auth middleware (tenant from `x-tenant`) and the edge's error renderer. */
 function buildApp(ctx: TestKb): Hono<AppEnv> {
   const root = new Hono<AppEnv>();
   root.use(async (c, next) => {
@@ -20,10 +21,7 @@ function buildApp(ctx: TestKb): Hono<AppEnv> {
     c.set("tenant", tenant);
     await next();
   });
-  root.onError((err, c) => {
-    if (err instanceof ApiError) return c.json(err.toBody(), err.status);
-    return c.json({ error: { message: String(err) } }, 500);
-  });
+  root.onError(onError);
   root.route("/v1/knowledge", knowledgeRoutes(ctx.kb));
   return root;
 }
