@@ -141,6 +141,11 @@ export const BACKWARD_RULES: Readonly<Record<string, BackwardRule>> = {
   MatMul: (g, n, [dy], needs) => {
     const [a, b] = n.inputs as Value[];
     if (a.shape?.length === 1 || b.shape?.length === 1) throw new Error("backward: MatMul of a 1-D operand is not supported");
+    if (b.shape?.length === 2) {
+      // a weight [K, N]: da = dy·bᵀ has a's shape already; db = (a as [rows, K])ᵀ·(dy as [rows, N]), one 2-D product
+      const rows = (v: Value, axis: number) => g.op1("Reshape", [v, g.concat([g.constInt64([-1]), g.slice(shape(g, b), [axis], [axis + 1], [0])], 0)]);
+      return [when(needs[0], () => g.matmul(dy, g.transpose(b, [1, 0]))), when(needs[1], () => g.matmul(g.transpose(rows(a, 0), [1, 0]), rows(dy, 1)))];
+    }
     return [when(needs[0], () => sumTo(g, g.matmul(dy, transposeLast(g, b)), a)), when(needs[1], () => sumTo(g, g.matmul(transposeLast(g, a), dy), b))];
   },
   // y = Σ_axes x: dx = dy broadcast back over the reduced axes

@@ -9,6 +9,10 @@
  *   - directional derivative along a random direction: |⟨g, d⟩ − FD| / |FD| < 1e-3;
  *   - single elements (the largest |g| and 3 random ones): |g − FD| / max(|FD|, floor) < 1e-3,
  *     floor = 1e-2 · max |g| of the tensor (smaller elements are compared at the floor's scale).
+ * Measured: worst relative errors ≈ 1e-5 (float32 analytic vs float64 FD), two orders below the tolerance.
+ * Mutation tried: the Softmax rule without its Σ dy·y term fails both models here (lora.0.q_proj.a,
+ * directional error 6.9 and 0.32); tests/services/model/graph/backward-rules.test.ts keeps such
+ * mutations as tests ("the checks can fail").
  */
 import { describe, expect, it } from "vitest";
 import type { DecoderConfig } from "../../../../services/model/config.ts";
