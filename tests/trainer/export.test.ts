@@ -21,7 +21,7 @@ import { buildTrainingGraph } from "../../services/model/llama/training-graph.ts
 import type { LoraWeights } from "../../services/model/lora-layout.ts";
 import { parseSafetensorsBytes } from "../../services/model/safetensors.ts";
 import { exportPeftAdapter, PEFT_CONFIG_FILE, PEFT_MODEL_FILE, peftConfig, writePeftFolder } from "../../trainer/export.ts";
-import { initLoraParams, type LoraParams, type LoraSpec, parameters, toGraphWeights, trainingFeeds } from "../../trainer/lora-params.ts";
+import { fromGraphWeights, initLoraParams, type LoraParams, type LoraSpec, parameters, toGraphWeights, trainingFeeds } from "../../trainer/lora-params.ts";
 import { argmax, expectClose, expectDifferent } from "../helpers/compare.ts";
 import { params as sampling } from "../helpers/generate.ts";
 import { findModel } from "../helpers/model-path.ts";
@@ -77,7 +77,13 @@ describe("PEFT export -> upload path -> serving engine (stories260k)", () => {
     const upload = await readAdapterUpload({ config: files.config, model: files.model, modelFileName: PEFT_MODEL_FILE }, rules);
     expect(upload.summary).toEqual({ rank: spec.rank, alpha: spec.alpha, targetModules: SPEC.targets });
     const want = toGraphWeights(params, "trained");
-    expectSameWeights(loadPeftAdapter("trained", upload.files, config, rules.limits), want);
+    const loaded = loadPeftAdapter("trained", upload.files, config, rules.limits);
+    expectSameWeights(loaded, want);
+    // ...and back to the trainer's layout (continuing from an uploaded adapter): A exact, B up to s·B's rounding.
+    fromGraphWeights(loaded, config, spec).modules.forEach((m, k) => {
+      expect(m.a).toEqual(params.modules[k]!.a);
+      expectClose(m.b, params.modules[k]!.b, 1e-7, `${m.key} B`);
+    });
 
     const name = spec.useRslora ? "rslora" : "plain";
     const paths = await writePeftFolder(join(rules.loraDir!, name), files);

@@ -10,7 +10,8 @@
  *
  * Parameters, moments and gradients are float32 (as torch keeps them for float32 parameters); each
  * element's update is computed in float64. The state (step and moments) is plain data, and
- * `encodeAdamWState` / `decodeAdamWState` turn it into safetensors bytes for a checkpoint.
+ * `encodeAdamWState` / `decodeAdamWState` turn it into safetensors bytes for a checkpoint
+ * (`new AdamW(sizes, options, state)` resumes).
  */
 import { parseSafetensorsBytes, writeSafetensors, type TensorToWrite } from "../../services/model/safetensors.ts";
 
@@ -96,24 +97,29 @@ function checkState(state: AdamWState, sizes: readonly number[]): AdamWState {
   return { step: state.step, m: state.m.map((a) => a.slice()), v: state.v.map((a) => a.slice()) };
 }
 
-/** The state as safetensors: tensors `m.{i}` and `v.{i}`, the step and hyperparameters in the metadata. */
-export function encodeAdamWState(state: AdamWState, hyper: AdamWHyper): Uint8Array {
+/** The optimizer's state as safetensors: tensors `m.{i}` and `v.{i}`; step and hyperparameters in the metadata. */
+export function encodeAdamWState(optimizer: AdamW): Uint8Array {
+  const state = optimizer.exportState();
+  const { beta1, beta2, eps, weightDecay } = optimizer.hyper;
   const tensors: Record<string, TensorToWrite> = {};
   state.m.forEach((m, i) => {
     tensors[`m.${i}`] = { dtype: "F32", shape: [m.length], data: m };
     tensors[`v.${i}`] = { dtype: "F32", shape: [m.length], data: state.v[i]! };
   });
-  return writeSafetensors(tensors, { format: "switchyard.adamw", step: String(state.step), count: String(state.m.length), hyper: JSON.stringify(hyper) });
+  const options: AdamWOptions = { betas: [beta1, beta2], eps, weightDecay };
+  return writeSafetensors(tensors, { format: "switchyard.adamw", step: String(state.step), count: String(state.m.length), options: JSON.stringify(options) });
 }
 
-export function decodeAdamWState(bytes: Uint8Array): { state: AdamWState; hyper: AdamWHyper } {
+/** What `new AdamW(sizes, options, state)` resumes from. */
+export function decodeAdamWState(bytes: Uint8Array): { state: AdamWState; options: AdamWOptions } {
+  const meta = safetensorsMetadata(bytes);
+  if (meta.format !== "switchyard.adamw") throw new Error("not an AdamW state (metadata format)");
+  const count = Number(meta.count);
   const store = parseSafetensorsBytes(bytes, "optimizer state");
   try {
-    const meta = safetensorsMetadata(bytes);
-    if (meta.format !== "switchyard.adamw") throw new Error("not an AdamW state (metadata format)");
-    const count = Number(meta.count);
     const read = (part: "m" | "v") => Array.from({ length: count }, (_, i) => store.getF32(`${part}.${i}`));
-    return { state: { step: Number(meta.step), m: read("m"), v: read("v") }, hyper: JSON.parse(meta.hyper ?? "{}") as AdamWHyper };
+    const { betas, eps, weightDecay } = JSON.parse(meta.options ?? "{}") as AdamWOptions;
+    return { state: { step: Number(meta.step), m: read("m"), v: read("v") }, options: { betas, eps, weightDecay } };
   } finally {
     store.close();
   }
