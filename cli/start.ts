@@ -12,6 +12,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   logLevel: { value: "LEVEL", text: "trace, debug, info, warn, error, fatal or silent" },
   maxJsonBody: { value: "SIZE", text: "largest JSON request body (1048576, 512kb, 64mb)" },
   maxUploadBody: { value: "SIZE", text: "largest upload body (documents, adapter archives)" },
+  maxTrainingFileLines: { value: "N", text: "most lines in one uploaded training file (JSONL)" },
   requestsPerMinute: { value: "N", text: "default per-tenant requests per minute (0: unlimited)" },
   shutdownTimeoutMs: { value: "MS", text: "how long a shutdown waits for in-flight requests" },
   streamStallTimeoutMs: { value: "MS", text: "how long a streaming client may take no data before its generation is cancelled (0: never)" },

@@ -9,6 +9,7 @@
  * - usage: /usage
  * - adapters: /models, /adapters, /admin/adapters (admin), /load_lora_adapter and /unload_lora_adapter (admin, vLLM's)
  * - knowledge: /knowledge
+ * - files: /files (OpenAI's Files API; training data for fine-tuning)
  * - trainer: not mounted yet; its routes (OpenAI's fine-tuning API over the `Trainer` port, /fine_tuning/jobs)
  *   will mount here, from `planes.trainer`, when they exist.
  */
@@ -23,6 +24,7 @@ import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
+import { fileRoutes } from "./routes/files.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
@@ -67,6 +69,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
       ["/models", mount("adapters", catalog, (c) => modelRoutes({ catalog: c, baseRoot: options.baseRoot }))],
       ["/adapters", adapterAdmin],
       ["/knowledge", mount("knowledge", planes.knowledge, knowledgeRoutes)],
+      ["/files", mount("files", planes.files, fileRoutes)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
     adminEndpoints: loraLoading,

@@ -5,6 +5,7 @@
  */
 import type { AdapterCatalog } from "./adapters.ts";
 import type { Evaluation } from "./evaluation.ts";
+import type { Files } from "./files.ts";
 import type { Inference } from "./inference.ts";
 import type { Knowledge } from "./knowledge.ts";
 import type { ApiKeys, Tenants } from "./tenants.ts";
@@ -14,6 +15,7 @@ import type { Usage } from "./usage.ts";
 export * from "./adapters.ts";
 export * from "./errors.ts";
 export * from "./evaluation.ts";
+export * from "./files.ts";
 export * from "./inference.ts";
 export * from "./knowledge.ts";
 export * from "./tenants.ts";
@@ -28,6 +30,8 @@ export interface Planes {
   knowledge?: Knowledge;
   adapters?: AdapterCatalog;
   usage?: Usage;
+  /** Uploaded files (training data), OpenAI's Files API. */
+  files?: Files;
   trainer?: Trainer;
   /** Scores answers against a reference (compare); pure TypeScript, so every host may run it in process. */
   evaluation?: Evaluation;

@@ -22,6 +22,8 @@ export const ConfigSchema = z.object({
   maxJsonBody: byteSize.default(1024 * 1024),
   /** Largest upload body (documents, adapter archives). */
   maxUploadBody: byteSize.default(64 * 1024 * 1024),
+  /** Most lines one uploaded training file (JSONL) may have; its bytes are capped by maxUploadBody. */
+  maxTrainingFileLines: z.coerce.number().int().min(1).default(100_000),
   /** Default per-tenant request rate, per minute (0 = unlimited); admins may override per tenant. */
   requestsPerMinute: z.coerce.number().int().min(0).default(600),
   /** How long a shutdown waits for in-flight requests. */
@@ -66,6 +68,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   logLevel: { env: "SWITCHYARD_LOG_LEVEL", flag: "--log-level" },
   maxJsonBody: { env: "SWITCHYARD_MAX_JSON_BODY", flag: "--max-json-body" },
   maxUploadBody: { env: "SWITCHYARD_MAX_UPLOAD_BODY", flag: "--max-upload-body" },
+  maxTrainingFileLines: { env: "SWITCHYARD_MAX_TRAINING_FILE_LINES", flag: "--max-training-file-lines" },
   requestsPerMinute: { env: "SWITCHYARD_REQUESTS_PER_MINUTE", flag: "--requests-per-minute" },
   shutdownTimeoutMs: { env: "SWITCHYARD_SHUTDOWN_TIMEOUT_MS", flag: "--shutdown-timeout-ms" },
   streamStallTimeoutMs: { env: "SWITCHYARD_STREAM_STALL_TIMEOUT_MS", flag: "--stream-stall-timeout-ms" },

@@ -5,6 +5,7 @@ import type { Log } from "../../edge/env.ts";
 import type { Planes } from "../../ports/index.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
+import { createFileService } from "../../services/files/index.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
 import { resolveModel } from "../../services/model/resolve.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
@@ -27,7 +28,7 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * catalog, cache and leases, the knowledge base and usage accounting, over the node's SQLite database.
+ * catalog, cache and leases, the knowledge base, uploaded files and usage accounting, over the node's SQLite database.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveModel(config.model, {
@@ -61,10 +62,16 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     int8: config.embeddingInt8,
     parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
   });
+  const files = await createFileService({
+    db: database.db,
+    dataDir,
+    tokenizer: engine,
+    limits: { maxBytes: config.maxUploadBody, maxLines: config.maxTrainingFileLines },
+  });
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
   return {
-    planes: { inference: engine, adapters: adapters.catalog, knowledge, usage: new UsageStore(database.db), evaluation: inProcessEvaluation },
+    planes: { inference: engine, adapters: adapters.catalog, knowledge, usage: new UsageStore(database.db), files, evaluation: inProcessEvaluation },
     loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,

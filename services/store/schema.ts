@@ -103,6 +103,24 @@ export const chunks = sqliteTable(
   (t) => [index("chunks_document_idx").on(t.documentId), index("chunks_tenant_idx").on(t.tenantId)],
 );
 
+/** Uploaded files (OpenAI's Files API): the row is the metadata, the bytes are on disk (services/files/blob-store.ts). */
+export const files = sqliteTable(
+  "files",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    filename: text("filename").notNull(),
+    purpose: text("purpose", { enum: ["fine-tune"] }).notNull(),
+    bytes: integer("bytes").notNull(),
+    sha256: text("sha256").notNull(),
+    /** Training data: how many examples and tokens (after the chat template) validation counted. */
+    examples: integer("examples").notNull(),
+    tokens: integer("tokens").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("files_tenant_created_idx").on(t.tenantId, t.createdAt, t.id)],
+);
+
 export const fineTuneJobs = sqliteTable(
   "fine_tune_jobs",
   {
@@ -154,3 +172,4 @@ export type ApiKey = typeof apiKeys.$inferSelect;
 export type Adapter = typeof adapters.$inferSelect;
 export type DocumentRow = typeof documents.$inferSelect;
 export type ChunkRow = typeof chunks.$inferSelect;
+export type FileRow = typeof files.$inferSelect;

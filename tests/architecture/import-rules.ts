@@ -18,6 +18,7 @@ export const SERVICE_LAYERS: Readonly<Record<string, readonly string[]>> = {
   inference: ["model"],
   retrieval: ["model", "store"],
   adapters: ["inference", "model", "store"],
+  files: ["store"],
 };
 
 /** The packages edge/ may import: web-standard, running unchanged on Node and Workers. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, tenantWithKey } from "./helpers.ts";
 
-/** The planes Workers does not run yet (inference, adapters, knowledge): one request per route group. */
+/** The planes Workers does not run yet (inference, adapters, knowledge, files): one request per route group. */
 const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: unknown]> = [
   ["POST", "/v1/chat/completions", "inference", { messages: [{ role: "user", content: "Hi" }] }],
   ["POST", "/v1/completions", "inference", { prompt: "Hi" }],
@@ -11,6 +11,8 @@ const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: un
   ["GET", "/v1/adapters", "adapters"],
   ["POST", "/v1/knowledge/search", "knowledge", { query: "fox" }],
   ["GET", "/v1/knowledge/documents", "knowledge"],
+  ["GET", "/v1/files", "files"],
+  ["GET", "/v1/files/file_x/content", "files"],
 ];
 
 describe("planes Workers does not run", () => {
