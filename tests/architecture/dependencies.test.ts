@@ -15,7 +15,7 @@ function sourcesUnder(folder: string): SourceFile[] {
 }
 
 describe("dependency rules", () => {
-  const files = ["edge", "services", "ports"].flatMap(sourcesUnder);
+  const files = ["edge", "services", "ports", "trainer"].flatMap(sourcesUnder);
 
   it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/, and its modules one way; ports/ only ports/", () => {
     expect(files.filter((f) => f.path.startsWith("edge/")).length).toBeGreaterThan(20);
@@ -39,6 +39,7 @@ describe("dependency rules", () => {
         ].join("\n"),
       },
       { path: "services/store/bad.ts", source: `import type { AppEnv } from "../../edge/env.ts";\nimport { x } from "../../hosts/node/config.ts";` },
+      { path: "trainer/bad.ts", source: `import { createEdge } from "../edge/edge.ts";` },
       { path: "services/inference/bad.ts", source: `import type { AdapterCache } from "../adapters/cache.ts";\nimport { openWeights } from "../model/safetensors.ts";` },
       { path: "ports/bad.ts", source: `import { z } from "zod";\nimport type { Tenant } from "../services/store/schema.ts";` },
     ];
@@ -52,6 +53,7 @@ describe("dependency rules", () => {
       "edge/routes/bad.ts -> @hono/node-server",
       "services/store/bad.ts -> ../../edge/env.ts",
       "services/store/bad.ts -> ../../hosts/node/config.ts",
+      "trainer/bad.ts -> ../edge/edge.ts",
       "services/inference/bad.ts -> ../adapters/cache.ts",
       "ports/bad.ts -> zod",
       "ports/bad.ts -> ../services/store/schema.ts",

@@ -6,7 +6,8 @@ import { posix } from "node:path";
  * `import`/`export ... from`, side-effect `import "x"`, dynamic `import("x")` with a literal, and
  * `/// <reference types="x" />`):
  * - edge/ imports only edge/, ports/ and the runtime-agnostic packages below: no Node built-ins, no services/, no hosts/;
- * - services/ never imports edge/ or hosts/, and its modules depend one way (SERVICE_LAYERS);
+ * - services/ never imports edge/, hosts/ or trainer/, and its modules depend one way (SERVICE_LAYERS);
+ * - trainer/ never imports edge/ or hosts/;
  * - ports/ imports only ports/.
  */
 
@@ -73,7 +74,8 @@ function ruleBroken(file: string, specifier: string): string | undefined {
     if (isBuiltin(specifier)) return "edge/ imports no Node built-in";
     return EDGE_PACKAGES.includes(packageName(specifier)) ? undefined : `edge/ imports only the packages ${EDGE_PACKAGES.join(", ")}`;
   }
-  if (from === "services") return to === "edge" || to === "hosts" ? `services/ never imports ${to}/` : relative ? serviceLayerBroken(file, specifier) : undefined;
+  if (from === "services") return to === "edge" || to === "hosts" || to === "trainer" ? `services/ never imports ${to}/` : relative ? serviceLayerBroken(file, specifier) : undefined;
+  if (from === "trainer") return to === "edge" || to === "hosts" ? `trainer/ never imports ${to}/` : undefined;
   if (from === "ports") return to === "ports" ? undefined : "ports/ imports only ports/";
   return undefined;
 }
