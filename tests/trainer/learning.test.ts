@@ -8,7 +8,8 @@
  *     stories260k never learned its EOS token (llama2.c's TinyStories separates stories with BOS, so
  *     the tied EOS row is untrained) and a rank-8 adapter does not lift it in 100 steps. The EOS target
  *     is most of the remaining loss (token accuracy ≈ 0.92 = every answer token right, EOS wrong);
- *   - same seed -> identical adapter bytes; another seed -> different bytes; progress and cancellation.
+ *   - same seed -> identical adapter bytes; another seed -> different bytes; progress and cancellation;
+ *   - early stopping keeps the best checkpoint; without a validation file 10% is held out.
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -21,6 +22,7 @@ import { parseTrainingData, type TrainingExample } from "../../services/files/tr
 import { createEngine, unpinnedAdapters } from "../../services/inference/engine.ts";
 import { loadChatTemplate } from "../../services/model/chat-template.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
+import { parseSafetensorsBytes } from "../../services/model/safetensors.ts";
 import { PEFT_MODEL_FILE } from "../../trainer/export.ts";
 import { trainLora, type TrainProgress, type TrainRequest } from "../../trainer/train.ts";
 import { collect, params as sampling } from "../helpers/generate.ts";
@@ -119,5 +121,55 @@ describe("trainLora on stories260k", () => {
     const stopped = await trainLora(request({ maxSteps: 50 }, 7), { shouldStop: () => ++calls > 2 });
     expect(stopped.steps).toBe(2);
     expect(stopped.cancelled).toBe(true);
+  }, 60_000);
+});
+
+describe("trainLora early stopping and the held-out split (stories260k)", () => {
+  let cacheDir: string;
+  let examples: TrainingExample[];
+  beforeAll(async () => {
+    cacheDir = await mkdtemp(join(tmpdir(), "sy-train-stop-"));
+    examples = parseTrainingData(readFileSync(FIXTURE, "utf8")).examples;
+  });
+  afterAll(async () => rm(cacheDir, { recursive: true, force: true }));
+  const run = async (validation: TrainingExample[] | undefined, learningRate: number, evalEvery: number, warmupRatio: number, seed: number) => {
+    const progress: TrainProgress[] = [];
+    const result = await trainLora(
+      { modelDir: findModel("stories260k"), training: examples, validation, seed, cacheDir, threads: 2, hyperparameters: { learningRate, maxSteps: 100, epochs: 100, batchSize: 4, evalEvery, patience: 2, warmupRatio } },
+      { onStep: (p) => void progress.push(p) },
+    );
+    const evaluated = progress.filter((p) => p.validLoss !== undefined);
+    expect(result.stoppedEarly).toBe(true);
+    expect(result.steps).toBeLessThan(100);
+    expect(evaluated.at(-1)!.step).toBe(result.steps);
+    // The `patience` evaluations after the best one did not improve on it, and training stopped right there.
+    const after = evaluated.filter((p) => p.step > result.bestStep);
+    expect(after).toHaveLength(2);
+    for (const p of after) expect(p.validLoss!).toBeGreaterThanOrEqual(result.bestValidLoss);
+    console.log(`early stop (lr ${learningRate}): ${result.steps} steps, best step ${result.bestStep}, valid ${result.baseValidLoss.toFixed(3)} -> ${result.bestValidLoss.toFixed(3)}; after: ${after.map((p) => p.validLoss!.toFixed(3)).join(", ")}`);
+    return { result, evaluated };
+  };
+
+  it("stops after `patience` evaluations without improvement and exports the best checkpoint", async () => {
+    // lr 3e-2 (3x the one that learns) with 5 warmup steps improves at first, then overshoots.
+    const { result, evaluated } = await run(examples, 3e-2, 5, 0.05, 1);
+    expect(result.bestStep).toBeGreaterThan(0);
+    expect(evaluated.find((p) => p.step === result.bestStep)!.validLoss).toBe(result.bestValidLoss);
+    expect(result.bestValidLoss).toBeLessThan(result.baseValidLoss);
+  }, 60_000);
+
+  it("holds out 10% without a validation file; when training never beats the base, the identity adapter (B = 0) is exported", async () => {
+    // The held-out chat is a fact never trained on, and lr 5e-2 overshoots: no evaluation beats step 0.
+    const { result } = await run(undefined, 5e-2, 2, 0, 3);
+    expect(result.bestStep).toBe(0);
+    expect(result.bestValidLoss).toBe(result.baseValidLoss);
+    const store = parseSafetensorsBytes(result.adapter.model);
+    try {
+      const bs = store.names().filter((n) => n.endsWith("lora_B.weight"));
+      expect(bs.length).toBeGreaterThan(0);
+      for (const n of bs) expect(store.getF32(n).every((v) => v === 0), n).toBe(true);
+    } finally {
+      store.close();
+    }
   }, 60_000);
 });
