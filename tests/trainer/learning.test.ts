@@ -99,7 +99,9 @@ describe("trainLora on stories260k", () => {
 
   it("is deterministic for a seed (identical adapter bytes), differs across seeds, and cancels within one step", async () => {
     const short = { maxSteps: 4, evalEvery: 2 };
-    const [a, b, c] = [await trainLora(request(short, 7)), await trainLora(request(short, 7)), await trainLora(request(short, 8))];
+    // Micro-batches of 2 under batches of 4: the accumulation path of the loop.
+    const accumulated = (seed: number) => trainLora({ ...request(short, seed), microBatchSize: 2 });
+    const [a, b, c] = [await accumulated(7), await accumulated(7), await accumulated(8)];
     expect(a.steps).toBe(4);
     expect(Buffer.from(a.adapter.model).equals(Buffer.from(b.adapter.model))).toBe(true);
     expect(Buffer.from(a.adapter.config).equals(Buffer.from(b.adapter.config))).toBe(true);
