@@ -1,0 +1,76 @@
+/**
+ * Trainer benchmark on stories260k: LoRA r=8 on every linear layer, sequence length 256, batch 8
+ * (one micro-batch): training tokens/s of full optimizer steps (forward + backward in one
+ * onnxruntime session, gradient pull-back, clipping, AdamW) after warmup steps, and peak RSS.
+ * Run: `npx tsx bench/trainer.ts` (or `npm run bench -- trainer`); writes bench-results/trainer.json.
+ * Anchor (issue 13): PyTorch 1.13 eager ≈ 1,540 tokens/s on this case on the 2-core machine; goal ≥ 20,000.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { createRandom } from "../services/inference/sampler.ts";
+import { loadDecoderConfig } from "../services/model/config.ts";
+import { LORA_TARGETS } from "../services/model/lora-layout.ts";
+import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
+import { openWeights } from "../services/model/safetensors.ts";
+import { makeBatch, type EncodedExample } from "../trainer/dataset.ts";
+import { openStepRunner } from "../trainer/step-graph.ts";
+import { createTrainState, resolveHyperparameters, trainStep } from "../trainer/train.ts";
+import { report } from "./report.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PYTORCH_TOKENS_PER_S = 1540;
+const GOAL_TOKENS_PER_S = 20000;
+const SEQ = 256;
+const BATCH = 8;
+const WARMUP = 2;
+const STEPS = 6;
+
+function randomExamples(vocab: number, seed: number): EncodedExample[] {
+  const random = createRandom(seed);
+  return Array.from({ length: BATCH }, () => {
+    const ids = [1, ...Array.from({ length: SEQ }, () => 3 + Math.floor(random() * (vocab - 3)))];
+    return { ids, weights: ids.map((_, t) => (t >= 32 ? 1 : 0)), truncated: false };
+  });
+}
+
+async function main(): Promise<void> {
+  const modelDir = await resolveModel("stories260k", resolveOptionsFromEnv(process.env, ROOT));
+  const config = await loadDecoderConfig(modelDir);
+  const cacheDir = await mkdtemp(join(tmpdir(), "sy-bench-trainer-"));
+  const h = resolveHyperparameters({ rank: 8, alpha: 16, targetModules: [...LORA_TARGETS], learningRate: 1e-3 });
+  const batch = makeBatch(randomExamples(config.vocabSize, 1), 0);
+  const rows: Record<string, string | number>[] = [];
+  try {
+    for (const threads of [1, 2]) {
+      const store = await openWeights(modelDir);
+      const runner = await openStepRunner({ config, weights: store, targets: h.targetModules, cacheDir, threads });
+      store.close();
+      const state = createTrainState(config, h, 1, WARMUP + STEPS);
+      for (let i = 0; i < WARMUP; i++) await trainStep(runner, state, [batch], h.maxGradNorm);
+      const started = performance.now();
+      let tokens = 0;
+      for (let i = 0; i < STEPS; i++) tokens += (await trainStep(runner, state, [batch], h.maxGradNorm)).tokens;
+      const seconds = (performance.now() - started) / 1000;
+      await runner.close();
+      const tps = tokens / seconds;
+      rows.push({
+        case: `stories260k r=8 all linear, T=${SEQ}, B=${BATCH}`,
+        threads,
+        "step ms": (seconds * 1000) / STEPS,
+        "tokens/s": Math.round(tps),
+        "vs PyTorch 1.13 (1,540)": `${(tps / PYTORCH_TOKENS_PER_S).toFixed(1)}x`,
+        "goal 20,000": tps >= GOAL_TOKENS_PER_S ? "met" : "not met",
+        "peak RSS MiB": Math.round(process.resourceUsage().maxRSS / 1024),
+      });
+    }
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+  console.log(`anchor: PyTorch 1.13 eager ≈ ${PYTORCH_TOKENS_PER_S} tokens/s on this case (2 cores); goal ≥ ${GOAL_TOKENS_PER_S} tokens/s`);
+  report("trainer", rows, { anchor: { pytorchTokensPerS: PYTORCH_TOKENS_PER_S }, goal: { tokensPerS: GOAL_TOKENS_PER_S }, seq: SEQ, batch: BATCH, warmupSteps: WARMUP, steps: STEPS });
+}
+
+await main();
