@@ -45,7 +45,12 @@ export function superviseTrainer(options: SupervisorOptions): TrainerSupervisor 
     restartTimer = undefined;
     if (stopping) return;
     const startedAt = Date.now();
-    const proc = spawn(process.execPath, [CLI, "serve", "trainer"], { env: { ...options.env, SWITCHYARD_TRAINER_PARENT: String(process.pid) }, stdio: ["ignore", "inherit", "inherit"] });
+    const proc = spawn(process.execPath, [CLI, "serve", "trainer"], {
+      env: { ...options.env, SWITCHYARD_TRAINER_PARENT: String(process.pid) },
+      stdio: ["ignore", "inherit", "inherit"],
+      // Its own process group: a Ctrl-C at the terminal reaches the server, which stops the child itself.
+      detached: true,
+    });
     child = proc;
     starts++;
     logger.info({ pid: proc.pid }, "trainer process spawned");
