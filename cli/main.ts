@@ -15,6 +15,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { run: m.startCommand, help: m.START_HELP };
     },
   },
+  serve: {
+    summary: "run one plane alone (`serve trainer`: the fine-tuning worker)",
+    load: async () => {
+      const m = await import("./serve.ts");
+      return { run: m.serveCommand, help: m.SERVE_HELP };
+    },
+  },
   generate: {
     summary: "stream a completion from a model to stdout",
     load: async () => {

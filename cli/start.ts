@@ -27,6 +27,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   parseTimeoutMs: { value: "MS", text: "how long parsing one document may take before it fails" },
   embeddingModel: { value: "DIR", text: "a BERT-family ONNX folder to embed with instead of USE Lite" },
   embeddingInt8: { value: "0|1", text: "USE Lite with int8 dense layers (about 4x faster ingest)" },
+  trainer: { value: "on|off", text: "run the fine-tuning trainer (`switchyard serve trainer`) as a supervised child process" },
 };
 
 export const START_HELP: CommandHelp = {

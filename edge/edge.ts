@@ -10,8 +10,7 @@
  * - adapters: /models, /adapters, /admin/adapters (admin), /load_lora_adapter and /unload_lora_adapter (admin, vLLM's)
  * - knowledge: /knowledge
  * - files: /files (OpenAI's Files API; training data for fine-tuning)
- * - trainer: not mounted yet; its routes (OpenAI's fine-tuning API over the `Trainer` port, /fine_tuning/jobs)
- *   will mount here, from `planes.trainer`, when they exist.
+ * - trainer: /fine_tuning (OpenAI's fine-tuning API over the `Trainer` port: /fine_tuning/jobs, events, checkpoints)
  */
 import type { Hono } from "hono";
 import { modelNotFound, type Planes } from "../ports/index.ts";
@@ -25,6 +24,7 @@ import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
 import { fileRoutes } from "./routes/files.ts";
+import { fineTuningRoutes } from "./routes/fine-tuning.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
@@ -70,6 +70,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
       ["/adapters", adapterAdmin],
       ["/knowledge", mount("knowledge", planes.knowledge, knowledgeRoutes)],
       ["/files", mount("files", planes.files, fileRoutes)],
+      ["/fine_tuning", mount("trainer", planes.trainer, fineTuningRoutes)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
     adminEndpoints: loraLoading,

@@ -55,6 +55,8 @@ export const ConfigSchema = z.object({
   embeddingModel: z.string().optional(),
   /** USE Lite with int8 dense layers: about 4x faster ingest. */
   embeddingInt8: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
+  /** Whether `switchyard start` runs the fine-tuning trainer as a supervised child process. */
+  trainer: z.enum(["on", "off", "1", "0", "true", "false"]).transform((v) => v === "on" || v === "1" || v === "true").default(true),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -83,6 +85,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },
+  trainer: { env: "SWITCHYARD_TRAINER", flag: "--trainer" },
 };
 
 export class ConfigError extends Error {}

@@ -12,11 +12,14 @@ import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/
 import type { OpenDatabase } from "../../services/store/db.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { UsageStore } from "../../services/store/usage.ts";
+import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import type { Config } from "./config.ts";
 
 export interface EmbeddedPlanes {
   /** The planes' ports (the edge's own tenants and keys are the host's). */
   planes: Omit<Planes, "tenants" | "keys">;
+  /** The resolved model folder (the trainer process is given it). */
+  modelDir: string;
   /** Whether vLLM's /v1/load_lora_adapter may read adapters by path (SWITCHYARD_LORA_DIR is set). */
   loraLoadingByPath: boolean;
   /** The base model's `root` in /v1/models: the model as configured, else its id. */
@@ -28,7 +31,8 @@ export interface EmbeddedPlanes {
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
- * catalog, cache and leases, the knowledge base, uploaded files and usage accounting, over the node's SQLite database.
+ * catalog, cache and leases, the knowledge base, uploaded files, fine-tuning jobs (rows; the trainer process runs them)
+ * and usage accounting, over the node's SQLite database.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveModel(config.model, {
@@ -71,7 +75,17 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
 
   return {
-    planes: { inference: engine, adapters: adapters.catalog, knowledge, usage: new UsageStore(database.db), files, evaluation: inProcessEvaluation },
+    planes: {
+      inference: engine,
+      adapters: adapters.catalog,
+      knowledge,
+      usage: new UsageStore(database.db),
+      files,
+      // Job rows only: the trainer process (`switchyard serve trainer`) runs them.
+      trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel() }),
+      evaluation: inProcessEvaluation,
+    },
+    modelDir,
     loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,
@@ -84,6 +98,6 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
 }
 
 /** The base model's public id: its folder name (`stories260k`, `SmolLM2-135M-Instruct`). */
-function baseModelId(modelDir: string): string {
+export function baseModelId(modelDir: string): string {
   return resolve(modelDir).split(/[\\/]/).pop()!;
 }

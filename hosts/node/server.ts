@@ -10,10 +10,13 @@ import { TenantStore } from "../../services/store/tenants.ts";
 import type { Config } from "./config.ts";
 import { startEmbeddedPlanes } from "./planes.ts";
 import { createPrometheus, registerEngineGauges } from "./prometheus.ts";
+import { superviseTrainer, type TrainerSupervisor } from "./trainer-supervisor.ts";
 
 export interface Platform {
   url: string;
   logger: Logger;
+  /** The supervised trainer child, when `config.trainer` is on. */
+  trainer?: TrainerSupervisor;
   /** Stops accepting connections, lets in-flight requests finish (up to the shutdown timeout), closes the database. */
   close(): Promise<void>;
 }
@@ -25,12 +28,16 @@ export interface StartOptions {
   announce?: (line: string) => void;
   /** The clock of the rate-limit windows, unix ms (default Date.now); tests move it to expire them. */
   now?: () => number;
+  /** Extra environment of the trainer child (tests: SWITCHYARD_TRAINER_FAKE_TRAIN). */
+  trainerEnv?: Record<string, string>;
 }
 
 /**
  * The whole platform in one Node process: SQLite file, in-process services, HTTP on host:port. It holds
  * the data dir's lock (throws DataDirInUseError when another live process does) and records its URL
- * there, so `switchyard ingest` sends documents to it instead of writing the indexes itself.
+ * there, so `switchyard ingest` sends documents to it instead of writing the indexes itself. With
+ * `config.trainer` it supervises the trainer process (`switchyard serve trainer`), which runs the
+ * fine-tuning jobs this process only queues.
  */
 export async function startPlatform(config: Config, options: StartOptions = {}): Promise<Platform> {
   const lock = lockDataDir(config.dataDir, "server");
@@ -75,6 +82,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   lock.setUrl(url);
+  const trainer = config.trainer ? superviseTrainer({ env: trainerEnv(config, dataDir, embedded.modelDir, options.trainerEnv), logger }) : undefined;
   logger.info({ url, dataDir }, "switchyard listening");
 
   let closing: Promise<void> | undefined;
@@ -82,12 +90,27 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
     (closing ??= (async () => {
       logger.info("shutting down: waiting for in-flight requests");
       await closeServer(server, config.shutdownTimeoutMs);
+      await trainer?.stop();
       await embedded.close();
       database.close();
       lock.release();
       logger.info("shutdown complete");
     })());
-  return { url, logger, close };
+  return { url, logger, trainer, close };
+}
+
+/** The trainer child's settings: this process's environment, with what it resolved (data dir, model folder) and the limits it uses. */
+function trainerEnv(config: Config, dataDir: string, modelDir: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return {
+    ...process.env,
+    SWITCHYARD_DATA_DIR: dataDir,
+    SWITCHYARD_MODEL: modelDir,
+    SWITCHYARD_LOG_LEVEL: config.logLevel,
+    SWITCHYARD_MAX_LORA_RANK: String(config.maxLoraRank),
+    SWITCHYARD_MAX_UPLOAD_BODY: String(config.maxUploadBody),
+    SWITCHYARD_MAX_TRAINING_FILE_LINES: String(config.maxTrainingFileLines),
+    ...extra,
+  };
 }
 
 async function ensureAdminKey(keys: ApiKeyStore, configured: string | undefined, announce: (line: string) => void) {

@@ -24,6 +24,11 @@ const TEMP_PREFIX = ".tmp-";
 export class LocalFileBlobs implements FileBlobs {
   private constructor(private readonly dir: string) {}
 
+  /** Reads (and writes) `dir` as it is, without the sweep: a reader beside the running server (the trainer process). */
+  static reader(dir: string): LocalFileBlobs {
+    return new LocalFileBlobs(dir);
+  }
+
   /** Opens (creating) `dir` as its one writer and removes what a crash mid-put left behind. */
   static async open(dir: string): Promise<LocalFileBlobs> {
     await mkdir(dir, { recursive: true });

@@ -121,6 +121,11 @@ export const files = sqliteTable(
   (t) => [index("files_tenant_created_idx").on(t.tenantId, t.createdAt, t.id)],
 );
 
+/**
+ * Fine-tuning jobs (OpenAI's fine_tuning.job): the queue the trainer process claims from. A worker owns
+ * a running job while `lease_expires_at` is in the future (its heartbeat moves it on); an expired lease
+ * makes the job claimable again (trainer/jobs/queue.ts).
+ */
 export const fineTuneJobs = sqliteTable(
   "fine_tune_jobs",
   {
@@ -130,12 +135,28 @@ export const fineTuneJobs = sqliteTable(
     status: text("status", { enum: ["queued", "running", "succeeded", "failed", "cancelled"] }).notNull(),
     hyperparameters: text("hyperparameters", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
     trainingFile: text("training_file").notNull(),
+    validationFile: text("validation_file"),
+    /** The adapter name the job publishes (null: derived from the id). */
+    suffix: text("suffix"),
+    seed: integer("seed").notNull().default(0),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>(),
     resultAdapterId: text("result_adapter_id").references(() => adapters.id),
-    error: text("error"),
+    /** How chat's `model` names the result: `name@version`. */
+    fineTunedModel: text("fine_tuned_model"),
+    trainedTokens: integer("trained_tokens"),
+    /** JSON `{code, message, param}` of a failed job. */
+    error: text("error", { mode: "json" }).$type<{ code: string; message: string; param: string | null }>(),
+    /** Set by a cancel of a running job; the runner stops at its next step. */
+    cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: integer("lease_expires_at"),
+    /** How many times a worker claimed it (more than 1: restarted after a dead trainer). */
+    attempts: integer("attempts").notNull().default(0),
+    estimatedFinish: integer("estimated_finish"),
     createdAt: createdAt(),
     finishedAt: integer("finished_at"),
   },
-  (t) => [index("fine_tune_jobs_tenant_idx").on(t.tenantId)],
+  (t) => [index("fine_tune_jobs_tenant_idx").on(t.tenantId), index("fine_tune_jobs_status_idx").on(t.status, t.createdAt)],
 );
 
 export const fineTuneEvents = sqliteTable(
@@ -144,11 +165,27 @@ export const fineTuneEvents = sqliteTable(
     id: integer("id").primaryKey({ autoIncrement: true }),
     jobId: text("job_id").notNull().references(() => fineTuneJobs.id, { onDelete: "cascade" }),
     level: text("level", { enum: ["info", "warn", "error"] }).notNull().default("info"),
+    type: text("type", { enum: ["message", "metrics"] }).notNull().default("message"),
     message: text("message").notNull(),
     data: text("data", { mode: "json" }).$type<Record<string, unknown>>(),
     createdAt: createdAt(),
   },
   (t) => [index("fine_tune_events_job_idx").on(t.jobId)],
+);
+
+/** A job's published checkpoints (today the final one, at the best step), OpenAI's fine_tuning.job.checkpoint. */
+export const fineTuneCheckpoints = sqliteTable(
+  "fine_tune_checkpoints",
+  {
+    id: text("id").primaryKey(),
+    jobId: text("job_id").notNull().references(() => fineTuneJobs.id, { onDelete: "cascade" }),
+    step: integer("step").notNull(),
+    /** The `model` that serves it (`name@version`). */
+    fineTunedModel: text("fine_tuned_model").notNull(),
+    metrics: text("metrics", { mode: "json" }).$type<Record<string, number>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("fine_tune_checkpoints_job_idx").on(t.jobId)],
 );
 
 export const usage = sqliteTable(
@@ -173,3 +210,6 @@ export type Adapter = typeof adapters.$inferSelect;
 export type DocumentRow = typeof documents.$inferSelect;
 export type ChunkRow = typeof chunks.$inferSelect;
 export type FileRow = typeof files.$inferSelect;
+export type FineTuneJobRow = typeof fineTuneJobs.$inferSelect;
+export type FineTuneEventRow = typeof fineTuneEvents.$inferSelect;
+export type FineTuneCheckpointRow = typeof fineTuneCheckpoints.$inferSelect;

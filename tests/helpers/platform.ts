@@ -21,10 +21,10 @@ export interface TestPlatform {
   stop(): Promise<void>;
 }
 
-/** Boots the real platform on a free port with a real SQLite file in a temp dir (`options.now`: the rate limits' clock). */
-export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now"> = {}): Promise<TestPlatform> {
+/** Boots the real platform on a free port with a real SQLite file in a temp dir (`options.now`: the rate limits' clock). No trainer child unless `env` turns SWITCHYARD_TRAINER on. */
+export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now" | "trainerEnv"> = {}): Promise<TestPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
-  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
+  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", SWITCHYARD_TRAINER: "off", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
   const state = { platform: await startPlatform(config, { ...options, announce: () => {} }) };
   const handle: TestPlatform = {
     get platform() {

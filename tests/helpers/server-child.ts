@@ -56,6 +56,8 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerChi
     cwd: repoRoot,
     env: {
       ...process.env,
+      // No trainer child unless a test asks for one.
+      SWITCHYARD_TRAINER: "off",
       ...options.env,
       // The "listening" line (info) tells us the URL.
       SWITCHYARD_LOG_LEVEL: "info",

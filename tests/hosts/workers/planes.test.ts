@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, tenantWithKey } from "./helpers.ts";
 
-/** The planes Workers does not run yet (inference, adapters, knowledge, files): one request per route group. */
+/** The planes Workers does not run yet (inference, adapters, knowledge, files, trainer): one request per route group. */
 const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: unknown]> = [
   ["POST", "/v1/chat/completions", "inference", { messages: [{ role: "user", content: "Hi" }] }],
   ["POST", "/v1/completions", "inference", { prompt: "Hi" }],
@@ -13,6 +13,9 @@ const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: un
   ["GET", "/v1/knowledge/documents", "knowledge"],
   ["GET", "/v1/files", "files"],
   ["GET", "/v1/files/file_x/content", "files"],
+  ["POST", "/v1/fine_tuning/jobs", "trainer", { model: "m", training_file: "file_x" }],
+  ["GET", "/v1/fine_tuning/jobs", "trainer"],
+  ["GET", "/v1/fine_tuning/jobs/ftjob_x/events", "trainer"],
 ];
 
 describe("planes Workers does not run", () => {

@@ -1,0 +1,201 @@
+/**
+ * OpenAI's fine-tuning API over the Trainer port, mounted at /v1/fine_tuning behind a tenant key:
+ * jobs (create, list, retrieve, cancel), their events and checkpoints, in OpenAI's JSON so the official
+ * client works unchanged. A create takes OpenAI's body (`method.supervised.hyperparameters`, or the
+ * legacy top-level `hyperparameters`; "auto" leaves a value to the trainer) and one extension object,
+ * `switchyard`, for the LoRA settings OpenAI has no field for.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, Trainer } from "../../ports/trainer.ts";
+import type { AppEnv } from "../env.ts";
+import { badRequest } from "../errors.ts";
+import { describe, jsonBody, queryParams } from "../middleware/body.ts";
+
+const auto = <T extends z.ZodType>(value: T) => z.union([z.literal("auto"), value]);
+
+const Hyperparameters = z
+  .object({
+    n_epochs: auto(z.number().int().min(1).max(50)),
+    batch_size: auto(z.number().int().min(1).max(256)),
+    learning_rate_multiplier: auto(z.number().positive()),
+  })
+  .partial();
+
+/** The extension: LoRA and schedule settings OpenAI's API has no field for. */
+const Extension = z
+  .object({
+    r: z.number().int().min(1).max(256),
+    alpha: z.number().positive(),
+    target_modules: z.array(z.string().min(1)).min(1).max(7),
+    learning_rate: z.number().positive().max(1),
+    warmup_ratio: z.number().min(0).max(1),
+    weight_decay: z.number().min(0).max(1),
+    max_steps: z.number().int().min(1),
+    eval_every: z.number().int().min(1),
+    early_stopping: z.object({ patience: z.number().int().min(1) }).strict(),
+  })
+  .partial()
+  .strict();
+
+const CreateJob = z.object({
+  model: z.string().min(1),
+  training_file: z.string().min(1),
+  validation_file: z.string().min(1).nullish(),
+  suffix: z.string().min(1).max(64).nullish(),
+  seed: z.number().int().min(0).max(2_147_483_647).nullish(),
+  metadata: z
+    .record(z.string().max(64), z.string().max(512))
+    .refine((m) => Object.keys(m).length <= 16, "at most 16 keys")
+    .nullish(),
+  hyperparameters: Hyperparameters.optional(),
+  method: z
+    .object({
+      type: z.enum(["supervised", "dpo", "reinforcement"]),
+      supervised: z.object({ hyperparameters: Hyperparameters.optional() }).optional(),
+    })
+    .optional(),
+  integrations: z.array(z.unknown()).nullish(),
+  switchyard: Extension.optional(),
+});
+
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().min(1).optional(),
+});
+
+/** OpenAI's fine-tuning routes over the trainer. */
+export function fineTuningRoutes(trainer: Trainer): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const tags = ["fine-tuning"];
+
+  app.post("/jobs", describe({ summary: "Create a fine-tuning job (LoRA) over an uploaded `fine-tune` file; `switchyard` holds LoRA settings OpenAI has no field for.", tags }), jsonBody(CreateJob), async (c) => {
+    const job = await trainer.submit(jobRequest(c.get("tenant").id, c.req.valid("json")));
+    return c.json(jobJson(job));
+  });
+
+  app.get("/jobs", describe({ summary: "The caller's fine-tuning jobs, newest first; cursor paging with `after` and `limit`.", tags }), queryParams(ListQuery), async (c) => {
+    const page = await trainer.list(c.get("tenant").id, c.req.valid("query"));
+    return c.json({ object: "list" as const, data: page.data.map(jobJson), has_more: page.hasMore });
+  });
+
+  app.get("/jobs/:id", describe({ summary: "One fine-tuning job.", tags }), async (c) => c.json(jobJson(await trainer.get(c.get("tenant").id, c.req.param("id")))));
+
+  app.post("/jobs/:id/cancel", describe({ summary: "Cancel a job: a queued one at once, a running one at its next step.", tags }), async (c) =>
+    c.json(jobJson(await trainer.cancel(c.get("tenant").id, c.req.param("id")))),
+  );
+
+  app.get("/jobs/:id/events", describe({ summary: "The job's events, newest first: messages and per-step `metrics`.", tags }), queryParams(ListQuery), async (c) => {
+    const page = await trainer.events(c.get("tenant").id, c.req.param("id"), c.req.valid("query"));
+    return c.json({ object: "list" as const, data: page.data.map(eventJson), has_more: page.hasMore });
+  });
+
+  app.get("/jobs/:id/checkpoints", describe({ summary: "The job's checkpoints (the adapter it published), newest first.", tags }), queryParams(ListQuery), async (c) => {
+    const page = await trainer.checkpoints(c.get("tenant").id, c.req.param("id"), c.req.valid("query"));
+    const data = page.data.map(checkpointJson);
+    return c.json({ object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
+  });
+
+  return app;
+}
+
+type CreateBody = z.output<typeof CreateJob>;
+
+/** The port's request from OpenAI's body: `method` wins over the legacy `hyperparameters`; "auto" is unset. */
+export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobRequest {
+  if (body.method && body.method.type !== "supervised") throw badRequest(`Fine-tuning method '${body.method.type}' is not supported here; only 'supervised' (LoRA).`, "method.type", "unsupported_method");
+  if (body.integrations && body.integrations.length > 0) throw badRequest("Integrations are not supported here.", "integrations", "unsupported_integrations");
+  const h = body.method?.supervised?.hyperparameters ?? body.hyperparameters ?? {};
+  const x = body.switchyard ?? {};
+  const given = (v: number | "auto" | undefined) => (v === "auto" ? undefined : v);
+  const hyperparameters: FineTuningHyperparameters = {
+    nEpochs: given(h.n_epochs),
+    batchSize: given(h.batch_size),
+    learningRateMultiplier: given(h.learning_rate_multiplier),
+    learningRate: x.learning_rate,
+    rank: x.r,
+    alpha: x.alpha,
+    targetModules: x.target_modules,
+    warmupRatio: x.warmup_ratio,
+    weightDecay: x.weight_decay,
+    maxSteps: x.max_steps,
+    evalEvery: x.eval_every,
+    patience: x.early_stopping?.patience,
+  };
+  return {
+    tenantId,
+    model: body.model,
+    trainingFile: body.training_file,
+    validationFile: body.validation_file ?? undefined,
+    suffix: body.suffix ?? undefined,
+    seed: body.seed ?? undefined,
+    metadata: body.metadata ?? undefined,
+    hyperparameters: defined(hyperparameters),
+  };
+}
+
+const seconds = (ms: number) => Math.floor(ms / 1000);
+const secondsOrNull = (ms: number | null) => (ms === null ? null : seconds(ms));
+
+/** OpenAI's FineTuningJob; the LoRA settings given in `switchyard`, as they were asked for. */
+export function jobJson(job: FineTuningJob) {
+  const h = job.hyperparameters;
+  const hyperparameters = { n_epochs: h.nEpochs ?? ("auto" as const), batch_size: h.batchSize ?? ("auto" as const), learning_rate_multiplier: h.learningRateMultiplier ?? ("auto" as const) };
+  return {
+    id: job.id,
+    object: "fine_tuning.job" as const,
+    created_at: seconds(job.createdAt),
+    error: job.error,
+    fine_tuned_model: job.fineTunedModel,
+    finished_at: secondsOrNull(job.finishedAt),
+    hyperparameters,
+    model: job.model,
+    organization_id: job.tenantId,
+    result_files: [] as string[],
+    status: job.status,
+    trained_tokens: job.trainedTokens,
+    training_file: job.trainingFile,
+    validation_file: job.validationFile,
+    integrations: null,
+    seed: job.seed,
+    estimated_finish: secondsOrNull(job.estimatedFinish),
+    method: { type: "supervised" as const, supervised: { hyperparameters } },
+    metadata: job.metadata,
+    user_provided_suffix: job.suffix,
+    switchyard: extensionJson(h),
+  };
+}
+
+function extensionJson(h: FineTuningHyperparameters) {
+  return defined({
+    r: h.rank,
+    alpha: h.alpha,
+    target_modules: h.targetModules,
+    learning_rate: h.learningRate,
+    warmup_ratio: h.warmupRatio,
+    weight_decay: h.weightDecay,
+    max_steps: h.maxSteps,
+    eval_every: h.evalEvery,
+    early_stopping: h.patience === undefined ? undefined : { patience: h.patience },
+  });
+}
+
+export function eventJson(e: FineTuningEvent) {
+  return { object: "fine_tuning.job.event" as const, id: e.id, created_at: seconds(e.createdAt), level: e.level, message: e.message, type: e.type, data: e.data ?? {} };
+}
+
+export function checkpointJson(k: FineTuningCheckpoint) {
+  return {
+    object: "fine_tuning.job.checkpoint" as const,
+    id: k.id,
+    created_at: seconds(k.createdAt),
+    fine_tuned_model_checkpoint: k.fineTunedModel,
+    fine_tuning_job_id: k.jobId,
+    metrics: k.metrics,
+    step_number: k.step,
+  };
+}
+
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,81 @@
+/**
+ * The trainer process (`switchyard serve trainer`): the job worker loop alone, over the data dir's
+ * SQLite file (WAL, shared with the server) and the model. It never takes the data dir's lock, which
+ * the server holds: it writes only job rows, events, checkpoints and new adapters (rows, and folders
+ * put whole by rename), none of which the server keeps in memory, and it opens the adapter and file
+ * folders as readers (no crash sweep, which is the server's at its start).
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import { StoreAdapterCatalog } from "../../services/adapters/catalog.ts";
+import { LocalAdapterBlobs } from "../../services/adapters/blob-store.ts";
+import { LocalFileBlobs } from "../../services/files/blob-store.ts";
+import { StoreFiles } from "../../services/files/store.ts";
+import type { Tokenizer } from "../../services/files/validate.ts";
+import { loadDecoderConfig } from "../../services/model/config.ts";
+import { resolveModel } from "../../services/model/resolve.ts";
+import { openDatabase } from "../../services/store/db.ts";
+import { JobQueue } from "../../trainer/jobs/queue.ts";
+import { TrainerWorker } from "../../trainer/jobs/worker.ts";
+import type { TrainFn } from "../../trainer/train-api.ts";
+import type { Config } from "./config.ts";
+import { baseModelId } from "./planes.ts";
+
+export interface TrainerTimings {
+  leaseMs: number;
+  heartbeatMs: number;
+  pollMs: number;
+}
+
+export const TRAINER_TIMINGS: TrainerTimings = { leaseMs: 30_000, heartbeatMs: 5_000, pollMs: 1_000 };
+
+export interface TrainerProcess {
+  worker: TrainerWorker;
+  close(): Promise<void>;
+}
+
+/** The trainer never validates uploads, so it has no tokenizer. */
+const noTokenizer: Tokenizer = {
+  model: () => Promise.reject(new Error("the trainer process validates no uploads")),
+  encode: () => Promise.reject(new Error("the trainer process validates no uploads")),
+};
+
+export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = TRAINER_TIMINGS): Promise<TrainerProcess> {
+  const dataDir = resolve(config.dataDir);
+  const database = openDatabase(join(dataDir, "switchyard.db"));
+  const modelDir = await resolveModel(config.model, { searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)), cacheDir: join(dataDir, "models") });
+  const shape = await loadDecoderConfig(modelDir);
+  const catalog = new StoreAdapterCatalog({
+    db: database.db,
+    blobs: new LocalAdapterBlobs(join(dataDir, "adapters"), (id) => join("adapters", id)),
+    base: { id: baseModelId(modelDir), shape },
+    limits: { maxRank: config.maxLoraRank },
+    maxUploadBytes: config.maxUploadBody,
+  });
+  const files = new StoreFiles({ db: database.db, blobs: LocalFileBlobs.reader(join(dataDir, "files")), tokenizer: noTokenizer, limits: { maxBytes: config.maxUploadBody, maxLines: config.maxTrainingFileLines } });
+  const queue = new JobQueue({ db: database.db, owner: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`, leaseMs: timings.leaseMs });
+  const worker = new TrainerWorker({
+    queue,
+    files,
+    catalog,
+    train,
+    modelDir,
+    cacheDir: join(dataDir, "compiled"),
+    heartbeatMs: timings.heartbeatMs,
+    pollMs: timings.pollMs,
+    onDone: (jobId, result) => logger.info({ jobId, result }, "fine-tuning job done"),
+    onError: (err) => logger.error({ err }, "trainer loop error"),
+  });
+  worker.start();
+  logger.info({ pid: process.pid, owner: queue.owner, modelDir }, "trainer started");
+  return {
+    worker,
+    async close() {
+      await worker.stop();
+      database.close();
+      logger.info("trainer stopped");
+    },
+  };
+}

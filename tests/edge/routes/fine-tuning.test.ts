@@ -1,0 +1,138 @@
+/** The fine-tuning routes over StoreTrainer (stand-in training loop), behind a stand-in for auth (tenant from `x-tenant`) and the real error renderer; bodies checked against OpenAI's schemas. */
+import { Hono } from "hono";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AppEnv } from "../../../edge/env.ts";
+import { ApiError } from "../../../edge/errors.ts";
+import { onError } from "../../../edge/middleware/errors.ts";
+import { fineTuningRoutes } from "../../../edge/routes/fine-tuning.ts";
+import { specErrors } from "../../helpers/openai-spec.ts";
+import { BASE, openTestJobs, type TestJobs } from "../../trainer/jobs/helpers.ts";
+
+let t: TestJobs;
+let app: Hono<AppEnv>;
+
+beforeEach(async () => {
+  t = await openTestJobs();
+  app = new Hono<AppEnv>();
+  app.use(async (c, next) => {
+    const id = c.req.header("x-tenant");
+    if (!id) throw new ApiError(401, "no tenant", "authentication_error");
+    c.set("tenant", { id, name: id, disabled: false, settings: {}, limits: {}, createdAt: 0 });
+    await next();
+  });
+  app.onError(onError);
+  app.route("/v1/fine_tuning", fineTuningRoutes(t.trainer));
+});
+afterEach(async () => {
+  await t.close();
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+const call = async (method: string, path: string, json?: unknown, tenant = "t_acme") => {
+  const init: RequestInit = { method, headers: { "x-tenant": tenant, ...(json === undefined ? {} : { "content-type": "application/json" }) } };
+  if (json !== undefined) init.body = JSON.stringify(json);
+  const res = await app.request(`/v1/fine_tuning${path}`, init);
+  return { status: res.status, json: (await res.json()) as Json };
+};
+const create = async (body: Record<string, unknown> = {}, tenant = "t_acme") => call("POST", "/jobs", { model: BASE, training_file: await t.upload(tenant), ...body }, tenant);
+
+describe("POST /v1/fine_tuning/jobs", () => {
+  it("queues a job and answers OpenAI's FineTuningJob, hyperparameters from `method` with 'auto' left as is", async () => {
+    const res = await create({ method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 2, batch_size: "auto" } } }, suffix: "bot", seed: 3, metadata: { k: "v" } });
+    expect(res.status).toBe(200);
+    expect(specErrors("FineTuningJob", res.json)).toEqual([]);
+    expect(res.json).toMatchObject({
+      object: "fine_tuning.job",
+      model: BASE,
+      status: "queued",
+      organization_id: "t_acme",
+      hyperparameters: { n_epochs: 2, batch_size: "auto", learning_rate_multiplier: "auto" },
+      method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 2 } } },
+      seed: 3,
+      metadata: { k: "v" },
+      user_provided_suffix: "bot",
+      fine_tuned_model: null,
+      trained_tokens: null,
+      result_files: [],
+    });
+    expect(res.json.id).toMatch(/^ftjob_/);
+  });
+
+  it("takes the legacy top-level hyperparameters and the `switchyard` extension", async () => {
+    const res = await create({ hyperparameters: { learning_rate_multiplier: 2 }, switchyard: { r: 16, alpha: 32, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } } });
+    expect(res.status).toBe(200);
+    expect(res.json.hyperparameters.learning_rate_multiplier).toBe(2);
+    expect(res.json.switchyard).toEqual({ r: 16, alpha: 32, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } });
+    expect((await t.trainer.get("t_acme", res.json.id)).hyperparameters).toEqual({ learningRateMultiplier: 2, rank: 16, alpha: 32, targetModules: ["q_proj"], warmupRatio: 0.1, maxSteps: 9, patience: 3 });
+  });
+
+  it("refuses bad bodies with 400 naming the field, and another tenant's file with 404", async () => {
+    const bad: Array<[Record<string, unknown>, string, string]> = [
+      [{ model: "gpt-4o-mini" }, "model", "model_not_available"],
+      [{ model: `${BASE}:mine` }, "model", "model_not_supported"],
+      [{ method: { type: "dpo" } }, "method.type", "unsupported_method"],
+      [{ hyperparameters: { n_epochs: 0 } }, "hyperparameters.n_epochs", "invalid_value"],
+      [{ switchyard: { rank: 8 } }, "switchyard", "invalid_value"],
+      [{ switchyard: { target_modules: ["lm_head"] } }, "switchyard.target_modules", "invalid_target_modules"],
+      [{ suffix: "has space" }, "suffix", "invalid_suffix"],
+    ];
+    for (const [body, param, code] of bad) {
+      const res = await create(body);
+      expect({ body, status: res.status, param: res.json.error.param, code: res.json.error.code }).toEqual({ body, status: 400, param, code });
+    }
+    const theirs = await t.upload("t_globex");
+    const res = await call("POST", "/jobs", { model: BASE, training_file: theirs });
+    expect(res.status).toBe(404);
+    expect(res.json.error).toMatchObject({ param: "training_file", code: "file_not_found" });
+    expect((await call("POST", "/jobs", { model: BASE })).json.error.param).toBe("training_file");
+  });
+});
+
+describe("jobs, events and checkpoints", () => {
+  it("lists in cursor pages, retrieves, and hides other tenants' jobs (404)", async () => {
+    const a = (await create()).json;
+    const b = (await create()).json;
+    const page = await call("GET", "/jobs?limit=1");
+    expect(specErrors("ListPaginatedFineTuningJobsResponse", page.json)).toEqual([]);
+    expect(page.json).toMatchObject({ object: "list", data: [{ id: b.id }], has_more: true });
+    expect((await call("GET", `/jobs?limit=1&after=${b.id}`)).json).toMatchObject({ data: [{ id: a.id }], has_more: false });
+    expect((await call("GET", `/jobs/${a.id}`)).json).toEqual(a);
+    expect((await call("GET", `/jobs/${a.id}`, undefined, "t_globex")).status).toBe(404);
+    expect((await call("GET", "/jobs", undefined, "t_globex")).json.data).toEqual([]);
+    expect((await call("GET", "/jobs?after=ftjob_nope")).status).toBe(400);
+  });
+
+  it("cancels a queued job, then refuses to cancel it again (400)", async () => {
+    const job = (await create()).json;
+    const res = await call("POST", `/jobs/${job.id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(specErrors("FineTuningJob", res.json)).toEqual([]);
+    expect(res.json.status).toBe("cancelled");
+    expect((await call("POST", `/jobs/${job.id}/cancel`)).json.error.code).toBe("job_not_cancellable");
+    expect((await call("POST", `/jobs/${job.id}/cancel`, undefined, "t_globex")).status).toBe(404);
+  });
+
+  it("shows a finished job's events (metrics typed) and its checkpoint in OpenAI's shapes", async () => {
+    const job = (await create()).json;
+    await t.drain();
+    const done = (await call("GET", `/jobs/${job.id}`)).json;
+    expect(specErrors("FineTuningJob", done)).toEqual([]);
+    expect(done).toMatchObject({ status: "succeeded", fine_tuned_model: expect.stringMatching(/^ft-.+@1$/), error: null });
+    expect(done.trained_tokens).toBeGreaterThan(0);
+
+    const events = await call("GET", `/jobs/${job.id}/events?limit=100`);
+    expect(specErrors("ListFineTuningJobEventsResponse", events.json)).toEqual([]);
+    const metrics = events.json.data.filter((e: Json) => e.type === "metrics");
+    expect(metrics.length).toBe(3);
+    expect(metrics[0]).toMatchObject({ object: "fine_tuning.job.event", level: "info", data: { step: 3, total_steps: 3 } });
+    const first = await call("GET", `/jobs/${job.id}/events?limit=1`);
+    expect(first.json.has_more).toBe(true);
+    expect((await call("GET", `/jobs/${job.id}/events?after=nope`)).status).toBe(400);
+
+    const checkpoints = await call("GET", `/jobs/${job.id}/checkpoints`);
+    expect(specErrors("ListFineTuningJobCheckpointsResponse", checkpoints.json)).toEqual([]);
+    expect(checkpoints.json.data).toEqual([expect.objectContaining({ object: "fine_tuning.job.checkpoint", fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: done.fine_tuned_model, step_number: 3 })]);
+    expect((await call("GET", `/jobs/${job.id}/checkpoints`, undefined, "t_globex")).status).toBe(404);
+  });
+});

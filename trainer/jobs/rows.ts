@@ -1,0 +1,52 @@
+/** Store rows of jobs, events and checkpoints as the Trainer port's plain data. */
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob } from "../../ports/trainer.ts";
+import type { FineTuneCheckpointRow, FineTuneEventRow, FineTuneJobRow } from "../../services/store/schema.ts";
+
+/** Event ids are the table's integer ids behind a prefix (a cursor compares the number). */
+const EVENT_PREFIX = "ftevent_";
+
+export const eventId = (n: number) => `${EVENT_PREFIX}${n}`;
+
+/** The integer behind an event id; undefined when it is not one. */
+export function eventNumber(id: string): number | undefined {
+  if (!id.startsWith(EVENT_PREFIX)) return undefined;
+  const n = Number(id.slice(EVENT_PREFIX.length));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+export function toJob(row: FineTuneJobRow): FineTuningJob {
+  return {
+    id: row.id,
+    tenantId: row.tenantId,
+    model: row.baseModel,
+    status: row.status,
+    hyperparameters: row.hyperparameters as FineTuningHyperparameters,
+    trainingFile: row.trainingFile,
+    validationFile: row.validationFile,
+    suffix: row.suffix,
+    seed: row.seed,
+    metadata: row.metadata ?? null,
+    fineTunedModel: row.fineTunedModel,
+    trainedTokens: row.trainedTokens,
+    error: row.error ?? null,
+    createdAt: row.createdAt,
+    finishedAt: row.finishedAt,
+    estimatedFinish: row.status === "running" ? row.estimatedFinish : null,
+  };
+}
+
+export function toEvent(row: FineTuneEventRow): FineTuningEvent {
+  return {
+    id: eventId(row.id),
+    jobId: row.jobId,
+    level: row.level,
+    type: row.type,
+    message: row.message,
+    data: (row.data as Record<string, number | string> | null) ?? null,
+    createdAt: row.createdAt,
+  };
+}
+
+export function toCheckpoint(row: FineTuneCheckpointRow): FineTuningCheckpoint {
+  return { id: row.id, jobId: row.jobId, step: row.step, fineTunedModel: row.fineTunedModel, metrics: row.metrics, createdAt: row.createdAt };
+}

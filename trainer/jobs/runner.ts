@@ -1,0 +1,189 @@
+/**
+ * Runs one claimed job: reads its training (and validation) file through the Files port, trains with
+ * the injected `train` (trainer/train-api.ts), reports every step as a `metrics` event, and publishes
+ * the adapter through the AdapterCatalog as the tenant's adapter named `suffix` (default `ft-<id tail>`).
+ *
+ * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
+ * a cancel is seen within one step (or one heartbeat). "lost" (another worker holds the job now) also
+ * aborts `signal`, and the runner then writes nothing more. So does `signal` from the caller (the
+ * worker shutting down), after which the worker hands the job back to the queue.
+ */
+import type { AdapterCatalog } from "../../ports/adapters.ts";
+import { PlaneError } from "../../ports/errors.ts";
+import type { Files } from "../../ports/files.ts";
+import type { FineTuningError, FineTuningHyperparameters } from "../../ports/trainer.ts";
+import { parseTrainingData } from "../../services/files/training-data.ts";
+import type { LoraTarget } from "../../services/model/lora-layout.ts";
+import type { FineTuneJobRow } from "../../services/store/schema.ts";
+import type { ChatExample, TrainFn, TrainHyperparameters, TrainProgress, TrainResult } from "../train-api.ts";
+import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
+
+export interface RunnerDeps {
+  queue: JobQueue;
+  files: Files;
+  catalog: AdapterCatalog;
+  train: TrainFn;
+  modelDir: string;
+  cacheDir?: string;
+  /** How often the lease is renewed while a step runs (well under the lease). */
+  heartbeatMs: number;
+  now?: () => number;
+}
+
+/** The learning rate `learning_rate_multiplier` scales when no explicit `learning_rate` is given (LoRA's usual 2e-4). */
+export const BASE_LEARNING_RATE = 2e-4;
+
+/** What happened: the outcome written, or "lost"/"aborted" when the runner wrote none. */
+export type RunResult = Outcome["status"] | "lost" | "aborted";
+
+class JobFailure extends Error {
+  constructor(readonly error: FineTuningError) {
+    super(error.message);
+  }
+}
+
+export async function runJob(job: FineTuneJobRow, deps: RunnerDeps, signal?: AbortSignal): Promise<RunResult> {
+  const watch = new LeaseWatch(deps.queue, job.id, deps.heartbeatMs, signal);
+  try {
+    const outcome = await train(job, deps, watch);
+    if (watch.state === "lost") return "lost";
+    if (signal?.aborted) return "aborted";
+    return (await deps.queue.finish(job.id, outcome)) ? outcome.status : "lost";
+  } finally {
+    watch.stop();
+  }
+}
+
+async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): Promise<Outcome> {
+  const now = deps.now ?? Date.now;
+  try {
+    const training = await readExamples(deps.files, job.tenantId, job.trainingFile, "training_file");
+    const validation = job.validationFile ? await readExamples(deps.files, job.tenantId, job.validationFile, "validation_file") : undefined;
+    await deps.queue.event(job.id, { message: `Training on ${training.length} examples${validation ? `, validating on ${validation.length}` : ""}` });
+    const losses = new Map<number, number>();
+    const started = now();
+    const result = await deps.train(
+      { modelDir: deps.modelDir, training, validation, hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters), seed: job.seed, cacheDir: deps.cacheDir },
+      {
+        signal: watch.signal,
+        shouldStop: () => watch.state !== "ok",
+        onStep: async (p) => {
+          losses.set(p.step, p.trainLoss);
+          await deps.queue.event(job.id, metricsEvent(p));
+          await deps.queue.progress(job.id, estimateFinish(started, now(), p));
+          await watch.beat();
+        },
+      },
+    );
+    if (result.cancelled || watch.state === "cancel") return { status: "cancelled", trainedTokens: result.trainedTokens };
+    if (watch.state === "lost") return { status: "cancelled" };
+    return await publish(job, deps, result, losses);
+  } catch (e) {
+    if (e instanceof JobFailure) return { status: "failed", error: e.error };
+    if (watch.state === "cancel") return { status: "cancelled" };
+    return { status: "failed", error: { code: e instanceof PlaneError && e.code ? e.code : "training_failed", message: e instanceof Error ? e.message : String(e), param: null } };
+  }
+}
+
+/** Uploads the trained adapter and records its checkpoint; `name@version` is what chat's `model` takes. */
+async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>): Promise<Outcome> {
+  const name = job.suffix ?? defaultAdapterName(job.id);
+  let info;
+  try {
+    info = await deps.catalog.upload({ tenantId: job.tenantId, name, source: { config: result.adapter.config, model: result.adapter.model } });
+  } catch (e) {
+    throw new JobFailure({ code: e instanceof PlaneError && e.code ? e.code : "adapter_rejected", message: `The trained adapter could not be published: ${e instanceof Error ? e.message : String(e)}`, param: null });
+  }
+  const fineTunedModel = `${info.name}@${info.version}`;
+  await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
+  return { status: "succeeded", fineTunedModel, adapterId: info.id, trainedTokens: result.trainedTokens };
+}
+
+/** `ft-` and the job id's last 8 characters. */
+export const defaultAdapterName = (jobId: string) => `ft-${jobId.slice(-8)}`;
+
+async function readExamples(files: Files, tenantId: string, fileId: string, param: string): Promise<ChatExample[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await files.content(tenantId, fileId);
+  } catch (e) {
+    if (e instanceof PlaneError && e.kind === "not_found") throw new JobFailure({ code: "file_not_found", message: `The ${param} '${fileId}' was deleted before training read it.`, param });
+    throw e;
+  }
+  const parsed = parseTrainingData(new TextDecoder().decode(bytes));
+  const first = parsed.errors[0];
+  if (first) throw new JobFailure({ code: "invalid_file", message: `The ${param} has ${parsed.errors.length} bad line(s); line ${first.line}: ${first.reason}.`, param });
+  if (parsed.examples.length === 0) throw new JobFailure({ code: "invalid_file", message: `The ${param} holds no examples.`, param });
+  return parsed.examples;
+}
+
+/** The port's hyperparameters as the training loop's (the multiplier scales BASE_LEARNING_RATE). */
+export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperparameters {
+  const learningRate = h.learningRate ?? (h.learningRateMultiplier === undefined ? undefined : h.learningRateMultiplier * BASE_LEARNING_RATE);
+  const out: TrainHyperparameters = {
+    epochs: h.nEpochs,
+    batchSize: h.batchSize,
+    learningRate,
+    rank: h.rank,
+    alpha: h.alpha,
+    targetModules: h.targetModules as LoraTarget[] | undefined,
+    warmupRatio: h.warmupRatio,
+    weightDecay: h.weightDecay,
+    maxSteps: h.maxSteps,
+    evalEvery: h.evalEvery,
+    patience: h.patience,
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as TrainHyperparameters;
+}
+
+function metricsEvent(p: TrainProgress) {
+  const data: Record<string, number> = { step: p.step, total_steps: p.totalSteps, train_loss: p.trainLoss, learning_rate: p.learningRate, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond };
+  if (p.validLoss !== undefined) data.valid_loss = p.validLoss;
+  if (p.tokenAccuracy !== undefined) data.train_mean_token_accuracy = p.tokenAccuracy;
+  const valid = p.validLoss === undefined ? "" : `, validation loss=${p.validLoss.toFixed(4)}`;
+  return { type: "metrics" as const, message: `Step ${p.step}/${p.totalSteps}: training loss=${p.trainLoss.toFixed(4)}${valid}`, data };
+}
+
+function estimateFinish(started: number, now: number, p: TrainProgress): number {
+  const perStep = (now - started) / Math.max(1, p.step);
+  return Math.round(now + perStep * Math.max(0, p.totalSteps - p.step));
+}
+
+function checkpointMetrics(result: TrainResult, trainLoss: number | undefined): Record<string, number> {
+  const metrics: Record<string, number> = { step: result.bestStep };
+  if (trainLoss !== undefined) metrics.train_loss = trainLoss;
+  if (Number.isFinite(result.bestValidLoss)) metrics.full_valid_loss = result.bestValidLoss;
+  return metrics;
+}
+
+/** Renews the lease on a timer and on demand; its state is what the last heartbeat answered. */
+class LeaseWatch {
+  state: Heartbeat = "ok";
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly queue: JobQueue,
+    private readonly jobId: string,
+    heartbeatMs: number,
+    outer?: AbortSignal,
+  ) {
+    this.timer = setInterval(() => void this.beat().catch(() => {}), heartbeatMs);
+    outer?.addEventListener("abort", () => this.controller.abort(outer.reason), { once: true });
+    if (outer?.aborted) this.controller.abort(outer.reason);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  async beat(): Promise<void> {
+    if (this.state === "lost") return;
+    this.state = await this.queue.heartbeat(this.jobId);
+    if (this.state === "lost") this.controller.abort(new Error("lease lost"));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
