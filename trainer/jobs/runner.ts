@@ -16,6 +16,7 @@ import { parseTrainingData } from "../../services/files/training-data.ts";
 import type { LoraTarget } from "../../services/model/lora-layout.ts";
 import type { FineTuneJobRow } from "../../services/store/schema.ts";
 import type { ChatExample, TrainFn, TrainHyperparameters, TrainProgress, TrainResult } from "../train-api.ts";
+import { DEFAULT_HYPERPARAMETERS } from "../train.ts";
 import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
 
 export interface RunnerDeps {
@@ -30,8 +31,8 @@ export interface RunnerDeps {
   now?: () => number;
 }
 
-/** The learning rate `learning_rate_multiplier` scales when no explicit `learning_rate` is given (LoRA's usual 2e-4). */
-export const BASE_LEARNING_RATE = 2e-4;
+/** The learning rate `learning_rate_multiplier` scales when no explicit `learning_rate` is given: the loop's default. */
+export const BASE_LEARNING_RATE = DEFAULT_HYPERPARAMETERS.learningRate;
 
 /** What happened: the outcome written, or "lost"/"aborted" when the runner wrote none. */
 export type RunResult = Outcome["status"] | "lost" | "aborted";
