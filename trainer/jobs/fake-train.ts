@@ -7,6 +7,7 @@
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
 import type { TrainFn, TrainProgress } from "../train-api.ts";
+import { DEFAULT_HYPERPARAMETERS } from "../train.ts";
 
 export interface FakeTrainOptions {
   stepMs?: number;
@@ -27,7 +28,7 @@ export function fakeTrain(options: FakeTrainOptions = {}): TrainFn {
       await new Promise((resolve) => setTimeout(resolve, options.stepMs ?? 0));
       if (options.failAt?.step === step) throw new Error(options.failAt.message);
       const loss = 3 / step;
-      const progress: TrainProgress = { step, totalSteps, trainLoss: loss, learningRate: h.learningRate ?? 2e-4, gradNorm: 1 / step, tokensPerSecond: 1000 };
+      const progress: TrainProgress = { step, totalSteps, trainLoss: loss, learningRate: h.learningRate ?? DEFAULT_HYPERPARAMETERS.learningRate, gradNorm: 1 / step, tokensPerSecond: 1000 };
       if (request.validation) progress.validLoss = loss + 0.1;
       progress.tokenAccuracy = 1 - 1 / (step + 1);
       await hooks.onStep?.(progress);
