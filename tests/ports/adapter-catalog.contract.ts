@@ -6,8 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AdapterCatalog, AdapterInfo, AdapterSource } from "../../ports/adapters.ts";
-import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
+import { refused } from "../helpers/refused.ts";
 
 export const CONTRACT_BASE = { id: "stories260k", shape: { numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8 } };
 export const CONTRACT_TENANTS = ["t_acme", "t_globex"] as const;
@@ -22,16 +22,6 @@ const GLOBEX = { tenantId: "t_globex" };
 const ADMIN = { admin: true } as const;
 
 const files = (seed = 1, rank = 4) => randomPeftAdapter(CONTRACT_BASE.shape, { rank, targets: ["q_proj", "v_proj"], seed }).files;
-
-async function refused(promise: Promise<unknown>, kind: PlaneErrorKind): Promise<PlaneError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PlaneError);
-  expect((error as PlaneError).kind).toBe(kind);
-  return error as PlaneError;
-}
 
 export function describeAdapterCatalogContract(name: string, make: () => Promise<CatalogUnderTest>): void {
   describe(`adapter catalog contract: ${name}`, () => {

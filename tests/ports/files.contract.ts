@@ -5,8 +5,8 @@
  * tokens and where a word is at least one token (stories260k, or a stand-in).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
 import type { FileObject, Files } from "../../ports/files.ts";
+import { refused } from "../helpers/refused.ts";
 
 export const CONTRACT_TENANTS = ["t_acme", "t_globex"] as const;
 export const CONTRACT_LIMITS = { maxBytes: 64 * 1024, maxLines: 200 };
@@ -26,16 +26,6 @@ export function trainingJsonl(n: number, seed = 0): string {
     JSON.stringify({ messages: [{ role: "system", content: "You answer briefly." }, { role: "user", content: `What is ${i + seed} plus one?` }, { role: "assistant", content: `${i + seed + 1}.` }] }),
   );
   return lines.join("\n") + "\n";
-}
-
-async function refused(promise: Promise<unknown>, kind: PlaneErrorKind): Promise<PlaneError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PlaneError);
-  expect((error as PlaneError).kind).toBe(kind);
-  return error as PlaneError;
 }
 
 export function describeFilesContract(name: string, make: () => Promise<FilesUnderTest>): void {

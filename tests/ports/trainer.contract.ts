@@ -5,8 +5,8 @@
  * file for a tenant and `run` training every queued job to its end.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
 import type { Trainer } from "../../ports/trainer.ts";
+import { refused } from "../helpers/refused.ts";
 
 export const CONTRACT_TENANTS = ["t_acme", "t_globex"] as const;
 const [ACME, GLOBEX] = CONTRACT_TENANTS;
@@ -17,16 +17,6 @@ export interface TrainerUnderTest {
   upload(tenantId: string): Promise<string>;
   run(): Promise<void>;
   close(): Promise<void>;
-}
-
-async function refused(promise: Promise<unknown>, kind: PlaneErrorKind): Promise<PlaneError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PlaneError);
-  expect((error as PlaneError).kind).toBe(kind);
-  return error as PlaneError;
 }
 
 export function describeTrainerContract(name: string, make: () => Promise<TrainerUnderTest>): void {

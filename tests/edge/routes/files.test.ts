@@ -1,28 +1,19 @@
 /** The files routes over StoreFiles (word-count tokenizer), behind a stand-in for auth (tenant from `x-tenant`) and the real error renderer. */
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../../edge/env.ts";
-import { ApiError } from "../../../edge/errors.ts";
-import { onError } from "../../../edge/middleware/errors.ts";
 import { fileRoutes } from "../../../edge/routes/files.ts";
 import { specErrors } from "../../helpers/openai-spec.ts";
 import { trainingJsonl } from "../../ports/files.contract.ts";
 import { openTestFiles, type TestFiles } from "../../services/files/helpers.ts";
+import { tenantApp } from "../../helpers/tenant-app.ts";
 
 let t: TestFiles;
 let app: Hono<AppEnv>;
 
 beforeEach(async () => {
   t = await openTestFiles({ limits: { maxBytes: 64 * 1024, maxLines: 200 } });
-  app = new Hono<AppEnv>();
-  app.use(async (c, next) => {
-    const id = c.req.header("x-tenant");
-    if (!id) throw new ApiError(401, "no tenant", "authentication_error");
-    c.set("tenant", { id, name: id, disabled: false, settings: {}, limits: {}, createdAt: 0 });
-    await next();
-  });
-  app.onError(onError);
-  app.route("/v1/files", fileRoutes(t.files));
+  app = tenantApp("/v1/files", fileRoutes(t.files));
 });
 afterEach(async () => {
   await t.close();

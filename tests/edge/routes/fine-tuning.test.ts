@@ -1,27 +1,18 @@
 /** The fine-tuning routes over StoreTrainer (stand-in training loop), behind a stand-in for auth (tenant from `x-tenant`) and the real error renderer; bodies checked against OpenAI's schemas. */
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../../edge/env.ts";
-import { ApiError } from "../../../edge/errors.ts";
-import { onError } from "../../../edge/middleware/errors.ts";
 import { fineTuningRoutes } from "../../../edge/routes/fine-tuning.ts";
 import { specErrors } from "../../helpers/openai-spec.ts";
 import { BASE, openTestJobs, type TestJobs } from "../../trainer/jobs/helpers.ts";
+import { tenantApp } from "../../helpers/tenant-app.ts";
 
 let t: TestJobs;
 let app: Hono<AppEnv>;
 
 beforeEach(async () => {
   t = await openTestJobs();
-  app = new Hono<AppEnv>();
-  app.use(async (c, next) => {
-    const id = c.req.header("x-tenant");
-    if (!id) throw new ApiError(401, "no tenant", "authentication_error");
-    c.set("tenant", { id, name: id, disabled: false, settings: {}, limits: {}, createdAt: 0 });
-    await next();
-  });
-  app.onError(onError);
-  app.route("/v1/fine_tuning", fineTuningRoutes(t.trainer));
+  app = tenantApp("/v1/fine_tuning", fineTuningRoutes(t.trainer));
 });
 afterEach(async () => {
   await t.close();
