@@ -43,8 +43,6 @@ export class PlaneError extends Error {
   }
 }
 
-export const isPlaneError = (e: unknown): e is PlaneError => e instanceof PlaneError;
-
 /** Prompt + max tokens exceed the context window; thrown before any work. `details` repeats the counts for HTTP clients. */
 export class ContextLengthError extends PlaneError {
   constructor(readonly promptTokens: number, readonly maxTokens: number, readonly contextLength: number, init: Omit<PlaneErrorInit, "details"> = {}) {

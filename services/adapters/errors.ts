@@ -46,5 +46,3 @@ export class AdapterError extends PlaneError {
     this.name = "AdapterError";
   }
 }
-
-export const isAdapterError = (e: unknown): e is AdapterError => e instanceof AdapterError;
