@@ -1,4 +1,4 @@
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Registry } from "prom-client";
 import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
@@ -7,13 +7,13 @@ import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { createFileService } from "../../services/files/index.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
-import { resolveModel } from "../../services/model/resolve.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import type { OpenDatabase } from "../../services/store/db.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import type { Config } from "./config.ts";
+import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface EmbeddedPlanes {
   /** The planes' ports (the edge's own tenants and keys are the host's). */
@@ -35,11 +35,7 @@ export interface EmbeddedPlanes {
  * and usage accounting, over the node's SQLite database.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
-  const modelDir = await resolveModel(config.model, {
-    searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)),
-    cacheDir: join(dataDir, "models"),
-    onProgress: (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"),
-  });
+  const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
   const modelConfig = await loadDecoderConfig(modelDir);
   const adapters = await createAdapterService({
     db: database.db,
@@ -95,9 +91,4 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       await knowledge.close();
     },
   };
-}
-
-/** The base model's public id: its folder name (`stories260k`, `SmolLM2-135M-Instruct`). */
-export function baseModelId(modelDir: string): string {
-  return resolve(modelDir).split(/[\\/]/).pop()!;
 }

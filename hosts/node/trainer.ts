@@ -15,13 +15,12 @@ import { LocalFileBlobs } from "../../services/files/blob-store.ts";
 import { StoreFiles } from "../../services/files/store.ts";
 import type { Tokenizer } from "../../services/files/validate.ts";
 import { loadDecoderConfig } from "../../services/model/config.ts";
-import { resolveModel } from "../../services/model/resolve.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { JobQueue } from "../../trainer/jobs/queue.ts";
 import { TrainerWorker } from "../../trainer/jobs/worker.ts";
 import type { TrainFn } from "../../trainer/train-api.ts";
 import type { Config } from "./config.ts";
-import { baseModelId } from "./planes.ts";
+import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface TrainerTimings {
   leaseMs: number;
@@ -45,7 +44,7 @@ const noTokenizer: Tokenizer = {
 export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = TRAINER_TIMINGS): Promise<TrainerProcess> {
   const dataDir = resolve(config.dataDir);
   const database = openDatabase(join(dataDir, "switchyard.db"));
-  const modelDir = await resolveModel(config.model, { searchPath: config.modelPath.split(":").filter(Boolean).map((p) => resolve(p)), cacheDir: join(dataDir, "models") });
+  const modelDir = await resolveNodeModel(config, dataDir);
   const shape = await loadDecoderConfig(modelDir);
   const catalog = new StoreAdapterCatalog({
     db: database.db,
