@@ -3,7 +3,7 @@
  * external data file beside the .onnx (ONNX resolves `location` relative to the model file), so
  * load the model by path: `InferenceSession.create(files.modelPath)`.
  */
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -108,10 +108,12 @@ export function emitOnnx(g: Graph, options: EmitOptions = {}): EmittedModel {
 
 /**
  * Writes `<dir>/<base>.onnx` and `<dir>/<base>.bin` atomically (temporary names, then rename),
- * so a crash never leaves a half-written model that looks complete.
+ * so a crash never leaves a half-written model that looks complete. Temporary files of writers
+ * that died (killed mid-write: their pid is gone) are swept first, so crashes don't fill the disk.
  */
 export async function writeOnnx(g: Graph, dir: string, base = "model"): Promise<OnnxFiles> {
   await mkdir(dir, { recursive: true });
+  await sweepOrphanedTemporaries(dir);
   const dataName = `${base}.bin`;
   const { model, externalData } = emitOnnx(g, { externalDataFile: dataName });
   const modelPath = join(dir, `${base}.onnx`);
@@ -128,6 +130,24 @@ export async function writeOnnx(g: Graph, dir: string, base = "model"): Promise<
     throw err;
   }
   return { modelPath, dataPath };
+}
+
+const TEMPORARY = /\.tmp-(\d+)-\d+$/;
+
+async function sweepOrphanedTemporaries(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const pid = TEMPORARY.exec(name)?.[1];
+    if (pid !== undefined && !isAlive(Number(pid))) await rm(join(dir, name), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function writeChunks(path: string, chunks: Uint8Array[]): Promise<void> {

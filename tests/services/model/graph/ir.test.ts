@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -69,6 +69,16 @@ describe("graph IR + ONNX emitter", () => {
     const out = await session.run({ x: new ort.Tensor("float32", x, [rows, k]) });
     const got = out.y.data as Float32Array;
     expectClose(got, expected, 5e-7);
+  });
+
+  it("sweeps the temporary files of a writer that died, and keeps a live writer's", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sy-ir-"));
+    dirs.push(dir);
+    const dead = 2 ** 22 + 1; // above Linux's largest possible pid (2^22), so no process has it
+    await writeFile(join(dir, `tiny.bin.tmp-${dead}-1`), "half");
+    await writeFile(join(dir, `other.onnx.tmp-${process.pid}-1`), "in progress");
+    await writeOnnx(tinyGraph(w, b, k, n), dir, "tiny");
+    expect((await readdir(dir)).sort()).toEqual([`other.onnx.tmp-${process.pid}-1`, "tiny.bin", "tiny.onnx"]);
   });
 
   it("rejects an initializer whose data does not fit its shape", () => {
