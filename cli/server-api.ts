@@ -44,6 +44,8 @@ export class ApiRequestError extends Error {
   }
 }
 
+const GET_ATTEMPTS = 3;
+
 export class ServerApi {
   readonly baseUrl: string;
 
@@ -92,6 +94,23 @@ export class ServerApi {
     return base.id;
   }
 
+  /**
+   * fetch, with a connection failure explained. A GET is retried a few times: a kept-alive socket the
+   * server closed as it was reused fails with ECONNRESET, and following a job must not end on that.
+   */
+  private async send(method: string, url: string, init: RequestInit): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fetch(url, init);
+      } catch (err) {
+        if (method !== "GET" || attempt >= GET_ATTEMPTS) {
+          throw new ServerUnreachableError(`cannot reach the switchyard server at ${this.baseUrl}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
+  }
+
   private async call<T>(method: string, path: string, body?: FormData | object): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
     let payload: BodyInit | undefined;
@@ -100,12 +119,7 @@ export class ServerApi {
       headers["content-type"] = "application/json";
       payload = JSON.stringify(body);
     }
-    let res: Response;
-    try {
-      res = await fetch(`${this.baseUrl}/v1${path}`, { method, headers, body: payload });
-    } catch (err) {
-      throw new ServerUnreachableError(`cannot reach the switchyard server at ${this.baseUrl}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
-    }
+    const res = await this.send(method, `${this.baseUrl}/v1${path}`, { method, headers, body: payload });
     const text = await res.text();
     let json: unknown;
     try {

@@ -1,7 +1,7 @@
 /**
  * The progress display of a fine-tuning job: on a terminal, a cli-progress bar with step/total,
  * training loss, the latest validation loss and the ETA, with the job's messages printed above it; in a
- * file or pipe, one line per message and a step line every 10% of the steps (and the last one).
+ * file or pipe, one line per message and a step line for the first step and each tenth of the steps crossed.
  */
 import cliProgress from "cli-progress";
 import type { OutputStream } from "./ingest-run.ts";
