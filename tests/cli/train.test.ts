@@ -4,6 +4,7 @@
  * loop (trainer/jobs/fake-train.ts: the real job runner, files and catalog, only the steps are made up),
  * so the CLI's upload, job creation, progress, events, cancel and detach are what is tested.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -210,4 +211,21 @@ describe("switchyard train", () => {
     expect(stderr.text()).toContain(`cancel requested for ${cancelled}`);
     expect(await until(() => job(cancelled), (j) => j.status === "cancelled")).toMatchObject({ status: "cancelled" });
   });
+
+  it("as a process: SIGINT (Ctrl-C) while following detaches with exit 130, the job goes on", async () => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, "../../bin/switchyard.mjs"), "train", QA, "--max-steps", "400", ...server()], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    let interrupted = false;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!interrupted && stderr.includes("train: step")) interrupted = child.kill("SIGINT");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(130);
+    const id = /created fine-tuning job (\S+)/.exec(stderr)![1]!;
+    expect(stderr).toContain(`follow it again with: switchyard jobs show ${id} --follow`);
+    expect((await job(id)).status).toBe("running");
+    await p.call("POST", `/v1/fine_tuning/jobs/${id}/cancel`, { key });
+    expect(await until(() => job(id), (j) => j.status === "cancelled")).toMatchObject({ status: "cancelled" });
+  }, 60_000);
 });
