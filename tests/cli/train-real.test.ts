@@ -1,7 +1,8 @@
 /**
  * One short real run through the CLI: `switchyard train` against the server with a trainer worker
  * running trainLora (the real forward + backward graph on ../shared/models/stories260k) for a few
- * steps; the progress shows the real losses and the published adapter answers chat.
+ * steps; the progress shows the real losses, the published adapter answers chat, and it downloads
+ * (GET /v1/adapters/:id/content) and uploads back as the same weights.
  */
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -51,4 +52,15 @@ it("trains a few real steps and prints the adapter, which chat serves", async ()
   expect(code).toBe(0);
   const chat = await p.call("POST", "/v1/chat/completions", { key, json: { model: "real@1", messages: [{ role: "user", content: "What is the name of the red dog?" }], max_tokens: 4 } });
   expect(chat.status).toBe(200);
+
+  // The trained adapter downloads from the real server and uploads back as the same weights.
+  const adapter = (await (await p.call("GET", "/v1/adapters", { key })).json()).data.find((a: { name: string }) => a.name === "real");
+  const download = await p.call("GET", `/v1/adapters/${adapter.id}/content?format=tar.gz`, { key });
+  expect(download.status).toBe(200);
+  expect(download.headers.get("content-disposition")).toBe('attachment; filename="real-v1.tar.gz"');
+  const bytes = new Uint8Array(await download.arrayBuffer());
+  expect(download.headers.get("content-length")).toBe(String(bytes.byteLength));
+  const again = await p.call("POST", "/v1/adapters?name=real-again", { key, body: bytes, headers: { "content-type": "application/gzip" } });
+  expect(again.status).toBe(201);
+  expect((await again.json()).sha256).toBe(adapter.sha256);
 }, 120_000);
