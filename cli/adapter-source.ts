@@ -1,6 +1,6 @@
 /**
  * `generate --adapter NAME|PATH`: a PEFT adapter folder (adapter_config.json +
- * adapter_model.safetensors), or an adapter in the data dir's registry by id, name or name@version.
+ * adapter_model.safetensors), or an adapter in the data dir's catalog by id, name or name@version.
  */
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -26,7 +26,7 @@ export async function loadCliAdapter(ref: string, context: AdapterContext): Prom
     return loadPeftAdapter(ref, { config: new Uint8Array(config), model: new Uint8Array(model) }, context.shape, limits);
   }
   const dbFile = join(context.dataDir, "switchyard.db");
-  if (!existsSync(dbFile)) throw new Error(`no adapter folder ${ref}, and no registry in ${context.dataDir} to find it by name`);
+  if (!existsSync(dbFile)) throw new Error(`no adapter folder ${ref}, and no adapter catalog in ${context.dataDir} to find it by name`);
   const database = openDatabase(dbFile);
   try {
     const blobs = new LocalAdapterBlobs(join(context.dataDir, "adapters"));

@@ -25,7 +25,7 @@ const OPTIONS = {
   stop: { type: "string", multiple: true, value: "TEXT", text: "stop before this text (repeatable)" },
   adapter: { type: "string", value: "NAME|PATH", text: "a PEFT adapter folder, or an adapter stored in the data dir (id, name or name@version)" },
   logprobs: { type: "string", value: "N", text: "after the text, print each token's logprob and its N most likely alternatives" },
-  "data-dir": { type: "string", value: "DIR", text: "data dir: compile cache and adapter registry (default $SWITCHYARD_DATA_DIR or ./data)" },
+  "data-dir": { type: "string", value: "DIR", text: "data dir: compile cache and adapter catalog (default $SWITCHYARD_DATA_DIR or ./data)" },
 } as const satisfies Record<string, { type: "string"; multiple?: boolean; value: string; text: string }>;
 
 export const GENERATE_HELP: CommandHelp = {

@@ -1,4 +1,7 @@
 import type { DocumentState, IngestTarget } from "./ingest-run.ts";
+import { ServerUnreachableError } from "./server-api.ts";
+
+export { ServerUnreachableError };
 
 interface DocumentView {
   id: string;
@@ -8,9 +11,6 @@ interface DocumentView {
   warning: string | null;
   error: string | null;
 }
-
-/** The server did not answer at all (gone, or a wrong --url). */
-export class ServerUnreachableError extends Error {}
 
 /** fetch, with a connection failure explained. */
 async function request(baseUrl: string, path: string, key: string, init: RequestInit = {}): Promise<Response> {

@@ -36,6 +36,20 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { run: m.ingestCommand, help: m.INGEST_HELP };
     },
   },
+  train: {
+    summary: "fine-tune a LoRA adapter on a running server and follow its progress",
+    load: async () => {
+      const m = await import("./train.ts");
+      return { run: m.trainCommand, help: m.TRAIN_HELP };
+    },
+  },
+  jobs: {
+    summary: "list, show (with events) or cancel fine-tuning jobs on a running server",
+    load: async () => {
+      const m = await import("./jobs.ts");
+      return { run: m.jobsCommand, help: m.JOBS_HELP };
+    },
+  },
 };
 
 function overview(): string {

@@ -41,6 +41,17 @@ export interface AdapterUpload {
   source: AdapterSource;
 }
 
+/** The archive formats an adapter downloads as (its PEFT folder). */
+export const ADAPTER_ARCHIVE_FORMATS = ["zip", "tar.gz"] as const;
+export type AdapterArchiveFormat = (typeof ADAPTER_ARCHIVE_FORMATS)[number];
+
+/** A downloaded adapter: one folder `<name>-v<version>/` holding adapter_config.json and adapter_model.safetensors, which an upload accepts back unchanged. */
+export interface AdapterArchive {
+  adapter: AdapterInfo;
+  format: AdapterArchiveFormat;
+  bytes: Uint8Array;
+}
+
 /** The OpenAI `model` field read for a tenant. */
 export interface ResolvedModel {
   base: string;
@@ -60,6 +71,8 @@ export interface AdapterCatalog {
    * `defaultAdapter` when it is set and still usable. Anything else: not_found, code model_not_found.
    */
   resolve(model: string | undefined, tenantId: string, defaultAdapter?: string | null): Promise<ResolvedModel>;
+  /** The adapter's PEFT folder as one archive; not_found as `get`. */
+  archive(id: string, viewer: Viewer, format: AdapterArchiveFormat): Promise<AdapterArchive>;
   /** Validates (size, archive, PEFT against the base) and stores; an existing name gets its next version. */
   upload(upload: AdapterUpload): Promise<AdapterInfo>;
   /** Deleted at once for new requests; files go when the last request using it ends. forbidden: a tenant deleting a public one. */

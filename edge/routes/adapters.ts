@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import type { AdapterCatalog, AdapterInfo, AdapterSource, Viewer } from "../../ports/adapters.ts";
+import { ADAPTER_ARCHIVE_FORMATS, type AdapterArchiveFormat, type AdapterCatalog, type AdapterInfo, type AdapterSource, type Viewer } from "../../ports/adapters.ts";
 import type { Tenants } from "../../ports/tenants.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, badRequest, payloadTooLarge, unsupportedMediaType, withParam } from "../errors.ts";
@@ -72,6 +72,24 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
     c.json(adapterJson(await withParam("id", () => catalog.get(c.req.param("id"), viewerOf(c))))),
   );
 
+  app.get(
+    "/:id/content",
+    describe({
+      summary:
+        "Download the adapter's PEFT folder (`<name>-v<version>/adapter_config.json` and `adapter_model.safetensors`) as an archive: `?format=zip` (the default) or `tar.gz`, else by `Accept` (application/zip, application/gzip). Uploading the archive back gives the same weights.",
+      tags,
+    }),
+    async (c) => {
+      const format = archiveFormat(c.req.query("format"), c.req.header("accept"));
+      const { adapter, bytes } = await withParam("id", () => catalog.archive(c.req.param("id"), viewerOf(c), format));
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": ARCHIVE_CONTENT_TYPES[format],
+        "content-disposition": `attachment; filename="${adapter.name}-v${adapter.version}.${format}"`,
+        "content-length": String(bytes.byteLength),
+      });
+    },
+  );
+
   app.delete("/:id", describe({ summary: "Delete an adapter; requests already using it finish first.", tags }), async (c) => {
     const deleted = await deleteAdapter(deps, c.req.param("id"), viewerOf(c), "id");
     return c.json({ id: deleted.id, object: "adapter.deleted", deleted: true });
@@ -94,6 +112,21 @@ export async function deleteAdapter(deps: { catalog: AdapterCatalog; tenants: Pi
   const deleted = await withParam(param, () => deps.catalog.delete(id, viewer));
   await deps.tenants.clearDefaultAdapter(id);
   return deleted;
+}
+
+const ARCHIVE_CONTENT_TYPES: Record<AdapterArchiveFormat, string> = { zip: "application/zip", "tar.gz": "application/gzip" };
+
+/** `?format=` wins; else the first archive type `Accept` names; else zip. Adapter names are safe in a filename (ADAPTER_NAME). */
+export function archiveFormat(query: string | undefined, accept: string | undefined): AdapterArchiveFormat {
+  if (query !== undefined) {
+    if ((ADAPTER_ARCHIVE_FORMATS as readonly string[]).includes(query)) return query as AdapterArchiveFormat;
+    throw badRequest(`Invalid value for 'format': expected one of ${ADAPTER_ARCHIVE_FORMATS.join(", ")}; got ${JSON.stringify(query)}.`, "format", "invalid_value");
+  }
+  for (const type of (accept ?? "").split(",").map((t) => t.split(";")[0]!.trim().toLowerCase())) {
+    if (type === "application/zip") return "zip";
+    if (type === "application/gzip" || type === "application/x-gzip" || type === "application/x-tar+gzip") return "tar.gz";
+  }
+  return "zip";
 }
 
 interface Upload {

@@ -14,9 +14,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { and, asc, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
 import { modelNotFound } from "../../ports/errors.ts";
-import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo, type AdapterUpload, type ResolvedModel, type Viewer } from "../../ports/adapters.ts";
+import { ADAPTER_NAME, type AdapterArchive, type AdapterArchiveFormat, type AdapterCatalog, type AdapterInfo, type AdapterUpload, type ResolvedModel, type Viewer } from "../../ports/adapters.ts";
 import { adapters, type Adapter } from "../store/schema.ts";
 import type { StoreDb } from "../store/store-db.ts";
+import { writeAdapterArchive } from "./archive-writer.ts";
 import type { AdapterBlobs } from "./blob-store.ts";
 import { AdapterError } from "./errors.ts";
 import type { BaseModelShape, PeftLimits } from "./peft.ts";
@@ -78,6 +79,13 @@ export class StoreAdapterCatalog implements AdapterCatalog {
     const adapter = await this.byRef(ref, tenantId);
     if (!adapter) throw modelNotFound(model);
     return { base, adapter: toInfo(adapter) };
+  }
+
+  /** The stored files in the folder `<name>-v<version>/`, packed as `format`. */
+  async archive(id: string, viewer: Viewer, format: AdapterArchiveFormat): Promise<AdapterArchive> {
+    const adapter = await this.get(id, viewer);
+    const files = await this.options.blobs.read(id);
+    return { adapter, format, bytes: await writeAdapterArchive(files, `${adapter.name}-v${adapter.version}`, format, adapter.createdAt) };
   }
 
   async upload(upload: AdapterUpload): Promise<AdapterInfo> {

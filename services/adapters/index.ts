@@ -18,6 +18,7 @@ export { LocalAdapterBlobs, CONFIG_FILE, MODEL_FILE, type AdapterBlobs } from ".
 export { AdapterLeases } from "./leases.ts";
 export { readAdapterUpload, type UploadRules, type ReadUpload } from "./upload.ts";
 export { extractAdapterArchive, type AdapterFiles } from "./archive.ts";
+export { writeAdapterArchive } from "./archive-writer.ts";
 export { loadPeftAdapter, validatePeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
 
 export interface AdapterServiceOptions {

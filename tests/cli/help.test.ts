@@ -19,7 +19,7 @@ describe("switchyard --help", () => {
     const { code, out } = await runCli(["--help"]);
     expect(code).toBe(0);
     expect(out).toMatch(/^usage: switchyard <command>/);
-    for (const name of ["start", "generate", "ingest"]) expect(out).toMatch(new RegExp(`^  ${name} +\\S`, "m"));
+    for (const name of ["start", "serve", "generate", "ingest", "train", "jobs"]) expect(out).toMatch(new RegExp(`^  ${name} +\\S`, "m"));
     expect(out).toContain("switchyard <command> --help");
   });
 
@@ -43,9 +43,26 @@ describe("switchyard --help", () => {
     for (const { flag, env } of Object.values(CONFIG_SOURCES)) expect(start.out).toMatch(new RegExp(`^  ${flag} .*\\(${env}`, "m"));
     expect(start.out).toMatch(/--port N .*default 8787/);
 
+    expect(generate.out).toMatch(/^  --data-dir DIR .*adapter catalog/m);
+    expect(generate.out).not.toContain("registry");
+
     expect(ingest.code).toBe(0);
     expect(ingest.out).toMatch(/^usage: switchyard ingest PATH\.\.\. \(--tenant ID \| --key KEY\)/);
     for (const flag of ["--tenant", "--key", "--url", "--data-dir", "--embedding-model", "--int8"]) expect(ingest.out).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
+  });
+
+  it("documents train's hyperparameters, server options and Ctrl-C, and the jobs subcommands", async () => {
+    const [train, jobs] = await Promise.all([runCli(["train", "--help"]), runCli(["help", "jobs"])]);
+    expect(train.code).toBe(0);
+    expect(train.out).toMatch(/^usage: switchyard train DATA\.jsonl \[options\]/);
+    for (const flag of ["--validation FILE", "--suffix NAME", "--epochs N", "--batch-size N", "--learning-rate X", "--rank R", "--alpha A", "--max-steps N", "--seed N", "--model M", "--url URL", "--key KEY", "--data-dir DIR", "--detach", "--cancel-on-interrupt"]) {
+      expect(train.out).toMatch(new RegExp(`^  ${flag} +\\S`, "m"));
+    }
+    expect(train.out).toContain("Ctrl-C detaches");
+    expect(train.out).toContain("switchyard jobs show ID --follow");
+    expect(jobs.code).toBe(0);
+    expect(jobs.out).toMatch(/^usage: switchyard jobs \[list\] \[--limit N\] \| jobs show ID \[--follow\] \| jobs cancel ID/);
+    for (const flag of ["--limit N", "--follow", "--url URL", "--key KEY"]) expect(jobs.out).toMatch(new RegExp(`^  ${flag} +\\S`, "m"));
   });
 
   it("still refuses an unknown command or option, on stderr with exit 2", async () => {

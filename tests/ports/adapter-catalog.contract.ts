@@ -62,6 +62,21 @@ export function describeAdapterCatalogContract(name: string, make: () => Promise
       expect(info).toMatchObject({ name: "zipped", rank: 4 });
     });
 
+    it("archives an adapter as zip and tar.gz, which upload back as the same weights; another tenant's is not_found", async () => {
+      const stored = files(4);
+      const info = await upload("t_acme", "packed", stored);
+      for (const format of ["zip", "tar.gz"] as const) {
+        const archive = await catalog.archive(info.id, ACME, format);
+        expect(archive).toMatchObject({ adapter: info, format });
+        expect(archive.bytes.byteLength).toBeGreaterThan(0);
+        const again = await upload("t_acme", "unpacked", { archive: archive.bytes });
+        expect(again.sha256).toBe(info.sha256);
+        expect(again.sizeBytes).toBe(info.sizeBytes);
+      }
+      await refused(catalog.archive(info.id, GLOBEX, "zip"), "not_found");
+      expect((await catalog.archive(info.id, ADMIN, "zip")).adapter.id).toBe(info.id);
+    });
+
     it("refuses a bad upload as invalid_request, with a reason, storing nothing", async () => {
       const { config, model } = files();
       await refused(upload("t_acme", "bad", files(3, 32)), "invalid_request"); // rank above the limit

@@ -1,0 +1,46 @@
+/**
+ * Which server the fine-tuning commands talk to, and with which key: `--url`, else the server holding
+ * the data dir (its lock records where it listens, as `switchyard ingest` finds it), else the address
+ * `switchyard start` would listen on with this environment (SWITCHYARD_HOST/PORT, default
+ * http://127.0.0.1:8787). The key is `--key`, else $SWITCHYARD_API_KEY: a tenant key, since files and
+ * jobs belong to a tenant.
+ */
+import { loadConfig } from "../hosts/node/config.ts";
+import { dataDirHolder } from "../services/store/data-dir-lock.ts";
+import { ServerApi } from "./server-api.ts";
+
+export interface ServerFlags {
+  url?: string;
+  key?: string;
+  dataDir?: string;
+}
+
+/** A refusal explained to the user (exit code 2). */
+export class UsageError extends Error {}
+
+export const SERVER_OPTIONS = {
+  url: { type: "string", value: "URL", text: "the server (default: the one serving --data-dir, else http://$SWITCHYARD_HOST:$SWITCHYARD_PORT, 127.0.0.1:8787)" },
+  key: { type: "string", value: "KEY", text: "a tenant API key (default $SWITCHYARD_API_KEY)" },
+  "data-dir": { type: "string", value: "DIR", text: "the data dir whose running server to use (default $SWITCHYARD_DATA_DIR or ./data)" },
+} as const;
+
+export function serverUrl(flags: ServerFlags, env: Record<string, string | undefined> = process.env): string {
+  if (flags.url) return flags.url;
+  const holder = dataDirHolder(flags.dataDir ?? env.SWITCHYARD_DATA_DIR ?? "./data");
+  if (holder?.role === "server" && holder.url) return holder.url;
+  let host = "127.0.0.1";
+  let port = 8787;
+  try {
+    ({ host, port } = loadConfig(env));
+  } catch {
+    // A bad setting in the environment is `switchyard start`'s to report; the default address stays.
+  }
+  if (host === "0.0.0.0" || host === "::") host = "127.0.0.1";
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+export function serverApi(flags: ServerFlags, env: Record<string, string | undefined> = process.env): ServerApi {
+  const key = flags.key ?? (env.SWITCHYARD_API_KEY || undefined);
+  if (!key) throw new UsageError("a tenant API key is needed: --key KEY, or set $SWITCHYARD_API_KEY");
+  return new ServerApi(serverUrl(flags, env), key);
+}
