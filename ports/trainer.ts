@@ -16,6 +16,8 @@ export interface FineTuningHyperparameters {
   /** LoRA rank and alpha of the adapter trained. */
   rank?: number;
   alpha?: number;
+  /** LoRA dropout probability in [0, 1) on the adapter's branch during training (PEFT's lora_dropout); default 0. */
+  dropout?: number;
   targetModules?: string[];
   warmupRatio?: number;
   weightDecay?: number;

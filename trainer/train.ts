@@ -29,6 +29,7 @@ import { AdamW } from "./optim/adamw.ts";
 import { clipGradNorm } from "./optim/clip.ts";
 import { cosineWithWarmup } from "./optim/schedule.ts";
 import { continuedHyperparameters, startingParams, withoutDelta } from "./continue.ts";
+import { asOutOfMemory, checkStepMemory, modelWeightBytes, type StepShape } from "./memory.ts";
 import { dropoutMasks, maskSeed, type DropoutSpec } from "./dropout.ts";
 import { openStepRunner, type StepRunner } from "./step-graph.ts";
 
@@ -73,6 +74,8 @@ export interface TrainRequest {
    * and its rank, alpha, targets and rsLoRA flag the adapter's shape; hyperparameters may not differ.
    */
   initialAdapter?: AdapterFiles;
+  /** The memory one training step may use, MiB (SWITCHYARD_TRAINER_MEMORY_MB); default: what is available (trainer/memory.ts). */
+  memoryLimitMb?: number;
 }
 
 export interface TrainProgress {
@@ -253,7 +256,9 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   const stepsPerEpoch = Math.ceil(data.training.length / batchSize);
   const totalSteps = Math.min(h.maxSteps ?? Infinity, h.epochs * stepsPerEpoch);
   const evalEvery = h.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 10));
-  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0);
+  const step = await stepShape(request, data, Math.min(microBatchSize, batchSize), h);
+  checkStepMemory(config, step, request.memoryLimitMb);
+  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
     const state = createTrainState(config, h, request.seed, totalSteps, initial);
     const loop = new BestTracker(await evaluateLoss(runner, state.params, config, data.validation), state.params, h.patience);
@@ -298,9 +303,17 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
       stoppedEarly: loop.stopped,
       cancelled,
     };
+  } catch (e) {
+    throw asOutOfMemory(e, config, step, request.memoryLimitMb);
   } finally {
     await runner.close();
   }
+}
+
+/** The largest onnxruntime run of the job, for the memory check. */
+async function stepShape(request: TrainRequest, data: Prepared, batch: number, h: ResolvedHyperparameters): Promise<StepShape> {
+  const seq = Math.max(...data.training.map((e) => e.ids.length), ...data.validation.map((b) => b.seq));
+  return { batch, seq, targets: h.targetModules, rank: h.rank, dropout: h.dropout > 0, weightBytes: await modelWeightBytes(request.modelDir) };
 }
 
 async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean): Promise<StepRunner> {
