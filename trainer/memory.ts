@@ -16,8 +16,11 @@
  *               N·L·(8h + 4(H + 2·kvH)·D + 4m + 2kr [+ 2·Σ in])
  *   head        logits, log-softmax and ∂logits: 3·N·V
  *   weights     the base weights, held by both sessions (train and eval): 2 × their bytes
- * times an allowance of 1.5 for onnxruntime's arena rounding and workspace. Measured on stories260k
- * (T = 256, B = 8: ≈ 0.4 GiB estimated; the bench prints estimate and peak RSS side by side).
+ * times an allowance of 1.5 for onnxruntime's arena rounding and workspace. bench/trainer.ts prints the
+ * estimate beside the process's peak RSS: stories260k at T = 256, B = 8 ≈ 440 MiB vs 1.1 GiB, and the
+ * 2-layer TinyLlama-shaped model ≈ 4.7 GiB vs 9.8 GiB; the RSS also holds the Node runtime and the
+ * graph compilation's copies of the weights (JS initializers, the ONNX file, both sessions loading),
+ * which are gone before the first step. An estimate that is still short is caught by `asOutOfMemory`.
  */
 import { readdir, stat } from "node:fs/promises";
 import { freemem } from "node:os";
