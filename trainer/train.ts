@@ -4,10 +4,13 @@
  *   PEFT init (A Kaiming-uniform, B = 0; seeded)  ->  for each epoch, a seeded shuffle, batches of
  *   `batchSize` examples split into micro-batches of at most `microBatchSize` (gradient accumulation
  *   weighted by counted tokens)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
- *   Evaluation on the validation set at step 0 (the base model: B = 0), every `evalEvery` steps and
+ *   Evaluation on the validation set at step 0 (the base model, B = 0, or the adapter being continued:
+ *   `initialAdapter`, trainer/continue.ts), every `evalEvery` steps and
  *   at the end; the parameters with the lowest validation loss are kept and exported (PEFT folder
  *   files). Early stopping after `patience` evaluations without improvement. Cancellation
- *   (`signal`, `shouldStop`) is checked before every step, so it stops within one step.
+ *   (`signal`, `shouldStop`) is checked before every step, so it stops within one step. LoRA dropout
+ *   (trainer/dropout.ts) masks the training steps only. A step whose estimated memory is over the
+ *   limit fails before anything is compiled (trainer/memory.ts: code out_of_memory).
  *
  * Invariants: for a seed, the split, the init, the batch order and therefore the adapter bytes are
  * the same on every run (onnxruntime CPU kernels are deterministic for a fixed thread count); the
