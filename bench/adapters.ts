@@ -13,7 +13,7 @@
  *
  *   npx tsx bench/adapters.ts        (prints tables, writes bench-results/adapters.json)
  */
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -31,9 +31,10 @@ import { loadDecoderConfig, type DecoderConfig } from "../services/model/config.
 import { buildDecoderGraph, type DecoderWeights } from "../services/model/decoder.ts";
 import { LORA_TARGETS, projectionShape } from "../services/model/lora-layout.ts";
 import { writeOnnx } from "../services/model/graph/onnx.ts";
-import { openWeights, writeSafetensors, type TensorToWrite, type WeightStore } from "../services/model/safetensors.ts";
+import { openWeights, type WeightStore } from "../services/model/safetensors.ts";
 import { openDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
+import { writeSyntheticModel, type SyntheticShape } from "./synthetic-model.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENCES = 32;
@@ -41,15 +42,6 @@ const RANK = 16;
 const LOAD_RUNS = 20;
 const SWITCH_RUNS = 200;
 const DISTINCT = [1, 8, 32];
-
-/** The layer shape of a random Llama written for the run (vocabulary 512, stories260k's tokenizer). */
-interface SyntheticShape {
-  hidden: number;
-  intermediate: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-}
 
 interface BenchModel {
   name: string;
@@ -136,53 +128,6 @@ async function timeMs(run: () => Promise<unknown> | unknown): Promise<number> {
   const start = performance.now();
   await run();
   return performance.now() - start;
-}
-
-/** A random Llama with the given layer shape in a model folder, with stories260k's tokenizer (vocab 512). */
-async function writeSyntheticModel(dir: string, shape: SyntheticShape, tokenizerFrom: string): Promise<void> {
-  const { hidden: h, intermediate: m, heads, kvHeads } = shape;
-  const headDim = h / heads;
-  const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: h,
-    intermediate_size: m,
-    num_hidden_layers: shape.layers,
-    num_attention_heads: heads,
-    num_key_value_heads: kvHeads,
-    vocab_size: 512,
-    max_position_embeddings: 256,
-    rms_norm_eps: 1e-5,
-    tie_word_embeddings: true,
-    bos_token_id: 1,
-    eos_token_id: 2,
-  };
-  const random = seededRandom(3);
-  const tensors: Record<string, TensorToWrite> = {};
-  const add = (name: string, shape: number[], scale: number, offset = 0) => {
-    const data = new Float32Array(shape[0]! * (shape[1] ?? 1));
-    for (let i = 0; i < data.length; i++) data[i] = offset + random() * scale;
-    tensors[name] = { dtype: "F32", shape, data };
-  };
-  const scale = 1 / Math.sqrt(h);
-  add("model.embed_tokens.weight", [config.vocab_size, h], 0.5);
-  add("model.norm.weight", [h], 0.1, 1);
-  for (let i = 0; i < shape.layers; i++) {
-    const p = `model.layers.${i}.`;
-    add(`${p}input_layernorm.weight`, [h], 0.1, 1);
-    add(`${p}post_attention_layernorm.weight`, [h], 0.1, 1);
-    add(`${p}self_attn.q_proj.weight`, [h, h], scale);
-    add(`${p}self_attn.k_proj.weight`, [kvHeads * headDim, h], scale);
-    add(`${p}self_attn.v_proj.weight`, [kvHeads * headDim, h], scale);
-    add(`${p}self_attn.o_proj.weight`, [h, h], scale);
-    add(`${p}mlp.gate_proj.weight`, [m, h], scale);
-    add(`${p}mlp.up_proj.weight`, [m, h], scale);
-    add(`${p}mlp.down_proj.weight`, [h, m], 1 / Math.sqrt(m));
-  }
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "config.json"), JSON.stringify(config));
-  await writeFile(join(dir, "model.safetensors"), writeSafetensors(tensors));
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) await copyFile(join(tokenizerFrom, file), join(dir, file));
 }
 
 /** Parameter counts and what a rank-RANK all-linear adapter adds, per token (see ModelRow). */

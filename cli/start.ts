@@ -19,6 +19,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   model: { value: "MODEL", text: "model folder, search-path name or Hugging Face repo id (unset: first model on the search path)" },
   modelPath: { value: "PATHS", text: "colon-separated folders searched for models" },
   maxQueue: { value: "N", text: "most generation requests waiting for a batch slot; more get 429" },
+  trainerMemoryMb: { value: "MB", text: "memory one fine-tuning step may use (default: what is available); a job over it fails with out_of_memory" },
   maxLoraRank: { value: "N", text: "largest LoRA rank accepted" },
   maxAdaptersPerBatch: { value: "N", text: "most distinct adapters decoded together in one batch" },
   adapterCacheBytes: { value: "SIZE", text: "memory budget of the loaded-adapter cache" },

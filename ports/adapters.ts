@@ -1,6 +1,7 @@
 /**
- * The adapter catalog port: a node's LoRA adapters as the edge sees them. Weights never cross it:
- * the inference plane loads them itself by id.
+ * The adapter catalog port: a node's LoRA adapters as the edge sees them. Serving never takes weights
+ * through it (the inference plane loads them itself by id); `content` hands out the stored PEFT files
+ * (the trainer continuing an adapter, downloads).
  */
 
 /** What an adapter name may be (vLLM's lora_name too). */
@@ -33,6 +34,14 @@ export type AdapterSource =
   | { archive: Uint8Array }
   | { config: Uint8Array; model: Uint8Array; modelFileName?: string }
   | { path: string };
+
+/** An adapter's stored PEFT files, as they were uploaded or published. */
+export interface AdapterContent {
+  /** adapter_config.json */
+  config: Uint8Array;
+  /** adapter_model.safetensors */
+  model: Uint8Array;
+}
 
 export interface AdapterUpload {
   /** null: a public adapter (admins only; the edge checks). */
@@ -73,6 +82,8 @@ export interface AdapterCatalog {
   resolve(model: string | undefined, tenantId: string, defaultAdapter?: string | null): Promise<ResolvedModel>;
   /** The adapter's PEFT folder as one archive; not_found as `get`. */
   archive(id: string, viewer: Viewer, format: AdapterArchiveFormat): Promise<AdapterArchive>;
+  /** The stored files of an adapter the viewer may use; not_found as `get`. */
+  content(id: string, viewer: Viewer): Promise<AdapterContent>;
   /** Validates (size, archive, PEFT against the base) and stores; an existing name gets its next version. */
   upload(upload: AdapterUpload): Promise<AdapterInfo>;
   /** Deleted at once for new requests; files go when the last request using it ends. forbidden: a tenant deleting a public one. */

@@ -16,6 +16,8 @@ export interface FineTuningHyperparameters {
   /** LoRA rank and alpha of the adapter trained. */
   rank?: number;
   alpha?: number;
+  /** LoRA dropout probability in [0, 1) on the adapter's branch during training (PEFT's lora_dropout); default 0. */
+  dropout?: number;
   targetModules?: string[];
   warmupRatio?: number;
   weightDecay?: number;
@@ -27,7 +29,12 @@ export interface FineTuningHyperparameters {
 
 export interface FineTuningJobRequest {
   tenantId: string;
-  /** The base model (continuing an adapter, `BASE:ADAPTER`, is refused for now). */
+  /**
+   * The base model, or an adapter to continue: `BASE:ADAPTER` or `ADAPTER` (a name, `name@version` or an
+   * id, as chat's `model`). Its A/B start the training and its r, alpha and targets are kept (conflicting
+   * hyperparameters: invalid_request); the job stores it pinned, `BASE:<adapter id>`, and publishes the
+   * result as the adapter's next version unless `suffix` names another.
+   */
   model: string;
   /** The tenant's `fine-tune` file ids (the Files port). */
   trainingFile: string;

@@ -108,6 +108,16 @@ export function initLoraParams(shape: LoraModelShape, spec: LoraSpec, seed: numb
   return { spec: { ...spec, targets: [...spec.targets] }, scale: loraScale(spec), modules };
 }
 
+/** Parameters of `spec` whose A [r, in] and B [out, r] (PEFT layout) `fill` gives per module (an adapter read back). */
+export function loraParamsOf(shape: LoraModelShape, spec: LoraSpec, fill: (m: Omit<LoraParamModule, "a" | "b">) => { a: Float32Array; b: Float32Array }): LoraParams {
+  const modules = buildModules(shape, spec, (m) => {
+    const { a, b } = fill(m);
+    if (a.length !== spec.rank * m.inFeatures || b.length !== m.outFeatures * spec.rank) throw new Error(`${m.key}: expected A [${spec.rank}, ${m.inFeatures}] and B [${m.outFeatures}, ${spec.rank}]`);
+    return { a, b };
+  });
+  return { spec: { ...spec, targets: [...spec.targets] }, scale: loraScale(spec), modules };
+}
+
 /** The trainable tensors in optimizer order: A, B of each module. Views, not copies. */
 export function parameters(params: LoraParams): Float32Array[] {
   return params.modules.flatMap((m) => [m.a, m.b]);

@@ -38,6 +38,8 @@ export interface StepGraphRequest {
   cacheDir: string;
   /** onnxruntime intra-op threads (default: min(4, available cores)). */
   threads?: number;
+  /** LoRA dropout: train.onnx takes a mask input per trained target (trainer/dropout.ts); eval.onnx never does. */
+  dropout?: boolean;
 }
 
 export interface StepResult {
@@ -63,9 +65,11 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-export function stepGraphKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[]): string {
+export function stepGraphKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[], dropout = false): string {
   const ordered = LORA_TARGETS.filter((t) => targets.includes(t));
-  return createHash("sha256").update(JSON.stringify([STEP_COMPILER_VERSION, contentHash, config, ordered])).digest("hex").slice(0, 32);
+  const parts: unknown[] = [STEP_COMPILER_VERSION, contentHash, config, ordered];
+  if (dropout) parts.push("lora-dropout");
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32);
 }
 
 /** The names of the LoRA inputs that get gradients, layer by layer, a before b. */
@@ -74,9 +78,9 @@ export function trainedInputNames(config: DecoderConfig, targets: readonly LoraT
   return Array.from({ length: config.numLayers }, (_, i) => ordered.flatMap((t) => [loraInputName(i, t, "a"), loraInputName(i, t, "b")])).flat();
 }
 
-/** Training graph + loss + gradients of the trained inputs. */
-export function buildStepGraph(config: DecoderConfig, weights: DecoderWeights, targets: readonly LoraTarget[]): Graph {
-  const g = buildTrainingGraph(config, weights);
+/** Training graph + loss + gradients of the trained inputs (with dropout mask inputs on the trained targets when `dropout`). */
+export function buildStepGraph(config: DecoderConfig, weights: DecoderWeights, targets: readonly LoraTarget[], dropout = false): Graph {
+  const g = buildTrainingGraph(config, weights, dropout ? { dropoutTargets: targets } : {});
   const { loss } = appendCausalLmLoss(g, logitsOf(g));
   const names = new Set(trainedInputNames(config, targets));
   appendGradients(g, loss, g.inputs.filter((v) => names.has(v.name)));
@@ -112,12 +116,12 @@ async function exists(path: string): Promise<boolean> {
 /** Builds (or finds in the cache) both graphs and opens their sessions. */
 export async function openStepRunner(request: StepGraphRequest): Promise<StepRunner> {
   const { config, weights, targets } = request;
-  const key = stepGraphKey(config, weights.contentHash, targets);
+  const key = stepGraphKey(config, weights.contentHash, targets, request.dropout);
   const dir = join(request.cacheDir, key);
   const trainPath = join(dir, "train.onnx");
   const evalPath = join(dir, "eval.onnx");
   const cached = (await exists(trainPath)) && (await exists(evalPath));
-  if (!(await exists(trainPath))) await writeOnnx(buildStepGraph(config, weights, targets), dir, "train");
+  if (!(await exists(trainPath))) await writeOnnx(buildStepGraph(config, weights, targets, request.dropout), dir, "train");
   if (!(await exists(evalPath))) await writeOnnx(buildEvalGraph(config, weights), dir, "eval");
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: request.threads ?? Math.min(4, availableParallelism()),

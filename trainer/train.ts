@@ -4,10 +4,13 @@
  *   PEFT init (A Kaiming-uniform, B = 0; seeded)  ->  for each epoch, a seeded shuffle, batches of
  *   `batchSize` examples split into micro-batches of at most `microBatchSize` (gradient accumulation
  *   weighted by counted tokens)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
- *   Evaluation on the validation set at step 0 (the base model: B = 0), every `evalEvery` steps and
+ *   Evaluation on the validation set at step 0 (the base model, B = 0, or the adapter being continued:
+ *   `initialAdapter`, trainer/continue.ts), every `evalEvery` steps and
  *   at the end; the parameters with the lowest validation loss are kept and exported (PEFT folder
  *   files). Early stopping after `patience` evaluations without improvement. Cancellation
- *   (`signal`, `shouldStop`) is checked before every step, so it stops within one step.
+ *   (`signal`, `shouldStop`) is checked before every step, so it stops within one step. LoRA dropout
+ *   (trainer/dropout.ts) masks the training steps only. A step whose estimated memory is over the
+ *   limit fails before anything is compiled (trainer/memory.ts: code out_of_memory).
  *
  * Invariants: for a seed, the split, the init, the batch order and therefore the adapter bytes are
  * the same on every run (onnxruntime CPU kernels are deterministic for a fixed thread count); the
@@ -28,6 +31,9 @@ import { GradientAccumulator } from "./optim/accumulate.ts";
 import { AdamW } from "./optim/adamw.ts";
 import { clipGradNorm } from "./optim/clip.ts";
 import { cosineWithWarmup } from "./optim/schedule.ts";
+import { continuedHyperparameters, startingParams, withoutDelta } from "./continue.ts";
+import { asOutOfMemory, checkStepMemory, modelWeightBytes, type StepShape } from "./memory.ts";
+import { dropoutMasks, maskSeed, type DropoutSpec } from "./dropout.ts";
 import { openStepRunner, type StepRunner } from "./step-graph.ts";
 
 export type { ChatExample } from "./dataset.ts";
@@ -45,6 +51,8 @@ export interface Hyperparameters {
   evalEvery?: number;
   patience?: number;
   maxGradNorm?: number;
+  /** LoRA dropout probability in [0, 1) (PEFT's lora_dropout; trainer/dropout.ts); 0 = off. */
+  dropout?: number;
 }
 
 export interface TrainRequest {
@@ -64,6 +72,13 @@ export interface TrainRequest {
   maxLength?: number;
   /** Extension: onnxruntime intra-op threads (default min(4, cores)). */
   threads?: number;
+  /**
+   * Continuing an adapter: its PEFT files (trainer/continue.ts). Its A/B are the starting parameters
+   * and its rank, alpha, targets and rsLoRA flag the adapter's shape; hyperparameters may not differ.
+   */
+  initialAdapter?: AdapterFiles;
+  /** The memory one training step may use, MiB (SWITCHYARD_TRAINER_MEMORY_MB); default: what is available (trainer/memory.ts). */
+  memoryLimitMb?: number;
 }
 
 export interface TrainProgress {
@@ -89,7 +104,10 @@ export interface TrainResult {
   bestStep: number;
   steps: number;
   trainedTokens: number;
+  /** The base model's validation loss (B = 0). */
   baseValidLoss: number;
+  /** Step 0's validation loss, of the parameters training started from: the base's, or the continued adapter's. */
+  startValidLoss?: number;
   bestValidLoss: number;
   stoppedEarly: boolean;
   cancelled: boolean;
@@ -113,6 +131,7 @@ export const DEFAULT_HYPERPARAMETERS: ResolvedHyperparameters = {
   weightDecay: 0,
   maxGradNorm: 1,
   patience: 3,
+  dropout: 0,
 };
 
 export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparameters {
@@ -122,6 +141,7 @@ export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparamet
   for (const k of ["maxSteps", "evalEvery"] as const) if (r[k] !== undefined && !(Number.isInteger(r[k]) && r[k]! >= 1)) throw new Error(`hyperparameter ${k} must be a positive integer, got ${r[k]}`);
   if (!(r.learningRate > 0) || !(r.alpha > 0) || !(r.maxGradNorm > 0)) throw new Error("learningRate, alpha and maxGradNorm must be positive");
   if (!(r.warmupRatio >= 0 && r.warmupRatio < 1) || !(r.weightDecay >= 0)) throw new Error("warmupRatio must be in [0, 1) and weightDecay non-negative");
+  if (!(r.dropout >= 0 && r.dropout < 1)) throw new Error(`hyperparameter dropout must be in [0, 1), got ${r.dropout}`);
   return r;
 }
 
@@ -135,13 +155,17 @@ export interface TrainState {
   optimizer: AdamW;
   lr: (step: number) => number;
   config: DecoderConfig;
+  /** LoRA dropout on the training steps (absent: p = 0, the graph has no mask inputs). */
+  dropout?: DropoutSpec;
 }
 
-export function createTrainState(config: DecoderConfig, h: ResolvedHyperparameters, seed: number, totalSteps: number): TrainState {
-  const params = initLoraParams(config, { targets: h.targetModules, rank: h.rank, alpha: h.alpha }, seed);
+/** `initial`: the parameters to start from (continuing an adapter); default PEFT's init for `seed`. */
+export function createTrainState(config: DecoderConfig, h: ResolvedHyperparameters, seed: number, totalSteps: number, initial?: LoraParams): TrainState {
+  const params = initial ? cloneLoraParams(initial) : initLoraParams(config, { targets: h.targetModules, rank: h.rank, alpha: h.alpha }, seed);
   const optimizer = new AdamW(parameters(params).map((p) => p.length), { weightDecay: h.weightDecay });
   const warmupSteps = Math.floor(h.warmupRatio * totalSteps);
-  return { params, optimizer, lr: cosineWithWarmup({ baseLr: h.learningRate, warmupSteps, totalSteps }), config };
+  const dropout = h.dropout > 0 ? { p: h.dropout, seed } : undefined;
+  return { params, optimizer, lr: cosineWithWarmup({ baseLr: h.learningRate, warmupSteps, totalSteps }), config, dropout };
 }
 
 export interface StepOutcome {
@@ -157,11 +181,13 @@ export async function trainStep(runner: StepRunner, state: TrainState, microBatc
   const params = parameters(state.params);
   const accumulator = new GradientAccumulator(params.map((p) => p.length));
   const feeds = trainingFeeds(state.params, state.config);
+  const { dropout } = state;
   let lossSum = 0;
   let tokens = 0;
-  for (const batch of microBatches) {
+  for (const [micro, batch] of microBatches.entries()) {
     if (batch.items === 0) continue;
-    const { loss, grads } = await runner.runStep(batch, feeds);
+    const masks = dropout ? dropoutMasks(state.params, batch, dropout.p, maskSeed(dropout.seed, state.optimizer.step, micro)) : {};
+    const { loss, grads } = await runner.runStep(batch, { ...feeds, ...masks });
     accumulator.add(gradientsFromGraph(state.params, (name) => grads.get(name)!), batch.items);
     lossSum += loss * batch.items;
     tokens += batch.tokens;
@@ -223,18 +249,23 @@ const PAD_ID = 0;
 
 /** Fine-tunes a LoRA adapter on chat examples and returns the best checkpoint's PEFT files. */
 export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const h = resolveHyperparameters(request.hyperparameters);
+  resolveHyperparameters(request.hyperparameters); // refuses bad values before anything is read
   const microBatchSize = request.microBatchSize ?? 8;
   const data = await prepare(request, microBatchSize);
   const { config } = data;
+  const initial = request.initialAdapter ? startingParams(request.initialAdapter, config) : undefined;
+  const h = resolveHyperparameters(initial ? continuedHyperparameters(request.hyperparameters, initial.spec) : request.hyperparameters);
   const batchSize = Math.min(h.batchSize, data.training.length);
   const stepsPerEpoch = Math.ceil(data.training.length / batchSize);
   const totalSteps = Math.min(h.maxSteps ?? Infinity, h.epochs * stepsPerEpoch);
   const evalEvery = h.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 10));
-  const runner = await openRunner(request, config, h.targetModules);
+  const step = await stepShape(request, data, Math.min(microBatchSize, batchSize), h);
+  checkStepMemory(config, step, request.memoryLimitMb);
+  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
-    const state = createTrainState(config, h, request.seed, totalSteps);
+    const state = createTrainState(config, h, request.seed, totalSteps, initial);
     const loop = new BestTracker(await evaluateLoss(runner, state.params, config, data.validation), state.params, h.patience);
+    const baseValidLoss = initial ? (await evaluateLoss(runner, withoutDelta(state.params), config, data.validation)).loss : loop.baseLoss;
     let steps = 0;
     let trainedTokens = 0;
     let cancelled = false;
@@ -265,25 +296,34 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
       }
     }
     return {
-      adapter: exportPeftAdapter(loop.bestParams, { baseModel: basename(request.modelDir) }),
+      adapter: exportPeftAdapter(loop.bestParams, { baseModel: basename(request.modelDir), loraDropout: h.dropout }),
       bestStep: loop.bestStep,
       steps,
       trainedTokens,
-      baseValidLoss: loop.baseLoss,
+      baseValidLoss,
+      startValidLoss: loop.baseLoss,
       bestValidLoss: loop.bestLoss,
       stoppedEarly: loop.stopped,
       cancelled,
     };
+  } catch (e) {
+    throw asOutOfMemory(e, config, step, request.memoryLimitMb);
   } finally {
     await runner.close();
   }
 }
 
-async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[]): Promise<StepRunner> {
+/** The largest onnxruntime run of the job, for the memory check. */
+async function stepShape(request: TrainRequest, data: Prepared, batch: number, h: ResolvedHyperparameters): Promise<StepShape> {
+  const seq = Math.max(...data.training.map((e) => e.ids.length), ...data.validation.map((b) => b.seq));
+  return { batch, seq, targets: h.targetModules, rank: h.rank, dropout: h.dropout > 0, weightBytes: await modelWeightBytes(request.modelDir) };
+}
+
+async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean): Promise<StepRunner> {
   const store = await openWeights(request.modelDir);
   try {
     const cacheDir = request.cacheDir ?? join(defaultCompileCacheDir(), "training");
-    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads });
+    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads, dropout });
   } finally {
     store.close();
   }

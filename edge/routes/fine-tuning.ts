@@ -27,6 +27,7 @@ const Extension = z
   .object({
     r: z.number().int().min(1).max(256),
     alpha: z.number().positive(),
+    dropout: z.number().min(0).lt(1),
     target_modules: z.array(z.string().min(1)).min(1).max(7),
     learning_rate: z.number().positive().max(1),
     warmup_ratio: z.number().min(0).max(1),
@@ -115,6 +116,7 @@ export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobReq
     learningRate: x.learning_rate,
     rank: x.r,
     alpha: x.alpha,
+    dropout: x.dropout,
     targetModules: x.target_modules,
     warmupRatio: x.warmup_ratio,
     weightDecay: x.weight_decay,
@@ -170,6 +172,7 @@ function extensionJson(h: FineTuningHyperparameters) {
   return defined({
     r: h.rank,
     alpha: h.alpha,
+    dropout: h.dropout,
     target_modules: h.targetModules,
     learning_rate: h.learningRate,
     warmup_ratio: h.warmupRatio,

@@ -35,6 +35,8 @@ export const ConfigSchema = z.object({
   modelPath: z.string().default("./models:../shared/models"),
   /** Most generation requests waiting for a batch slot; more get 429. */
   maxQueue: z.coerce.number().int().min(1).default(256),
+  /** Memory one fine-tuning step may use, MiB; unset: what the machine has available (trainer/memory.ts). */
+  trainerMemoryMb: z.coerce.number().int().min(1).optional(),
   /** Largest LoRA rank accepted for upload. */
   maxLoraRank: z.coerce.number().int().min(1).max(256).default(64),
   /** Most distinct adapters decoded together in one batch (sequences of others wait). */
@@ -77,6 +79,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   model: { env: "SWITCHYARD_MODEL", flag: "--model" },
   modelPath: { env: "SWITCHYARD_MODEL_PATH", flag: "--model-path" },
   maxQueue: { env: "SWITCHYARD_MAX_QUEUE", flag: "--max-queue" },
+  trainerMemoryMb: { env: "SWITCHYARD_TRAINER_MEMORY_MB", flag: "--trainer-memory-mb" },
   maxLoraRank: { env: "SWITCHYARD_MAX_LORA_RANK", flag: "--max-lora-rank" },
   maxAdaptersPerBatch: { env: "SWITCHYARD_MAX_ADAPTERS_PER_BATCH", flag: "--max-adapters-per-batch" },
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },

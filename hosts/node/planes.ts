@@ -78,7 +78,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       usage: new UsageStore(database.db),
       files,
       // Job rows only: the trainer process (`switchyard serve trainer`) runs them.
-      trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel() }),
+      trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel(), adapters: adapters.catalog }),
       evaluation: inProcessEvaluation,
     },
     modelDir,

@@ -109,6 +109,7 @@ function trainerEnv(config: Config, dataDir: string, modelDir: string, extra: Re
     SWITCHYARD_MAX_LORA_RANK: String(config.maxLoraRank),
     SWITCHYARD_MAX_UPLOAD_BODY: String(config.maxUploadBody),
     SWITCHYARD_MAX_TRAINING_FILE_LINES: String(config.maxTrainingFileLines),
+    ...(config.trainerMemoryMb === undefined ? {} : { SWITCHYARD_TRAINER_MEMORY_MB: String(config.trainerMemoryMb) }),
     ...extra,
   };
 }

@@ -62,6 +62,7 @@ export async function startTrainer(config: Config, train: TrainFn, logger: Logge
     train,
     modelDir,
     cacheDir: join(dataDir, "compiled"),
+    memoryLimitMb: config.trainerMemoryMb,
     heartbeatMs: timings.heartbeatMs,
     pollMs: timings.pollMs,
     onDone: (jobId, result) => logger.info({ jobId, result }, "fine-tuning job done"),

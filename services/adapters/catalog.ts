@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { and, asc, desc, eq, isNull, or, sql, type SQL } from "drizzle-orm";
 import { modelNotFound } from "../../ports/errors.ts";
-import { ADAPTER_NAME, type AdapterArchive, type AdapterArchiveFormat, type AdapterCatalog, type AdapterInfo, type AdapterUpload, type ResolvedModel, type Viewer } from "../../ports/adapters.ts";
+import { ADAPTER_NAME, type AdapterArchive, type AdapterArchiveFormat, type AdapterCatalog, type AdapterContent, type AdapterInfo, type AdapterUpload, type ResolvedModel, type Viewer } from "../../ports/adapters.ts";
 import { adapters, type Adapter } from "../store/schema.ts";
 import type { StoreDb } from "../store/store-db.ts";
 import { writeAdapterArchive } from "./archive-writer.ts";
@@ -67,6 +67,11 @@ export class StoreAdapterCatalog implements AdapterCatalog {
     const row = await this.ready(id, viewer);
     if (!row) throw notFound(id);
     return toInfo(row);
+  }
+
+  async content(id: string, viewer: Viewer): Promise<AdapterContent> {
+    await this.get(id, viewer);
+    return this.options.blobs.read(id);
   }
 
   async resolve(model: string | undefined, tenantId: string, defaultAdapter?: string | null): Promise<ResolvedModel> {

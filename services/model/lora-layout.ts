@@ -62,6 +62,14 @@ export function loraInputName(layer: number, target: LoraTarget, part: "a" | "b"
   return `lora.${layer}.${target}.${part}`;
 }
 
+/**
+ * The training graph's dropout mask of a layer's target when LoRA dropout is on: float [B, T, in],
+ * each element 0 (dropped) or 1/(1-p) (kept, inverted scaling), multiplied into the LoRA branch's input.
+ */
+export function loraDropoutName(layer: number, target: LoraTarget): string {
+  return `lora.${layer}.${target}.dropout`;
+}
+
 /** `layers.{i}.{target}`, e.g. "layers.3.q_proj". */
 export type LoraModuleKey = `layers.${number}.${LoraTarget}`;
 

@@ -55,6 +55,20 @@ export function describeAdapterCatalogContract(name: string, make: () => Promise
       expect(await catalog.get(info.id, ADMIN)).toEqual(info);
     });
 
+    it("content gives the stored files back byte for byte, to those who may see the adapter", async () => {
+      const source = files(5);
+      const mine = await upload("t_acme", "bot", source);
+      const shared = await upload(null, "shared", files(6));
+      const content = await catalog.content(mine.id, ACME);
+      expect(Buffer.from(content.config).equals(Buffer.from(source.config))).toBe(true);
+      expect(Buffer.from(content.model).equals(Buffer.from(source.model))).toBe(true);
+      expect((await catalog.content(mine.id, ADMIN)).model.byteLength).toBe(source.model.byteLength);
+      expect((await catalog.content(shared.id, GLOBEX)).model.byteLength).toBeGreaterThan(0);
+      await refused(catalog.content(mine.id, GLOBEX), "not_found");
+      await catalog.delete(mine.id, ACME);
+      await refused(catalog.content(mine.id, ACME), "not_found");
+    });
+
     it("accepts an archive of the adapter folder too", async () => {
       const { zipSync } = await import("fflate");
       const { config, model } = files(2);

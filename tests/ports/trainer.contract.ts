@@ -49,8 +49,8 @@ export function describeTrainerContract(name: string, make: () => Promise<Traine
       expect((await refused(t.trainer.submit({ tenantId: ACME, model: t.base, trainingFile: "file_nope" }), "not_found")).param).toBe("training_file");
       expect((await refused(t.trainer.submit({ tenantId: ACME, model: t.base, trainingFile: mine, validationFile: theirs }), "not_found")).param).toBe("validation_file");
       expect((await refused(t.trainer.submit({ tenantId: ACME, model: "gpt-4o-mini", trainingFile: mine }), "invalid_request")).param).toBe("model");
-      const adapter = await refused(t.trainer.submit({ tenantId: ACME, model: `${t.base}:my-adapter`, trainingFile: mine }), "invalid_request");
-      expect(adapter.code).toBe("model_not_supported");
+      const adapter = await refused(t.trainer.submit({ tenantId: ACME, model: `${t.base}:no-such-adapter`, trainingFile: mine }), "not_found"); // continuing an adapter the tenant does not have
+      expect(adapter).toMatchObject({ code: "model_not_found", param: "model" });
       expect((await refused(t.trainer.submit({ tenantId: ACME, model: t.base, trainingFile: mine, suffix: "no spaces" }), "invalid_request")).param).toBe("suffix");
       expect((await t.trainer.list(ACME)).data).toEqual([]);
     });

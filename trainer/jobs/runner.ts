@@ -8,7 +8,7 @@
  * aborts `signal`, and the runner then writes nothing more. So does `signal` from the caller (the
  * worker shutting down), after which the worker hands the job back to the queue.
  */
-import type { AdapterCatalog } from "../../ports/adapters.ts";
+import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/adapters.ts";
 import { PlaneError } from "../../ports/errors.ts";
 import type { Files } from "../../ports/files.ts";
 import type { FineTuningError, FineTuningHyperparameters } from "../../ports/trainer.ts";
@@ -26,6 +26,8 @@ export interface RunnerDeps {
   train: TrainFn;
   modelDir: string;
   cacheDir?: string;
+  /** The memory one training step may use (SWITCHYARD_TRAINER_MEMORY_MB); default: what the machine has available. */
+  memoryLimitMb?: number;
   /** How often the lease is renewed while a step runs (well under the lease). */
   heartbeatMs: number;
   now?: () => number;
@@ -60,11 +62,22 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): 
   try {
     const training = await readExamples(deps.files, job.tenantId, job.trainingFile, "training_file");
     const validation = job.validationFile ? await readExamples(deps.files, job.tenantId, job.validationFile, "validation_file") : undefined;
+    const start = await startingAdapter(job, deps);
+    if (start) await deps.queue.event(job.id, { message: `Continuing adapter ${start.info.name}@${start.info.version} (${start.info.id})` });
     await deps.queue.event(job.id, { message: `Training on ${training.length} examples${validation ? `, validating on ${validation.length}` : ""}` });
     const losses = new Map<number, number>();
     const started = now();
     const result = await deps.train(
-      { modelDir: deps.modelDir, training, validation, hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters), seed: job.seed, cacheDir: deps.cacheDir },
+      {
+        modelDir: deps.modelDir,
+        training,
+        validation,
+        hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters),
+        seed: job.seed,
+        cacheDir: deps.cacheDir,
+        initialAdapter: start?.files,
+        memoryLimitMb: deps.memoryLimitMb,
+      },
       {
         signal: watch.signal,
         shouldStop: () => watch.state !== "ok",
@@ -78,7 +91,7 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): 
     );
     if (result.cancelled || watch.state === "cancel") return { status: "cancelled", trainedTokens: result.trainedTokens };
     if (watch.state === "lost") return { status: "cancelled" };
-    return await publish(job, deps, result, losses);
+    return await publish(job, deps, result, losses, start && start.info.tenantId === job.tenantId ? start.info.name : undefined);
   } catch (e) {
     if (e instanceof JobFailure) return { status: "failed", error: e.error };
     if (watch.state === "cancel") return { status: "cancelled" };
@@ -86,9 +99,12 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): 
   }
 }
 
-/** Uploads the trained adapter and records its checkpoint; `name@version` is what chat's `model` takes. */
-async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>): Promise<Outcome> {
-  const name = job.suffix ?? defaultAdapterName(job.id);
+/**
+ * Uploads the trained adapter and records its checkpoint; `name@version` is what chat's `model` takes.
+ * Named `suffix`, else the continued adapter's name (its next version), else `ft-<id tail>`.
+ */
+async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName?: string): Promise<Outcome> {
+  const name = job.suffix ?? continuedName ?? defaultAdapterName(job.id);
   let info;
   try {
     info = await deps.catalog.upload({ tenantId: job.tenantId, name, source: { config: result.adapter.config, model: result.adapter.model } });
@@ -98,6 +114,19 @@ async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResul
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
   return { status: "succeeded", fineTunedModel, adapterId: info.id, trainedTokens: result.trainedTokens };
+}
+
+/** The adapter a job continues (its model is `BASE:<adapter id>`, trainer/jobs/store.ts), with its files; undefined for the base model. */
+async function startingAdapter(job: FineTuneJobRow, deps: RunnerDeps): Promise<{ info: AdapterInfo; files: AdapterContent } | undefined> {
+  if (job.baseModel === (await deps.catalog.baseModel())) return undefined;
+  try {
+    const { adapter } = await deps.catalog.resolve(job.baseModel, job.tenantId);
+    if (!adapter) return undefined;
+    return { info: adapter, files: await deps.catalog.content(adapter.id, { tenantId: job.tenantId }) };
+  } catch (e) {
+    if (e instanceof PlaneError && e.kind === "not_found") throw new JobFailure({ code: "model_not_found", message: `The adapter '${job.baseModel}' this job continues was deleted before training read it.`, param: "model" });
+    throw e;
+  }
 }
 
 /** `ft-` and the job id's last 8 characters. */
@@ -127,6 +156,7 @@ export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperpa
     learningRate,
     rank: h.rank,
     alpha: h.alpha,
+    dropout: h.dropout,
     targetModules: h.targetModules as LoraTarget[] | undefined,
     warmupRatio: h.warmupRatio,
     weightDecay: h.weightDecay,

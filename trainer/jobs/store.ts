@@ -9,11 +9,12 @@
  * is cancelled at once, since no runner will see the flag. A finished job is not cancellable (400).
  */
 import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
-import { ADAPTER_NAME } from "../../ports/adapters.ts";
-import { PlaneError } from "../../ports/errors.ts";
+import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo } from "../../ports/adapters.ts";
+import { modelNotFound, PlaneError } from "../../ports/errors.ts";
 import type { Files } from "../../ports/files.ts";
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningJob, FineTuningJobRequest, Page, PageOf, Trainer } from "../../ports/trainer.ts";
-import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, Page, PageOf, Trainer } from "../../ports/trainer.ts";
+import { LORA_TARGETS, type LoraTarget } from "../../services/model/lora-layout.ts";
+import { continuedHyperparameters } from "../continue.ts";
 import { newId } from "../../services/store/ids.ts";
 import { fineTuneCheckpoints, fineTuneEvents, fineTuneJobs, type FineTuneJobRow } from "../../services/store/schema.ts";
 import type { StoreDb } from "../../services/store/store-db.ts";
@@ -26,6 +27,8 @@ export interface StoreTrainerOptions {
   files: Files;
   /** The base model jobs train (the node serves one). */
   baseModel(): Promise<string>;
+  /** Where a job continuing an adapter finds it (`model` naming an adapter); absent: only the base model trains. */
+  adapters?: Pick<AdapterCatalog, "resolve">;
   /** Unix ms (default Date.now). */
   now?: () => number;
 }
@@ -46,7 +49,6 @@ export class StoreTrainer implements Trainer {
   }
 
   async submit(request: FineTuningJobRequest): Promise<FineTuningJob> {
-    await this.checkModel(request.model);
     if (request.suffix !== undefined && !ADAPTER_NAME.test(request.suffix)) {
       throw new PlaneError("invalid_request", `Invalid suffix ${JSON.stringify(request.suffix)}: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (it names the adapter).`, { code: "invalid_suffix", param: "suffix" });
     }
@@ -54,6 +56,7 @@ export class StoreTrainer implements Trainer {
     if (unknown !== undefined) {
       throw new PlaneError("invalid_request", `Unknown target module '${unknown}': expected some of ${LORA_TARGETS.join(", ")}.`, { code: "invalid_target_modules", param: "switchyard.target_modules" });
     }
+    const { model, hyperparameters } = await this.checkModel(request);
     await this.checkFile(request.tenantId, request.trainingFile, "training_file");
     if (request.validationFile !== undefined) await this.checkFile(request.tenantId, request.validationFile, "validation_file");
     const id = newId("ftjob", 24);
@@ -63,9 +66,9 @@ export class StoreTrainer implements Trainer {
       .values({
         id,
         tenantId: request.tenantId,
-        baseModel: request.model,
+        baseModel: model,
         status: "queued",
-        hyperparameters: { ...request.hyperparameters },
+        hyperparameters: { ...hyperparameters },
         trainingFile: request.trainingFile,
         validationFile: request.validationFile ?? null,
         suffix: request.suffix ?? null,
@@ -139,13 +142,32 @@ export class StoreTrainer implements Trainer {
     return { data: rest.slice(0, limit).map(toCheckpoint), hasMore: rest.length > limit };
   }
 
-  private async checkModel(model: string): Promise<void> {
+  /**
+   * The base model, or an adapter to continue (`BASE:ADAPTER` or `ADAPTER`: a name, `name@version` or an
+   * id the tenant may use, as chat reads `model`), stored pinned as `BASE:<adapter id>` so that the job
+   * continues exactly the version it was submitted for. Continuing takes the adapter's r, alpha and
+   * targets; a job asking for others is refused.
+   */
+  private async checkModel(request: FineTuningJobRequest): Promise<{ model: string; hyperparameters: FineTuningHyperparameters }> {
+    const { model } = request;
+    const hyperparameters = request.hyperparameters ?? {};
     const base = await this.options.baseModel();
-    if (model === base) return;
-    if (model.startsWith(`${base}:`)) {
-      throw new PlaneError("invalid_request", `Continuing an adapter ('${model}') is not supported yet: fine-tune the base model '${base}'.`, { code: "model_not_supported", param: "model" });
+    if (model === base) return { model, hyperparameters };
+    const adapter = await this.continued(model, request.tenantId, base);
+    if (adapter.baseModel !== base) {
+      throw new PlaneError("invalid_request", `Adapter '${adapter.name}@${adapter.version}' was trained on '${adapter.baseModel}'; this node trains '${base}'.`, { code: "model_not_available", param: "model" });
     }
-    throw new PlaneError("invalid_request", `Model '${model}' cannot be fine-tuned here: this node trains its base model '${base}'.`, { code: "model_not_available", param: "model" });
+    const spec = { rank: adapter.rank, alpha: adapter.alpha, targets: adapter.targetModules as LoraTarget[] };
+    continuedHyperparameters({ ...hyperparameters, targetModules: hyperparameters.targetModules as LoraTarget[] | undefined }, spec);
+    return { model: `${base}:${adapter.id}`, hyperparameters };
+  }
+
+  private async continued(model: string, tenantId: string, base: string): Promise<AdapterInfo> {
+    const onBase = model.startsWith(`${base}:`);
+    const resolved = this.options.adapters ? await this.options.adapters.resolve(model, tenantId).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e))) : undefined;
+    if (resolved?.adapter) return resolved.adapter;
+    if (onBase) throw modelNotFound(model);
+    throw new PlaneError("invalid_request", `Model '${model}' cannot be fine-tuned here: this node trains its base model '${base}' (or continues one of your adapters, '${base}:NAME').`, { code: "model_not_available", param: "model" });
   }
 
   /** The tenant's own fine-tune file: not_found (404) otherwise, naming the field. */
@@ -174,6 +196,8 @@ export class StoreTrainer implements Trainer {
     }
   }
 }
+
+const isNotFound = (e: unknown) => e instanceof PlaneError && e.kind === "not_found";
 
 const badCursor = (after: string) => new PlaneError("invalid_request", `Nothing '${after}' to list after.`, { code: "invalid_cursor", param: "after" });
 

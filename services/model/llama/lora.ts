@@ -11,9 +11,13 @@
  *   scatter         int64 [B, T]              each token's row in the segments' output; slots·rows = none
  * `singleLora` applies one adapter to every token (a training graph's trainable inputs):
  *   lora.{i}.{t}.a  float [in, rank], lora.{i}.{t}.b  float [rank, out]
+ * and, for the targets given as `dropout`, PEFT's LoRA dropout on the branch alone,
+ * b(a(dropout(x))): x times a mask input (0 or 1/(1-p) per element, drawn by the trainer)
+ *   lora.{i}.{t}.dropout  float [B, T, in]
+ * The base projection always sees x itself.
  */
 import type { Graph, Value } from "../graph/ir.ts";
-import { loraInputName } from "../lora-layout.ts";
+import { loraDropoutName, loraInputName, type LoraTarget } from "../lora-layout.ts";
 import type { LoraBranch } from "./projection.ts";
 
 export interface LoraSegments {
@@ -37,13 +41,14 @@ export function segmentedLora(g: Graph, { gather, scatter }: LoraSegments): Lora
   };
 }
 
-/** x·A·B per target with one adapter's matrices as graph inputs. */
-export function singleLora(g: Graph): LoraBranch {
+/** x·A·B per target with one adapter's matrices as graph inputs; (x·mask)·A·B for the `dropout` targets. */
+export function singleLora(g: Graph, dropout: readonly LoraTarget[] = []): LoraBranch {
   return (layer, x, targets, shapes) => {
     const deltas = targets.map((t, k) => {
       const a = g.input(loraInputName(layer, t, "a"), "float32", [shapes[k].in, "lora_rank"]);
       const b = g.input(loraInputName(layer, t, "b"), "float32", ["lora_rank", shapes[k].out]);
-      return g.matmul(g.matmul(x, a), b);
+      const input = dropout.includes(t) ? g.mul(x, g.input(loraDropoutName(layer, t), "float32", ["batch", "seq", shapes[k].in])) : x;
+      return g.matmul(g.matmul(input, a), b);
     });
     return deltas.length === 1 ? deltas[0] : g.concat(deltas, -1);
   };

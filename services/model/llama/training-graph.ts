@@ -11,11 +11,14 @@
  *   lora.{i}.{t}.a  float [in, rank]   A^T for layer i and target t, every target of lora-layout.ts
  *   lora.{i}.{t}.b  float [rank, out]  (scale·B)^T (scale folded in)
  *   -> logits       float [B, T, vocab]  at every position
+ *   lora.{i}.{t}.dropout  float [B, T, in]  only for `dropoutTargets` (LoRA dropout on): the mask
+ *                   multiplied into that branch's input (lora.ts); without them the graph is the same as before
  * A target the adapter leaves out is fed zeros. Rows at padded positions are garbage (a trainer
  * masks them out of the loss).
  */
 import type { DecoderConfig } from "../config.ts";
 import { Graph, type Value } from "../graph/ir.ts";
+import type { LoraTarget } from "../lora-layout.ts";
 import { attend, causalBias, groupQueries, headsFirst, mergeHeads, rotatedHeads } from "./attention.ts";
 import { embeddingTable, outputHead } from "./head.ts";
 import { singleLora } from "./lora.ts";
@@ -25,13 +28,18 @@ import { layerLinear, type LayerLinear } from "./projection.ts";
 import { rotaryEmbedding, type RotaryEmbedding } from "./rope.ts";
 import type { DecoderWeights } from "./weights.ts";
 
-export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeights): Graph {
+export interface TrainingGraphOptions {
+  /** Targets whose LoRA branch takes a dropout mask input (default none: no mask inputs). */
+  dropoutTargets?: readonly LoraTarget[];
+}
+
+export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeights, options: TrainingGraphOptions = {}): Graph {
   const c = config;
   const g = new Graph("llama_training");
   const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
   const positionIds = g.input("position_ids", "int64", ["batch", "seq"]);
   const mask = g.input("attention_mask", "int64", ["batch", "seq"]);
-  const lora = singleLora(g);
+  const lora = singleLora(g, options.dropoutTargets);
   const norm = (x: Value, name: string) => rmsNorm(g, x, normWeight(g, weights, c.hiddenSize, name), c.rmsNormEps, false);
 
   const embedTokens = embeddingTable(g, c, weights);

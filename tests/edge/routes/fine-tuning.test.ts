@@ -51,20 +51,20 @@ describe("POST /v1/fine_tuning/jobs", () => {
   });
 
   it("takes the legacy top-level hyperparameters and the `switchyard` extension", async () => {
-    const res = await create({ hyperparameters: { learning_rate_multiplier: 2 }, switchyard: { r: 16, alpha: 32, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } } });
+    const res = await create({ hyperparameters: { learning_rate_multiplier: 2 }, switchyard: { r: 16, alpha: 32, dropout: 0.05, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } } });
     expect(res.status).toBe(200);
     expect(res.json.hyperparameters.learning_rate_multiplier).toBe(2);
-    expect(res.json.switchyard).toEqual({ r: 16, alpha: 32, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } });
-    expect((await t.trainer.get("t_acme", res.json.id)).hyperparameters).toEqual({ learningRateMultiplier: 2, rank: 16, alpha: 32, targetModules: ["q_proj"], warmupRatio: 0.1, maxSteps: 9, patience: 3 });
+    expect(res.json.switchyard).toEqual({ r: 16, alpha: 32, dropout: 0.05, target_modules: ["q_proj"], warmup_ratio: 0.1, max_steps: 9, early_stopping: { patience: 3 } });
+    expect((await t.trainer.get("t_acme", res.json.id)).hyperparameters).toEqual({ learningRateMultiplier: 2, rank: 16, alpha: 32, dropout: 0.05, targetModules: ["q_proj"], warmupRatio: 0.1, maxSteps: 9, patience: 3 });
   });
 
   it("refuses bad bodies with 400 naming the field, and another tenant's file with 404", async () => {
     const bad: Array<[Record<string, unknown>, string, string]> = [
       [{ model: "gpt-4o-mini" }, "model", "model_not_available"],
-      [{ model: `${BASE}:mine` }, "model", "model_not_supported"],
       [{ method: { type: "dpo" } }, "method.type", "unsupported_method"],
       [{ hyperparameters: { n_epochs: 0 } }, "hyperparameters.n_epochs", "invalid_value"],
       [{ switchyard: { rank: 8 } }, "switchyard", "invalid_value"],
+      [{ switchyard: { dropout: 1 } }, "switchyard.dropout", "invalid_value"],
       [{ switchyard: { target_modules: ["lm_head"] } }, "switchyard.target_modules", "invalid_target_modules"],
       [{ suffix: "has space" }, "suffix", "invalid_suffix"],
     ];
@@ -72,6 +72,8 @@ describe("POST /v1/fine_tuning/jobs", () => {
       const res = await create(body);
       expect({ body, status: res.status, param: res.json.error.param, code: res.json.error.code }).toEqual({ body, status: 400, param, code });
     }
+    const unknownAdapter = await create({ model: `${BASE}:mine` });
+    expect({ status: unknownAdapter.status, param: unknownAdapter.json.error.param, code: unknownAdapter.json.error.code }).toEqual({ status: 404, param: "model", code: "model_not_found" });
     const theirs = await t.upload("t_globex");
     const res = await call("POST", "/jobs", { model: BASE, training_file: theirs });
     expect(res.status).toBe(404);

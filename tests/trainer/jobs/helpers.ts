@@ -49,7 +49,7 @@ export async function openTestJobs(tenantIds: readonly string[] = ["t_acme", "t_
   const now = () => clock.now++;
   const files = new StoreFiles({ db: store.db, blobs: await LocalFileBlobs.open(join(dir, "files")), tokenizer: wordTokenizer(), limits: { maxBytes: 1 << 20, maxLines: 1000 }, now });
   const catalog = new StoreAdapterCatalog({ db: store.db, blobs: await LocalAdapterBlobs.open(join(dir, "adapters")), base: { id: BASE, shape: STORIES }, limits: { maxRank: 64 }, maxUploadBytes: 64 << 20 });
-  const trainer = new StoreTrainer({ db: store.db, files, baseModel: async () => BASE, now });
+  const trainer = new StoreTrainer({ db: store.db, files, baseModel: async () => BASE, adapters: catalog, now });
   const connections: OpenDatabase[] = [];
   const modelDir = findSharedModel("stories260k");
   const handle: TestJobs = {

@@ -26,7 +26,7 @@ describe("runJob", () => {
       trainingFile,
       validationFile,
       seed: 42,
-      hyperparameters: { nEpochs: 3, batchSize: 2, learningRateMultiplier: 0.5, rank: 8, alpha: 16, targetModules: ["q_proj", "o_proj"], maxSteps: 4, patience: 2 },
+      hyperparameters: { nEpochs: 3, batchSize: 2, learningRateMultiplier: 0.5, rank: 8, alpha: 16, dropout: 0.1, targetModules: ["q_proj", "o_proj"], maxSteps: 4, patience: 2 },
     });
     let seen: TrainRequest | undefined;
     const inner = fakeTrain();
@@ -36,7 +36,8 @@ describe("runJob", () => {
     expect(seen!.training.map((e) => e.line)).toEqual([1, 2, 3, 4]);
     expect(seen!.validation).toHaveLength(2);
     expect(seen!.seed).toBe(42);
-    expect(seen!.hyperparameters).toEqual({ epochs: 3, batchSize: 2, learningRate: 0.5 * BASE_LEARNING_RATE, rank: 8, alpha: 16, targetModules: ["q_proj", "o_proj"], maxSteps: 4, patience: 2 });
+    expect(seen!.hyperparameters).toEqual({ epochs: 3, batchSize: 2, learningRate: 0.5 * BASE_LEARNING_RATE, rank: 8, alpha: 16, dropout: 0.1, targetModules: ["q_proj", "o_proj"], maxSteps: 4, patience: 2 });
+    expect(seen!.initialAdapter).toBeUndefined();
 
     const done = await t.trainer.get(ACME, job.id);
     const name = defaultAdapterName(job.id);
