@@ -91,6 +91,11 @@ export interface TrainResult {
   trainedTokens: number;
   baseValidLoss: number;
   bestValidLoss: number;
+  /** The validation set's evaluation of the base model (step 0, B = 0) and of the best checkpoint (for the job's result report). */
+  baseEvaluation: Evaluation;
+  bestEvaluation: Evaluation;
+  /** The validation examples evaluated (the given set, or the held-out 10%). */
+  validation: ChatExample[];
   stoppedEarly: boolean;
   cancelled: boolean;
 }
@@ -203,6 +208,7 @@ interface Prepared {
   config: DecoderConfig;
   training: EncodedExample[];
   validation: Batch[];
+  validationExamples: ChatExample[];
 }
 
 async function prepare(request: TrainRequest, microBatchSize: number): Promise<Prepared> {
@@ -216,7 +222,7 @@ async function prepare(request: TrainRequest, microBatchSize: number): Promise<P
     return out;
   };
   const validation = chunks(encode(split.validation, "validation"), microBatchSize).map((b) => makeBatch(b, PAD_ID));
-  return { config, training: encode(split.training, "training"), validation };
+  return { config, training: encode(split.training, "training"), validation, validationExamples: split.validation };
 }
 
 const PAD_ID = 0;
@@ -271,6 +277,9 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
       trainedTokens,
       baseValidLoss: loop.baseLoss,
       bestValidLoss: loop.bestLoss,
+      baseEvaluation: loop.base,
+      bestEvaluation: loop.best,
+      validation: data.validationExamples,
       stoppedEarly: loop.stopped,
       cancelled,
     };
@@ -293,6 +302,8 @@ async function openRunner(request: TrainRequest, config: DecoderConfig, targets:
 export class BestTracker {
   readonly baseLoss: number;
   bestLoss: number;
+  readonly base: Evaluation;
+  best: Evaluation;
   bestStep = 0;
   bestParams: LoraParams;
   stopped = false;
@@ -305,12 +316,15 @@ export class BestTracker {
   ) {
     this.baseLoss = base.loss;
     this.bestLoss = base.loss;
+    this.base = base;
+    this.best = base;
     this.bestParams = cloneLoraParams(params);
   }
 
   record(evaluation: Evaluation, params: LoraParams, step: number): void {
     if (evaluation.loss < this.bestLoss) {
       this.bestLoss = evaluation.loss;
+      this.best = evaluation;
       this.bestStep = step;
       this.bestParams = cloneLoraParams(params);
       this.worse = 0;

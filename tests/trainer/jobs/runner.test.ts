@@ -47,7 +47,7 @@ describe("runJob", () => {
 
     const metrics = (await events(job.id)).filter((e) => e.type === "metrics").reverse();
     expect(metrics.map((e) => e.data!.step)).toEqual([1, 2, 3, 4]);
-    expect(metrics[0]!.data).toEqual({ step: 1, total_steps: 4, train_loss: 3, valid_loss: 3.1, train_mean_token_accuracy: 0.5, learning_rate: 0.5 * BASE_LEARNING_RATE, grad_norm: 1, tokens_per_second: 1000 });
+    expect(metrics[0]!.data).toEqual({ step: 1, total_steps: 4, train_loss: 3, valid_loss: 3.1, valid_mean_token_accuracy: 0.5, learning_rate: 0.5 * BASE_LEARNING_RATE, grad_norm: 1, tokens_per_second: 1000 });
     expect(metrics[0]!.message).toBe("Step 1/4: training loss=3.0000, validation loss=3.1000");
     const [checkpoint] = (await t.trainer.checkpoints(ACME, job.id)).data;
     expect(checkpoint).toMatchObject({ step: 4, fineTunedModel: `${name}@1`, metrics: { step: 4, train_loss: 0.75, full_valid_loss: 0.85 } });
