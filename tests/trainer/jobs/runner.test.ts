@@ -1,7 +1,9 @@
-/** The job runner with a stand-in training loop: files in, hyperparameters through, metrics out, the adapter published; cancel, failure, lost lease. */
+/** The job runner with a stand-in training loop: files in, hyperparameters through, metrics out, the adapter published, the result reported; cancel, failure, lost lease. */
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
 import { BASE_LEARNING_RATE, defaultAdapterName, runJob } from "../../../trainer/jobs/runner.ts";
+import { describeResult, reportTraining, type ReportFn } from "../../../trainer/report.ts";
 import type { TrainFn, TrainRequest } from "../../../trainer/train-api.ts";
 import { BASE, openTestJobs, type TestJobs } from "./helpers.ts";
 
@@ -59,6 +61,29 @@ describe("runJob", () => {
     await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: file, suffix: "bot" });
     await t.drain();
     expect((await t.trainer.list(ACME)).data.map((j) => j.fineTunedModel)).toEqual(["bot@2", "bot@1"]);
+  });
+
+  it("reports base model vs adapter on the validation set into the job's result, summarised just before the completion message", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME, 4), validationFile: await t.upload(ACME, 3), hyperparameters: { maxSteps: 2 } });
+    let given: Parameters<ReportFn>[0] | undefined;
+    const report: ReportFn = (input) => ((given = input), reportTraining(input));
+    expect(await t.drain(fakeTrain(), report)).toEqual(["succeeded"]);
+    expect(given).toMatchObject({ modelDir: t.deps(t.queue("x")).modelDir, cacheDir: join(t.dir, "compiled") });
+    expect(given!.result.validation).toHaveLength(3);
+
+    const done = await t.trainer.get(ACME, job.id);
+    // The stand-in's evaluations (base 3.1, best 3/steps + 0.1), the served adapter's answers to the 3 validation chats.
+    expect(done.result).toMatchObject({ validationExamples: 3, answeredExamples: 3, bestStep: 2, base: { loss: 3.1, perplexity: Math.exp(3.1) }, adapter: { loss: 1.6, perplexity: Math.exp(1.6) } });
+    const [completed, summary] = await events(job.id);
+    expect(completed!.message).toMatch(/successfully completed/);
+    expect(summary).toMatchObject({ type: "message", level: "info", message: describeResult(done.result!) });
+  });
+
+  it("a report that fails leaves the job succeeded, without a result, with a warning", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME) });
+    expect(await t.drain(fakeTrain(), () => Promise.reject(new Error("engine out of memory")))).toEqual(["succeeded"]);
+    expect(await t.trainer.get(ACME, job.id)).toMatchObject({ status: "succeeded", result: null });
+    expect((await events(job.id)).find((e) => e.level === "warn")!.message).toBe("The result report failed: engine out of memory");
   });
 
   it("stops within one step of a cancel and publishes nothing", async () => {
