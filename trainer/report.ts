@@ -60,7 +60,13 @@ export async function reportTraining(input: ReportInput, options: ReportOptions 
   const prompts = result.validation.map(answerPrompt).filter((p): p is AnswerPrompt => p !== undefined).slice(0, options.maxExamples ?? REPORT_MAX_EXAMPLES);
   const shape = await loadDecoderConfig(input.modelDir);
   const weights = loadPeftAdapter(ADAPTER_ID, result.adapter, shape, { maxRank: Number.MAX_SAFE_INTEGER });
-  const engine = await createEngine({ modelDir: input.modelDir, cacheDir: input.cacheDir, adapters: unpinnedAdapters(async () => weights), maxLoraRank: Math.max(1, weights.maxRank) });
+  const engine = await createEngine({
+    modelDir: input.modelDir,
+    cacheDir: input.cacheDir,
+    adapters: unpinnedAdapters(async () => weights),
+    maxLoraRank: Math.max(1, weights.maxRank),
+    maxQueue: 2 * prompts.length + 1, // every answer is submitted at once
+  });
   try {
     const answers = await answerBoth(engine, prompts, options.marginTokens ?? 0);
     return buildReport({ validationExamples: result.validation.length, bestStep: result.bestStep, base: result.baseEvaluation, adapter: result.bestEvaluation, answers });
