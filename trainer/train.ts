@@ -94,7 +94,7 @@ export interface TrainResult {
   /** The validation set's evaluation of the base model (step 0, B = 0) and of the best checkpoint (for the job's result report). */
   baseEvaluation: Evaluation;
   bestEvaluation: Evaluation;
-  /** The validation examples evaluated (the given set, or the held-out 10%). */
+  /** The validation examples evaluated (the given set, or the held-out 10%; those with a counted token within the length). */
   validation: ChatExample[];
   stoppedEarly: boolean;
   cancelled: boolean;
@@ -216,13 +216,22 @@ async function prepare(request: TrainRequest, microBatchSize: number): Promise<P
   const encoder: ChatEncoder = { tokenizer, template, eosTokenId: config.eosTokenIds[0] ?? tokenizer.eosTokenIds[0] };
   const maxLength = Math.min(request.maxLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings);
   const split = request.validation && request.validation.length > 0 ? { training: request.training, validation: request.validation } : holdOut(request.training, request.seed);
+  /** The examples kept (with a counted token within maxLength), each with its encoding. */
   const encode = (examples: ChatExample[], what: string) => {
-    const out = examples.map((e) => encodeExample(e, encoder, maxLength)).filter((e): e is EncodedExample => e !== undefined);
+    const out = examples.flatMap((example) => {
+      const encoded = encodeExample(example, encoder, maxLength);
+      return encoded ? [{ example, encoded }] : [];
+    });
     if (out.length === 0) throw new Error(`no ${what} example has an assistant token within ${maxLength} tokens`);
     return out;
   };
-  const validation = chunks(encode(split.validation, "validation"), microBatchSize).map((b) => makeBatch(b, PAD_ID));
-  return { config, training: encode(split.training, "training"), validation, validationExamples: split.validation };
+  const validation = encode(split.validation, "validation");
+  return {
+    config,
+    training: encode(split.training, "training").map((k) => k.encoded),
+    validation: chunks(validation.map((k) => k.encoded), microBatchSize).map((b) => makeBatch(b, PAD_ID)),
+    validationExamples: validation.map((k) => k.example),
+  };
 }
 
 const PAD_ID = 0;
