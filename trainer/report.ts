@@ -59,6 +59,7 @@ export async function reportTraining(input: ReportInput, options: ReportOptions 
   if (result.validation.length === 0) return undefined;
   const prompts = result.validation.map(answerPrompt).filter((p): p is AnswerPrompt => p !== undefined).slice(0, options.maxExamples ?? REPORT_MAX_EXAMPLES);
   const shape = await loadDecoderConfig(input.modelDir);
+  // No rank limit here: the catalog held the adapter to the node's when it published it.
   const weights = loadPeftAdapter(ADAPTER_ID, result.adapter, shape, { maxRank: Number.MAX_SAFE_INTEGER });
   const engine = await createEngine({
     modelDir: input.modelDir,
