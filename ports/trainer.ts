@@ -53,6 +53,42 @@ export interface FineTuningError {
   param: string | null;
 }
 
+/** One model's scores on the validation set, in a job's result. */
+export interface ValidationScores {
+  /** Mean cross-entropy per counted (assistant) token. */
+  loss: number;
+  /** exp(loss). */
+  perplexity: number;
+  /** Share of counted tokens whose greedy next token is the label. */
+  tokenAccuracy: number;
+  /** Means over the examples answered: ROUGE-L F and exact match (services/evaluation/metrics.ts) of greedy answers against the reference assistant turns; null when none was answered. */
+  rougeL: number | null;
+  exactMatch: number | null;
+}
+
+/** A succeeded job's report: the base model and the served (best) adapter side by side on the validation set. */
+export interface FineTuningResult {
+  /** Validation examples evaluated (loss and accuracy cover all of them). */
+  validationExamples: number;
+  /** Of those, how many were answered greedily (the first ones, up to the report's cap). */
+  answeredExamples: number;
+  /** The step of the checkpoint served (0: nothing beat the base model). */
+  bestStep: number;
+  base: ValidationScores;
+  adapter: ValidationScores;
+}
+
+/** Every logged step's metrics in step order, as columns (index i of each is step[i]); null where a step has no evaluation. */
+export interface FineTuningMetrics {
+  step: number[];
+  trainLoss: (number | null)[];
+  validLoss: (number | null)[];
+  validTokenAccuracy: (number | null)[];
+  learningRate: (number | null)[];
+  gradNorm: (number | null)[];
+  tokensPerSecond: (number | null)[];
+}
+
 export interface FineTuningJob {
   id: string;
   tenantId: string;
@@ -68,6 +104,8 @@ export interface FineTuningJob {
   fineTunedModel: string | null;
   trainedTokens: number | null;
   error: FineTuningError | null;
+  /** Set when the job succeeded and its report was made. */
+  result: FineTuningResult | null;
   /** Unix ms. */
   createdAt: number;
   finishedAt: number | null;
@@ -118,4 +156,6 @@ export interface Trainer {
   cancel(tenantId: string, jobId: string): Promise<FineTuningJob>;
   events(tenantId: string, jobId: string, page?: Page): Promise<PageOf<FineTuningEvent>>;
   checkpoints(tenantId: string, jobId: string, page?: Page): Promise<PageOf<FineTuningCheckpoint>>;
+  /** The job's `metrics` events as a series for charts: one entry per step (the latest event of a step logged twice, e.g. after a restart). */
+  metrics(tenantId: string, jobId: string): Promise<FineTuningMetrics>;
 }

@@ -4,7 +4,7 @@
  */
 import type { trainLora } from "./train.ts";
 
-export type { ChatExample, Hyperparameters as TrainHyperparameters, TrainHooks, TrainProgress, TrainRequest, TrainResult } from "./train.ts";
+export type { ChatExample, Evaluation, Hyperparameters as TrainHyperparameters, TrainHooks, TrainProgress, TrainRequest, TrainResult } from "./train.ts";
 
 /** `trainLora`'s signature. */
 export type TrainFn = typeof trainLora;

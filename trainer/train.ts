@@ -109,6 +109,11 @@ export interface TrainResult {
   /** Step 0's validation loss, of the parameters training started from: the base's, or the continued adapter's. */
   startValidLoss?: number;
   bestValidLoss: number;
+  /** The validation set's evaluation of the base model (step 0, B = 0) and of the best checkpoint (for the job's result report). */
+  baseEvaluation: Evaluation;
+  bestEvaluation: Evaluation;
+  /** The validation examples evaluated (the given set, or the held-out 10%; those with a counted token within the length). */
+  validation: ChatExample[];
   stoppedEarly: boolean;
   cancelled: boolean;
 }
@@ -229,6 +234,7 @@ interface Prepared {
   config: DecoderConfig;
   training: EncodedExample[];
   validation: Batch[];
+  validationExamples: ChatExample[];
 }
 
 async function prepare(request: TrainRequest, microBatchSize: number): Promise<Prepared> {
@@ -236,13 +242,22 @@ async function prepare(request: TrainRequest, microBatchSize: number): Promise<P
   const encoder: ChatEncoder = { tokenizer, template, eosTokenId: config.eosTokenIds[0] ?? tokenizer.eosTokenIds[0] };
   const maxLength = Math.min(request.maxLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings);
   const split = request.validation && request.validation.length > 0 ? { training: request.training, validation: request.validation } : holdOut(request.training, request.seed);
+  /** The examples kept (with a counted token within maxLength), each with its encoding. */
   const encode = (examples: ChatExample[], what: string) => {
-    const out = examples.map((e) => encodeExample(e, encoder, maxLength)).filter((e): e is EncodedExample => e !== undefined);
+    const out = examples.flatMap((example) => {
+      const encoded = encodeExample(example, encoder, maxLength);
+      return encoded ? [{ example, encoded }] : [];
+    });
     if (out.length === 0) throw new Error(`no ${what} example has an assistant token within ${maxLength} tokens`);
     return out;
   };
-  const validation = chunks(encode(split.validation, "validation"), microBatchSize).map((b) => makeBatch(b, PAD_ID));
-  return { config, training: encode(split.training, "training"), validation };
+  const validation = encode(split.validation, "validation");
+  return {
+    config,
+    training: encode(split.training, "training").map((k) => k.encoded),
+    validation: chunks(validation.map((k) => k.encoded), microBatchSize).map((b) => makeBatch(b, PAD_ID)),
+    validationExamples: validation.map((k) => k.example),
+  };
 }
 
 const PAD_ID = 0;
@@ -303,6 +318,9 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
       baseValidLoss,
       startValidLoss: loop.baseLoss,
       bestValidLoss: loop.bestLoss,
+      baseEvaluation: loop.base,
+      bestEvaluation: loop.best,
+      validation: data.validationExamples,
       stoppedEarly: loop.stopped,
       cancelled,
     };
@@ -333,6 +351,8 @@ async function openRunner(request: TrainRequest, config: DecoderConfig, targets:
 export class BestTracker {
   readonly baseLoss: number;
   bestLoss: number;
+  readonly base: Evaluation;
+  best: Evaluation;
   bestStep = 0;
   bestParams: LoraParams;
   stopped = false;
@@ -345,12 +365,15 @@ export class BestTracker {
   ) {
     this.baseLoss = base.loss;
     this.bestLoss = base.loss;
+    this.base = base;
+    this.best = base;
     this.bestParams = cloneLoraParams(params);
   }
 
   record(evaluation: Evaluation, params: LoraParams, step: number): void {
     if (evaluation.loss < this.bestLoss) {
       this.bestLoss = evaluation.loss;
+      this.best = evaluation;
       this.bestStep = step;
       this.bestParams = cloneLoraParams(params);
       this.worse = 0;

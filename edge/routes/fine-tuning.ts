@@ -3,11 +3,13 @@
  * jobs (create, list, retrieve, cancel), their events and checkpoints, in OpenAI's JSON so the official
  * client works unchanged. A create takes OpenAI's body (`method.supervised.hyperparameters`, or the
  * legacy top-level `hyperparameters`; "auto" leaves a value to the trainer) and one extension object,
- * `switchyard`, for the LoRA settings OpenAI has no field for.
+ * `switchyard`, for the LoRA settings OpenAI has no field for. A job shows the same object back, with
+ * `result` (base model vs adapter on the validation set) once it succeeded; `GET /jobs/:id/metrics` is
+ * our own: the per-step metrics as columns for charts.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, Trainer } from "../../ports/trainer.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, FineTuningMetrics, FineTuningResult, Trainer, ValidationScores } from "../../ports/trainer.ts";
 import type { AppEnv } from "../env.ts";
 import { badRequest } from "../errors.ts";
 import { describe, jsonBody, queryParams } from "../middleware/body.ts";
@@ -97,6 +99,10 @@ export function fineTuningRoutes(trainer: Trainer): Hono<AppEnv> {
     return c.json({ object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   });
 
+  app.get("/jobs/:id/metrics", describe({ summary: "Every logged step's metrics in step order, as columns (uPlot's data layout): `step`, `train_loss`, `valid_loss`, ... (null where a step has no value).", tags }), async (c) =>
+    c.json(metricsJson(c.req.param("id"), await trainer.metrics(c.get("tenant").id, c.req.param("id")))),
+  );
+
   return app;
 }
 
@@ -164,7 +170,28 @@ export function jobJson(job: FineTuningJob) {
     method: { type: "supervised" as const, supervised: { hyperparameters } },
     metadata: job.metadata,
     user_provided_suffix: job.suffix,
-    switchyard: extensionJson(h),
+    switchyard: { ...extensionJson(h), ...(job.result ? { result: resultJson(job.result) } : {}) },
+  };
+}
+
+/** The job's result in snake_case: `base` and `adapter` side by side. */
+export function resultJson(r: FineTuningResult) {
+  const scores = (s: ValidationScores) => ({ loss: s.loss, perplexity: s.perplexity, token_accuracy: s.tokenAccuracy, rouge_l: s.rougeL, exact_match: s.exactMatch });
+  return { validation_examples: r.validationExamples, answered_examples: r.answeredExamples, best_step: r.bestStep, base: scores(r.base), adapter: scores(r.adapter) };
+}
+
+/** The series: one array per metric, index-aligned with `step`. */
+export function metricsJson(jobId: string, m: FineTuningMetrics) {
+  return {
+    object: "fine_tuning.job.metrics" as const,
+    fine_tuning_job_id: jobId,
+    step: m.step,
+    train_loss: m.trainLoss,
+    valid_loss: m.validLoss,
+    valid_mean_token_accuracy: m.validTokenAccuracy,
+    learning_rate: m.learningRate,
+    grad_norm: m.gradNorm,
+    tokens_per_second: m.tokensPerSecond,
   };
 }
 

@@ -18,6 +18,7 @@ import { loadDecoderConfig } from "../../services/model/config.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { JobQueue } from "../../trainer/jobs/queue.ts";
 import { TrainerWorker } from "../../trainer/jobs/worker.ts";
+import { reportTraining, type ReportFn } from "../../trainer/report.ts";
 import type { TrainFn } from "../../trainer/train-api.ts";
 import type { Config } from "./config.ts";
 import { baseModelId, resolveNodeModel } from "./model.ts";
@@ -41,7 +42,8 @@ const noTokenizer: Tokenizer = {
   encode: () => Promise.reject(new Error("the trainer process validates no uploads")),
 };
 
-export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = TRAINER_TIMINGS): Promise<TrainerProcess> {
+/** `report`: the succeeded job's result (default trainer/report.ts, a serving engine of its own for the time it answers). */
+export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = TRAINER_TIMINGS, report: ReportFn = reportTraining): Promise<TrainerProcess> {
   const dataDir = resolve(config.dataDir);
   const database = openDatabase(join(dataDir, "switchyard.db"));
   const modelDir = await resolveNodeModel(config, dataDir);
@@ -60,6 +62,7 @@ export async function startTrainer(config: Config, train: TrainFn, logger: Logge
     files,
     catalog,
     train,
+    report,
     modelDir,
     cacheDir: join(dataDir, "compiled"),
     memoryLimitMb: config.trainerMemoryMb,

@@ -146,6 +146,8 @@ export const fineTuneJobs = sqliteTable(
     trainedTokens: integer("trained_tokens"),
     /** JSON `{code, message, param}` of a failed job. */
     error: text("error", { mode: "json" }).$type<{ code: string; message: string; param: string | null }>(),
+    /** JSON report of a succeeded job (ports/trainer.ts FineTuningResult): base model and adapter on the validation set. */
+    result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
     /** Set by a cancel of a running job; the runner stops at its next step. */
     cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
     leaseOwner: text("lease_owner"),

@@ -42,6 +42,7 @@ describe("createEdge with only the tenants and keys ports", () => {
       ["DELETE", "/v1/files/file_1", "files"],
       ["GET", "/v1/fine_tuning/jobs", "trainer"],
       ["POST", "/v1/fine_tuning/jobs/ftjob_1/cancel", "trainer"],
+      ["GET", "/v1/fine_tuning/jobs/ftjob_1/metrics", "trainer"],
     ] as const) {
       const res = await call(method, path);
       expect({ path, status: res.status, code: res.body.error?.code }).toEqual({ path, status: 503, code: "plane_unavailable" });

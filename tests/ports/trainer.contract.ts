@@ -77,7 +77,7 @@ export function describeTrainerContract(name: string, make: () => Promise<Traine
       expect((await t.trainer.get(ACME, job.id)).status).toBe("cancelled");
     });
 
-    it("trains a job to a published adapter, with metrics events and a checkpoint", async () => {
+    it("trains a job to a published adapter, with metrics events (and their series) and a checkpoint", async () => {
       const job = await t.trainer.submit({ tenantId: ACME, model: t.base, trainingFile: await t.upload(ACME), suffix: "helper" });
       await t.run();
       const done = await t.trainer.get(ACME, job.id);
@@ -98,6 +98,12 @@ export function describeTrainerContract(name: string, make: () => Promise<Traine
       expect(page.hasMore).toBe(true);
       const next = await t.trainer.events(ACME, job.id, { limit: 2, after: page.data[1]!.id });
       expect(next.data[0]!.id).toBe(events[2]!.id);
+
+      const series = await t.trainer.metrics(ACME, job.id);
+      expect(series.step).toEqual(metrics.map((e) => e.data!.step).reverse());
+      expect(series.trainLoss).toEqual(metrics.map((e) => e.data!.train_loss).reverse());
+      for (const column of Object.values(series)) expect(column).toHaveLength(metrics.length);
+      await refused(t.trainer.metrics(GLOBEX, job.id), "not_found");
 
       const checkpoints = (await t.trainer.checkpoints(ACME, job.id)).data;
       expect(checkpoints).toHaveLength(1);

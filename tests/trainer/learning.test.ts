@@ -156,7 +156,10 @@ describe("trainLora early stopping and the held-out split (stories260k)", () => 
     // lr 3e-2 (3x the one that learns) with 5 warmup steps improves at first, then overshoots.
     const { result, evaluated } = await run(examples, 3e-2, 5, 0.05, 1);
     expect(result.bestStep).toBeGreaterThan(0);
-    expect(evaluated.find((p) => p.step === result.bestStep)!.validLoss).toBe(result.bestValidLoss);
+    const best = evaluated.find((p) => p.step === result.bestStep)!;
+    expect(best.validLoss).toBe(result.bestValidLoss);
+    expect(result.bestEvaluation).toEqual({ loss: best.validLoss, tokenAccuracy: best.tokenAccuracy });
+    expect(result.validation).toEqual(examples);
     expect(result.bestValidLoss).toBeLessThan(result.baseValidLoss);
   }, 60_000);
 
@@ -165,6 +168,11 @@ describe("trainLora early stopping and the held-out split (stories260k)", () => 
     const { result } = await run(undefined, 5e-2, 2, 0, 3);
     expect(result.bestStep).toBe(0);
     expect(result.bestValidLoss).toBe(result.baseValidLoss);
+    // The result carries what was evaluated, for the job's report: the one held-out chat, and step 0's evaluation as the best.
+    expect(result.validation).toHaveLength(1);
+    expect(examples).toContainEqual(result.validation[0]);
+    expect(result.bestEvaluation).toEqual(result.baseEvaluation);
+    expect(result.baseEvaluation.loss).toBe(result.baseValidLoss);
     const store = parseSafetensorsBytes(result.adapter.model);
     try {
       const bs = store.names().filter((n) => n.endsWith("lora_B.weight"));

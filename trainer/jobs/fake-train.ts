@@ -37,6 +37,19 @@ export function fakeTrain(options: FakeTrainOptions = {}): TrainFn {
     const cancelled = steps < totalSteps;
     const adapter = randomPeftAdapter(shape, { rank: h.rank ?? 4, alpha: h.alpha, targets: h.targetModules ?? ["q_proj", "v_proj"], seed: request.seed, amplitude: 0.01 });
     const bestValid = request.validation ? 3 / Math.max(1, steps) + 0.1 : Number.NaN;
-    return { adapter: adapter.files, bestStep: steps, steps, trainedTokens: tokensPerStep * steps, baseValidLoss: request.validation ? 3.1 : Number.NaN, bestValidLoss: bestValid, stoppedEarly: false, cancelled };
+    const baseValid = request.validation ? 3.1 : Number.NaN;
+    return {
+      adapter: adapter.files,
+      bestStep: steps,
+      steps,
+      trainedTokens: tokensPerStep * steps,
+      baseValidLoss: baseValid,
+      bestValidLoss: bestValid,
+      baseEvaluation: { loss: baseValid, tokenAccuracy: 0.5 },
+      bestEvaluation: { loss: bestValid, tokenAccuracy: 1 - 1 / (steps + 1) },
+      validation: request.validation ?? [],
+      stoppedEarly: false,
+      cancelled,
+    };
   };
 }

@@ -13,10 +13,11 @@
  * that adapter version published but unrecorded (the next attempt publishes another version).
  */
 import { and, asc, eq, inArray, lt, or, sql } from "drizzle-orm";
-import type { FineTuningError } from "../../ports/trainer.ts";
+import type { FineTuningError, FineTuningResult } from "../../ports/trainer.ts";
 import { fineTuneCheckpoints, fineTuneJobs, type FineTuneJobRow } from "../../services/store/schema.ts";
 import { newId } from "../../services/store/ids.ts";
 import type { StoreDb } from "../../services/store/store-db.ts";
+import { describeResult } from "../report-scores.ts";
 import { appendEvent, type NewEvent } from "./events.ts";
 
 export interface JobQueueOptions {
@@ -31,7 +32,7 @@ export interface JobQueueOptions {
 export type Heartbeat = "ok" | "cancel" | "lost";
 
 export type Outcome =
-  | { status: "succeeded"; fineTunedModel: string; adapterId: string; trainedTokens: number }
+  | { status: "succeeded"; fineTunedModel: string; adapterId: string; trainedTokens: number; result?: FineTuningResult }
   | { status: "failed"; error: FineTuningError; trainedTokens?: number }
   | { status: "cancelled"; trainedTokens?: number };
 
@@ -94,7 +95,7 @@ export class JobQueue {
     const now = this.now();
     const result =
       outcome.status === "succeeded"
-        ? { fineTunedModel: outcome.fineTunedModel, resultAdapterId: outcome.adapterId, trainedTokens: outcome.trainedTokens, error: null }
+        ? { fineTunedModel: outcome.fineTunedModel, resultAdapterId: outcome.adapterId, trainedTokens: outcome.trainedTokens, error: null, result: outcome.result ? { ...outcome.result } : null }
         : { error: outcome.status === "failed" ? outcome.error : null, trainedTokens: outcome.trainedTokens ?? null };
     const [row] = await this.db
       .update(fineTuneJobs)
@@ -102,6 +103,8 @@ export class JobQueue {
       .where(this.owned(jobId))
       .returning({ id: fineTuneJobs.id });
     if (!row) return false;
+    // The result's summary comes just before the completion message, which stays the last event (as OpenAI's).
+    if (outcome.status === "succeeded" && outcome.result) await appendEvent(this.db, jobId, { message: describeResult(outcome.result) }, now);
     await appendEvent(this.db, jobId, finishEvent(outcome), now);
     return true;
   }

@@ -1,5 +1,5 @@
 /** Store rows of jobs, events and checkpoints as the Trainer port's plain data. */
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob } from "../../ports/trainer.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningMetrics, FineTuningResult } from "../../ports/trainer.ts";
 import type { FineTuneCheckpointRow, FineTuneEventRow, FineTuneJobRow } from "../../services/store/schema.ts";
 
 /** Event ids are the table's integer ids behind a prefix (a cursor compares the number). */
@@ -29,6 +29,7 @@ export function toJob(row: FineTuneJobRow): FineTuningJob {
     fineTunedModel: row.fineTunedModel,
     trainedTokens: row.trainedTokens,
     error: row.error ?? null,
+    result: (row.result as FineTuningResult | null) ?? null,
     createdAt: row.createdAt,
     finishedAt: row.finishedAt,
     estimatedFinish: row.status === "running" ? row.estimatedFinish : null,
@@ -50,3 +51,32 @@ export function toEvent(row: FineTuneEventRow): FineTuningEvent {
 export function toCheckpoint(row: FineTuneCheckpointRow): FineTuningCheckpoint {
   return { id: row.id, jobId: row.jobId, step: row.step, fineTunedModel: row.fineTunedModel, metrics: row.metrics, createdAt: row.createdAt };
 }
+
+/** The event `data` key of each metrics column (trainer/jobs/runner.ts writes them). */
+const METRIC_KEYS = {
+  trainLoss: "train_loss",
+  validLoss: "valid_loss",
+  validTokenAccuracy: "valid_mean_token_accuracy",
+  learningRate: "learning_rate",
+  gradNorm: "grad_norm",
+  tokensPerSecond: "tokens_per_second",
+} as const satisfies Record<Exclude<keyof FineTuningMetrics, "step">, string>;
+
+/**
+ * `metrics` events' data (in the order written) as columns in step order. A step logged twice (a job
+ * restarted by another trainer logs its steps again) keeps its latest event.
+ */
+export function metricsSeries(data: ReadonlyArray<Record<string, unknown> | null>): FineTuningMetrics {
+  const byStep = new Map<number, Record<string, unknown>>();
+  for (const d of data) {
+    const step = d?.step;
+    if (d && typeof step === "number" && Number.isSafeInteger(step)) byStep.set(step, d);
+  }
+  const steps = [...byStep.keys()].sort((a, b) => a - b);
+  const column = (key: string) => steps.map((s) => finiteOrNull(byStep.get(s)![key]));
+  const series = { step: steps } as FineTuningMetrics;
+  for (const [field, key] of Object.entries(METRIC_KEYS) as [keyof typeof METRIC_KEYS, string][]) series[field] = column(key);
+  return series;
+}
+
+const finiteOrNull = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);

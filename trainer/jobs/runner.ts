@@ -1,7 +1,9 @@
 /**
  * Runs one claimed job: reads its training (and validation) file through the Files port, trains with
  * the injected `train` (trainer/train-api.ts), reports every step as a `metrics` event, and publishes
- * the adapter through the AdapterCatalog as the tenant's adapter named `suffix` (default `ft-<id tail>`).
+ * the adapter through the AdapterCatalog as the tenant's adapter named `suffix` (default `ft-<id tail>`),
+ * then reports base model vs adapter on the validation set (`report`, trainer/report.ts) into the job's
+ * result. A report that fails leaves the job succeeded, without a result, and says why in a warning event.
  *
  * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
  * a cancel is seen within one step (or one heartbeat). "lost" (another worker holds the job now) also
@@ -11,11 +13,12 @@
 import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/adapters.ts";
 import { PlaneError } from "../../ports/errors.ts";
 import type { Files } from "../../ports/files.ts";
-import type { FineTuningError, FineTuningHyperparameters } from "../../ports/trainer.ts";
+import type { FineTuningError, FineTuningHyperparameters, FineTuningResult } from "../../ports/trainer.ts";
 import { parseTrainingData } from "../../services/files/training-data.ts";
 import type { LoraTarget } from "../../services/model/lora-layout.ts";
 import type { FineTuneJobRow } from "../../services/store/schema.ts";
 import type { ChatExample, TrainFn, TrainHyperparameters, TrainProgress, TrainResult } from "../train-api.ts";
+import type { ReportFn } from "../report.ts";
 import { DEFAULT_HYPERPARAMETERS } from "../train.ts";
 import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
 
@@ -24,6 +27,8 @@ export interface RunnerDeps {
   files: Files;
   catalog: AdapterCatalog;
   train: TrainFn;
+  /** The result report (trainer/report.ts `reportTraining`); none: jobs succeed without a result. */
+  report?: ReportFn;
   modelDir: string;
   cacheDir?: string;
   /** The memory one training step may use (SWITCHYARD_TRAINER_MEMORY_MB); default: what the machine has available. */
@@ -113,7 +118,17 @@ async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResul
   }
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
-  return { status: "succeeded", fineTunedModel, adapterId: info.id, trainedTokens: result.trainedTokens };
+  return { status: "succeeded", fineTunedModel, adapterId: info.id, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
+}
+
+async function report(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult): Promise<FineTuningResult | undefined> {
+  if (!deps.report) return undefined;
+  try {
+    return await deps.report({ modelDir: deps.modelDir, cacheDir: deps.cacheDir, result });
+  } catch (e) {
+    await deps.queue.event(job.id, { level: "warn", message: `The result report failed: ${e instanceof Error ? e.message : String(e)}` });
+    return undefined;
+  }
 }
 
 /** The adapter a job continues (its model is `BASE:<adapter id>`, trainer/jobs/store.ts), with its files; undefined for the base model. */
@@ -170,7 +185,7 @@ export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperpa
 function metricsEvent(p: TrainProgress) {
   const data: Record<string, number> = { step: p.step, total_steps: p.totalSteps, train_loss: p.trainLoss, learning_rate: p.learningRate, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond };
   if (p.validLoss !== undefined) data.valid_loss = p.validLoss;
-  if (p.tokenAccuracy !== undefined) data.train_mean_token_accuracy = p.tokenAccuracy;
+  if (p.tokenAccuracy !== undefined) data.valid_mean_token_accuracy = p.tokenAccuracy;
   const valid = p.validLoss === undefined ? "" : `, validation loss=${p.validLoss.toFixed(4)}`;
   return { type: "metrics" as const, message: `Step ${p.step}/${p.totalSteps}: training loss=${p.trainLoss.toFixed(4)}${valid}`, data };
 }

@@ -8,18 +8,18 @@
  * the runner sees at its next heartbeat or step. A running job whose lease has expired (dead trainer)
  * is cancelled at once, since no runner will see the flag. A finished job is not cancellable (400).
  */
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, lt, or, type SQL } from "drizzle-orm";
 import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo } from "../../ports/adapters.ts";
 import { modelNotFound, PlaneError } from "../../ports/errors.ts";
 import type { Files } from "../../ports/files.ts";
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, Page, PageOf, Trainer } from "../../ports/trainer.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, FineTuningMetrics, Page, PageOf, Trainer } from "../../ports/trainer.ts";
 import { LORA_TARGETS, type LoraTarget } from "../../services/model/lora-layout.ts";
 import { continuedHyperparameters } from "../continue.ts";
 import { newId } from "../../services/store/ids.ts";
 import { fineTuneCheckpoints, fineTuneEvents, fineTuneJobs, type FineTuneJobRow } from "../../services/store/schema.ts";
 import type { StoreDb } from "../../services/store/store-db.ts";
 import { appendEvent } from "./events.ts";
-import { eventNumber, toCheckpoint, toEvent, toJob } from "./rows.ts";
+import { eventNumber, metricsSeries, toCheckpoint, toEvent, toJob } from "./rows.ts";
 
 export interface StoreTrainerOptions {
   db: StoreDb;
@@ -140,6 +140,16 @@ export class StoreTrainer implements Trainer {
     if (start === 0 && page.after !== undefined) throw badCursor(page.after);
     const rest = rows.slice(start);
     return { data: rest.slice(0, limit).map(toCheckpoint), hasMore: rest.length > limit };
+  }
+
+  async metrics(tenantId: string, jobId: string): Promise<FineTuningMetrics> {
+    await this.row(tenantId, jobId);
+    const rows = await this.db
+      .select({ data: fineTuneEvents.data })
+      .from(fineTuneEvents)
+      .where(and(eq(fineTuneEvents.jobId, jobId), eq(fineTuneEvents.type, "metrics")))
+      .orderBy(asc(fineTuneEvents.id));
+    return metricsSeries(rows.map((r) => r.data ?? null));
   }
 
   /**

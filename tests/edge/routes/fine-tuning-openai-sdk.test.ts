@@ -64,11 +64,14 @@ describe("openai.fineTuning against the server", () => {
     const done = await until(() => client.fineTuning.jobs.retrieve(job.id), (j) => j.status === "succeeded" || j.status === "failed");
     expect(done).toMatchObject({ status: "succeeded", fine_tuned_model: "sdk-bot@1", error: null, seed: 5 });
     expect(done.trained_tokens).toBeGreaterThan(0);
+    // The extension's result (the trainer's report over the stand-in's adapter): the client passes it through.
+    expect((done as unknown as { switchyard: { result: unknown } }).switchyard.result).toMatchObject({ validation_examples: 2, answered_examples: 2, best_step: 4, base: { loss: 3.1 } });
     expect((await client.fineTuning.jobs.retrieve(doomed.id)).status).toBe("cancelled");
 
     const events = [];
     for await (const e of client.fineTuning.jobs.listEvents(job.id, { limit: 3 })) events.push(e);
     expect(events[0]!.message).toMatch(/successfully completed: sdk-bot@1/);
+    expect(events[1]!.message).toMatch(/^Validation, base model -> adapter \(step 4\) over 2 example\(s\): loss 3\.1000 -> /);
     const metrics = events.filter((e) => e.type === "metrics");
     expect(metrics.map((e) => (e.data as { step: number }).step)).toEqual([4, 3, 2, 1]);
     expect(metrics[0]!.data).toMatchObject({ train_loss: 0.75, valid_loss: 0.85 });

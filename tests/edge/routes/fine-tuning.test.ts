@@ -6,6 +6,8 @@ import { fineTuningRoutes } from "../../../edge/routes/fine-tuning.ts";
 import { specErrors } from "../../helpers/openai-spec.ts";
 import { BASE, openTestJobs, type TestJobs } from "../../trainer/jobs/helpers.ts";
 import { tenantApp } from "../../helpers/tenant-app.ts";
+import { appendEvent } from "../../../trainer/jobs/events.ts";
+import { reportTraining } from "../../../trainer/report.ts";
 
 let t: TestJobs;
 let app: Hono<AppEnv>;
@@ -127,5 +129,41 @@ describe("jobs, events and checkpoints", () => {
     expect(specErrors("ListFineTuningJobCheckpointsResponse", checkpoints.json)).toEqual([]);
     expect(checkpoints.json.data).toEqual([expect.objectContaining({ object: "fine_tuning.job.checkpoint", fine_tuning_job_id: job.id, fine_tuned_model_checkpoint: done.fine_tuned_model, step_number: 3 })]);
     expect((await call("GET", `/jobs/${job.id}/checkpoints`, undefined, "t_globex")).status).toBe(404);
+  });
+});
+
+describe("the job's result and the metrics series", () => {
+  it("shows a succeeded job's result under `switchyard`, base and adapter side by side, still OpenAI's FineTuningJob", async () => {
+    const job = (await create({ validation_file: await t.upload("t_acme", 2), switchyard: { r: 4 } })).json;
+    expect(job.switchyard).toEqual({ r: 4 });
+    await t.drain(undefined, reportTraining);
+    const done = (await call("GET", `/jobs/${job.id}`)).json;
+    expect(specErrors("FineTuningJob", done)).toEqual([]);
+    const scores = { loss: expect.any(Number), perplexity: expect.any(Number), token_accuracy: expect.any(Number), rouge_l: expect.any(Number), exact_match: expect.any(Number) };
+    expect(done.switchyard).toEqual({ r: 4, result: { validation_examples: 2, answered_examples: 2, best_step: 3, base: scores, adapter: scores } });
+    const stored = (await t.trainer.get("t_acme", job.id)).result!;
+    expect(done.switchyard.result.adapter).toEqual({ loss: stored.adapter.loss, perplexity: stored.adapter.perplexity, token_accuracy: stored.adapter.tokenAccuracy, rouge_l: stored.adapter.rougeL, exact_match: stored.adapter.exactMatch });
+    expect((await call("GET", "/jobs")).json.data[0].switchyard.result).toEqual(done.switchyard.result);
+  });
+
+  it("answers every logged step's metrics as columns in step order (a step logged twice: its latest), and 404 to another tenant", async () => {
+    const job = (await create()).json;
+    const empty = await call("GET", `/jobs/${job.id}/metrics`);
+    expect(empty).toEqual({ status: 200, json: { object: "fine_tuning.job.metrics", fine_tuning_job_id: job.id, step: [], train_loss: [], valid_loss: [], valid_mean_token_accuracy: [], learning_rate: [], grad_norm: [], tokens_per_second: [] } });
+    await t.drain();
+    // A restarted job logs its first steps again: the series keeps the later event of each.
+    await appendEvent(t.store.db, job.id, { type: "metrics", message: "Step 1/3 again", data: { step: 1, total_steps: 3, train_loss: 2.5, learning_rate: 0.001, grad_norm: 0.5, tokens_per_second: 900 } }, Date.now());
+    const res = await call("GET", `/jobs/${job.id}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ object: "fine_tuning.job.metrics", fine_tuning_job_id: job.id, step: [1, 2, 3] });
+    // The stand-in's steps: train loss 3/step, no validation file (so no valid loss), accuracy 1 - 1/(step + 1).
+    expect(res.json.train_loss).toEqual([2.5, 1.5, 1]);
+    expect(res.json.valid_loss).toEqual([null, null, null]);
+    expect(res.json.valid_mean_token_accuracy).toEqual([null, 1 - 1 / 3, 1 - 1 / 4]);
+    expect(res.json.grad_norm).toEqual([0.5, 1 / 2, 1 / 3]);
+    expect(res.json.tokens_per_second).toEqual([900, 1000, 1000]);
+    expect(res.json.learning_rate).toHaveLength(3);
+    expect((await call("GET", `/jobs/${job.id}/metrics`, undefined, "t_globex")).status).toBe(404);
+    expect((await call("GET", "/jobs/ftjob_nope/metrics")).json.error.code).toBe("fine_tuning_job_not_found");
   });
 });

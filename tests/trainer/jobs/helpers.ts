@@ -16,6 +16,7 @@ import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
 import { JobQueue } from "../../../trainer/jobs/queue.ts";
 import { runJob, type RunnerDeps, type RunResult } from "../../../trainer/jobs/runner.ts";
 import { StoreTrainer } from "../../../trainer/jobs/store.ts";
+import type { ReportFn } from "../../../trainer/report.ts";
 import type { TrainFn } from "../../../trainer/train-api.ts";
 import { findSharedModel, STORIES } from "../../helpers/adapters.ts";
 import { trainingJsonl } from "../../ports/files.contract.ts";
@@ -34,9 +35,10 @@ export interface TestJobs {
   /** A queue on its own connection, as one trainer process would have. */
   queue(owner: string, leaseMs?: number): JobQueue;
   upload(tenantId: string, examples?: number): Promise<string>;
-  deps(queue: JobQueue, train?: TrainFn): RunnerDeps;
+  /** `report`: none unless given (the real one is trainer/report.ts `reportTraining`). */
+  deps(queue: JobQueue, train?: TrainFn, report?: ReportFn): RunnerDeps;
   /** Claims and runs every queued job with `train` (default the stand-in). */
-  drain(train?: TrainFn): Promise<RunResult[]>;
+  drain(train?: TrainFn, report?: ReportFn): Promise<RunResult[]>;
   close(): Promise<void>;
 }
 
@@ -67,11 +69,11 @@ export async function openTestJobs(tenantIds: readonly string[] = ["t_acme", "t_
     async upload(tenantId, examples = 3) {
       return (await files.upload({ tenantId, filename: "train.jsonl", purpose: "fine-tune", bytes: new TextEncoder().encode(trainingJsonl(examples)) })).id;
     },
-    deps: (queue, train = fakeTrain()) => ({ queue, files, catalog, train, modelDir, heartbeatMs: 1000, now }),
-    async drain(train) {
+    deps: (queue, train = fakeTrain(), report) => ({ queue, files, catalog, train, report, modelDir, cacheDir: join(dir, "compiled"), heartbeatMs: 1000, now }),
+    async drain(train, report) {
       const queue = handle.queue("drain");
       const results: RunResult[] = [];
-      for (let job = await queue.claim(); job; job = await queue.claim()) results.push(await runJob(job, handle.deps(queue, train)));
+      for (let job = await queue.claim(); job; job = await queue.claim()) results.push(await runJob(job, handle.deps(queue, train, report)));
       return results;
     },
     async close() {

@@ -1,7 +1,9 @@
-/** The job runner with a stand-in training loop: files in, hyperparameters through, metrics out, the adapter published; cancel, failure, lost lease. */
+/** The job runner with a stand-in training loop: files in, hyperparameters through, metrics out, the adapter published, the result reported; cancel, failure, lost lease. */
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
 import { BASE_LEARNING_RATE, defaultAdapterName, runJob } from "../../../trainer/jobs/runner.ts";
+import { describeResult, reportTraining, type ReportFn } from "../../../trainer/report.ts";
 import type { TrainFn, TrainRequest } from "../../../trainer/train-api.ts";
 import { BASE, openTestJobs, type TestJobs } from "./helpers.ts";
 
@@ -48,7 +50,7 @@ describe("runJob", () => {
 
     const metrics = (await events(job.id)).filter((e) => e.type === "metrics").reverse();
     expect(metrics.map((e) => e.data!.step)).toEqual([1, 2, 3, 4]);
-    expect(metrics[0]!.data).toEqual({ step: 1, total_steps: 4, train_loss: 3, valid_loss: 3.1, train_mean_token_accuracy: 0.5, learning_rate: 0.5 * BASE_LEARNING_RATE, grad_norm: 1, tokens_per_second: 1000 });
+    expect(metrics[0]!.data).toEqual({ step: 1, total_steps: 4, train_loss: 3, valid_loss: 3.1, valid_mean_token_accuracy: 0.5, learning_rate: 0.5 * BASE_LEARNING_RATE, grad_norm: 1, tokens_per_second: 1000 });
     expect(metrics[0]!.message).toBe("Step 1/4: training loss=3.0000, validation loss=3.1000");
     const [checkpoint] = (await t.trainer.checkpoints(ACME, job.id)).data;
     expect(checkpoint).toMatchObject({ step: 4, fineTunedModel: `${name}@1`, metrics: { step: 4, train_loss: 0.75, full_valid_loss: 0.85 } });
@@ -60,6 +62,29 @@ describe("runJob", () => {
     await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: file, suffix: "bot" });
     await t.drain();
     expect((await t.trainer.list(ACME)).data.map((j) => j.fineTunedModel)).toEqual(["bot@2", "bot@1"]);
+  });
+
+  it("reports base model vs adapter on the validation set into the job's result, summarised just before the completion message", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME, 4), validationFile: await t.upload(ACME, 3), hyperparameters: { maxSteps: 2 } });
+    let given: Parameters<ReportFn>[0] | undefined;
+    const report: ReportFn = (input) => ((given = input), reportTraining(input));
+    expect(await t.drain(fakeTrain(), report)).toEqual(["succeeded"]);
+    expect(given).toMatchObject({ modelDir: t.deps(t.queue("x")).modelDir, cacheDir: join(t.dir, "compiled") });
+    expect(given!.result.validation).toHaveLength(3);
+
+    const done = await t.trainer.get(ACME, job.id);
+    // The stand-in's evaluations (base 3.1, best 3/steps + 0.1), the served adapter's answers to the 3 validation chats.
+    expect(done.result).toMatchObject({ validationExamples: 3, answeredExamples: 3, bestStep: 2, base: { loss: 3.1, perplexity: Math.exp(3.1) }, adapter: { loss: 1.6, perplexity: Math.exp(1.6) } });
+    const [completed, summary] = await events(job.id);
+    expect(completed!.message).toMatch(/successfully completed/);
+    expect(summary).toMatchObject({ type: "message", level: "info", message: describeResult(done.result!) });
+  });
+
+  it("a report that fails leaves the job succeeded, without a result, with a warning", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME) });
+    expect(await t.drain(fakeTrain(), () => Promise.reject(new Error("engine out of memory")))).toEqual(["succeeded"]);
+    expect(await t.trainer.get(ACME, job.id)).toMatchObject({ status: "succeeded", result: null });
+    expect((await events(job.id)).find((e) => e.level === "warn")!.message).toBe("The result report failed: engine out of memory");
   });
 
   it("stops within one step of a cancel and publishes nothing", async () => {

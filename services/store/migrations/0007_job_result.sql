@@ -1,0 +1,1 @@
+ALTER TABLE `fine_tune_jobs` ADD `result` text;
