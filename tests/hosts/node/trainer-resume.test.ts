@@ -84,7 +84,7 @@ describe("a trainer killed with -9 mid-job", () => {
           suffix: "qa",
           seed: 1,
           method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 4, batch_size: 4 } } },
-          switchyard: { learning_rate: 1e-2, max_steps: 12, eval_every: 3, early_stopping: { patience: 10 } },
+          switchyard: { learning_rate: 1e-2, max_steps: 12, eval_every: 3, early_stopping: { patience: 10 }, r: 4, target_modules: ["q_proj", "v_proj"] },
         },
       })
     ).json();
@@ -137,5 +137,5 @@ describe("a trainer killed with -9 mid-job", () => {
     expect((await chat("qa", "What is the name of the red dog?")).text).toBe(trained.text); // the bare name is the best
     latencies.sort((a, b) => a - b);
     console.log(`kill -9 resume: killed with checkpoints at steps [${onDisk.join(", ")}], resumed from step ${step}; ${checkpoints.length} checkpoints, served ${done.fine_tuned_model}; chat p50 while training ${latencies[Math.floor(latencies.length / 2)]!.toFixed(0)} ms over ${latencies.length} requests; first step after ${((tStep - t0) / 1000).toFixed(1)} s, kill at ${((tKill - t0) / 1000).toFixed(1)} s, done at ${((tDone - t0) / 1000).toFixed(1)} s`);
-  }, 180_000);
+  }, 300_000);
 });
