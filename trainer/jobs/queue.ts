@@ -99,6 +99,17 @@ export class JobQueue {
       .orderBy(desc(fineTuneCheckpoints.step), desc(fineTuneCheckpoints.createdAt));
   }
 
+  /** Those of `jobIds` that are finished or gone (their state checkpoints can go). */
+  async finishedAmong(jobIds: readonly string[]): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const live = await this.db
+      .select({ id: fineTuneJobs.id })
+      .from(fineTuneJobs)
+      .where(and(inArray(fineTuneJobs.id, [...jobIds]), inArray(fineTuneJobs.status, ["queued", "running"])));
+    const alive = new Set(live.map((r) => r.id));
+    return jobIds.filter((id) => !alive.has(id));
+  }
+
   /** Records the outcome and releases the lease; false when this worker no longer owned the job. */
   async finish(jobId: string, outcome: Outcome): Promise<boolean> {
     const now = this.now();

@@ -3,15 +3,17 @@
  * hooks (the real loop's resume is tests/trainer/checkpoint.test.ts; the real kill -9 is
  * tests/hosts/node/trainer-resume.test.ts): a handed-back job resumes from its state checkpoint and the
  * folder goes when it is done; a checkpoint of other settings or an unreadable one is not resumed; every
- * epoch is published once, the best last unless it is the newest.
+ * epoch is published once, the best last unless it is the newest; an idle worker deletes the folders of
+ * finished jobs only.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { randomPeftAdapter } from "../../../services/adapters/synthetic.ts";
 import { CheckpointDir, type TrainCheckpoint } from "../../../trainer/checkpoint.ts";
 import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
 import { runJob } from "../../../trainer/jobs/runner.ts";
+import { TrainerWorker } from "../../../trainer/jobs/worker.ts";
 import type { TrainFn, TrainRequest, TrainResult } from "../../../trainer/train-api.ts";
 import { trainFingerprint } from "../../../trainer/train.ts";
 import { STORIES } from "../../helpers/adapters.ts";
@@ -122,5 +124,26 @@ describe("servable checkpoints", () => {
       ["bot@3", 2],
     ]);
     expect((await t.catalog.resolve("bot", ACME)).adapter!.version).toBe(3);
+  });
+});
+
+describe("TrainerWorker with state checkpoints", () => {
+  it("when idle, deletes the checkpoint folders of finished or unknown jobs, not of live ones", async () => {
+    const file = await t.upload(ACME);
+    const cancelled = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: file });
+    await t.trainer.cancel(ACME, cancelled.id);
+    const checkpointDir = join(t.dir, "training");
+    for (const id of [cancelled.id, "ftjob_gone"]) mkdirSync(join(checkpointDir, id), { recursive: true });
+    const queue = t.queue("w");
+    const worker = new TrainerWorker({ ...t.deps(queue), checkpointDir, pollMs: 20 });
+    worker.start();
+    const deadline = Date.now() + 5000;
+    while (existsSync(join(checkpointDir, cancelled.id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await worker.stop();
+    expect(existsSync(join(checkpointDir, cancelled.id))).toBe(false);
+    expect(existsSync(join(checkpointDir, "ftjob_gone"))).toBe(false);
+    expect(await queue.finishedAmong([cancelled.id, "ftjob_gone"])).toEqual([cancelled.id, "ftjob_gone"]);
+    const queued = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: file });
+    expect(await queue.finishedAmong([queued.id])).toEqual([]);
   });
 });
