@@ -4,7 +4,8 @@
  */
 import type { trainLora } from "./train.ts";
 
-export type { ChatExample, Evaluation, Hyperparameters as TrainHyperparameters, TrainHooks, TrainProgress, TrainRequest, TrainResult } from "./train.ts";
+export type { ChatExample, EpochEnd, Evaluation, Hyperparameters as TrainHyperparameters, TrainHooks, TrainProgress, TrainRequest, TrainResult } from "./train.ts";
+export type { TrainCheckpoint } from "./checkpoint.ts";
 
 /** `trainLora`'s signature. */
 export type TrainFn = typeof trainLora;

@@ -12,10 +12,17 @@
  *   (trainer/dropout.ts) masks the training steps only. A step whose estimated memory is over the
  *   limit fails before anything is compiled (trainer/memory.ts: code out_of_memory).
  *
+ * Checkpoints and resume: every `checkpointEvery` steps (default: at each evaluation) `onCheckpoint`
+ * gets the loop's whole state (trainer/checkpoint.ts: parameters, AdamW moments and step, data
+ * position, best tracker, history); `request.resume` continues from one, and the resumed run's adapter
+ * bytes equal the uninterrupted run's. After the last step of each epoch `onEpochEnd` gets the adapter
+ * at that point (servable intermediate checkpoints).
+ *
  * Invariants: for a seed, the split, the init, the batch order and therefore the adapter bytes are
  * the same on every run (onnxruntime CPU kernels are deterministic for a fixed thread count); the
  * step count never exceeds `maxSteps`; the result's adapter is always the best evaluated one.
  */
+import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import type { AdapterFiles } from "../services/adapters/archive.ts";
 import { loadChatTemplate } from "../services/model/chat-template.ts";
@@ -24,6 +31,7 @@ import { loadDecoderConfig, type DecoderConfig } from "../services/model/config.
 import { LORA_TARGETS, type LoraTarget } from "../services/model/lora-layout.ts";
 import { openWeights } from "../services/model/safetensors.ts";
 import { loadTokenizer } from "../services/model/tokenizer.ts";
+import { requestFingerprint, type BestState, type EvaluationRecord, type TrainCheckpoint } from "./checkpoint.ts";
 import { chunks, encodeExample, epochOrder, holdOut, makeBatch, type Batch, type ChatEncoder, type ChatExample, type EncodedExample } from "./dataset.ts";
 import { exportPeftAdapter } from "./export.ts";
 import { cloneLoraParams, gradientsFromGraph, initLoraParams, parameters, trainingFeeds, type LoraParams } from "./lora-params.ts";
@@ -79,6 +87,10 @@ export interface TrainRequest {
   initialAdapter?: AdapterFiles;
   /** The memory one training step may use, MiB (SWITCHYARD_TRAINER_MEMORY_MB); default: what is available (trainer/memory.ts). */
   memoryLimitMb?: number;
+  /** `onCheckpoint` every this many steps (default: at each evaluation). */
+  checkpointEvery?: number;
+  /** Continue from this state (its fingerprint must be this request's: `trainFingerprint`). */
+  resume?: TrainCheckpoint;
 }
 
 export interface TrainProgress {
@@ -92,8 +104,23 @@ export interface TrainProgress {
   tokensPerSecond: number;
 }
 
+/** The adapter after an epoch's last step. */
+export interface EpochEnd {
+  /** 1-based. */
+  epoch: number;
+  step: number;
+  trainLoss: number;
+  /** When that step was evaluated. */
+  validLoss?: number;
+  tokenAccuracy?: number;
+  adapter: AdapterFiles;
+}
+
 export interface TrainHooks {
   onStep?(p: TrainProgress): void | Promise<void>;
+  /** The loop's state, to be stored (trainer/checkpoint.ts) and passed back as `request.resume`. */
+  onCheckpoint?(state: TrainCheckpoint): void | Promise<void>;
+  onEpochEnd?(e: EpochEnd): void | Promise<void>;
   shouldStop?(): boolean;
   signal?: AbortSignal;
 }
@@ -266,6 +293,8 @@ const PAD_ID = 0;
 export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainResult> {
   resolveHyperparameters(request.hyperparameters); // refuses bad values before anything is read
   const microBatchSize = request.microBatchSize ?? 8;
+  const resume = request.resume;
+  if (resume && resume.fingerprint !== trainFingerprint(request)) throw new Error("the checkpoint to resume belongs to another run (data, hyperparameters, seed or model differ)");
   const data = await prepare(request, microBatchSize);
   const { config } = data;
   const initial = request.initialAdapter ? startingParams(request.initialAdapter, config) : undefined;
@@ -279,25 +308,30 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
     const state = createTrainState(config, h, request.seed, totalSteps, initial);
-    const loop = new BestTracker(await evaluateLoss(runner, state.params, config, data.validation), state.params, h.patience);
-    const baseValidLoss = initial ? (await evaluateLoss(runner, withoutDelta(state.params), config, data.validation)).loss : loop.baseLoss;
-    let steps = 0;
-    let trainedTokens = 0;
+    const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, h.patience);
+    const { tracker } = loop;
+    const baseEvaluation = initial ? await evaluateLoss(runner, withoutDelta(state.params), config, data.validation) : tracker.base;
+    let steps = resume?.step ?? 0;
+    let trainedTokens = resume?.trainedTokens ?? 0;
     let cancelled = false;
-    for (let epoch = 0; steps < totalSteps && !loop.stopped && !cancelled; epoch++) {
-      for (const micro of epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID)) {
-        if (steps >= totalSteps || loop.stopped) break;
+    for (let epoch = resume?.epoch ?? 0; steps < totalSteps && !tracker.stopped && !cancelled; epoch++) {
+      const epochBatches = epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID);
+      for (let i = resume && epoch === resume.epoch ? resume.stepInEpoch : 0; i < epochBatches.length; i++) {
+        if (steps >= totalSteps || tracker.stopped) break;
         if (hooks.signal?.aborted || hooks.shouldStop?.()) {
           cancelled = true;
           break;
         }
         const started = performance.now();
-        const outcome = await trainStep(runner, state, micro, h.maxGradNorm);
+        const outcome = await trainStep(runner, state, epochBatches[i]!, h.maxGradNorm);
         const seconds = (performance.now() - started) / 1000;
         steps++;
         trainedTokens += outcome.tokens;
         const evaluation = steps % evalEvery === 0 || steps === totalSteps ? await evaluateLoss(runner, state.params, config, data.validation) : undefined;
-        if (evaluation) loop.record(evaluation, state.params, steps);
+        if (evaluation) {
+          tracker.record(evaluation, state.params, steps);
+          loop.history.push({ step: steps, validLoss: evaluation.loss, tokenAccuracy: evaluation.tokenAccuracy, trainLoss: outcome.loss });
+        }
         await hooks.onStep?.({
           step: steps,
           totalSteps,
@@ -308,20 +342,30 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
           gradNorm: outcome.gradNorm,
           tokensPerSecond: outcome.tokens / seconds,
         });
+        const epochDone = i === epochBatches.length - 1;
+        if (epochDone && hooks.onEpochEnd) {
+          const adapter = exportPeftAdapter(state.params, { baseModel: basename(request.modelDir), loraDropout: h.dropout });
+          await hooks.onEpochEnd({ epoch: epoch + 1, step: steps, trainLoss: outcome.loss, validLoss: evaluation?.loss, tokenAccuracy: evaluation?.tokenAccuracy, adapter });
+        }
+        const checkpointDue = request.checkpointEvery === undefined ? evaluation !== undefined : steps % request.checkpointEvery === 0;
+        if (checkpointDue && hooks.onCheckpoint) {
+          const position = epochDone ? { epoch: epoch + 1, stepInEpoch: 0 } : { epoch, stepInEpoch: i + 1 };
+          await hooks.onCheckpoint(snapshot(request, state, tracker, loop.history, { step: steps, trainedTokens, ...position }));
+        }
       }
     }
     return {
-      adapter: exportPeftAdapter(loop.bestParams, { baseModel: basename(request.modelDir), loraDropout: h.dropout }),
-      bestStep: loop.bestStep,
+      adapter: exportPeftAdapter(tracker.bestParams, { baseModel: basename(request.modelDir), loraDropout: h.dropout }),
+      bestStep: tracker.bestStep,
       steps,
       trainedTokens,
-      baseValidLoss,
-      startValidLoss: loop.baseLoss,
-      bestValidLoss: loop.bestLoss,
-      baseEvaluation: loop.base,
-      bestEvaluation: loop.best,
+      baseValidLoss: baseEvaluation.loss,
+      startValidLoss: tracker.baseLoss,
+      bestValidLoss: tracker.bestLoss,
+      baseEvaluation,
+      bestEvaluation: tracker.best,
       validation: data.validationExamples,
-      stoppedEarly: loop.stopped,
+      stoppedEarly: tracker.stopped,
       cancelled,
     };
   } catch (e) {
@@ -329,6 +373,61 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   } finally {
     await runner.close();
   }
+}
+
+/** What a checkpoint must match to resume `request`: its data, resolved hyperparameters, seed and model. */
+export function trainFingerprint(request: TrainRequest): string {
+  return requestFingerprint({
+    model: basename(request.modelDir),
+    training: request.training,
+    validation: request.validation ?? null,
+    hyperparameters: resolveHyperparameters(request.hyperparameters),
+    seed: request.seed,
+    microBatchSize: request.microBatchSize ?? 8,
+    maxLength: request.maxLength ?? null,
+    initialAdapter: request.initialAdapter ? [request.initialAdapter.config, request.initialAdapter.model].map(sha256) : null,
+  });
+}
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+function snapshot(request: TrainRequest, state: TrainState, tracker: BestTracker, history: EvaluationRecord[], position: Pick<TrainCheckpoint, "step" | "trainedTokens" | "epoch" | "stepInEpoch">): TrainCheckpoint {
+  return {
+    fingerprint: trainFingerprint(request),
+    ...position,
+    modules: state.params.modules.map((m) => m.key),
+    params: parameters(state.params).map((p) => p.slice()),
+    optimizer: state.optimizer.exportState(),
+    best: tracker.exportState(),
+    history: history.map((e) => ({ ...e })),
+  };
+}
+
+/** A fresh run: the base model's evaluation (step 0) starts the tracker and the history. */
+async function startRun(runner: StepRunner, state: TrainState, validation: readonly Batch[], patience: number): Promise<{ tracker: BestTracker; history: EvaluationRecord[] }> {
+  const base = await evaluateLoss(runner, state.params, state.config, validation);
+  return { tracker: new BestTracker(base, state.params, patience), history: [{ step: 0, validLoss: base.loss, tokenAccuracy: base.tokenAccuracy }] };
+}
+
+/** Puts a checkpoint's parameters and optimizer state into a freshly created `state`; the tracker and history it held. */
+function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyperparameters): { tracker: BestTracker; history: EvaluationRecord[] } {
+  const keys = state.params.modules.map((m) => m.key);
+  if (keys.length !== resume.modules.length || keys.some((k, i) => k !== resume.modules[i])) throw new Error("the checkpoint's LoRA modules differ from this run's");
+  const params = parameters(state.params);
+  const copy = (target: Float32Array[], source: Float32Array[]) =>
+    target.forEach((p, i) => {
+      if (source[i]?.length !== p.length) throw new Error(`the checkpoint's parameter ${i} has ${source[i]?.length} values, expected ${p.length}`);
+      p.set(source[i]!);
+    });
+  copy(params, resume.params);
+  state.optimizer = new AdamW(
+    params.map((p) => p.length),
+    { weightDecay: h.weightDecay },
+    resume.optimizer,
+  );
+  const best = cloneLoraParams(state.params);
+  copy(parameters(best), resume.best.params);
+  return { tracker: BestTracker.restore(resume.best, best, h.patience), history: resume.history.map((e) => ({ ...e })) };
 }
 
 /** The largest onnxruntime run of the job, for the memory check. */
@@ -349,30 +448,43 @@ async function openRunner(request: TrainRequest, config: DecoderConfig, targets:
 
 /** The best evaluation so far (lowest validation loss) and early stopping's patience count. */
 export class BestTracker {
-  readonly baseLoss: number;
-  bestLoss: number;
-  readonly base: Evaluation;
-  best: Evaluation;
   bestStep = 0;
   bestParams: LoraParams;
   stopped = false;
   private worse = 0;
 
   constructor(
-    base: Evaluation,
+    readonly base: Evaluation,
     params: LoraParams,
     private readonly patience: number,
+    public best: Evaluation = base,
   ) {
-    this.baseLoss = base.loss;
-    this.bestLoss = base.loss;
-    this.base = base;
-    this.best = base;
     this.bestParams = cloneLoraParams(params);
+  }
+
+  get baseLoss(): number {
+    return this.base.loss;
+  }
+
+  get bestLoss(): number {
+    return this.best.loss;
+  }
+
+  /** A tracker as `exportState` left it; `bestParams` are the checkpoint's best parameters (owned by the tracker). */
+  static restore(state: Omit<BestState, "params">, bestParams: LoraParams, patience: number): BestTracker {
+    const tracker = new BestTracker(state.base, bestParams, patience, state.best);
+    tracker.bestStep = state.step;
+    tracker.stopped = state.stopped;
+    tracker.worse = state.worse;
+    return tracker;
+  }
+
+  exportState(): BestState {
+    return { base: { ...this.base }, best: { ...this.best }, step: this.bestStep, worse: this.worse, stopped: this.stopped, params: parameters(this.bestParams).map((p) => p.slice()) };
   }
 
   record(evaluation: Evaluation, params: LoraParams, step: number): void {
     if (evaluation.loss < this.bestLoss) {
-      this.bestLoss = evaluation.loss;
       this.best = evaluation;
       this.bestStep = step;
       this.bestParams = cloneLoraParams(params);

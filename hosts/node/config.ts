@@ -59,6 +59,10 @@ export const ConfigSchema = z.object({
   embeddingInt8: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
   /** Whether `switchyard start` runs the fine-tuning trainer as a supervised child process. */
   trainer: z.enum(["on", "off", "1", "0", "true", "false"]).transform((v) => v === "on" || v === "1" || v === "true").default(true),
+  /** How long a trainer's claim on a job holds without a heartbeat: a killed trainer's job is resumed this long after it died. */
+  trainerLeaseMs: z.coerce.number().int().min(100).default(30_000),
+  /** How often a running job's lease is renewed (well under the lease). */
+  trainerHeartbeatMs: z.coerce.number().int().min(10).default(5_000),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -89,6 +93,8 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },
   trainer: { env: "SWITCHYARD_TRAINER", flag: "--trainer" },
+  trainerLeaseMs: { env: "SWITCHYARD_TRAINER_LEASE_MS", flag: "--trainer-lease-ms" },
+  trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },
 };
 
 export class ConfigError extends Error {}

@@ -3,7 +3,8 @@
  * it, restarts it with exponential backoff when it dies (reset once it ran a minute), and stops it on
  * shutdown (SIGTERM, then SIGKILL after `stopTimeoutMs`). The child gets the server's resolved settings
  * as environment variables and SWITCHYARD_TRAINER_PARENT, so it exits if the server dies without
- * stopping it. A job the dead child held restarts when its lease expires (trainer/jobs/queue.ts).
+ * stopping it. A job the dead child held is claimed again when its lease expires and resumes from its
+ * last state checkpoint (trainer/jobs/queue.ts, runner.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";

@@ -3,7 +3,8 @@
  * SQLite file (WAL, shared with the server) and the model. It never takes the data dir's lock, which
  * the server holds: it writes only job rows, events, checkpoints and new adapters (rows, and folders
  * put whole by rename), none of which the server keeps in memory, and it opens the adapter and file
- * folders as readers (no crash sweep, which is the server's at its start).
+ * folders as readers (no crash sweep, which is the server's at its start). Jobs' resumable state
+ * checkpoints go to `<data dir>/training/<job id>/` (trainer/jobs/runner.ts), which only trainers touch.
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -29,7 +30,11 @@ export interface TrainerTimings {
   pollMs: number;
 }
 
-export const TRAINER_TIMINGS: TrainerTimings = { leaseMs: 30_000, heartbeatMs: 5_000, pollMs: 1_000 };
+/** The config's lease and heartbeat (SWITCHYARD_TRAINER_LEASE_MS, SWITCHYARD_TRAINER_HEARTBEAT_MS), polling every second. */
+export function trainerTimings(config: Config): TrainerTimings {
+  if (config.trainerHeartbeatMs >= config.trainerLeaseMs) throw new Error(`the trainer heartbeat (${config.trainerHeartbeatMs} ms) must be shorter than its lease (${config.trainerLeaseMs} ms)`);
+  return { leaseMs: config.trainerLeaseMs, heartbeatMs: config.trainerHeartbeatMs, pollMs: Math.min(1_000, config.trainerHeartbeatMs) };
+}
 
 export interface TrainerProcess {
   worker: TrainerWorker;
@@ -43,7 +48,7 @@ const noTokenizer: Tokenizer = {
 };
 
 /** `report`: the succeeded job's result (default trainer/report.ts, a serving engine of its own for the time it answers). */
-export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = TRAINER_TIMINGS, report: ReportFn = reportTraining): Promise<TrainerProcess> {
+export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = trainerTimings(config), report: ReportFn = reportTraining): Promise<TrainerProcess> {
   const dataDir = resolve(config.dataDir);
   const database = openDatabase(join(dataDir, "switchyard.db"));
   const modelDir = await resolveNodeModel(config, dataDir);
@@ -66,6 +71,7 @@ export async function startTrainer(config: Config, train: TrainFn, logger: Logge
     modelDir,
     cacheDir: join(dataDir, "compiled"),
     memoryLimitMb: config.trainerMemoryMb,
+    checkpointDir: join(dataDir, "training"),
     heartbeatMs: timings.heartbeatMs,
     pollMs: timings.pollMs,
     onDone: (jobId, result) => logger.info({ jobId, result }, "fine-tuning job done"),

@@ -6,13 +6,14 @@
  * Leases: a claim is a single UPDATE ... WHERE id = (oldest claimable) AND still claimable ...
  * RETURNING, so two workers never both get a job: the loser's UPDATE matches no row and it tries the
  * next. Claimable means queued, or running with an expired lease (its trainer died): such a job
- * restarts from scratch (its earlier events stay; `attempts` counts the claims). Heartbeats, progress
+ * continues from its last state checkpoint if it has one, else from scratch (trainer/jobs/runner.ts;
+ * its earlier events stay; `attempts` counts the claims). Heartbeats, progress
  * and the finish only touch a job while this worker still owns the lease: a worker that lost it
  * (stalled past the expiry, and another claimed the job) learns so from `heartbeat` ("lost") and
  * stops without writing a result. A lease lost between publishing the adapter and `finish` leaves
  * that adapter version published but unrecorded (the next attempt publishes another version).
  */
-import { and, asc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { FineTuningError, FineTuningResult } from "../../ports/trainer.ts";
 import { fineTuneCheckpoints, fineTuneJobs, type FineTuneJobRow } from "../../services/store/schema.ts";
 import { newId } from "../../services/store/ids.ts";
@@ -59,7 +60,7 @@ export class JobQueue {
       .where(and(inArray(fineTuneJobs.id, oldest), claimable))
       .returning();
     if (!row) return undefined;
-    const restart = row.attempts > 1 ? ` (attempt ${row.attempts}: the previous trainer stopped heartbeating; training restarts from the beginning)` : "";
+    const restart = row.attempts > 1 ? ` (attempt ${row.attempts}: the previous trainer stopped heartbeating)` : "";
     await appendEvent(this.db, row.id, { message: `Fine-tuning job started${restart}` }, now);
     return row;
   }
@@ -88,6 +89,26 @@ export class JobQueue {
 
   async checkpoint(jobId: string, step: number, fineTunedModel: string, metrics: Record<string, number>): Promise<void> {
     await this.db.insert(fineTuneCheckpoints).values({ id: newId("ftckpt", 24), jobId, step, fineTunedModel, metrics, createdAt: this.now() });
+  }
+
+  /** The job's checkpoint rows (every attempt's), highest step first. */
+  async checkpoints(jobId: string): Promise<{ step: number; fineTunedModel: string }[]> {
+    return this.db
+      .select({ step: fineTuneCheckpoints.step, fineTunedModel: fineTuneCheckpoints.fineTunedModel })
+      .from(fineTuneCheckpoints)
+      .where(eq(fineTuneCheckpoints.jobId, jobId))
+      .orderBy(desc(fineTuneCheckpoints.step), desc(fineTuneCheckpoints.createdAt));
+  }
+
+  /** Those of `jobIds` that are finished or gone (their state checkpoints can go). */
+  async finishedAmong(jobIds: readonly string[]): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const live = await this.db
+      .select({ id: fineTuneJobs.id })
+      .from(fineTuneJobs)
+      .where(and(inArray(fineTuneJobs.id, [...jobIds]), inArray(fineTuneJobs.status, ["queued", "running"])));
+    const alive = new Set(live.map((r) => r.id));
+    return jobIds.filter((id) => !alive.has(id));
   }
 
   /** Records the outcome and releases the lease; false when this worker no longer owned the job. */

@@ -5,6 +5,21 @@
  * then reports base model vs adapter on the validation set (`report`, trainer/report.ts) into the job's
  * result. A report that fails leaves the job succeeded, without a result, and says why in a warning event.
  *
+ * Crash recovery: with `checkpointDir`, the loop's state is written every `checkpointEvery` steps
+ * (default: at each evaluation) to `<checkpointDir>/<job id>/` (trainer/checkpoint.ts: atomic files,
+ * the 2 newest kept). A claimed job that has one (its trainer died, or handed it back) resumes from the
+ * newest readable file whose job id and request fingerprint (data, hyperparameters, seed, model)
+ * match, with the event "Resumed from step N"; otherwise it trains from scratch. Steps between that
+ * checkpoint and the crash are trained (and reported) again. The folder is deleted once the job's
+ * outcome is recorded; a job handed back or lost keeps it.
+ *
+ * Servable checkpoints (OpenAI's): after each epoch's last step the current adapter is published as
+ * the next version of the job's adapter, with a checkpoint row (`name@version`, metrics step,
+ * train_loss, valid_loss / full_valid_loss and token accuracy when that step was evaluated) and an
+ * event. At the end the BEST parameters are published last, so the bare name resolves to them — unless
+ * the best is the newest checkpoint already published (the last epoch's), which is then reused. An
+ * epoch replayed after a resume is not published twice (its step already has a row).
+ *
  * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
  * a cancel is seen within one step (or one heartbeat). "lost" (another worker holds the job now) also
  * aborts `signal`, and the runner then writes nothing more. So does `signal` from the caller (the
@@ -12,14 +27,16 @@
  */
 import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/adapters.ts";
 import { PlaneError } from "../../ports/errors.ts";
+import { join } from "node:path";
 import type { Files } from "../../ports/files.ts";
 import type { FineTuningError, FineTuningHyperparameters, FineTuningResult } from "../../ports/trainer.ts";
 import { parseTrainingData } from "../../services/files/training-data.ts";
 import type { LoraTarget } from "../../services/model/lora-layout.ts";
 import type { FineTuneJobRow } from "../../services/store/schema.ts";
-import type { ChatExample, TrainFn, TrainHyperparameters, TrainProgress, TrainResult } from "../train-api.ts";
+import { CheckpointDir } from "../checkpoint.ts";
 import type { ReportFn } from "../report.ts";
-import { DEFAULT_HYPERPARAMETERS } from "../train.ts";
+import type { ChatExample, EpochEnd, TrainCheckpoint, TrainFn, TrainHyperparameters, TrainProgress, TrainRequest, TrainResult } from "../train-api.ts";
+import { DEFAULT_HYPERPARAMETERS, trainFingerprint } from "../train.ts";
 import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
 
 export interface RunnerDeps {
@@ -35,6 +52,10 @@ export interface RunnerDeps {
   memoryLimitMb?: number;
   /** How often the lease is renewed while a step runs (well under the lease). */
   heartbeatMs: number;
+  /** Where jobs' state checkpoints go (`<data dir>/training`); unset: none, a reclaimed job starts over. */
+  checkpointDir?: string;
+  /** State checkpoint every this many steps (default: at each evaluation). */
+  checkpointEvery?: number;
   now?: () => number;
 }
 
@@ -52,17 +73,20 @@ class JobFailure extends Error {
 
 export async function runJob(job: FineTuneJobRow, deps: RunnerDeps, signal?: AbortSignal): Promise<RunResult> {
   const watch = new LeaseWatch(deps.queue, job.id, deps.heartbeatMs, signal);
+  const states = deps.checkpointDir === undefined ? undefined : new CheckpointDir(join(deps.checkpointDir, job.id), job.id);
   try {
-    const outcome = await train(job, deps, watch);
+    const outcome = await train(job, deps, watch, states);
     if (watch.state === "lost") return "lost";
     if (signal?.aborted) return "aborted";
-    return (await deps.queue.finish(job.id, outcome)) ? outcome.status : "lost";
+    if (!(await deps.queue.finish(job.id, outcome))) return "lost";
+    states?.remove();
+    return outcome.status;
   } finally {
     watch.stop();
   }
 }
 
-async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): Promise<Outcome> {
+async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, states: CheckpointDir | undefined): Promise<Outcome> {
   const now = deps.now ?? Date.now;
   try {
     const training = await readExamples(deps.files, job.tenantId, job.trainingFile, "training_file");
@@ -71,32 +95,49 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): 
     if (start) await deps.queue.event(job.id, { message: `Continuing adapter ${start.info.name}@${start.info.version} (${start.info.id})` });
     await deps.queue.event(job.id, { message: `Training on ${training.length} examples${validation ? `, validating on ${validation.length}` : ""}` });
     const losses = new Map<number, number>();
+    const request: TrainRequest = {
+      modelDir: deps.modelDir,
+      training,
+      validation,
+      hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters),
+      seed: job.seed,
+      cacheDir: deps.cacheDir,
+      checkpointEvery: deps.checkpointEvery,
+      initialAdapter: start?.files,
+      memoryLimitMb: deps.memoryLimitMb,
+    };
+    const continuedName = start && start.info.tenantId === job.tenantId ? start.info.name : undefined;
+    const resume = states && (await findResume(job, deps, states, request));
+    if (resume) {
+      request.resume = resume;
+      for (const e of resume.history) if (e.trainLoss !== undefined) losses.set(e.step, e.trainLoss);
+      await deps.queue.event(job.id, { message: `Resumed from step ${resume.step}`, data: { step: resume.step } });
+    }
     const started = now();
-    const result = await deps.train(
-      {
-        modelDir: deps.modelDir,
-        training,
-        validation,
-        hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters),
-        seed: job.seed,
-        cacheDir: deps.cacheDir,
-        initialAdapter: start?.files,
-        memoryLimitMb: deps.memoryLimitMb,
+    const result = await deps.train(request, {
+      signal: watch.signal,
+      shouldStop: () => watch.state !== "ok",
+      onStep: async (p) => {
+        losses.set(p.step, p.trainLoss);
+        await deps.queue.event(job.id, metricsEvent(p));
+        await deps.queue.progress(job.id, estimateFinish(started, now(), p));
+        await watch.beat();
       },
-      {
-        signal: watch.signal,
-        shouldStop: () => watch.state !== "ok",
-        onStep: async (p) => {
-          losses.set(p.step, p.trainLoss);
-          await deps.queue.event(job.id, metricsEvent(p));
-          await deps.queue.progress(job.id, estimateFinish(started, now(), p));
-          await watch.beat();
-        },
+      onCheckpoint: async (state) => {
+        if (watch.state !== "ok" || !states) return;
+        try {
+          states.write(state);
+        } catch (e) {
+          await deps.queue.event(job.id, { level: "warn", message: `The training checkpoint at step ${state.step} could not be written: ${e instanceof Error ? e.message : String(e)}` });
+        }
       },
-    );
+      onEpochEnd: async (e) => {
+        if (watch.state === "ok") await publishEpoch(job, deps, e, continuedName);
+      },
+    });
     if (result.cancelled || watch.state === "cancel") return { status: "cancelled", trainedTokens: result.trainedTokens };
     if (watch.state === "lost") return { status: "cancelled" };
-    return await publish(job, deps, result, losses, start && start.info.tenantId === job.tenantId ? start.info.name : undefined);
+    return await publish(job, deps, result, losses, continuedName);
   } catch (e) {
     if (e instanceof JobFailure) return { status: "failed", error: e.error };
     if (watch.state === "cancel") return { status: "cancelled" };
@@ -104,21 +145,61 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch): 
   }
 }
 
-/**
- * Uploads the trained adapter and records its checkpoint; `name@version` is what chat's `model` takes.
- * Named `suffix`, else the continued adapter's name (its next version), else `ft-<id tail>`.
- */
-async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName?: string): Promise<Outcome> {
+/** The newest usable state checkpoint of the job, if any; unreadable or mismatched ones are reported and skipped. */
+async function findResume(job: FineTuneJobRow, deps: RunnerDeps, states: CheckpointDir, request: TrainRequest): Promise<TrainCheckpoint | undefined> {
+  const skipped: string[] = [];
+  const latest = states.latest((file, reason) => skipped.push(`${file} (${reason})`));
+  for (const s of skipped) await deps.queue.event(job.id, { level: "warn", message: `Ignored an unreadable training checkpoint: ${s}` });
+  if (!latest) return undefined;
+  if (latest.fingerprint !== trainFingerprint(request)) {
+    await deps.queue.event(job.id, { level: "warn", message: `The checkpoint at step ${latest.step} was made with other data or hyperparameters; training restarts from the beginning` });
+    states.remove();
+    return undefined;
+  }
+  return latest;
+}
+
+/** An epoch's adapter as the next version of the job's adapter, with its checkpoint row (once per step, across attempts). */
+async function publishEpoch(job: FineTuneJobRow, deps: RunnerDeps, e: EpochEnd, continuedName: string | undefined): Promise<void> {
+  if ((await deps.queue.checkpoints(job.id)).some((c) => c.step === e.step)) return;
+  const info = await uploadAdapter(job, deps, e.adapter, continuedName);
+  const fineTunedModel = `${info.name}@${info.version}`;
+  const metrics: Record<string, number> = { step: e.step, train_loss: e.trainLoss };
+  if (e.validLoss !== undefined) Object.assign(metrics, { valid_loss: e.validLoss, full_valid_loss: e.validLoss });
+  if (e.tokenAccuracy !== undefined) Object.assign(metrics, { valid_mean_token_accuracy: e.tokenAccuracy, full_valid_mean_token_accuracy: e.tokenAccuracy });
+  await deps.queue.checkpoint(job.id, e.step, fineTunedModel, metrics);
+  await deps.queue.event(job.id, { message: `Checkpoint created at step ${e.step} (epoch ${e.epoch}): ${fineTunedModel}`, data: { step: e.step } });
+}
+
+/** Named `suffix`, else the continued adapter's name (its next version), else `ft-<id tail>`. */
+async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: TrainResult["adapter"], continuedName: string | undefined) {
   const name = job.suffix ?? continuedName ?? defaultAdapterName(job.id);
-  let info;
   try {
-    info = await deps.catalog.upload({ tenantId: job.tenantId, name, source: { config: result.adapter.config, model: result.adapter.model } });
+    return await deps.catalog.upload({ tenantId: job.tenantId, name, source: { config: adapter.config, model: adapter.model } });
   } catch (e) {
     throw new JobFailure({ code: e instanceof PlaneError && e.code ? e.code : "adapter_rejected", message: `The trained adapter could not be published: ${e instanceof Error ? e.message : String(e)}`, param: null });
   }
+}
+
+/**
+ * Publishes the best adapter last (the bare name then resolves to it) and records its checkpoint;
+ * `name@version` is what chat's `model` takes. The newest published checkpoint is reused when it is the best.
+ */
+async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<Outcome> {
+  const published = await publishBest(job, deps, result, losses, continuedName);
+  return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
+}
+
+async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string }> {
+  const [newest] = await deps.queue.checkpoints(job.id);
+  if (newest && newest.step === result.bestStep) {
+    const { adapter } = await deps.catalog.resolve(newest.fineTunedModel, job.tenantId);
+    if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id };
+  }
+  const info = await uploadAdapter(job, deps, result.adapter, continuedName);
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
-  return { status: "succeeded", fineTunedModel, adapterId: info.id, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
+  return { fineTunedModel, adapterId: info.id };
 }
 
 async function report(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult): Promise<FineTuningResult | undefined> {

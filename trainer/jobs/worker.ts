@@ -2,7 +2,11 @@
  * The trainer's loop: claim a job, run it, repeat; poll when the queue is empty. One job at a time.
  * `stop` aborts the running job and hands it back to the queue (queued again, lease cleared) so the
  * next trainer restarts it without waiting for the lease to expire.
+ * When the queue runs dry, state checkpoint folders of finished jobs (left by a trainer that died after
+ * the finish, or a job cancelled while its trainer was dead) are deleted.
  */
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import type { JobQueue } from "./queue.ts";
 import { runJob, type RunnerDeps, type RunResult } from "./runner.ts";
 
@@ -42,6 +46,7 @@ export class TrainerWorker {
 
   private async run(): Promise<void> {
     const signal = this.abort.signal;
+    let swept = false;
     while (!signal.aborted) {
       try {
         const job = await this.queue.claim();
@@ -49,13 +54,28 @@ export class TrainerWorker {
           const result = await runJob(job, this.options, signal);
           if (result === "aborted") await this.queue.release(job.id);
           this.options.onDone?.(job.id, result);
+          swept = false;
           continue;
         }
+        if (!swept) await this.sweepCheckpoints();
+        swept = true;
       } catch (e) {
         this.options.onError?.(e);
       }
       await this.sleep(this.options.pollMs);
     }
+  }
+
+  private async sweepCheckpoints(): Promise<void> {
+    const dir = this.options.checkpointDir;
+    if (dir === undefined) return;
+    let ids: string[];
+    try {
+      ids = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const id of await this.queue.finishedAmong(ids)) rmSync(join(dir, id), { recursive: true, force: true });
   }
 
   private sleep(ms: number): Promise<void> {

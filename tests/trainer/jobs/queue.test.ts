@@ -42,7 +42,7 @@ describe("JobQueue", () => {
     expect(again).toMatchObject({ id: job.id, attempts: 2, leaseOwner: "b" });
     expect(await a.heartbeat(job.id)).toBe("lost");
     expect(await a.finish(job.id, { status: "cancelled" })).toBe(false);
-    expect((await messages(job.id))[0]).toMatch(/attempt 2: the previous trainer stopped heartbeating; training restarts from the beginning/);
+    expect((await messages(job.id))[0]).toMatch(/attempt 2: the previous trainer stopped heartbeating\)$/);
     expect(await b.finish(job.id, { status: "failed", error: { code: "x", message: "boom", param: null } })).toBe(true);
     expect(await t.trainer.get("t_acme", job.id)).toMatchObject({ status: "failed", error: { code: "x", message: "boom", param: null } });
   });
