@@ -10,31 +10,21 @@ import { tmpdir } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { createRandom } from "../services/inference/sampler.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { LORA_TARGETS } from "../services/model/lora-layout.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { openWeights } from "../services/model/safetensors.ts";
-import { makeBatch, type EncodedExample } from "../trainer/dataset.ts";
+import { makeBatch } from "../trainer/dataset.ts";
 import { openStepRunner } from "../trainer/step-graph.ts";
 import { createTrainState, resolveHyperparameters, trainStep } from "../trainer/train.ts";
 import { report } from "./report.ts";
+import { BATCH, randomExamples, SEQ } from "./trainer-case.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTORCH_TOKENS_PER_S = 1540;
 const GOAL_TOKENS_PER_S = 20000;
-const SEQ = 256;
-const BATCH = 8;
 const WARMUP = 2;
 const STEPS = 6;
-
-function randomExamples(vocab: number, seed: number): EncodedExample[] {
-  const random = createRandom(seed);
-  return Array.from({ length: BATCH }, () => {
-    const ids = [1, ...Array.from({ length: SEQ }, () => 3 + Math.floor(random() * (vocab - 3)))];
-    return { ids, weights: ids.map((_, t) => (t >= 32 ? 1 : 0)), truncated: false };
-  });
-}
 
 async function main(): Promise<void> {
   const modelDir = await resolveModel("stories260k", resolveOptionsFromEnv(process.env, ROOT));

@@ -29,7 +29,7 @@ import { LORA_TARGETS, loraInputName, type LoraTarget } from "../services/model/
 import type { Batch } from "./dataset.ts";
 import type { FeedTensor } from "./lora-params.ts";
 
-export const STEP_COMPILER_VERSION = "train-step-1";
+export const STEP_COMPILER_VERSION = "train-step-2";
 
 export interface StepGraphRequest {
   config: DecoderConfig;
@@ -38,6 +38,8 @@ export interface StepGraphRequest {
   cacheDir: string;
   /** onnxruntime intra-op threads (default: min(4, available cores)). */
   threads?: number;
+  /** Profile the training session (onnxruntime's JSON trace, written at `close()` to a file starting with this path). */
+  profilePrefix?: string;
 }
 
 export interface StepResult {
@@ -126,7 +128,8 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
   };
-  const train = await ort.InferenceSession.create(trainPath, options);
+  const profiling = request.profilePrefix !== undefined;
+  const train = await ort.InferenceSession.create(trainPath, profiling ? { ...options, enableProfiling: true, profileFilePrefix: request.profilePrefix } : options);
   const evalSession = await ort.InferenceSession.create(evalPath, options);
   const gradNames = trainedInputNames(config, targets).map((n) => `grad.${n}`);
 
@@ -143,6 +146,7 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
       return { loss: scalar(out.loss!), correct: scalar(out.correct!), items: batch.items };
     },
     async close() {
+      if (profiling) train.endProfiling();
       await train.release();
       await evalSession.release();
     },

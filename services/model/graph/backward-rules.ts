@@ -6,12 +6,14 @@
  * gradients and returns one per input (`undefined` for an input that needs none or has none, such as
  * an int64 index). Invariants every rule keeps:
  *   - a returned gradient has exactly its input's shape (broadcast axes summed away by `sumTo`);
- *   - shapes are read at run time (Shape, Size) rather than from `Value.shape`, which is best effort,
- *     so the gradient graph keeps the forward graph's symbolic batch and sequence sizes;
+ *   - sizes are read at run time (Shape, Size) where they are needed as data, so the gradient graph
+ *     keeps the forward graph's symbolic batch and sequence sizes; static shapes (`Value.shape`,
+ *     filled in by the shape pass) only decide at build time whether a reduction or a transpose
+ *     is needed and which axes it takes;
  *   - float32 only (constants are float32), standard ONNX ops only (opset 21).
  * An op without a rule is an error naming it (`backwardRule`).
  */
-import { attr, type Graph, type Node, type Tensor, type Value } from "./ir.ts";
+import { attr, type Dim, type Graph, type Node, type Tensor, type Value } from "./ir.ts";
 
 /** Input gradients of `node` given its outputs' gradients `dys` and which inputs `needs` one. */
 export type BackwardRule = (g: Graph, node: Node, dys: Value[], needs: readonly boolean[]) => (Value | undefined)[];
@@ -30,11 +32,19 @@ export function filledLike(g: Graph, v: Value, fill: number): Value {
 
 /**
  * The gradient of a broadcast operand: `grad` (of the broadcast result) summed over the leading axes
- * `x` lacks and over the axes where `x` has size 1, so it takes x's shape. Shapes are taken at run
- * time; when both static shapes are known and equal nothing is emitted.
+ * `x` lacks and over the axes where `x` has size 1, so it takes x's shape. With both static shapes
+ * known (autodiff runs the shape pass, ./shapes.ts, first) nothing is emitted when they are equal and
+ * one ReduceSum over constant axes otherwise; only a shape the pass could not infer falls back to
+ * axes computed at run time.
  */
 export function sumTo(g: Graph, grad: Value, x: Value): Value {
   if (sameKnownShape(grad, x)) return grad;
+  const axes = broadcastAxes(grad.shape, x.shape);
+  if (axes) {
+    const lead = grad.shape!.length - x.shape!.length;
+    const summed = g.op1("ReduceSum", [grad, g.constInt64(axes)], { attrs: { keepdims: attr.int(1) }, shape: grad.shape!.map((d, i) => (axes.includes(i) ? 1 : d)) });
+    return lead === 0 ? summed : g.op1("Squeeze", [summed, g.constInt64(Array.from({ length: lead }, (_, i) => i))], { shape: x.shape });
+  }
   const gs = shape(g, grad);
   const xs = shape(g, x);
   const lead = g.op1("Range", [g.constInt64([0], []), g.sub(size(g, gs), size(g, xs)), g.constInt64([1], [])]);
@@ -43,6 +53,24 @@ export function sumTo(g: Graph, grad: Value, x: Value): Value {
   const ones = g.op1("NonZero", [g.equal(xs, g.constInt64([1], []))], { dtype: "int64" }); // [1, k]
   const summed = g.op1("ReduceSum", [trimmed, g.reshape(ones, [-1])], { attrs: { keepdims: attr.int(1), ...noop } });
   return g.op1("Reshape", [summed, xs], { shape: x.shape });
+}
+
+/**
+ * The axes of a `from`-shaped tensor to sum so it broadcasts back to `to`: the leading axes `to`
+ * lacks and those where `to` has 1 and `from` does not; undefined unless that is certain from the
+ * static shapes (a symbolic dim of `from` over a 1 of `to` is summed: it may be any size).
+ */
+export function broadcastAxes(from: Dim[] | undefined, to: Dim[] | undefined): number[] | undefined {
+  if (!from || !to || from.length < to.length) return undefined;
+  const lead = from.length - to.length;
+  const axes = Array.from({ length: lead }, (_, i) => i);
+  for (let j = 0; j < to.length; j++) {
+    const f = from[lead + j];
+    if (f === to[j]) continue;
+    if (to[j] !== 1) return undefined;
+    axes.push(lead + j);
+  }
+  return axes;
 }
 
 function sameKnownShape(a: Value, b: Value): boolean {
