@@ -41,15 +41,20 @@ async function main(): Promise<void> {
       const state = createTrainState(config, h, 1, WARMUP + STEPS);
       for (let i = 0; i < WARMUP; i++) await trainStep(runner, state, [batch], h.maxGradNorm);
       const started = performance.now();
+      const cpuStarted = process.cpuUsage();
       let tokens = 0;
       for (let i = 0; i < STEPS; i++) tokens += (await trainStep(runner, state, [batch], h.maxGradNorm)).tokens;
       const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuStarted);
       await runner.close();
       const tps = tokens / seconds;
       rows.push({
         case: `stories260k r=8 all linear, T=${SEQ}, B=${BATCH}`,
         threads,
         "step ms": (seconds * 1000) / STEPS,
+        // process CPU time (user + system) per step: steadier than wall time on a shared machine; with 2 threads it
+        // includes onnxruntime's spinning workers
+        "cpu ms/step": (cpu.user + cpu.system) / 1000 / STEPS,
         "tokens/s": Math.round(tps),
         "vs PyTorch 1.13 (1,540)": `${(tps / PYTORCH_TOKENS_PER_S).toFixed(1)}x`,
         "goal 20,000": tps >= GOAL_TOKENS_PER_S ? "met" : "not met",
