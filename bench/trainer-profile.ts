@@ -20,7 +20,7 @@ import { randomExamples } from "./trainer-case.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const STEPS = 3;
-const TOP_NODES = 12;
+const TOP_NODES = 40;
 
 interface TraceEvent {
   cat: string;

@@ -101,6 +101,18 @@ function transposeLast(g: Graph, x: Value): Value {
   return g.op1("Einsum", [x], { attrs: { equation: attr.string("...ij->...ji") } });
 }
 
+/**
+ * aᵀ·dy of a batched MatMul (before any broadcast sum). When dy is thin (its last dim a number
+ * smaller than a's last dim, as the values of attention: dV = Pᵀ·dO) it is computed as (dyᵀ·a)ᵀ,
+ * so the large operand is read in its own layout and only the small result is transposed.
+ */
+function weightGradient(g: Graph, a: Value, dy: Value): Value {
+  const n = dy.shape?.[dy.shape.length - 1];
+  const k = a.shape?.[a.shape.length - 1];
+  const thin = typeof n === "number" && (typeof k === "string" || (typeof k === "number" && n < k));
+  return thin ? transposeLast(g, g.matmul(transposeLast(g, dy), a)) : g.matmul(transposeLast(g, a), dy);
+}
+
 /** Calls `f` only when the input needs a gradient. */
 const when = (need: boolean, f: () => Value): Value | undefined => (need ? f() : undefined);
 
@@ -171,10 +183,14 @@ export const BACKWARD_RULES: Readonly<Record<string, BackwardRule>> = {
     if (a.shape?.length === 1 || b.shape?.length === 1) throw new Error("backward: MatMul of a 1-D operand is not supported");
     if (b.shape?.length === 2) {
       // a weight [K, N]: da = dy·bᵀ has a's shape already; db = (a as [rows, K])ᵀ·(dy as [rows, N]), one 2-D product
-      const rows = (v: Value, axis: number) => g.op1("Reshape", [v, g.concat([g.constInt64([-1]), g.slice(shape(g, b), [axis], [axis + 1], [0])], 0)]);
+      const rows = (v: Value, axis: number) => {
+        const width = b.shape![axis];
+        const target = typeof width === "number" ? g.constInt64([-1, width]) : g.concat([g.constInt64([-1]), g.slice(shape(g, b), [axis], [axis + 1], [0])], 0);
+        return g.op1("Reshape", [v, target]);
+      };
       return [when(needs[0], () => g.matmul(dy, g.transpose(b, [1, 0]))), when(needs[1], () => g.matmul(g.transpose(rows(a, 0), [1, 0]), rows(dy, 1)))];
     }
-    return [when(needs[0], () => sumTo(g, g.matmul(dy, transposeLast(g, b)), a)), when(needs[1], () => sumTo(g, g.matmul(transposeLast(g, a), dy), b))];
+    return [when(needs[0], () => sumTo(g, g.matmul(dy, transposeLast(g, b)), a)), when(needs[1], () => sumTo(g, weightGradient(g, a, dy), b))];
   },
   // y = Σ_axes x: dx = dy broadcast back over the reduced axes
   ReduceSum: (g, n, [dy], needs) => [when(needs[0], () => expandReduced(g, n, dy))],
