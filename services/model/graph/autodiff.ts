@@ -18,8 +18,8 @@
  * only filled in where unknown); the
  * returned gradients have the shapes of their inputs; the loss must be a float scalar.
  */
-import { BACKWARD_RULES, backwardRule, filledLike, type BackwardRule } from "./backward-rules.ts";
-import type { Graph, Value } from "./ir.ts";
+import { BACKWARD_RULES, backwardRule, filledLike, type BackwardContext, type BackwardRule } from "./backward-rules.ts";
+import type { Graph, Node, Value } from "./ir.ts";
 import { ShapePass } from "./shapes.ts";
 
 export interface GradientOptions {
@@ -69,6 +69,10 @@ export function appendGradients(g: Graph, loss: Value, wrt: readonly Value[], op
     return sum;
   };
   contribute(loss, filledLike(g, loss, 1));
+  const readers = new Map<Value, Node[]>();
+  for (const node of forward) for (const v of node.inputs) if (v) (readers.get(v) ?? readers.set(v, []).get(v)!).push(node);
+  // In reverse order every reader of a node's inputs and outputs has been visited, so totals are complete.
+  const context: BackwardContext = { consumers: (v) => readers.get(v) ?? [], gradient: total };
 
   for (let i = forward.length - 1; i >= 0; i--) {
     const node = forward[i];
@@ -77,7 +81,7 @@ export function appendGradients(g: Graph, loss: Value, wrt: readonly Value[], op
     if (!needs.some(Boolean)) continue;
     const dys = node.outputs.map((out) => total(out) ?? filledLike(g, out, 0));
     shapes.run();
-    const grads = backwardRule(node, options.rules ?? BACKWARD_RULES)(g, node, dys, needs);
+    const grads = backwardRule(node, options.rules ?? BACKWARD_RULES)(g, node, dys, needs, context);
     node.inputs.forEach((v, k) => {
       const grad = grads[k];
       if (v !== null && needs[k] && grad) contribute(v, grad);

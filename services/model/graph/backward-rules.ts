@@ -15,8 +15,16 @@
  */
 import { attr, type Dim, type Graph, type Node, type Tensor, type Value } from "./ir.ts";
 
+/** What a rule may ask of the pass beyond its own node (rules that use it fall back without it). */
+export interface BackwardContext {
+  /** The forward nodes that read `v`. */
+  consumers(v: Value): readonly Node[];
+  /** The total gradient of a value the node reads or computes (complete: its readers' rules have run), if any. */
+  gradient(v: Value): Value | undefined;
+}
+
 /** Input gradients of `node` given its outputs' gradients `dys` and which inputs `needs` one. */
-export type BackwardRule = (g: Graph, node: Node, dys: Value[], needs: readonly boolean[]) => (Value | undefined)[];
+export type BackwardRule = (g: Graph, node: Node, dys: Value[], needs: readonly boolean[], context?: BackwardContext) => (Value | undefined)[];
 
 // ---- helpers ----
 
@@ -111,6 +119,26 @@ function weightGradient(g: Graph, a: Value, dy: Value): Value {
   const k = a.shape?.[a.shape.length - 1];
   const thin = typeof n === "number" && (typeof k === "string" || (typeof k === "number" && n < k));
   return thin ? transposeLast(g, g.matmul(transposeLast(g, dy), a)) : g.matmul(transposeLast(g, a), dy);
+}
+
+/**
+ * Σ_j dy_ij·y_ij of a softmax y over the last axis whose only reader is o = y·v (attention's
+ * probabilities times values): then dy = do·vᵀ and the sum is Σ_d do_id·o_id, a row sum over the
+ * narrow o (FlashAttention's D) instead of over y. Undefined when the pattern does not hold.
+ */
+function attentionRowSum(g: Graph, n: Node, context: BackwardContext | undefined): Value | undefined {
+  const y = n.outputs[0];
+  const rank = y.shape?.length;
+  const axis = intAttr(n, "axis", -1);
+  if (!context || rank === undefined || (axis !== -1 && axis !== rank - 1)) return undefined;
+  const readers = context.consumers(y);
+  const product = readers.length === 1 ? readers[0] : undefined;
+  if (!product || product.op !== "MatMul" || product.domain !== "" || product.inputs[0] !== y || product.inputs[1] === y) return undefined;
+  const o = product.outputs[0];
+  const dO = context.gradient(o);
+  const sameRows = o.shape?.length === rank && y.shape!.slice(0, -1).every((d, i) => d === o.shape![i]);
+  if (!dO || !sameRows) return undefined;
+  return g.op1("ReduceSum", [g.mul(dO, o), g.constInt64([-1])], { attrs: { keepdims: attr.int(1) } });
 }
 
 /** Calls `f` only when the input needs a gradient. */
@@ -211,10 +239,10 @@ export const BACKWARD_RULES: Readonly<Record<string, BackwardRule>> = {
     }),
   ],
   // y = softmax(x): dx = y·(dy - Σ_axis dy·y)
-  Softmax: (g, n, [dy], needs) => {
+  Softmax: (g, n, [dy], needs, context) => {
     const y = n.outputs[0];
-    const axis = g.constInt64([intAttr(n, "axis", -1)]);
-    return [when(needs[0], () => g.mul(y, g.sub(dy, g.op1("ReduceSum", [g.mul(dy, y), axis], { attrs: { keepdims: attr.int(1) } }))))];
+    const rowSum = () => attentionRowSum(g, n, context) ?? g.op1("ReduceSum", [g.mul(dy, y), g.constInt64([intAttr(n, "axis", -1)])], { attrs: { keepdims: attr.int(1) } });
+    return [when(needs[0], () => g.mul(y, g.sub(dy, rowSum())))];
   },
   // y = log_softmax(x): dx = dy - e^y·Σ_axis dy
   LogSoftmax: (g, n, [dy], needs) => {
