@@ -127,6 +127,9 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
     executionMode: "sequential",
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
+    // Workers sleep between kernels instead of spinning: the trainer shares its cores with the serving engine
+    // (and, on a small machine, with everything else), where spinning threads take CPU that others are waiting for.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
   const profiling = request.profilePrefix !== undefined;
   const train = await ort.InferenceSession.create(trainPath, profiling ? { ...options, enableProfiling: true, profileFilePrefix: request.profilePrefix } : options);
