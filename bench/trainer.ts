@@ -23,6 +23,13 @@ import { BATCH, randomExamples, SEQ } from "./trainer-case.ts";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTORCH_TOKENS_PER_S = 1540;
 const GOAL_TOKENS_PER_S = 20000;
+/** What bounds the step (from `npm run bench -- trainer-profile`); printed with the table. */
+const BOUND_BY =
+  "the attention tensors [B, kvHeads, group·T, T] (4M floats here): per layer 6 batched products with a" +
+  " head-size (8) side (QKᵀ, P·V, dP, dQ, dK, dV) and 4 elementwise passes (mask add, softmax, dP − D," +
+  " P·(...)), memory-bound at ~60% of the kernel time; the linear layers are ~15%. Per-op overhead is" +
+  " small now (~1,400 kernels a step). More needs a fused attention forward + backward kernel, which" +
+  " onnxruntime's CPU inference build does not have.";
 const WARMUP = 2;
 const STEPS = 6;
 
@@ -52,8 +59,7 @@ async function main(): Promise<void> {
         case: `stories260k r=8 all linear, T=${SEQ}, B=${BATCH}`,
         threads,
         "step ms": (seconds * 1000) / STEPS,
-        // process CPU time (user + system) per step: steadier than wall time on a shared machine; with 2 threads it
-        // includes onnxruntime's spinning workers
+        // process CPU time (user + system) per step: steadier than wall time on a shared machine
         "cpu ms/step": (cpu.user + cpu.system) / 1000 / STEPS,
         "tokens/s": Math.round(tps),
         "vs PyTorch 1.13 (1,540)": `${(tps / PYTORCH_TOKENS_PER_S).toFixed(1)}x`,
@@ -65,7 +71,8 @@ async function main(): Promise<void> {
     await rm(cacheDir, { recursive: true, force: true });
   }
   console.log(`anchor: PyTorch 1.13 eager ≈ ${PYTORCH_TOKENS_PER_S} tokens/s on this case (2 cores); goal ≥ ${GOAL_TOKENS_PER_S} tokens/s`);
-  report("trainer", rows, { anchor: { pytorchTokensPerS: PYTORCH_TOKENS_PER_S }, goal: { tokensPerS: GOAL_TOKENS_PER_S }, seq: SEQ, batch: BATCH, warmupSteps: WARMUP, steps: STEPS });
+  console.log(`bound by: ${BOUND_BY}`);
+  report("trainer", rows, { boundBy: BOUND_BY, anchor: { pytorchTokensPerS: PYTORCH_TOKENS_PER_S }, goal: { tokensPerS: GOAL_TOKENS_PER_S }, seq: SEQ, batch: BATCH, warmupSteps: WARMUP, steps: STEPS });
 }
 
 await main();
