@@ -21,23 +21,28 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../hosts/node/config.ts";
 import { startPlatform } from "../hosts/node/server.ts";
-import { createRandom } from "../services/inference/sampler.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { LORA_TARGETS } from "../services/model/lora-layout.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { openWeights } from "../services/model/safetensors.ts";
-import { makeBatch, type EncodedExample } from "../trainer/dataset.ts";
+import { makeBatch } from "../trainer/dataset.ts";
 import { estimateStepBytes, modelWeightBytes } from "../trainer/memory.ts";
 import { openStepRunner } from "../trainer/step-graph.ts";
 import { createTrainState, resolveHyperparameters, trainStep } from "../trainer/train.ts";
 import { percentile, report } from "./report.ts";
 import { tinyLlamaShape, writeSyntheticModel } from "./synthetic-model.ts";
+import { BATCH, randomExamples, SEQ } from "./trainer-case.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTORCH_TOKENS_PER_S = 1540;
 const GOAL_TOKENS_PER_S = 20000;
-const SEQ = 256;
-const BATCH = 8;
+/** What bounds the step (from `npm run bench -- trainer-profile`); printed with the table. */
+const BOUND_BY =
+  "the attention tensors [B, kvHeads, group·T, T] (4M floats here): per layer 6 batched products with a" +
+  " head-size (8) side (QKᵀ, P·V, dP, dQ, dK, dV) and 4 elementwise passes (mask add, softmax, dP − D," +
+  " P·(...)), memory-bound at ~60% of the kernel time; the linear layers are ~15%. Per-op overhead is" +
+  " small now (~1,400 kernels a step). More needs a fused attention forward + backward kernel, which" +
+  " onnxruntime's CPU inference build does not have.";
 const TINYLLAMA_SEQ = Number(process.env.BENCH_TRAINER_TINYLLAMA_SEQ ?? SEQ);
 const TINYLLAMA_BATCH = Number(process.env.BENCH_TRAINER_TINYLLAMA_BATCH ?? BATCH);
 const CHATS = Number(process.env.BENCH_TRAINER_CHATS ?? 20);
@@ -54,18 +59,10 @@ interface ThroughputCase {
   note?: string;
 }
 
-function randomExamples(vocab: number, seq: number, batch: number, seed: number): EncodedExample[] {
-  const random = createRandom(seed);
-  return Array.from({ length: batch }, () => {
-    const ids = [1, ...Array.from({ length: seq }, () => 3 + Math.floor(random() * (vocab - 3)))];
-    return { ids, weights: ids.map((_, t) => (t >= 32 ? 1 : 0)), truncated: false };
-  });
-}
-
 async function throughput(c: ThroughputCase, cacheDir: string): Promise<Record<string, string | number>[]> {
   const config = await loadDecoderConfig(c.modelDir);
   const h = resolveHyperparameters({ rank: 8, alpha: 16, targetModules: [...LORA_TARGETS], learningRate: 1e-3 });
-  const batch = makeBatch(randomExamples(config.vocabSize, c.seq, c.batch, 1), 0);
+  const batch = makeBatch(randomExamples(config.vocabSize, 1, c.seq, c.batch), 0);
   const estimate = estimateStepBytes(config, { batch: c.batch, seq: batch.seq, targets: h.targetModules, rank: h.rank, dropout: false, weightBytes: await modelWeightBytes(c.modelDir) });
   const rows: Record<string, string | number>[] = [];
   for (const threads of c.threads) {
@@ -75,15 +72,19 @@ async function throughput(c: ThroughputCase, cacheDir: string): Promise<Record<s
     const state = createTrainState(config, h, 1, c.warmup + c.steps);
     for (let i = 0; i < c.warmup; i++) await trainStep(runner, state, [batch], h.maxGradNorm);
     const started = performance.now();
+    const cpuStarted = process.cpuUsage();
     let tokens = 0;
     for (let i = 0; i < c.steps; i++) tokens += (await trainStep(runner, state, [batch], h.maxGradNorm)).tokens;
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuStarted);
     await runner.close();
     const tps = tokens / seconds;
     rows.push({
       case: `${c.name} r=8 all linear, T=${c.seq}, B=${c.batch}${c.note ? ` (${c.note})` : ""}`,
       threads,
       "step ms": (seconds * 1000) / c.steps,
+      // process CPU time (user + system) per step: steadier than wall time on a shared machine
+      "cpu ms/step": (cpu.user + cpu.system) / 1000 / c.steps,
       "tokens/s": Math.round(tps),
       "vs PyTorch 1.13 (1,540)": c.name === "stories260k" ? `${(tps / PYTORCH_TOKENS_PER_S).toFixed(1)}x` : "",
       "goal 20,000": c.name === "stories260k" ? (tps >= GOAL_TOKENS_PER_S ? "met" : "not met") : "",
@@ -178,7 +179,8 @@ async function main(): Promise<void> {
     await rm(workDir, { recursive: true, force: true });
   }
   console.log(`anchor: PyTorch 1.13 eager ≈ ${PYTORCH_TOKENS_PER_S} tokens/s on the stories260k case (2 cores); goal ≥ ${GOAL_TOKENS_PER_S} tokens/s`);
-  report("trainer", rows, { anchor: { pytorchTokensPerS: PYTORCH_TOKENS_PER_S }, goal: { tokensPerS: GOAL_TOKENS_PER_S }, seq: SEQ, batch: BATCH, tinyLlama: { seq: TINYLLAMA_SEQ, batch: TINYLLAMA_BATCH } });
+  console.log(`bound by: ${BOUND_BY}`);
+  report("trainer", rows, { boundBy: BOUND_BY, anchor: { pytorchTokensPerS: PYTORCH_TOKENS_PER_S }, goal: { tokensPerS: GOAL_TOKENS_PER_S }, seq: SEQ, batch: BATCH, tinyLlama: { seq: TINYLLAMA_SEQ, batch: TINYLLAMA_BATCH } });
   report("trainer-chat", await chatLatency(), { chats: CHATS, maxTokens: 16 });
 }
 

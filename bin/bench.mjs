@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const ALL = ["engine", "adapters", "retrieval", "api", "trainer"];
+// Sections run only when named: trainer-profile (where a training step's time goes).
 const sections = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 let failed = 0;
 for (const section of sections) {

@@ -29,7 +29,7 @@ import { LORA_TARGETS, loraInputName, type LoraTarget } from "../services/model/
 import type { Batch } from "./dataset.ts";
 import type { FeedTensor } from "./lora-params.ts";
 
-export const STEP_COMPILER_VERSION = "train-step-1";
+export const STEP_COMPILER_VERSION = "train-step-2";
 
 export interface StepGraphRequest {
   config: DecoderConfig;
@@ -40,6 +40,8 @@ export interface StepGraphRequest {
   threads?: number;
   /** LoRA dropout: train.onnx takes a mask input per trained target (trainer/dropout.ts); eval.onnx never does. */
   dropout?: boolean;
+  /** Profile the training session (onnxruntime's JSON trace, written at `close()` to a file starting with this path). */
+  profilePrefix?: string;
 }
 
 export interface StepResult {
@@ -129,8 +131,12 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
     executionMode: "sequential",
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
+    // Workers sleep between kernels instead of spinning: the trainer shares its cores with the serving engine
+    // (and, on a small machine, with everything else), where spinning threads take CPU that others are waiting for.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
-  const train = await ort.InferenceSession.create(trainPath, options);
+  const profiling = request.profilePrefix !== undefined;
+  const train = await ort.InferenceSession.create(trainPath, profiling ? { ...options, enableProfiling: true, profileFilePrefix: request.profilePrefix } : options);
   const evalSession = await ort.InferenceSession.create(evalPath, options);
   const gradNames = trainedInputNames(config, targets).map((n) => `grad.${n}`);
 
@@ -147,6 +153,7 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
       return { loss: scalar(out.loss!), correct: scalar(out.correct!), items: batch.items };
     },
     async close() {
+      if (profiling) train.endProfiling();
       await train.release();
       await evalSession.release();
     },

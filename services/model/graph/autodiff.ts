@@ -11,17 +11,24 @@
  * also depends on it; nodes outside that set emit nothing and need no rule (int index paths,
  * masks, shapes, constant tables). A trainable input the loss does not depend on gets zeros.
  *
- * Invariants: the forward nodes and outputs are left as they are (nodes are only appended); the
+ * Before the walk the shape pass (./shapes.ts) fills in the forward values' unknown static shapes,
+ * and again after each rule, so a rule can tell at build time when a broadcast reduction is a no-op.
+ *
+ * Invariants: the forward nodes and outputs are left as they are (nodes are only appended, shapes
+ * only filled in where unknown); the
  * returned gradients have the shapes of their inputs; the loss must be a float scalar.
  */
-import { BACKWARD_RULES, backwardRule, filledLike, type BackwardRule } from "./backward-rules.ts";
-import type { Graph, Value } from "./ir.ts";
+import { BACKWARD_RULES, backwardRule, filledLike, type BackwardContext, type BackwardRule } from "./backward-rules.ts";
+import type { Graph, Node, Value } from "./ir.ts";
+import { ShapePass } from "./shapes.ts";
 
 export interface GradientOptions {
   /** Rules by op type (default BACKWARD_RULES); tests swap one to see a wrong rule caught. */
   rules?: Readonly<Record<string, BackwardRule>>;
   /** Graph output name of each gradient (default `grad.<input name>`); `false` adds no outputs. */
   outputName?: ((input: Value) => string) | false;
+  /** Run the static shape pass (default true); `false` keeps every broadcast reduction at run time (tests compare the two). */
+  staticShapes?: boolean;
 }
 
 const isFloat = (v: Value) => v.dtype === "float32" || v.dtype === "float16" || v.dtype === "bfloat16";
@@ -32,6 +39,9 @@ export function appendGradients(g: Graph, loss: Value, wrt: readonly Value[], op
   if (loss.shape && loss.shape.length !== 0) throw new Error(`autodiff: the loss "${loss.name}" must be a scalar, has shape [${loss.shape}]`);
   for (const v of wrt) if (!isFloat(v)) throw new Error(`autodiff: trainable "${v.name}" must be float, not ${v.dtype}`);
   const forward = g.nodes.slice(); // the nodes to differentiate; rules append after them
+  // Static shapes let the rules skip no-op broadcast reductions; kept up to date as rules append nodes.
+  const shapes = options.staticShapes === false ? { run: () => {} } : new ShapePass(g);
+  shapes.run();
 
   // Differentiable: float values computed from a trainable input.
   const differentiable = new Set<Value>(wrt);
@@ -59,6 +69,10 @@ export function appendGradients(g: Graph, loss: Value, wrt: readonly Value[], op
     return sum;
   };
   contribute(loss, filledLike(g, loss, 1));
+  const readers = new Map<Value, Node[]>();
+  for (const node of forward) for (const v of node.inputs) if (v) (readers.get(v) ?? readers.set(v, []).get(v)!).push(node);
+  // In reverse order every reader of a node's inputs and outputs has been visited, so totals are complete.
+  const context: BackwardContext = { consumers: (v) => readers.get(v) ?? [], gradient: total };
 
   for (let i = forward.length - 1; i >= 0; i--) {
     const node = forward[i];
@@ -66,12 +80,15 @@ export function appendGradients(g: Graph, loss: Value, wrt: readonly Value[], op
     const needs = node.inputs.map((v) => v !== null && needed.has(v));
     if (!needs.some(Boolean)) continue;
     const dys = node.outputs.map((out) => total(out) ?? filledLike(g, out, 0));
-    const grads = backwardRule(node, options.rules ?? BACKWARD_RULES)(g, node, dys, needs);
+    shapes.run();
+    const grads = backwardRule(node, options.rules ?? BACKWARD_RULES)(g, node, dys, needs, context);
     node.inputs.forEach((v, k) => {
       const grad = grads[k];
       if (v !== null && needs[k] && grad) contribute(v, grad);
     });
   }
+
+  shapes.run();
 
   const names = options.outputName ?? ((v: Value) => `grad.${v.name}`);
   return wrt.map((v) => {

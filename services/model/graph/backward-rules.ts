@@ -6,15 +6,25 @@
  * gradients and returns one per input (`undefined` for an input that needs none or has none, such as
  * an int64 index). Invariants every rule keeps:
  *   - a returned gradient has exactly its input's shape (broadcast axes summed away by `sumTo`);
- *   - shapes are read at run time (Shape, Size) rather than from `Value.shape`, which is best effort,
- *     so the gradient graph keeps the forward graph's symbolic batch and sequence sizes;
+ *   - sizes are read at run time (Shape, Size) where they are needed as data, so the gradient graph
+ *     keeps the forward graph's symbolic batch and sequence sizes; static shapes (`Value.shape`,
+ *     filled in by the shape pass) only decide at build time whether a reduction or a transpose
+ *     is needed and which axes it takes;
  *   - float32 only (constants are float32), standard ONNX ops only (opset 21).
  * An op without a rule is an error naming it (`backwardRule`).
  */
-import { attr, type Graph, type Node, type Tensor, type Value } from "./ir.ts";
+import { attr, type Dim, type Graph, type Node, type Tensor, type Value } from "./ir.ts";
+
+/** What a rule may ask of the pass beyond its own node (rules that use it fall back without it). */
+export interface BackwardContext {
+  /** The forward nodes that read `v`. */
+  consumers(v: Value): readonly Node[];
+  /** The total gradient of a value the node reads or computes (complete: its readers' rules have run), if any. */
+  gradient(v: Value): Value | undefined;
+}
 
 /** Input gradients of `node` given its outputs' gradients `dys` and which inputs `needs` one. */
-export type BackwardRule = (g: Graph, node: Node, dys: Value[], needs: readonly boolean[]) => (Value | undefined)[];
+export type BackwardRule = (g: Graph, node: Node, dys: Value[], needs: readonly boolean[], context?: BackwardContext) => (Value | undefined)[];
 
 // ---- helpers ----
 
@@ -30,11 +40,19 @@ export function filledLike(g: Graph, v: Value, fill: number): Value {
 
 /**
  * The gradient of a broadcast operand: `grad` (of the broadcast result) summed over the leading axes
- * `x` lacks and over the axes where `x` has size 1, so it takes x's shape. Shapes are taken at run
- * time; when both static shapes are known and equal nothing is emitted.
+ * `x` lacks and over the axes where `x` has size 1, so it takes x's shape. With both static shapes
+ * known (autodiff runs the shape pass, ./shapes.ts, first) nothing is emitted when they are equal and
+ * one ReduceSum over constant axes otherwise; only a shape the pass could not infer falls back to
+ * axes computed at run time.
  */
 export function sumTo(g: Graph, grad: Value, x: Value): Value {
   if (sameKnownShape(grad, x)) return grad;
+  const axes = broadcastAxes(grad.shape, x.shape);
+  if (axes) {
+    const lead = grad.shape!.length - x.shape!.length;
+    const summed = g.op1("ReduceSum", [grad, g.constInt64(axes)], { attrs: { keepdims: attr.int(1) }, shape: grad.shape!.map((d, i) => (axes.includes(i) ? 1 : d)) });
+    return lead === 0 ? summed : g.op1("Squeeze", [summed, g.constInt64(Array.from({ length: lead }, (_, i) => i))], { shape: x.shape });
+  }
   const gs = shape(g, grad);
   const xs = shape(g, x);
   const lead = g.op1("Range", [g.constInt64([0], []), g.sub(size(g, gs), size(g, xs)), g.constInt64([1], [])]);
@@ -43,6 +61,24 @@ export function sumTo(g: Graph, grad: Value, x: Value): Value {
   const ones = g.op1("NonZero", [g.equal(xs, g.constInt64([1], []))], { dtype: "int64" }); // [1, k]
   const summed = g.op1("ReduceSum", [trimmed, g.reshape(ones, [-1])], { attrs: { keepdims: attr.int(1), ...noop } });
   return g.op1("Reshape", [summed, xs], { shape: x.shape });
+}
+
+/**
+ * The axes of a `from`-shaped tensor to sum so it broadcasts back to `to`: the leading axes `to`
+ * lacks and those where `to` has 1 and `from` does not; undefined unless that is certain from the
+ * static shapes (a symbolic dim of `from` over a 1 of `to` is summed: it may be any size).
+ */
+export function broadcastAxes(from: Dim[] | undefined, to: Dim[] | undefined): number[] | undefined {
+  if (!from || !to || from.length < to.length) return undefined;
+  const lead = from.length - to.length;
+  const axes = Array.from({ length: lead }, (_, i) => i);
+  for (let j = 0; j < to.length; j++) {
+    const f = from[lead + j];
+    if (f === to[j]) continue;
+    if (to[j] !== 1) return undefined;
+    axes.push(lead + j);
+  }
+  return axes;
 }
 
 function sameKnownShape(a: Value, b: Value): boolean {
@@ -71,6 +107,38 @@ function transposeLast(g: Graph, x: Value): Value {
   const rank = x.shape?.length;
   if (rank !== undefined) return g.transpose(x, [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2]);
   return g.op1("Einsum", [x], { attrs: { equation: attr.string("...ij->...ji") } });
+}
+
+/**
+ * aᵀ·dy of a batched MatMul (before any broadcast sum). When dy is thin (its last dim a number
+ * smaller than a's last dim, as the values of attention: dV = Pᵀ·dO) it is computed as (dyᵀ·a)ᵀ,
+ * so the large operand is read in its own layout and only the small result is transposed.
+ */
+function weightGradient(g: Graph, a: Value, dy: Value): Value {
+  const n = dy.shape?.[dy.shape.length - 1];
+  const k = a.shape?.[a.shape.length - 1];
+  const thin = typeof n === "number" && (typeof k === "string" || (typeof k === "number" && n < k));
+  return thin ? transposeLast(g, g.matmul(transposeLast(g, dy), a)) : g.matmul(transposeLast(g, a), dy);
+}
+
+/**
+ * Σ_j dy_ij·y_ij of a softmax y over the last axis whose only reader is o = y·v (attention's
+ * probabilities times values): then dy = do·vᵀ and the sum is Σ_d do_id·o_id, a row sum over the
+ * narrow o (FlashAttention's D) instead of over y. Undefined when the pattern does not hold.
+ */
+function attentionRowSum(g: Graph, n: Node, context: BackwardContext | undefined): Value | undefined {
+  const y = n.outputs[0];
+  const rank = y.shape?.length;
+  const axis = intAttr(n, "axis", -1);
+  if (!context || rank === undefined || (axis !== -1 && axis !== rank - 1)) return undefined;
+  const readers = context.consumers(y);
+  const product = readers.length === 1 ? readers[0] : undefined;
+  if (!product || product.op !== "MatMul" || product.domain !== "" || product.inputs[0] !== y || product.inputs[1] === y) return undefined;
+  const o = product.outputs[0];
+  const dO = context.gradient(o);
+  const sameRows = o.shape?.length === rank && y.shape!.slice(0, -1).every((d, i) => d === o.shape![i]);
+  if (!dO || !sameRows) return undefined;
+  return g.op1("ReduceSum", [g.mul(dO, o), g.constInt64([-1])], { attrs: { keepdims: attr.int(1) } });
 }
 
 /** Calls `f` only when the input needs a gradient. */
@@ -143,10 +211,14 @@ export const BACKWARD_RULES: Readonly<Record<string, BackwardRule>> = {
     if (a.shape?.length === 1 || b.shape?.length === 1) throw new Error("backward: MatMul of a 1-D operand is not supported");
     if (b.shape?.length === 2) {
       // a weight [K, N]: da = dy·bᵀ has a's shape already; db = (a as [rows, K])ᵀ·(dy as [rows, N]), one 2-D product
-      const rows = (v: Value, axis: number) => g.op1("Reshape", [v, g.concat([g.constInt64([-1]), g.slice(shape(g, b), [axis], [axis + 1], [0])], 0)]);
+      const rows = (v: Value, axis: number) => {
+        const width = b.shape![axis];
+        const target = typeof width === "number" ? g.constInt64([-1, width]) : g.concat([g.constInt64([-1]), g.slice(shape(g, b), [axis], [axis + 1], [0])], 0);
+        return g.op1("Reshape", [v, target]);
+      };
       return [when(needs[0], () => g.matmul(dy, g.transpose(b, [1, 0]))), when(needs[1], () => g.matmul(g.transpose(rows(a, 0), [1, 0]), rows(dy, 1)))];
     }
-    return [when(needs[0], () => sumTo(g, g.matmul(dy, transposeLast(g, b)), a)), when(needs[1], () => sumTo(g, g.matmul(transposeLast(g, a), dy), b))];
+    return [when(needs[0], () => sumTo(g, g.matmul(dy, transposeLast(g, b)), a)), when(needs[1], () => sumTo(g, weightGradient(g, a, dy), b))];
   },
   // y = Σ_axes x: dx = dy broadcast back over the reduced axes
   ReduceSum: (g, n, [dy], needs) => [when(needs[0], () => expandReduced(g, n, dy))],
@@ -167,10 +239,10 @@ export const BACKWARD_RULES: Readonly<Record<string, BackwardRule>> = {
     }),
   ],
   // y = softmax(x): dx = y·(dy - Σ_axis dy·y)
-  Softmax: (g, n, [dy], needs) => {
+  Softmax: (g, n, [dy], needs, context) => {
     const y = n.outputs[0];
-    const axis = g.constInt64([intAttr(n, "axis", -1)]);
-    return [when(needs[0], () => g.mul(y, g.sub(dy, g.op1("ReduceSum", [g.mul(dy, y), axis], { attrs: { keepdims: attr.int(1) } }))))];
+    const rowSum = () => attentionRowSum(g, n, context) ?? g.op1("ReduceSum", [g.mul(dy, y), g.constInt64([intAttr(n, "axis", -1)])], { attrs: { keepdims: attr.int(1) } });
+    return [when(needs[0], () => g.mul(y, g.sub(dy, rowSum())))];
   },
   // y = log_softmax(x): dx = dy - e^y·Σ_axis dy
   LogSoftmax: (g, n, [dy], needs) => {

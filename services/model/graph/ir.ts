@@ -293,7 +293,7 @@ export class Graph {
     return this.op1("Squeeze", [x, this.constInt64(axes)]);
   }
   shapeOf(x: Value): Value {
-    return this.op1("Shape", [x], { dtype: "int64", shape: [x.shape?.length ?? "rank"] });
+    return this.op1("Shape", [x], { dtype: "int64", shape: x.shape ? [x.shape.length] : undefined });
   }
   expand(x: Value, shape: Value): Value {
     return this.op1("Expand", [x, shape]);
@@ -319,7 +319,8 @@ export function broadcast(a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | u
   return out;
 }
 
-function matmulShape(a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | undefined {
+/** The result shape of a (batched, broadcast) MatMul of two known shapes of rank ≥ 2. */
+export function matmulShape(a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | undefined {
   if (!a || !b || a.length < 2 || b.length < 2) return undefined;
   const batch = broadcast(a.slice(0, -2), b.slice(0, -2));
   return batch ? [...batch, a[a.length - 2], b[b.length - 1]] : undefined;

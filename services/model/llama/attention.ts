@@ -77,7 +77,8 @@ export function scaledScores(g: Graph, c: HeadConfig, queries: Value, keys: Valu
   if (fused) {
     return g.op1("FusedMatMul", [queries, keys], { domain: "com.microsoft", attrs: { transB: attr.int(1), alpha: attr.float(scale) } });
   }
-  return g.mul(g.matmul(queries, g.transpose(keys, [0, 1, 3, 2])), g.constFloat([scale], []));
+  // scaling the queries (D wide) rather than the scores (S wide) spares an elementwise pass over [B, kvHeads, R, S]
+  return g.matmul(g.mul(queries, g.constFloat([scale], [])), g.transpose(keys, [0, 1, 3, 2]));
 }
 
 /** softmax(q·kᵀ/sqrt(D) + bias)·v: the context [B, kvHeads, group·T, D] of grouped queries. */

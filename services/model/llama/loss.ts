@@ -8,7 +8,8 @@
  *   loss_weights  float [B, T]  weight of each position: 0 for prompt and padding tokens, 1 for counted ones
  *   -> loss       float []      Σ w·(−log softmax(logits)[label]) / Σ w   (0 when Σ w = 0, never NaN)
  *
- * log-softmax is written stably: x − max(x) − log Σ exp(x − max(x)). The label is picked by a one-hot
+ * log-softmax is ONNX LogSoftmax (stable: x − max(x) − log Σ exp(x − max(x)), one kernel, and one cheap
+ * backward rule, where the spelled-out form would also differentiate through the max). The label is picked by a one-hot
  * product rather than a gather, so an ignored label (e.g. −100) needs no clamping.
  */
 import { attr, type Graph, type Value } from "../graph/ir.ts";
@@ -23,12 +24,7 @@ export interface CausalLmLoss {
 export function appendCausalLmLoss(g: Graph, logits: Value, inputs: { labels?: Value; weights?: Value } = {}): CausalLmLoss {
   const labels = inputs.labels ?? g.input("labels", "int64", ["batch", "seq"]);
   const weights = inputs.weights ?? g.input("loss_weights", "float32", ["batch", "seq"]);
-  const last = g.constInt64([-1]);
-  const keep = { attrs: { keepdims: attr.int(1) } };
-
-  const shifted = g.sub(logits, g.op1("ReduceMax", [logits, last], keep));
-  const logSumExp = g.op1("Log", [g.op1("ReduceSum", [g.exp(shifted), last], keep)]);
-  const logProbs = g.sub(shifted, logSumExp); // [B, T, V]
+  const logProbs = g.op1("LogSoftmax", [logits], { attrs: { axis: attr.int(-1) }, shape: logits.shape }); // [B, T, V]
 
   const vocab = g.gather(g.shapeOf(logits), g.constInt64([-1], []));
   const tokens = g.op1("Range", [g.constInt64([0], []), vocab, g.constInt64([1], [])]);

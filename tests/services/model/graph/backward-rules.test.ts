@@ -212,6 +212,19 @@ describe("the pass", () => {
     expectClose(out["grad.a"], [0.1, 0.2, 0.3].map(erf), 1e-4, "d/da = erf(c)");
   });
 
+  it("sums attention's softmax backward over the context rows (Σ do·o), not over the probabilities (FD: the attention core case)", () => {
+    const g = new Graph();
+    const [q, k, v] = ["q", "k", "v"].map((name, i) => g.input(name, "float32", [1, 2, i === 0 ? 6 : 5, 4]));
+    const bias = g.input("bias", "float32", [1, 1, 6, 5]);
+    const context = attend(g, { numHeads: 4, numKvHeads: 2, headDim: 4 }, q, k, v, bias, false);
+    const loss = g.op1("ReduceSum", [g.mul(context, context)], { attrs: { keepdims: attr.int(0) }, shape: [] });
+    const forward = g.nodes.length;
+    appendGradients(g, loss, [q, k, v]);
+    const reduced = g.nodes.slice(forward).filter((n) => n.op === "ReduceSum").map((n) => n.inputs[0]!.shape);
+    expect(reduced).toContainEqual([1, 2, 6, 4]);
+    expect(reduced).not.toContainEqual([1, 2, 6, 5]);
+  });
+
   it("rejects a loss that is not a scalar or does not depend on the trainable inputs", () => {
     const g = new Graph();
     const a = g.input("a", "float32", [3]);
