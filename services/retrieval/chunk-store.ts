@@ -75,6 +75,15 @@ export class ChunkStore {
     return rows;
   }
 
+  /** The document of each chunk id (ids of other tenants, or gone, are absent). */
+  documentsOf(tenantId: string, ids: number[]): Map<number, string> {
+    if (ids.length === 0) return new Map();
+    const rows = this.store.sqlite
+      .prepare("SELECT id, document_id AS documentId FROM chunks WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))")
+      .all(tenantId, JSON.stringify(ids)) as Array<{ id: number; documentId: string }>;
+    return new Map(rows.map((r) => [r.id, r.documentId]));
+  }
+
   /** BM25 (FTS5, weighted title, heading path and text) over the tenant's chunks: best first, score = -bm25 (higher is better). */
   bm25(tenantId: string, query: string, k: number, documentIds?: string[]): Array<{ label: number; score: number }> {
     const match = ftsMatchExpression(query);

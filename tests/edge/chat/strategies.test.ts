@@ -90,12 +90,12 @@ describe("strategies", () => {
     const { contextLength } = engine.info;
     const question = "What does the dragon of Quexville hoard?";
     const MAX_TOKENS = 150; // room for the best chunk (about 250 tokens), not for the next
-    const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid" } }), {
+    const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid", max_chunks_per_document: 2 } }), {
       strategy: "rag",
       base: "stories260k",
     });
     // The ranking retrieval gives, independently of the prompt builder: the kept chunks are its head.
-    const ranked = await kb.search(tenant.id, { query: question, k: 8, mode: "hybrid" });
+    const ranked = await kb.search(tenant.id, { query: question, k: 8, mode: "hybrid", maxChunksPerDocument: 2 });
     const kept = prepared.sources.length;
     expect(kept).toBeGreaterThan(0);
     expect(prepared.sourcesDropped).toBeGreaterThan(0);
@@ -103,7 +103,7 @@ describe("strategies", () => {
     expect(prepared.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
     expect(prepared.promptTokens.length + MAX_TOKENS).toBeLessThanOrEqual(contextLength);
     // ... and no more was dropped than needed: the next-ranked chunk would not have fit.
-    const body = ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: kept + 1, mode: "hybrid" } });
+    const body = ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: kept + 1, mode: "hybrid", max_chunks_per_document: 2 } });
     const withNext = await prepareCompletion(deps, tenant, body, { strategy: "rag", base: "stories260k" });
     expect(withNext.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
     expect(withNext.sourcesDropped).toBe(1);
