@@ -44,7 +44,7 @@ describe("retrieval quality on the labelled support corpus (USE Lite)", () => {
   ] as const)("hybrid with %s ranks at least as well as dense alone and BM25 alone", async (_name, fusion) => {
     const [dense, bm25, hybrid] = [await quality({ mode: "dense" }), await quality({ mode: "bm25" }), await quality({ mode: "hybrid", ...fusion })];
     expect(hybrid.recall5).toBeGreaterThanOrEqual(Math.max(dense.recall5, bm25.recall5));
-    expect(hybrid.mrr).toBeGreaterThanOrEqual(Math.max(dense.mrr, bm25.mrr) - 0.02);
+    expect(hybrid.mrr).toBeGreaterThanOrEqual(Math.max(dense.mrr, bm25.mrr));
     // The corpus is easy enough that a working pipeline finds nearly everything.
     expect(hybrid.recall5).toBeGreaterThanOrEqual(0.9);
   });
