@@ -162,8 +162,8 @@ async function evaluate(collection: string, embedder: Embedder & { save(): void 
     const { docs, queries, baseline } = convert(collection, join(work, "data"));
     const store = openDatabase(join(work, "switchyard.db"));
     store.db.insert(tenants).values({ id: "bench", name: "bench" }).run();
-    // One document at a time: embedBatchSize covers a whole abstract.
-    const kb = await createKnowledgeBase({ db: store.db, sqlite: store.sqlite, dataDir: work, embedder, embedBatchSize: 64 });
+    // Uploads queue their ingestion (inlineBytes 0), so the index is saved once for the whole collection.
+    const kb = await createKnowledgeBase({ db: store.db, sqlite: store.sqlite, dataDir: work, embedder, embedBatchSize: 64, inlineBytes: 0 });
     const started = performance.now();
     const external = await ingest(kb, docs, (n) => process.stderr.write(`  ${collection}: ${n}/${docs.length} documents\n`));
     embedder.save();
