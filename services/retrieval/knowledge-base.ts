@@ -404,7 +404,7 @@ interface Fusion {
 /** The request's fusion over DEFAULT_FUSION, validated. */
 function fusionOf({ fusion, weights }: SearchRequest): Fusion {
   if (fusion !== undefined && !FUSION_METHODS.includes(fusion)) throw new KnowledgeError("invalid_request", `fusion must be one of ${FUSION_METHODS.join(", ")}`, "fusion");
-  const merged = { ...DEFAULT_FUSION.weights, ...weights };
+  const merged = { dense: weights?.dense ?? DEFAULT_FUSION.weights.dense, bm25: weights?.bm25 ?? DEFAULT_FUSION.weights.bm25 };
   const valid = (w: unknown) => typeof w === "number" && Number.isFinite(w) && w >= 0;
   if (!valid(merged.dense) || !valid(merged.bm25) || merged.dense + merged.bm25 === 0) {
     throw new KnowledgeError("invalid_request", "weights.dense and weights.bm25 must be non-negative numbers, not both 0", "weights");
