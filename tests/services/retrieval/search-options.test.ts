@@ -56,6 +56,14 @@ describe("search options", () => {
     expect(titles(hits)).toEqual(["Seal checks"]);
   });
 
+  it("answers hostile query text in every mode instead of failing", async () => {
+    for (const query of ['"pump', "NEAR(pump, 2) AND NOT", "pump* ^title:seal", "((", "🚀", "the of and"]) {
+      for (const mode of ["dense", "bm25", "hybrid"] as const) await expect(t.kb.search("acme", { query, k: 3, mode })).resolves.toBeInstanceOf(Array);
+    }
+    expect(titles(await t.kb.search("acme", { query: '"seal" OR (leaks', k: 1, mode: "bm25" }))).toEqual(["Seal checks"]);
+    expect(await t.kb.search("acme", { query: "🚀", k: 3, mode: "bm25" })).toEqual([]);
+  });
+
   it("refuses bad fusion options with invalid_request", async () => {
     const bad = [
       [{ fusion: "max" }, /fusion/],
