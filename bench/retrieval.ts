@@ -11,6 +11,8 @@
  *
  *   npx tsx bench/retrieval.ts          (prints a table, writes bench-results/retrieval.json)
  *   RETRIEVAL_BENCH_SIZES=10000 npx tsx bench/retrieval.ts
+ *
+ * Then the quality part, bench/retrieval-quality.ts (nDCG@10, recall@10, MAP@100 on CISI and CACM).
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
@@ -18,6 +20,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ingestPolicy } from "../edge/tenant-settings.ts";
+import { benchRetrievalQuality } from "./retrieval-quality.ts";
 import { createUseLiteEmbedder, useLiteModelDir } from "../services/retrieval/embedders/use-lite.ts";
 import { createKnowledgeBase, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
 import type { Embedder, SearchMode } from "../services/retrieval/types.ts";
@@ -297,4 +300,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   printTable(result);
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
   await writeFile(join(ROOT, "bench-results", "retrieval.json"), JSON.stringify({ section: "retrieval", ...result }, null, 2) + "\n");
+  // The quality part (also alone: `npm run bench -- retrieval quality`).
+  await benchRetrievalQuality();
 }

@@ -8,6 +8,19 @@ export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
 
 export type SearchMode = "dense" | "bm25" | "hybrid";
 
+/** How hybrid search merges the dense and BM25 lists: reciprocal ranks, or a weighted sum of min-max normalised scores. */
+export const FUSION_METHODS = ["rrf", "weighted"] as const;
+export type FusionMethod = (typeof FUSION_METHODS)[number];
+
+/** Weights of the two lists in hybrid fusion (non-negative, not both 0; only their ratio matters). */
+export interface FusionWeights {
+  dense: number;
+  bm25: number;
+}
+
+export const SEARCH_GROUPINGS = ["chunk", "document"] as const;
+export type SearchGrouping = (typeof SEARCH_GROUPINGS)[number];
+
 export interface SearchFilter {
   /** Only chunks of these documents. */
   documentIds?: string[];
@@ -20,6 +33,16 @@ export interface SearchRequest {
   k?: number;
   mode?: SearchMode;
   filter?: SearchFilter;
+  /** Hybrid only; defaults in services/retrieval/knowledge-base.ts (DEFAULT_FUSION). */
+  fusion?: FusionMethod;
+  weights?: Partial<FusionWeights>;
+  /** `document`: k distinct documents, each by its best chunk (with that chunk's offsets). Default `chunk`. */
+  groupBy?: SearchGrouping;
+  /**
+   * Chunks: at most this many of one document while chunks of other documents are among the
+   * candidates; the rest of the k, if any, are filled in rank order. Default: no cap.
+   */
+  maxChunksPerDocument?: number;
 }
 
 /** One retrieved chunk, with what a citation needs. */
@@ -28,7 +51,7 @@ export interface SearchHit {
   documentId: string;
   title: string;
   text: string;
-  /** Higher is better: cosine similarity (dense), BM25 (bm25) or reciprocal-rank fusion (hybrid). */
+  /** Higher is better: cosine similarity (dense), BM25 (bm25) or the fused score (hybrid). */
   score: number;
   position: number;
   headingPath: string[];

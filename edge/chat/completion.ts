@@ -12,6 +12,7 @@ import {
 } from "../../ports/index.ts";
 import { effectiveSettings } from "../tenant-settings.ts";
 import { buildMessages, normalizeMessages, retrievalQuery } from "./prompt.ts";
+import { DEFAULT_RETRIEVAL } from "./retrieval-options.ts";
 import type { GenerationBody, SamplingBody } from "./schema.ts";
 import { usesRetrieval, type Plan } from "./strategy.ts";
 
@@ -45,7 +46,6 @@ export interface CompletionResult {
   timings: { retrievalMs: number; queuedMs: number; firstTokenMs: number; totalMs: number; engineMs: number };
 }
 
-const DEFAULT_RETRIEVAL = { k: 4, mode: "hybrid" as const };
 
 export async function prepareCompletion(
   deps: CompletionDeps,
@@ -73,9 +73,9 @@ export async function retrieveSources(
   const started = performance.now();
   if (!usesRetrieval(plan.strategy)) return { sources: [], retrievalMs: 0 };
   if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
-  const { k, mode } = retrieval ?? DEFAULT_RETRIEVAL;
+  const { k, mode, fusion, weights, max_chunks_per_document: maxChunksPerDocument } = retrieval ?? DEFAULT_RETRIEVAL;
   // No user text (null, empty or blank content) means nothing to search for, so no sources.
-  const sources = query.trim() === "" ? [] : await deps.retrieval.search(tenantId, { query, k, mode });
+  const sources = query.trim() === "" ? [] : await deps.retrieval.search(tenantId, { query, k, mode, fusion, weights, maxChunksPerDocument });
   return { sources, retrievalMs: performance.now() - started };
 }
 

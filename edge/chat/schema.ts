@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { STRATEGIES } from "../tenant-settings.ts";
+import { RetrievalOptions } from "./retrieval-options.ts";
 
 /** Message content: a string, or OpenAI's array of parts of which text parts are supported. */
 const Content = z.union([
@@ -33,10 +34,8 @@ export const SamplingFields = z.object({
   top_k: z.number().int().min(-1).nullable().optional(),
   min_p: z.number().min(0).max(1).nullable().optional(),
   repetition_penalty: z.number().gt(0).max(10).nullable().optional(),
-  /** Switchyard: retrieval settings for the RAG strategies. */
-  retrieval: z
-    .object({ k: z.number().int().min(1).max(32).default(4), mode: z.enum(["dense", "bm25", "hybrid"]).default("hybrid") })
-    .optional(),
+  /** Switchyard: retrieval settings for the RAG strategies (edge/chat/retrieval-options.ts). */
+  retrieval: RetrievalOptions.optional(),
 });
 
 /** The sampling and message fields shared by /v1/chat/completions and /v1/compare. */

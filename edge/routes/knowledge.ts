@@ -1,6 +1,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { DOCUMENT_FORMATS, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
+import { FusionWeightsField } from "../chat/retrieval-options.ts";
+import { DOCUMENT_FORMATS, FUSION_METHODS, SEARCH_GROUPINGS, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
 import type { AppEnv } from "../env.ts";
 import { badRequest, unsupportedMediaType } from "../errors.ts";
 import { ingestPolicy } from "../tenant-settings.ts";
@@ -20,6 +21,12 @@ const SearchBody = z.object({
   query: z.string().min(1).max(8000),
   k: z.number().int().min(1).max(100).default(5),
   mode: z.enum(["dense", "bm25", "hybrid"]).default("hybrid"),
+  /** Hybrid: how the two lists merge, and their weights (default: the plane's, README "Retrieval quality"). */
+  fusion: z.enum(FUSION_METHODS).optional(),
+  weights: FusionWeightsField.optional(),
+  /** `document`: k distinct documents, each as its best chunk. */
+  group_by: z.enum(SEARCH_GROUPINGS).default("chunk"),
+  max_chunks_per_document: z.number().int().min(1).max(100).optional(),
   filter: z.object({ document_ids: z.array(z.string()).max(1000).optional(), metadata: Metadata.optional() }).strict().optional(),
 });
 
@@ -56,11 +63,11 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
     return c.json({ id, object: "knowledge.document.deleted", deleted: true });
   });
 
-  app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid).", tags }), jsonBody(SearchBody), async (c) => {
-    const { query, k, mode, filter } = c.req.valid("json");
+  app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid), or its documents by their best chunk (group_by: document).", tags }), jsonBody(SearchBody), async (c) => {
+    const { query, k, mode, fusion, weights, group_by: groupBy, max_chunks_per_document: maxChunksPerDocument, filter } = c.req.valid("json");
     const filters = filter && { documentIds: filter.document_ids, metadata: filter.metadata };
-    const hits = await kb.search(c.get("tenant").id, { query, k, mode, filter: filters });
-    return c.json({ object: "list", mode, data: hits.map(hitView) });
+    const hits = await kb.search(c.get("tenant").id, { query, k, mode, fusion, weights, groupBy, maxChunksPerDocument, filter: filters });
+    return c.json({ object: "list", mode, group_by: groupBy, data: hits.map(hitView) });
   });
 
   app.post("/reindex", describe({ summary: "Re-embed every stored chunk into a fresh index.", tags }), async (c) => {

@@ -3,11 +3,20 @@ import type { OpenDatabase } from "../store/db.ts";
 import { chunks, documents } from "../store/schema.ts";
 import type { Chunk } from "./chunk.ts";
 import { KnowledgeError } from "./errors.ts";
+import { ftsMatchExpression } from "./keyword-query.ts";
 import type { SearchFilter, SearchHit } from "./types.ts";
 
 const INSERT_BATCH = 500;
 
-/** SQL access to chunk rows and their FTS5 index (kept in step by triggers, see migration 0002). */
+/**
+ * BM25 column weights of chunks_fts (migration 0008): a query word in the document's title counts as
+ * much as this many occurrences in the chunk's text, and likewise for its heading path. FTS5's bm25()
+ * uses k1 = 1.2 and b = 0.75 (fixed in SQLite), the row's length summed over the three columns, and
+ * IDF log((N - n + 0.5) / (n + 0.5)) floored at a small positive value.
+ */
+export const BM25_WEIGHTS = { title: 2, heading: 1.5, text: 1 } as const;
+
+/** SQL access to chunk rows and their FTS5 index (kept in step by triggers, see migration 0008). */
 export class ChunkStore {
   constructor(private readonly store: Pick<OpenDatabase, "db" | "sqlite">) {}
 
@@ -66,15 +75,27 @@ export class ChunkStore {
     return rows;
   }
 
-  /** BM25 (FTS5) over the tenant's chunks: best first, score = -bm25 (higher is better). */
+  /** The document of each chunk id (ids of other tenants, or gone, are absent). */
+  documentsOf(tenantId: string, ids: number[]): Map<number, string> {
+    if (ids.length === 0) return new Map();
+    const rows = this.store.sqlite
+      .prepare("SELECT id, document_id AS documentId FROM chunks WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))")
+      .all(tenantId, JSON.stringify(ids)) as Array<{ id: number; documentId: string }>;
+    return new Map(rows.map((r) => [r.id, r.documentId]));
+  }
+
+  /** BM25 (FTS5, weighted title, heading path and text) over the tenant's chunks: best first, score = -bm25 (higher is better). */
   bm25(tenantId: string, query: string, k: number, documentIds?: string[]): Array<{ label: number; score: number }> {
-    const match = ftsQuery(query);
+    const match = ftsMatchExpression(query);
     if (!match || (documentIds && documentIds.length === 0)) return [];
+    const w = BM25_WEIGHTS;
     const docClause = documentIds ? "AND c.document_id IN (SELECT value FROM json_each(@docs))" : "";
     const rows = this.store.sqlite
       .prepare(
-        `SELECT f.rowid AS label, -f.rank AS score FROM chunks_fts f JOIN chunks c ON c.id = f.rowid
-         WHERE chunks_fts MATCH @match AND c.tenant_id = @tenant ${docClause} ORDER BY f.rank LIMIT @k`,
+        `SELECT label, -rank AS score FROM (
+           SELECT f.rowid AS label, bm25(chunks_fts, ${w.title}, ${w.heading}, ${w.text}) AS rank FROM chunks_fts f JOIN chunks c ON c.id = f.rowid
+           WHERE chunks_fts MATCH @match AND c.tenant_id = @tenant ${docClause}
+         ) ORDER BY rank, label LIMIT @k`,
       )
       .all({ match, tenant: tenantId, k, ...(documentIds ? { docs: JSON.stringify(documentIds) } : {}) });
     return rows as Array<{ label: number; score: number }>;
@@ -108,10 +129,4 @@ function metadataEquals(key: string, value: unknown) {
   if (typeof value === "boolean") return sql`json_extract(${documents.metadata}, ${path}) = ${value ? 1 : 0} AND json_type(${documents.metadata}, ${path}) = ${value ? "true" : "false"}`;
   if (typeof value === "string" || typeof value === "number") return sql`json_extract(${documents.metadata}, ${path}) = ${value}`;
   throw new KnowledgeError("invalid_request", `metadata filter "${key}" must be a string, number, boolean or null`, "filter.metadata");
-}
-
-/** Any of the query's words, each quoted so FTS5 syntax in user text is inert. */
-export function ftsQuery(query: string): string {
-  const words = query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
-  return [...new Set(words)].map((w) => `"${w}"`).join(" OR ");
 }

@@ -1,4 +1,4 @@
-export type { SearchFilter, SearchHit, SearchMode, SearchRequest } from "../../ports/knowledge.ts";
+export type { FusionMethod, FusionWeights, SearchFilter, SearchGrouping, SearchHit, SearchMode, SearchRequest } from "../../ports/knowledge.ts";
 
 /** Turns texts into unit-length vectors. Implementations batch internally. */
 export interface Embedder {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareCompletion, type CompletionDeps } from "../../../edge/chat/completion.ts";
+import { prepareCompletion, retrieveSources, type CompletionDeps } from "../../../edge/chat/completion.ts";
+import { DEFAULT_RETRIEVAL } from "../../../edge/chat/retrieval-options.ts";
 import type { GenerationBody } from "../../../edge/chat/schema.ts";
 import { ingestPolicy } from "../../../edge/tenant-settings.ts";
 import { createEngine, type Engine } from "../../../services/inference/engine.ts";
@@ -90,12 +91,12 @@ describe("strategies", () => {
     const { contextLength } = engine.info;
     const question = "What does the dragon of Quexville hoard?";
     const MAX_TOKENS = 150; // room for the best chunk (about 250 tokens), not for the next
-    const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid" } }), {
+    const prepared = await prepareCompletion(deps, tenant, ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: 8, mode: "hybrid", max_chunks_per_document: 2 } }), {
       strategy: "rag",
       base: "stories260k",
     });
     // The ranking retrieval gives, independently of the prompt builder: the kept chunks are its head.
-    const ranked = await kb.search(tenant.id, { query: question, k: 8, mode: "hybrid" });
+    const ranked = await kb.search(tenant.id, { query: question, k: 8, mode: "hybrid", maxChunksPerDocument: 2 });
     const kept = prepared.sources.length;
     expect(kept).toBeGreaterThan(0);
     expect(prepared.sourcesDropped).toBeGreaterThan(0);
@@ -103,10 +104,27 @@ describe("strategies", () => {
     expect(prepared.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
     expect(prepared.promptTokens.length + MAX_TOKENS).toBeLessThanOrEqual(contextLength);
     // ... and no more was dropped than needed: the next-ranked chunk would not have fit.
-    const body = ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: kept + 1, mode: "hybrid" } });
+    const body = ask(question, { max_tokens: MAX_TOKENS, retrieval: { k: kept + 1, mode: "hybrid", max_chunks_per_document: 2 } });
     const withNext = await prepareCompletion(deps, tenant, body, { strategy: "rag", base: "stories260k" });
     expect(withNext.sources.map((h) => h.chunkId)).toEqual(ranked.slice(0, kept).map((h) => h.chunkId));
     expect(withNext.sourcesDropped).toBe(1);
+  });
+
+  it("puts at most max_chunks_per_document chunks of one document in the prompt while others are relevant", async () => {
+    const long = Array.from({ length: 12 }, (_, i) => `Glimmerstone lore, part ${i}: the glimmerstone glows blue under the old glimmerstone bridge.`).join("\n\n");
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode(long.repeat(4)), format: "text", title: "Glimmerstone saga" }, policy());
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode("A glimmerstone is sold at the market of Quexville."), format: "text", title: "Market" }, policy());
+    await kb.upload(tenant.id, { bytes: new TextEncoder().encode("Miners dig for glimmerstone deep in the northern hills."), format: "text", title: "Mine" }, policy());
+    await kb.idle();
+    const question = "What do we know about the glimmerstone?";
+    const uncapped = await kb.search(tenant.id, { query: question, k: 4, mode: "bm25" });
+    expect(uncapped.filter((h) => h.title === "Glimmerstone saga").length).toBeGreaterThan(2);
+    // The sources the prompt builder is given (the 512-token window of the test model holds fewer).
+    const { sources } = await retrieveSources(deps, tenant.id, { strategy: "rag", base: "stories260k" }, question, { ...DEFAULT_RETRIEVAL, mode: "bm25" });
+    expect(DEFAULT_RETRIEVAL.max_chunks_per_document).toBe(2);
+    expect(sources).toHaveLength(4);
+    expect(sources.filter((h) => h.title === "Glimmerstone saga")).toHaveLength(2);
+    expect(sources.map((h) => h.title)).toEqual(expect.arrayContaining(["Market", "Mine"]));
   });
 
   it("refuses a prompt that cannot fit even without context, with the token counts", async () => {

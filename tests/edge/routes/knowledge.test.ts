@@ -76,6 +76,13 @@ describe("knowledge routes", () => {
       expect(body.data[0]).toMatchObject({ document_id: doc.id, title: "Refunds", start_offset: 0 });
       expect(body.data[0].end_offset).toBe(body.data[0].text.length);
     }
+    for (const options of [{ fusion: "rrf" }, { fusion: "weighted", weights: { dense: 0.2, bm25: 0.8 } }, { group_by: "document" }, { max_chunks_per_document: 1 }]) {
+      const res = await json("acme", "POST", "/search", { query: "refunds", k: 3, ...options });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { group_by: string; data: Array<{ document_id: string }> };
+      expect(body.data.map((h) => h.document_id)).toEqual([doc.id]);
+      expect(body.group_by).toBe("group_by" in options ? "document" : "chunk");
+    }
     // Another tenant sees nothing of it.
     expect(((await (await json("globex", "POST", "/search", { query: "refunds" })).json()) as { data: unknown[] }).data).toEqual([]);
     await expectError(await json("globex", "GET", `/documents/${doc.id}`), 404, /not found/);
@@ -120,6 +127,11 @@ describe("knowledge routes", () => {
     await expectError(await json("acme", "POST", "/search", { k: 3 }), 400, /query/, "query");
     await expectError(await json("acme", "POST", "/search", { query: "x", mode: "fuzzy" }), 400, /mode/, "mode");
     await expectError(await json("acme", "POST", "/search", { query: "x", k: 1000 }), 400, /k/, "k");
+    await expectError(await json("acme", "POST", "/search", { query: "x", fusion: "max" }), 400, /fusion/, "fusion");
+    await expectError(await json("acme", "POST", "/search", { query: "x", weights: { dense: -1 } }), 400, /weights/);
+    await expectError(await json("acme", "POST", "/search", { query: "x", weights: { dense: 0, bm25: 0 } }), 400, /both be 0/);
+    await expectError(await json("acme", "POST", "/search", { query: "x", weights: { text: 1 } }), 400, /weights/);
+    await expectError(await json("acme", "POST", "/search", { query: "x", group_by: "page" }), 400, /group_by/, "group_by");
     await expectError(await json("acme", "POST", "/search", { query: "x", filter: { metadata: { "bad key": 1 } } }), 400, /metadata filter key/, "filter.metadata");
     await expectError(await json("acme", "POST", "/search", { query: "x", filter: { tenant: "globex" } }), 400, /filter/);
     await expectError(await json("acme", "GET", "/documents?limit=0"), 400, /limit/, "limit");
