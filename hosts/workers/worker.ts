@@ -9,6 +9,7 @@ import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import * as schema from "../../services/store/schema.ts";
 import { TenantStore } from "../../services/store/tenants.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
+import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 
 /**
@@ -31,7 +32,7 @@ function appFor(env: WorkerEnv) {
   if (cached?.env === env) return cached;
   const db = drizzle(env.DB, { schema });
   const keys = new ApiKeyStore(db);
-  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db), evaluation: inProcessEvaluation };
+  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db), evaluation: inProcessEvaluation, preferences: new PreferenceStore(db) };
   const app = createEdge(planes, {
     logger: consoleLog(env.LOG_LEVEL ?? "info", { service: "switchyard-edge" }),
     metrics: { observe: () => {} }, // Workers Analytics records requests; no Prometheus scrape here.
