@@ -22,9 +22,9 @@ const SAFE_PATH = /^ui\/(?:[\w-]+\/)*[\w-]+(?:\.[\w-]+)+$/;
 
 export function playgroundRoutes(assets: StaticAssets): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use("*", compress());
-  app.get("/", (c) => serve(c, assets, "index.html"));
-  app.get("/ui/*", (c) => serve(c, assets, c.req.path.slice(1)));
+  // Per route: a `use("*")` here would reach every route of the app this is mounted in (and buffer SSE).
+  app.get("/", compress(), (c) => serve(c, assets, "index.html"));
+  app.get("/ui/*", compress(), (c) => serve(c, assets, c.req.path.slice(1)));
   return app;
 }
 

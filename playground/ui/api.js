@@ -32,8 +32,8 @@ export async function api(path, { method = "GET", json, body, signal } = {}) {
   init.body = json === undefined ? body : JSON.stringify(json);
   const res = await fetch(path, init);
   if (!res.ok) throw await failure(res);
-  const type = res.headers.get("content-type") ?? "";
-  return type.includes("application/json") ? res.json() : res.text();
+  const type = (res.headers.get("content-type") ?? "").split(";")[0].trim();
+  return type === "application/json" ? res.json() : res.text();
 }
 
 /** POSTs `json` and yields each server-sent event's data, parsed, until [DONE]; abort `signal` to stop. */

@@ -118,5 +118,7 @@ export async function start() {
 
 /** Opens the chat view on a model (the fine-tuning view's "chat with the result"). */
 export function useModel(model) {
-  $("#chat-model").value = model;
+  const select = $("#chat-model");
+  if (![...select.options].some((o) => o.value === model)) select.append(h("option", { value: model }, `${model} (adapter)`));
+  select.value = model;
 }

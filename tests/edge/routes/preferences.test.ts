@@ -23,7 +23,10 @@ beforeAll(async () => {
 });
 afterAll(() => database.close());
 
-const call = (tenant: string, method: string, path: string, json?: unknown) =>
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const call = async (tenant: string, method: string, path: string, json?: unknown): Promise<Omit<Response, "json"> & { json(): Promise<Json> }> =>
   app.request(path, { method, headers: { "x-tenant": tenant, ...(json === undefined ? {} : { "content-type": "application/json" }) }, body: json === undefined ? undefined : JSON.stringify(json) });
 
 const pair = (chosen: string, rejected: string, prompt = "Tell me a story") => ({
