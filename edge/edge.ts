@@ -46,7 +46,7 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   loraLoadingByPath?: boolean;
   /** The clock of the requests- and tokens-per-minute windows, unix ms (default Date.now); tests move it. */
   now?: () => number;
-  /** The playground's files, served at / and /ui/* (absent: no page; on Workers, wrangler's [assets] serves them). */
+  /** The playground's files, served at / and /ui/* (absent: no page). */
   assets?: StaticAssets;
 }
 

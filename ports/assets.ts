@@ -1,7 +1,7 @@
 /**
  * Static assets of the playground (the web page the edge serves at `/`), behind a port so that each
- * host reads them its own way: Node from the repository's playground/ folder, tests from memory.
- * (On Workers, wrangler's `[assets]` serves the same folder before the worker runs.)
+ * host reads them its own way: Node from the repository's playground/ folder (hosts/node/assets.ts),
+ * Workers through the `[assets]` binding of wrangler.toml over the same folder (hosts/workers/worker.ts).
  */
 
 export interface Asset {
