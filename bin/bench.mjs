@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const ALL = ["engine", "adapters", "retrieval", "api", "trainer"];
+const ALL = ["engine", "adapters", "retrieval", "api", "trainer", "playground"];
 const sections = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 let failed = 0;
 for (const section of sections) {

@@ -44,7 +44,7 @@ it("compresses the page when asked, and only the page", async () => {
 });
 
 it("answers 404 for anything outside playground/ui", async () => {
-  expect((await (await get("/ui/nothing.js")).json()).error.type).toBe("not_found_error");
+  expect(((await (await get("/ui/nothing.js")).json()) as { error: { type: string } }).error.type).toBe("not_found_error");
   for (const path of ["/ui/../package.json", "/ui/%2e%2e/package.json", "/ui/..%2fpackage.json", "/ui/.hidden.js", "/ui/nothing.js", "/ui/app.ts", "/index.html", "/ui/vendor/other.js", "/ui/vendor/../../hosts/node/assets.ts"]) {
     expect((await get(path)).status, path).toBe(404);
   }
