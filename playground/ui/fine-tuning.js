@@ -20,7 +20,9 @@ function loadScript(src) {
 
 async function refreshFiles() {
   const files = (await api("/v1/files?purpose=fine-tune")).data;
-  $("#ft-training-file").replaceChildren(...files.map((f) => h("option", { value: f.id }, `${f.filename} (${f.example_count ?? "?"} examples)`)));
+  const options = () => files.map((f) => h("option", { value: f.id }, `${f.filename} (${f.example_count ?? "?"} examples)`));
+  $("#ft-training-file").replaceChildren(...options());
+  $("#ft-validation-file").replaceChildren(h("option", { value: "" }, "none"), ...options());
 }
 
 async function refreshJobs() {
@@ -63,7 +65,9 @@ async function startJob(e) {
   showError($("#ft-error"), null);
   try {
     const suffix = $("#ft-suffix").value || undefined;
-    const job = await api("/v1/fine_tuning/jobs", { method: "POST", json: { model: shared.models[0]?.id, training_file: $("#ft-training-file").value, suffix, hyperparameters: { n_epochs: Number($("#ft-epochs").value) } } });
+    const validation = $("#ft-validation-file").value || undefined;
+    const json = { model: shared.models[0]?.id, training_file: $("#ft-training-file").value, validation_file: validation, suffix, hyperparameters: { n_epochs: Number($("#ft-epochs").value) } };
+    const job = await api("/v1/fine_tuning/jobs", { method: "POST", json });
     await refreshJobs();
     await watch(job.id);
   } catch (err) {
@@ -114,6 +118,7 @@ async function watch(jobId) {
     chart.setData(data);
     const best = checkpoints.data[0];
     box.dataset.points = String(data[0].length);
+    box.dataset.validationPoints = String(data[2].filter((v) => v !== null).length);
     $("#ft-points").textContent = `${job.status}: ${data[0].length} step(s) plotted${best ? `; best checkpoint at step ${best.step_number}` : ""}`;
     if (["succeeded", "failed", "cancelled"].includes(job.status)) return void (await refreshJobs());
     state.timer = setTimeout(tick, 700);

@@ -195,6 +195,7 @@ describe("the playground", () => {
     await page.locator("#ft-file").setInputFiles({ name: "good.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(good) });
     await page.locator("#ft-upload").getByRole("button", { name: "Upload" }).click();
     await expect.poll(() => page.locator("#ft-training-file option").allTextContents()).toEqual([expect.stringContaining("good.jsonl")]);
+    await page.locator("#ft-validation-file").selectOption({ label: "good.jsonl (4 examples)" });
     await page.locator("#ft-suffix").fill("tiny");
     await page.getByRole("button", { name: "Start job" }).click();
 
@@ -206,6 +207,7 @@ describe("the playground", () => {
     }, { timeout: 60_000, interval: 100 }).toBe(6);
     expect([...seen].filter((n) => n > 0 && n < 6).length).toBeGreaterThan(0); // points arrived while it ran
     expect(await chart.locator("canvas").count()).toBe(1);
+    expect(await chart.getAttribute("data-validation-points")).toBe("6"); // the validation file's loss, every step
     await expect.poll(() => page.locator("#ft-points").textContent(), { timeout: 30_000 }).toContain("succeeded");
     await screenshot(page, "fine-tuning");
 
