@@ -111,17 +111,25 @@ async function watch(jobId) {
   const chart = new window.uPlot(opts, [[], [], []], box);
   const state = { jobId, chart, timer: undefined };
   watching = state;
+  const done = (status) => ["succeeded", "failed", "cancelled"].includes(status);
   const tick = async () => {
     if (watching !== state) return;
-    const [events, job, checkpoints] = await Promise.all([allEvents(jobId), api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`), api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/checkpoints`)]);
-    const data = series(events);
-    chart.setData(data);
-    const best = checkpoints.data[0];
-    box.dataset.points = String(data[0].length);
-    box.dataset.validationPoints = String(data[2].filter((v) => v !== null).length);
-    $("#ft-points").textContent = `${job.status}: ${data[0].length} step(s) plotted${best ? `; best checkpoint at step ${best.step_number}` : ""}`;
-    if (["succeeded", "failed", "cancelled"].includes(job.status)) return void (await refreshJobs());
-    state.timer = setTimeout(tick, 700);
+    try {
+      // The job before its events: once it reads as finished, the events read after it are all there.
+      const job = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
+      const events = await allEvents(jobId);
+      const data = series(events);
+      chart.setData(data);
+      box.dataset.points = String(data[0].length);
+      box.dataset.validationPoints = String(data[2].filter((v) => v !== null).length);
+      // The checkpoint is published when the job ends: ask for it then, not on every poll.
+      const best = done(job.status) ? (await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/checkpoints`)).data[0] : undefined;
+      $("#ft-points").textContent = `${job.status}: ${data[0].length} step(s) plotted${best ? `; best checkpoint at step ${best.step_number}` : ""}`;
+      if (done(job.status)) return void (await refreshJobs());
+    } catch (err) {
+      $("#ft-points").textContent = `Could not read the job (${err.message}); retrying.`;
+    }
+    state.timer = setTimeout(tick, 1000);
   };
   await tick();
 }

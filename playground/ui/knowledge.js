@@ -15,7 +15,7 @@ async function refresh() {
       h("td", {}, String(d.chunk_count ?? 0)),
       h("td", {}, h("button", { type: "button", "aria-label": `Delete ${d.title}`, onclick: () => remove(d.id) }, "Delete")))));
   clearTimeout(poll);
-  if (docs.some((d) => d.status !== "ready" && d.status !== "failed")) poll = setTimeout(refresh, 500);
+  if (docs.some((d) => d.status !== "ready" && d.status !== "failed")) poll = setTimeout(() => refresh().catch((err) => showError($("#knowledge-error"), err)), 1000);
 }
 
 async function remove(id) {

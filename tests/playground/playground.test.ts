@@ -183,7 +183,7 @@ describe("the playground", () => {
   });
 
   it("shows a fine-tuning job's loss chart gaining points while it runs, then chats with its model", async () => {
-    trainer = await startTrainer(p.config, fakeTrain({ stepMs: 600, steps: 6 }), pino({ level: "silent" }), { leaseMs: 30_000, heartbeatMs: 1000, pollMs: 100 });
+    trainer = await startTrainer(p.config, fakeTrain({ stepMs: 800, steps: 6 }), pino({ level: "silent" }), { leaseMs: 30_000, heartbeatMs: 1000, pollMs: 100 });
     await page.reload();
     await page.getByRole("button", { name: "Fine-tuning" }).click();
     const jsonl = ['{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}', "not json", '{"messages":[]}'].join("\n");
