@@ -58,6 +58,11 @@ describe("the playground", () => {
     const res = await p.call("GET", "/", { headers: { "accept-encoding": "gzip" } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    await page.goto(p.url);
+    await page.getByLabel("API key").fill("sy_key_wrong");
+    await page.getByLabel("API key").press("Enter");
+    await expect.poll(() => page.locator("#sign-in-error").textContent()).toContain("Incorrect or revoked API key");
+    expect(await page.evaluate('sessionStorage.getItem("switchyard.apiKey")')).toBeNull();
     await signIn(page, key);
     expect(await page.locator("#who").textContent()).toContain("playground");
     expect(await page.evaluate('sessionStorage.getItem("switchyard.apiKey")')).toBe(key);
@@ -251,7 +256,8 @@ describe("the playground", () => {
       expect(url).not.toContain(ADMIN_KEY);
     }
     expect(pageErrors).toEqual([]);
-    // The one failed request the page made on purpose: the invalid training file (400).
-    expect(consoleErrors.filter((e) => !e.includes("status of 400"))).toEqual([]);
+    // The failed requests the page made on purpose: the wrong key (401) and the invalid training file (400).
+    const expected = (e: string) => (e.includes("status of 401") && e.endsWith("/v1/tenant")) || (e.includes("status of 400") && e.endsWith("/v1/files"));
+    expect(consoleErrors.filter((e) => !expected(e))).toEqual([]);
   });
 });
