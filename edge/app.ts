@@ -28,6 +28,8 @@ export interface AppDeps {
   adminEndpoints?: Array<[path: string, routes: Hono<AppEnv>]>;
   /** Checks and normalizes tenant settings before they are stored (e.g. resolves defaultAdapter to an id). */
   checkSettings?: SettingsCheck;
+  /** Unauthenticated pages at the root (the playground: GET / and /ui/*). */
+  pages?: Hono<AppEnv>;
   /** The clock of the request rate limit, unix ms (default Date.now); tests move it to expire the window. */
   now?: () => number;
 }
@@ -42,6 +44,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("*", bodyLimits(deps.limits.maxJsonBody, deps.limits.maxUploadBody));
 
   app.route("/", healthRoutes(deps.health));
+  if (deps.pages) app.route("/", deps.pages);
   app.get("/openapi.json", (c) => c.json(openApiDocument(app, { title: "Switchyard API", version: API_VERSION })));
 
   app.use("/v1/admin/*", requireKey("admin", deps.keys, deps.tenants));

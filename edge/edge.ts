@@ -11,8 +11,11 @@
  * - knowledge: /knowledge
  * - files: /files (OpenAI's Files API; training data for fine-tuning)
  * - trainer: /fine_tuning (OpenAI's fine-tuning API over the `Trainer` port: /fine_tuning/jobs, events, checkpoints)
+ * - preferences: /preferences (the playground's blind-compare choices; DPO download, win rates per arm)
+ * - the playground: GET / and /ui/* (static assets from `options.assets`, when the host has them)
  */
 import type { Hono } from "hono";
+import type { StaticAssets } from "../ports/assets.ts";
 import { modelNotFound, type Planes } from "../ports/index.ts";
 import { createApp, type AppDeps } from "./app.ts";
 import type { ChatDeps } from "./chat/deps.ts";
@@ -28,6 +31,8 @@ import { fineTuningRoutes } from "./routes/fine-tuning.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
 import { loraLoadingRoutes } from "./routes/lora-loading.ts";
 import { modelResolver, modelRoutes } from "./routes/models.ts";
+import { playgroundRoutes } from "./routes/playground.ts";
+import { preferenceRoutes } from "./routes/preferences.ts";
 import { unavailableRoutes } from "./routes/unavailable.ts";
 import { usageRoutes } from "./routes/usage.ts";
 import { defaultAdapterCheck } from "./settings-check.ts";
@@ -41,6 +46,8 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   loraLoadingByPath?: boolean;
   /** The clock of the requests- and tokens-per-minute windows, unix ms (default Date.now); tests move it. */
   now?: () => number;
+  /** The playground's files, served at / and /ui/* (absent: no page). */
+  assets?: StaticAssets;
 }
 
 type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
@@ -59,6 +66,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
     health: options.health,
     limits: options.limits,
     now: options.now,
+    pages: options.assets && playgroundRoutes(options.assets),
     tenants,
     keys: planes.keys,
     planes: [
@@ -71,6 +79,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
       ["/knowledge", mount("knowledge", planes.knowledge, knowledgeRoutes)],
       ["/files", mount("files", planes.files, fileRoutes)],
       ["/fine_tuning", mount("trainer", planes.trainer, fineTuningRoutes)],
+      ["/preferences", mount("preferences", planes.preferences, preferenceRoutes)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
     adminEndpoints: loraLoading,

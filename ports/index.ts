@@ -8,16 +8,19 @@ import type { Evaluation } from "./evaluation.ts";
 import type { Files } from "./files.ts";
 import type { Inference } from "./inference.ts";
 import type { Knowledge } from "./knowledge.ts";
+import type { Preferences } from "./preferences.ts";
 import type { ApiKeys, Tenants } from "./tenants.ts";
 import type { Trainer } from "./trainer.ts";
 import type { Usage } from "./usage.ts";
 
 export * from "./adapters.ts";
+export * from "./assets.ts";
 export * from "./errors.ts";
 export * from "./evaluation.ts";
 export * from "./files.ts";
 export * from "./inference.ts";
 export * from "./knowledge.ts";
+export * from "./preferences.ts";
 export * from "./tenants.ts";
 export * from "./trainer.ts";
 export * from "./usage.ts";
@@ -35,4 +38,6 @@ export interface Planes {
   trainer?: Trainer;
   /** Scores answers against a reference (compare); pure TypeScript, so every host may run it in process. */
   evaluation?: Evaluation;
+  /** Blind-compare choices as preference pairs (the playground); the edge's own state, SQLite or D1. */
+  preferences?: Preferences;
 }

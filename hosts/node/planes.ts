@@ -10,6 +10,7 @@ import { loadDecoderConfig } from "../../services/model/config.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import type { OpenDatabase } from "../../services/store/db.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
+import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import type { Config } from "./config.ts";
@@ -80,6 +81,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       // Job rows only: the trainer process (`switchyard serve trainer`) runs them.
       trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel(), adapters: adapters.catalog }),
       evaluation: inProcessEvaluation,
+      preferences: new PreferenceStore(database.db),
     },
     modelDir,
     loraLoadingByPath: config.loraDir !== undefined,

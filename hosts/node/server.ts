@@ -7,6 +7,7 @@ import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import { lockDataDir, type DataDirLock } from "../../services/store/data-dir-lock.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { TenantStore } from "../../services/store/tenants.ts";
+import { playgroundAssets } from "./assets.ts";
 import type { Config } from "./config.ts";
 import { startEmbeddedPlanes } from "./planes.ts";
 import { createPrometheus, registerEngineGauges } from "./prometheus.ts";
@@ -74,6 +75,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       baseRoot: embedded.baseRoot,
       now: options.now,
       loraLoadingByPath: embedded.loraLoadingByPath,
+      assets: playgroundAssets(),
     },
   );
 

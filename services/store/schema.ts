@@ -190,6 +190,25 @@ export const fineTuneCheckpoints = sqliteTable(
   (t) => [index("fine_tune_checkpoints_job_idx").on(t.jobId)],
 );
 
+/**
+ * A tenant's blind-compare choices (the playground): the prompt's messages and two answers, the one
+ * preferred and the other, each with the arm (strategy) that produced it. Downloaded as DPO pairs.
+ */
+export const preferencePairs = sqliteTable(
+  "preference_pairs",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    messages: text("messages", { mode: "json" }).$type<Array<{ role: string; content: string }>>().notNull(),
+    chosenArm: text("chosen_arm").notNull(),
+    chosenContent: text("chosen_content").notNull(),
+    rejectedArm: text("rejected_arm").notNull(),
+    rejectedContent: text("rejected_content").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("preference_pairs_tenant_idx").on(t.tenantId, t.createdAt)],
+);
+
 export const usage = sqliteTable(
   "usage",
   {
@@ -215,3 +234,4 @@ export type FileRow = typeof files.$inferSelect;
 export type FineTuneJobRow = typeof fineTuneJobs.$inferSelect;
 export type FineTuneEventRow = typeof fineTuneEvents.$inferSelect;
 export type FineTuneCheckpointRow = typeof fineTuneCheckpoints.$inferSelect;
+export type PreferencePairRow = typeof preferencePairs.$inferSelect;

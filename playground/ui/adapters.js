@@ -1,0 +1,51 @@
+// Adapters: the caller's and public adapters, upload a PEFT archive (progress shown), make one the
+// tenant's default, delete. Every change refreshes the model pickers of chat and compare.
+import { api, upload } from "./api.js";
+import { $, h, showError } from "./dom.js";
+
+let shared;
+
+async function refresh() {
+  const [adapters, tenant] = await Promise.all([api("/v1/adapters"), api("/v1/tenant")]);
+  const defaultId = tenant.settings?.defaultAdapter;
+  $("#adapters tbody").replaceChildren(...adapters.data.map((a) =>
+    h("tr", { "data-name": a.name },
+      h("th", { scope: "row" }, a.name, a.id === defaultId ? " (default)" : ""),
+      h("td", {}, String(a.version)),
+      h("td", {}, String(a.rank)),
+      h("td", {}, a.public ? "public" : "this tenant"),
+      h("td", {},
+        a.public ? null : h("button", { type: "button", "aria-label": `Make ${a.name}@${a.version} the default`, onclick: () => act(`/v1/adapters/${a.id}/default`, "POST") }, "Set default"),
+        a.public ? null : h("button", { type: "button", "aria-label": `Delete ${a.name}@${a.version}`, onclick: () => act(`/v1/adapters/${a.id}`, "DELETE") }, "Delete")))));
+  await shared.refreshModels();
+}
+
+async function act(path, method) {
+  showError($("#adapter-error"), null);
+  await api(path, { method }).catch((err) => showError($("#adapter-error"), err));
+  await refresh();
+}
+
+async function send(e) {
+  e.preventDefault();
+  const form = new FormData();
+  form.append("name", $("#adapter-name").value);
+  form.append("file", $("#adapter-file").files[0]);
+  const bar = $("#adapter-progress");
+  bar.hidden = false;
+  showError($("#adapter-error"), null);
+  try {
+    await upload("/v1/adapters", form, (f) => (bar.value = Math.round(f * 100)));
+    e.target.reset();
+  } catch (err) {
+    showError($("#adapter-error"), err);
+  }
+  bar.hidden = true;
+  await refresh();
+}
+
+export async function start(s) {
+  shared = s;
+  $("#adapter-upload").addEventListener("submit", send);
+  await refresh();
+}

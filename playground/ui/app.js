@@ -1,0 +1,99 @@
+// The playground's shell: sign in (tenant or admin key), the tab bar, and the model list the views share.
+import { api, ApiError, session } from "./api.js";
+import { $, fillModels, showError } from "./dom.js";
+
+const VIEWS = {
+  chat: () => import("./chat.js"),
+  compare: () => import("./compare.js"),
+  knowledge: () => import("./knowledge.js"),
+  adapters: () => import("./adapters.js"),
+  "fine-tuning": () => import("./fine-tuning.js"),
+  admin: () => import("./admin.js"),
+};
+
+const started = new Set();
+
+/** What every view may use: the model list (refreshed when adapters change) and a way to switch views. */
+export const shared = {
+  models: [],
+  async refreshModels() {
+    shared.models = (await api("/v1/models")).data;
+    for (const select of document.querySelectorAll("select[data-models]")) fillModels(select, shared.models);
+  },
+  show,
+};
+
+async function show(view) {
+  for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== `view-${view}`;
+  for (const tab of document.querySelectorAll("#tabs button")) tab.setAttribute("aria-current", tab.dataset.view === view ? "page" : "false");
+  if (!started.has(view) && VIEWS[view]) {
+    started.add(view);
+    const module = await VIEWS[view]();
+    await module.start(shared);
+  }
+  document.body.dataset.view = view;
+}
+
+/** Which kind of key this is: a tenant key reads /v1/tenant, an admin key gets 403 there and reads /v1/admin/tenants. */
+async function identify() {
+  try {
+    const tenant = await api("/v1/tenant");
+    return { role: "tenant", label: tenant.name };
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== "wrong_key_role") throw err;
+    await api("/v1/admin/tenants");
+    return { role: "admin", label: "admin" };
+  }
+}
+
+async function hasTrainer() {
+  try {
+    await api("/v1/fine_tuning/jobs?limit=1");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function enter() {
+  const who = await identify();
+  $("#who").textContent = `Signed in: ${who.label}`;
+  $("#tabs").hidden = false;
+  $("#sign-out").hidden = false;
+  const tenantTabs = ["chat", "compare", "knowledge", "adapters"];
+  const trainer = who.role === "tenant" && (await hasTrainer());
+  for (const tab of document.querySelectorAll("#tabs button")) {
+    const v = tab.dataset.view;
+    tab.hidden = who.role === "admin" ? v !== "admin" : v === "admin" || (v === "fine-tuning" && !trainer);
+  }
+  if (who.role === "tenant") await shared.refreshModels();
+  await show(who.role === "admin" ? "admin" : tenantTabs[0]);
+}
+
+function signOut() {
+  session.clear();
+  location.reload();
+}
+
+async function main() {
+  $("#sign-in-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = $("#api-key");
+    session.set(input.value.trim());
+    input.value = "";
+    try {
+      showError($("#sign-in-error"), null);
+      await enter();
+    } catch (err) {
+      session.clear();
+      showError($("#sign-in-error"), err);
+    }
+  });
+  $("#sign-out").addEventListener("click", signOut);
+  for (const tab of document.querySelectorAll("#tabs button")) tab.addEventListener("click", () => show(tab.dataset.view));
+  if (session.key()) await enter().catch(() => session.clear());
+  document.body.dataset.ready = "true";
+  performance.mark("switchyard:interactive"); // bench/playground.ts reads it
+}
+
+main();

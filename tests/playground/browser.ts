@@ -1,0 +1,25 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { repoRoot } from "../helpers/adapters.ts";
+
+/** Where the playground tests leave their screenshots (gitignored). */
+export const ARTEFACTS = join(repoRoot, "artefacts/playground");
+
+/** Debian's Chromium (installed by .ci/run), or CHROMIUM_PATH. */
+export function chromiumPath(): string {
+  const path = process.env.CHROMIUM_PATH ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+  if (!path) throw new Error("Chromium not found: apt-get install chromium (see .ci/run), or set CHROMIUM_PATH");
+  return path;
+}
+
+/** Headless Chromium; as root it needs --no-sandbox. */
+export function launchChromium(): Promise<Browser> {
+  const rootArgs = process.getuid?.() === 0 ? ["--no-sandbox"] : [];
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...rootArgs, "--disable-dev-shm-usage"] });
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(ARTEFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
+}

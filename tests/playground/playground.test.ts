@@ -1,0 +1,263 @@
+/**
+ * The playground in real headless Chromium against the real server (stories260k, SQLite, hnswlib): sign
+ * in, chat streams and Stop cancels it on the server, knowledge upload and search, adapter upload into
+ * the pickers, compare's four columns and a blind choice stored as a DPO pair, and a fine-tuning job's
+ * loss chart gaining points (the real trainer worker, in this process, with the stand-in training loop).
+ * Every URL the page requests is checked for the key. Screenshots go to artefacts/playground/.
+ */
+import { pino } from "pino";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTrainer, type TrainerProcess } from "../../hosts/node/trainer.ts";
+import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
+import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
+import { STORIES, zipOf } from "../helpers/adapters.ts";
+import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
+import { launchChromium, screenshot } from "./browser.ts";
+
+let p: TestPlatform;
+let key: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let trainer: TrainerProcess | undefined;
+const requested: string[] = [];
+const pageErrors: string[] = [];
+const consoleErrors: string[] = [];
+
+beforeAll(async () => {
+  p = await startTestPlatform({ SWITCHYARD_REQUESTS_PER_MINUTE: "0" });
+  ({ key } = await createTenantWithKey(p, "playground"));
+  browser = await launchChromium();
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context.on("request", (r) => requested.push(r.url()));
+  page = await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${m.text()} ${m.location().url}`));
+}, 120_000);
+afterAll(async () => {
+  await trainer?.close();
+  await browser?.close();
+  await p?.stop();
+});
+
+async function gauge(name: string): Promise<number> {
+  const text = await (await p.call("GET", "/metrics")).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
+}
+
+async function signIn(target: Page, apiKey: string) {
+  await target.goto(p.url);
+  await target.getByLabel("API key").fill(apiKey);
+  await target.getByRole("button", { name: "Sign in" }).click();
+  await target.locator("#who").filter({ hasText: "Signed in" }).waitFor();
+}
+
+describe("the playground", () => {
+  it("serves the page at / and signs in with a tenant key kept in session storage", async () => {
+    const res = await p.call("GET", "/", { headers: { "accept-encoding": "gzip" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    await page.goto(p.url);
+    await page.getByLabel("API key").fill("sy_key_wrong");
+    await page.getByLabel("API key").press("Enter");
+    await expect.poll(() => page.locator("#sign-in-error").textContent()).toContain("Incorrect or revoked API key");
+    expect(await page.evaluate('sessionStorage.getItem("switchyard.apiKey")')).toBeNull();
+    await signIn(page, key);
+    expect(await page.locator("#who").textContent()).toContain("playground");
+    expect(await page.evaluate('sessionStorage.getItem("switchyard.apiKey")')).toBe(key);
+    expect(await page.locator("#view-chat").isVisible()).toBe(true);
+    await screenshot(page, "chat-empty");
+  });
+
+  it("streams a chat answer and Stop cancels the generation on the server", async () => {
+    const request = { messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 400, temperature: 1, seed: 1 };
+    const before = await gauge("switchyard_engine_decode_steps");
+    const whole = await (await p.call("POST", "/v1/chat/completions", { key, json: request })).json();
+    expect(whole.usage.completion_tokens).toBe(400); // this seed writes no end of text
+    const fullRun = (await gauge("switchyard_engine_decode_steps")) - before;
+
+    await page.locator("#chat-strategy").selectOption("prompt");
+    await page.locator("#chat-temperature").fill("1");
+    await page.locator("#chat-max-tokens").fill("400");
+    await page.locator("#chat-seed").fill("1");
+    await page.locator("#chat-input").fill("Once upon a time");
+    const start = await gauge("switchyard_engine_decode_steps");
+    await page.getByRole("button", { name: "Send" }).click();
+    const answer = page.locator("#chat-log li.assistant").first();
+    await answer.locator(".content").filter({ hasText: /\S/ }).waitFor(); // tokens are arriving
+    // Send moved the focus to Stop: the keyboard stops it (a click's actionability checks take longer than this tiny model's answer).
+    expect(await page.evaluate("document.activeElement.id")).toBe("chat-stop");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => answer.getAttribute("data-state")).toBe("stopped");
+    await expect.poll(async () => (await gauge("switchyard_engine_running_sequences")) + (await gauge("switchyard_engine_waiting_requests"))).toBe(0);
+    const steps = (await gauge("switchyard_engine_decode_steps")) - start;
+    expect(steps).toBeGreaterThan(0);
+    expect(steps).toBeLessThan(fullRun);
+    await screenshot(page, "chat-stopped");
+
+    // A whole answer shows the switchyard object and the token usage.
+    await page.locator("#chat-max-tokens").fill("8");
+    await page.locator("#chat-input").fill("Lily had a cat");
+    await page.locator("#chat-input").press("Enter");
+    const last = page.locator("#chat-log li.assistant").last();
+    await expect.poll(() => last.getAttribute("data-state")).toBe("done");
+    const meta = await page.locator("#chat-meta").textContent();
+    expect(meta).toContain("Completion tokens8");
+    expect(meta).toContain("Strategyprompt");
+    expect(await answer.getAttribute("data-state")).toBe("stopped"); // the first answer stays marked
+  });
+
+  it("uploads a document that turns ready and is found by dense, bm25 and hybrid search", async () => {
+    await page.getByRole("button", { name: "Knowledge" }).click();
+    const text = "# The lighthouse\n\nThe keeper of the old lighthouse, Marisol Quayle, polishes the great lens every evening before the ships pass.";
+    await page.locator("#knowledge-file").setInputFiles({ name: "lighthouse.md", mimeType: "text/markdown", buffer: Buffer.from(text) });
+    await page.locator('#documents tbody tr[data-status="ready"]').filter({ hasText: "lighthouse" }).waitFor({ timeout: 60_000 });
+    await page.locator("#knowledge-query").fill("Marisol Quayle lighthouse keeper");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    for (const mode of ["dense", "bm25", "hybrid"]) {
+      await expect.poll(() => page.locator(`#search-results [data-mode="${mode}"] li`).first().textContent()).toContain("#1");
+      expect(await page.locator(`#search-results [data-mode="${mode}"]`).textContent()).toContain("Marisol Quayle");
+    }
+    await screenshot(page, "knowledge");
+  });
+
+  it("uploads an adapter archive that appears in the model pickers", async () => {
+    const { files } = randomPeftAdapter(STORIES, { rank: 8, amplitude: 0.5, seed: 7 });
+    const archive = zipOf({ "adapter_config.json": files.config, "adapter_model.safetensors": files.model });
+    await page.getByRole("button", { name: "Adapters" }).click();
+    await page.locator("#adapter-name").fill("pirate");
+    await page.locator("#adapter-file").setInputFiles({ name: "pirate.zip", mimeType: "application/zip", buffer: Buffer.from(archive) });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator('#adapters tbody tr[data-name="pirate"]').waitFor();
+    await expect.poll(() => page.locator("#chat-model option").allTextContents()).toContain("pirate (adapter)");
+    expect(await page.locator("#compare-model option").allTextContents()).toContain("pirate (adapter)");
+    await screenshot(page, "adapters");
+  });
+
+  it("compares four strategies in four columns, the adapter changing the answer", async () => {
+    await page.getByRole("button", { name: "Compare" }).click();
+    await page.locator("#compare-model").selectOption("pirate");
+    await page.locator("#compare-prompt").fill("Who keeps the lighthouse?");
+    await page.locator("#compare-reference").fill("Marisol Quayle keeps the lighthouse.");
+    await page.getByRole("button", { name: "Run" }).click();
+    const columns = page.locator("#compare-columns article");
+    await expect.poll(() => columns.count(), { timeout: 60_000 }).toBe(4);
+    expect(await columns.locator("h3").allTextContents()).toEqual(["prompt", "rag", "adapter", "rag+adapter"]);
+    for (let i = 0; i < 4; i++) {
+      const text = await columns.nth(i).textContent();
+      expect(text).toMatch(/Time to first token\d+(\.\d)? ms/);
+      expect(text).toMatch(/Completion tokens\d+/);
+      expect(text).toContain("rougeL"); // scored against the reference
+    }
+    expect(await columns.nth(1).locator("ol.sources li").first().textContent()).toContain("#1");
+    const prompt = await columns.nth(0).locator(".answer").textContent();
+    const adapter = await columns.nth(2).locator(".answer").textContent();
+    expect(adapter).not.toBe(prompt);
+    expect(await page.locator("#compare-diff del, #compare-diff ins").count()).toBeGreaterThan(0);
+    await screenshot(page, "compare");
+  });
+
+  it("in blind mode hides the arms until rated and stores the choice as downloadable preference pairs", async () => {
+    await page.locator("#compare-blind").check();
+    await page.getByRole("button", { name: "Run" }).click();
+    const columns = page.locator("#compare-columns article");
+    await expect.poll(() => columns.locator("h3").allTextContents(), { timeout: 60_000 }).toEqual(["Answer 1", "Answer 2", "Answer 3", "Answer 4"]);
+    await screenshot(page, "compare-blind");
+    const answers = await columns.locator(".answer").allTextContents();
+    const arms = await columns.evaluateAll((els) => els.map((e) => e.getAttribute("data-arm")!));
+    await page.getByRole("button", { name: "Answer 1 is best" }).click();
+    await expect.poll(() => columns.locator("h3").allTextContents()).toEqual(arms); // revealed
+    const expectedPairs = answers.slice(1).filter((a) => a !== answers[0]).length;
+    expect(expectedPairs).toBeGreaterThan(0);
+
+    const download = await (await p.call("GET", "/v1/preferences?format=jsonl", { key })).text();
+    const lines = download.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(expectedPairs);
+    for (const line of lines) {
+      expect(line.input.messages).toEqual([{ role: "user", content: "Who keeps the lighthouse?" }]);
+      expect(line.preferred_output).toEqual([{ role: "assistant", content: answers[0] }]);
+      expect(answers.slice(1)).toContain(line.non_preferred_output[0].content);
+    }
+    const winner = page.locator("#winrates tbody tr").filter({ has: page.getByRole("rowheader", { name: arms[0]!, exact: true }) });
+    await expect.poll(() => winner.locator("td").allTextContents()).toEqual([String(expectedPairs), "0", "100%"]);
+
+    const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: /Download preference pairs/ }).click()]);
+    const { readFile } = await import("node:fs/promises");
+    expect((await readFile((await file.path())!, "utf8")).trim().split("\n")).toHaveLength(expectedPairs);
+  });
+
+  it("shows a fine-tuning job's loss chart gaining points while it runs, then chats with its model", async () => {
+    trainer = await startTrainer(p.config, fakeTrain({ stepMs: 800, steps: 6 }), pino({ level: "silent" }), { leaseMs: 30_000, heartbeatMs: 1000, pollMs: 100 });
+    await page.reload();
+    await page.getByRole("button", { name: "Fine-tuning" }).click();
+    const jsonl = ['{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}', "not json", '{"messages":[]}'].join("\n");
+    await page.locator("#ft-file").setInputFiles({ name: "bad.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(jsonl) });
+    await page.locator("#ft-upload").getByRole("button", { name: "Upload" }).click();
+    await expect.poll(() => page.locator("#ft-file-errors li").allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^line 2: /), expect.stringMatching(/^line 3: /)]));
+
+    const good = Array.from({ length: 4 }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `q${i}` }, { role: "assistant", content: `a${i}` }] })).join("\n");
+    await page.locator("#ft-file").setInputFiles({ name: "good.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(good) });
+    await page.locator("#ft-upload").getByRole("button", { name: "Upload" }).click();
+    await expect.poll(() => page.locator("#ft-training-file option").allTextContents()).toEqual([expect.stringContaining("good.jsonl")]);
+    await page.locator("#ft-validation-file").selectOption({ label: "good.jsonl (4 examples)" });
+    await page.locator("#ft-suffix").fill("tiny");
+    await page.getByRole("button", { name: "Start job" }).click();
+
+    const chart = page.locator("#ft-chart");
+    const seen = new Set<number>();
+    await expect.poll(async () => {
+      seen.add(Number((await chart.getAttribute("data-points")) ?? 0));
+      return Math.max(...seen);
+    }, { timeout: 60_000, interval: 100 }).toBe(6);
+    expect([...seen].filter((n) => n > 0 && n < 6).length).toBeGreaterThan(0); // points arrived while it ran
+    expect(await chart.locator("canvas").count()).toBe(1);
+    expect(await chart.getAttribute("data-validation-points")).toBe("6"); // the validation file's loss, every step
+    await expect.poll(() => page.locator("#ft-points").textContent(), { timeout: 30_000 }).toContain("succeeded");
+    await screenshot(page, "fine-tuning");
+
+    await page.getByRole("button", { name: "Chat with it" }).first().click();
+    expect(await page.locator("#view-chat").isVisible()).toBe(true);
+    expect(await page.locator("#chat-model").inputValue()).toMatch(/^tiny/);
+  });
+
+  it("shows tenants and keys to an admin key", async () => {
+    const admin = await context.newPage();
+    await signIn(admin, ADMIN_KEY);
+    await admin.locator("#tenants tbody tr").filter({ hasText: "playground" }).waitFor();
+    expect(await admin.locator("#tabs button:visible").allTextContents()).toEqual(["Admin"]);
+    await admin.getByRole("button", { name: "Keys of playground" }).click();
+    await admin.locator("#key-list li").first().waitFor();
+    await screenshot(admin, "admin");
+    await admin.close();
+  });
+
+  it("fits a phone's width without horizontal scrolling", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const view of ["Chat", "Compare", "Knowledge", "Adapters", "Fine-tuning"]) {
+      await page.getByRole("button", { name: view, exact: true }).click();
+      const overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+      expect(overflow, view).toBe(0);
+    }
+    await screenshot(page, "phone-compare");
+  });
+
+  it("labels every control", async () => {
+    const unlabelled = await page.evaluate(`[...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => el.labels?.length === 0 && !el.getAttribute("aria-label"))
+      .map((el) => el.id || el.outerHTML)`);
+    expect(unlabelled).toEqual([]);
+  });
+
+  it("never put the key in a URL, and the page raised no error", () => {
+    expect(requested.length).toBeGreaterThan(20);
+    for (const url of requested) {
+      expect(url).not.toContain(key);
+      expect(url).not.toContain(ADMIN_KEY);
+    }
+    expect(pageErrors).toEqual([]);
+    // The failed requests the page made on purpose: the wrong key (401) and the invalid training file (400).
+    const expected = (e: string) => (e.includes("status of 401") && e.endsWith("/v1/tenant")) || (e.includes("status of 400") && e.endsWith("/v1/files"));
+    expect(consoleErrors.filter((e) => !expected(e))).toEqual([]);
+  });
+});
