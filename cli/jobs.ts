@@ -5,12 +5,11 @@
  * Exit 0, or 1 when the server refuses (an unknown job), or, following, when the job failed or was
  * cancelled; 2: bad usage or no server.
  */
-import { parseArgs } from "node:util";
 import { formatHelp, type CommandHelp } from "./help.ts";
 import { followJob, interruptSignal, newEvents } from "./job-follow.ts";
 import type { OutputStream } from "./ingest-run.ts";
 import { ApiRequestError, ServerUnreachableError, type EventJson, type JobJson, type ServerApi } from "./server-api.ts";
-import { SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
+import { parseCommandLine, SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
 
 const OPTIONS = {
   limit: { type: "string", value: "N", text: "list: most jobs shown (default 20, at most 100)" },
@@ -153,14 +152,7 @@ function endLine(job: JobJson): string {
 }
 
 function parse(argv: string[]): { action: Action; server: { url?: string; key?: string; dataDir?: string } } {
-  let parsed;
-  try {
-    const options = Object.fromEntries(Object.entries(OPTIONS).map(([name, o]) => [name, { type: o.type }]));
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
   const server = { url: values.url as string | undefined, key: values.key as string | undefined, dataDir: values["data-dir"] as string | undefined };
   const [verb = "list", id, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);

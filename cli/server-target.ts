@@ -5,6 +5,7 @@
  * http://127.0.0.1:8787). The key is `--key`, else $SWITCHYARD_API_KEY: a tenant key, since files and
  * jobs belong to a tenant.
  */
+import { parseArgs } from "node:util";
 import { loadConfig } from "../hosts/node/config.ts";
 import { dataDirHolder } from "../services/store/data-dir-lock.ts";
 import { ServerApi } from "./server-api.ts";
@@ -17,6 +18,16 @@ export interface ServerFlags {
 
 /** A refusal explained to the user (exit code 2). */
 export class UsageError extends Error {}
+
+/** Options declared as `{ name: { type, value?, text } }` (the help's table), parsed strictly; a bad flag is a UsageError. */
+export function parseCommandLine(argv: string[], declared: Record<string, { type: "string" | "boolean" }>) {
+  const options = Object.fromEntries(Object.entries(declared).map(([name, o]) => [name, { type: o.type }]));
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 export const SERVER_OPTIONS = {
   url: { type: "string", value: "URL", text: "the server (default: the one serving --data-dir, else http://$SWITCHYARD_HOST:$SWITCHYARD_PORT, 127.0.0.1:8787)" },

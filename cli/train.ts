@@ -9,11 +9,10 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
 import { formatHelp, type CommandHelp } from "./help.ts";
 import { followJob, interruptSignal } from "./job-follow.ts";
 import { ApiRequestError, ServerUnreachableError, TERMINAL_STATUSES, type EventJson, type FileJson, type JobCreateBody, type JobJson, type ServerApi } from "./server-api.ts";
-import { SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
+import { parseCommandLine, SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
 import { createTrainDisplay, type TrainDisplay } from "./train-progress.ts";
 import type { OutputStream } from "./ingest-run.ts";
 
@@ -179,14 +178,7 @@ function reportEnd(job: JobJson, io: TrainIo): number {
 }
 
 function parse(argv: string[]): TrainArgs {
-  let parsed;
-  try {
-    const options = Object.fromEntries(Object.entries(OPTIONS).map(([name, o]) => [name, { type: o.type }]));
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "give the training file, DATA.jsonl" : `give one training file, not ${positionals.length}`);
   const text = (name: keyof typeof OPTIONS) => values[name] as string | undefined;
   const data = checkFile(positionals[0]!);

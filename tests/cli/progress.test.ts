@@ -1,19 +1,8 @@
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { captureStream } from "../helpers/capture-stream.ts";
 import { createProgressReporter, downloadProgress, formatBytes } from "../../cli/progress.ts";
 
-function capture(isTTY: boolean) {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  }) as Writable & { isTTY?: boolean; columns?: number };
-  stream.isTTY = isTTY;
-  stream.columns = 100;
-  return { stream, text: () => chunks.join("") };
-}
+const capture = (isTTY: boolean) => captureStream(isTTY, 100);
 
 describe("CLI progress", () => {
   it("prints plain percentage lines every 10% when not on a terminal", () => {

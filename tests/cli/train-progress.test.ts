@@ -1,19 +1,8 @@
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { captureStream } from "../helpers/capture-stream.ts";
 import { createTrainDisplay, formatDuration } from "../../cli/train-progress.ts";
 
-function capture(isTTY: boolean) {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  }) as Writable & { isTTY?: boolean; columns?: number };
-  stream.isTTY = isTTY;
-  stream.columns = 160;
-  return { stream, text: () => chunks.join("") };
-}
+const capture = (isTTY: boolean) => captureStream(isTTY, 160);
 
 describe("training progress display", () => {
   it("formats durations", () => {
