@@ -61,6 +61,10 @@ export interface Hyperparameters {
   maxGradNorm?: number;
   /** LoRA dropout probability in [0, 1) (PEFT's lora_dropout; trainer/dropout.ts); 0 = off. */
   dropout?: number;
+  /** Early stopping after `patience` evaluations without improvement (default true); false runs every step. */
+  earlyStopping?: boolean;
+  /** Sequence packing (trainer/packing.ts): "auto" (default) packs when it cuts the padded cells enough; true/false force it. */
+  packing?: "auto" | boolean;
 }
 
 export interface TrainRequest {
@@ -164,6 +168,8 @@ export const DEFAULT_HYPERPARAMETERS: ResolvedHyperparameters = {
   maxGradNorm: 1,
   patience: 3,
   dropout: 0,
+  earlyStopping: true,
+  packing: "auto",
 };
 
 export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparameters {
@@ -174,6 +180,8 @@ export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparamet
   if (!(r.learningRate > 0) || !(r.alpha > 0) || !(r.maxGradNorm > 0)) throw new Error("learningRate, alpha and maxGradNorm must be positive");
   if (!(r.warmupRatio >= 0 && r.warmupRatio < 1) || !(r.weightDecay >= 0)) throw new Error("warmupRatio must be in [0, 1) and weightDecay non-negative");
   if (!(r.dropout >= 0 && r.dropout < 1)) throw new Error(`hyperparameter dropout must be in [0, 1), got ${r.dropout}`);
+  if (typeof r.earlyStopping !== "boolean") throw new Error(`hyperparameter earlyStopping must be a boolean, got ${String(r.earlyStopping)}`);
+  if (!(r.packing === "auto" || typeof r.packing === "boolean")) throw new Error(`hyperparameter packing must be "auto", true or false, got ${String(r.packing)}`);
   return r;
 }
 
@@ -308,7 +316,7 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
     const state = createTrainState(config, h, request.seed, totalSteps, initial);
-    const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, h.patience);
+    const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, stoppingPatience(h));
     const { tracker } = loop;
     const baseEvaluation = initial ? await evaluateLoss(runner, withoutDelta(state.params), config, data.validation) : tracker.base;
     let steps = resume?.step ?? 0;
@@ -427,7 +435,12 @@ function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyper
   );
   const best = cloneLoraParams(state.params);
   copy(parameters(best), resume.best.params);
-  return { tracker: BestTracker.restore(resume.best, best, h.patience), history: resume.history.map((e) => ({ ...e })) };
+  return { tracker: BestTracker.restore(resume.best, best, stoppingPatience(h)), history: resume.history.map((e) => ({ ...e })) };
+}
+
+/** Early stopping's patience; off: never (Infinity evaluations). */
+function stoppingPatience(h: ResolvedHyperparameters): number {
+  return h.earlyStopping ? h.patience : Number.POSITIVE_INFINITY;
 }
 
 /** The largest onnxruntime run of the job, for the memory check. */

@@ -286,6 +286,8 @@ export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperpa
     maxSteps: h.maxSteps,
     evalEvery: h.evalEvery,
     patience: h.patience,
+    earlyStopping: h.earlyStopping,
+    packing: h.packing,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as TrainHyperparameters;
 }
