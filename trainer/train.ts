@@ -2,8 +2,8 @@
  * The LoRA fine-tuning loop: `trainLora(request, hooks)`.
  *
  *   PEFT init (A Kaiming-uniform, B = 0; seeded)  ->  for each epoch, a seeded shuffle, batches of
- *   `batchSize` examples split into micro-batches of at most `microBatchSize` (gradient accumulation
- *   weighted by counted tokens)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
+ *   `batchSize` examples split into micro-batches of at most `microBatchSize` rows (gradient accumulation
+ *   weighted by counted tokens; short examples share rows where packing helps, trainer/packing.ts)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
  *   Evaluation on the validation set at step 0 (the base model, B = 0, or the adapter being continued:
  *   `initialAdapter`, trainer/continue.ts), every `evalEvery` steps and
  *   at the end; the parameters with the lowest validation loss are kept and exported (PEFT folder
@@ -42,6 +42,7 @@ import { cosineWithWarmup } from "./optim/schedule.ts";
 import { continuedHyperparameters, startingParams, withoutDelta } from "./continue.ts";
 import { asOutOfMemory, checkStepMemory, modelWeightBytes, type StepShape } from "./memory.ts";
 import { dropoutMasks, maskSeed, type DropoutSpec } from "./dropout.ts";
+import { choosePacking, stepBatches } from "./packing.ts";
 import { openStepRunner, type StepRunner } from "./step-graph.ts";
 
 export type { ChatExample } from "./dataset.ts";
@@ -260,15 +261,17 @@ export async function evaluateLoss(runner: StepRunner, params: LoraParams, confi
 }
 
 /** The examples of one optimizer step, as micro-batches; steps of an epoch in its seeded order. */
-export function epochSteps(examples: readonly EncodedExample[], seed: number, epoch: number, batchSize: number, microBatchSize: number, padId: number): Batch[][] {
+export function epochSteps(examples: readonly EncodedExample[], seed: number, epoch: number, batchSize: number, microBatchSize: number, padId: number, packed = false): Batch[][] {
   const order = epochOrder(examples.length, seed, epoch).map((i) => examples[i]!);
-  return chunks(order, batchSize).map((step) => chunks(step, microBatchSize).map((micro) => makeBatch(micro, padId)));
+  return chunks(order, batchSize).map((step) => stepBatches(step, microBatchSize, padId, packed));
 }
 
 interface Prepared {
   config: DecoderConfig;
   training: EncodedExample[];
   validation: Batch[];
+  /** The validation set encoded (packed into `validation` when the run packs). */
+  validationEncoded: EncodedExample[];
   validationExamples: ChatExample[];
 }
 
@@ -291,6 +294,7 @@ async function prepare(request: TrainRequest, microBatchSize: number): Promise<P
     config,
     training: encode(split.training, "training").map((k) => k.encoded),
     validation: chunks(validation.map((k) => k.encoded), microBatchSize).map((b) => makeBatch(b, PAD_ID)),
+    validationEncoded: validation.map((k) => k.encoded),
     validationExamples: validation.map((k) => k.example),
   };
 }
@@ -311,9 +315,11 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   const stepsPerEpoch = Math.ceil(data.training.length / batchSize);
   const totalSteps = Math.min(h.maxSteps ?? Infinity, h.epochs * stepsPerEpoch);
   const evalEvery = h.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 10));
+  const packed = choosePacking(h.packing, data.training, request.seed, batchSize, microBatchSize);
+  if (packed) data.validation = stepBatches(data.validationEncoded, microBatchSize, PAD_ID, true);
   const step = await stepShape(request, data, Math.min(microBatchSize, batchSize), h);
   checkStepMemory(config, step, request.memoryLimitMb);
-  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
+  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0, packed).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
     const state = createTrainState(config, h, request.seed, totalSteps, initial);
     const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, stoppingPatience(h));
@@ -323,7 +329,7 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
     let trainedTokens = resume?.trainedTokens ?? 0;
     let cancelled = false;
     for (let epoch = resume?.epoch ?? 0; steps < totalSteps && !tracker.stopped && !cancelled; epoch++) {
-      const epochBatches = epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID);
+      const epochBatches = epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID, packed);
       for (let i = resume && epoch === resume.epoch ? resume.stepInEpoch : 0; i < epochBatches.length; i++) {
         if (steps >= totalSteps || tracker.stopped) break;
         if (hooks.signal?.aborted || hooks.shouldStop?.()) {
@@ -449,11 +455,11 @@ async function stepShape(request: TrainRequest, data: Prepared, batch: number, h
   return { batch, seq, targets: h.targetModules, rank: h.rank, dropout: h.dropout > 0, weightBytes: await modelWeightBytes(request.modelDir) };
 }
 
-async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean): Promise<StepRunner> {
+async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean, packed: boolean): Promise<StepRunner> {
   const store = await openWeights(request.modelDir);
   try {
     const cacheDir = request.cacheDir ?? join(defaultCompileCacheDir(), "training");
-    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads, dropout });
+    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads, dropout, packed });
   } finally {
     store.close();
   }
