@@ -21,7 +21,8 @@
  * epoch replayed after a resume is not published twice (its step already has a row).
  * Pruning (as OpenAI keeps the last 3 epoch checkpoints): once the best is published, the epoch
  * versions other than the `KEEP_EPOCH_CHECKPOINTS` newest and the best are deleted from the catalog
- * (AdapterCatalog.delete) with their checkpoint rows, so a 30-epoch job leaves at most 4 versions. A
+ * (AdapterCatalog.delete) with their checkpoint rows, so a 30-epoch job leaves 3 versions, or 4 when the
+ * best is an earlier step published on its own. A
  * version that cannot be deleted stays, with a warning event; the job still succeeds.
  *
  * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
@@ -193,27 +194,31 @@ async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: Tra
  * `name@version` is what chat's `model` takes. The newest published checkpoint is reused when it is the best.
  */
 async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<Outcome> {
-  const published = await publishBest(job, deps, result, losses, continuedName);
-  await pruneCheckpoints(job, deps, published.fineTunedModel);
+  const { reused, ...published } = await publishBest(job, deps, result, losses, continuedName);
+  await pruneCheckpoints(job, deps, published.fineTunedModel, reused);
   return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
 }
 
-async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string }> {
+/** `reused`: the best is the newest epoch checkpoint (no version of its own). */
+async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string; reused: boolean }> {
   const [newest] = await deps.queue.checkpoints(job.id);
   if (newest && newest.step === result.bestStep) {
     const { adapter } = await deps.catalog.resolve(newest.fineTunedModel, job.tenantId);
-    if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id };
+    if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id, reused: true };
   }
   const info = await uploadAdapter(job, deps, result.adapter, continuedName);
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
-  return { fineTunedModel, adapterId: info.id };
+  return { fineTunedModel, adapterId: info.id, reused: false };
 }
 
-/** Deletes the epoch versions older than the newest `KEEP_EPOCH_CHECKPOINTS` (never the best) and their rows. */
-async function pruneCheckpoints(job: FineTuneJobRow, deps: RunnerDeps, best: string): Promise<void> {
-  const epochs = (await deps.queue.checkpoints(job.id)).filter((c) => c.fineTunedModel !== best);
-  const old = epochs.slice(KEEP_EPOCH_CHECKPOINTS);
+/**
+ * Deletes the epoch versions older than the newest `KEEP_EPOCH_CHECKPOINTS` and their rows; never the best
+ * (`reused`: the best is the newest epoch's version, one of those kept; else its own row, not an epoch's).
+ */
+async function pruneCheckpoints(job: FineTuneJobRow, deps: RunnerDeps, best: string, reused: boolean): Promise<void> {
+  const epochs = (await deps.queue.checkpoints(job.id)).filter((c) => reused || c.fineTunedModel !== best);
+  const old = epochs.slice(KEEP_EPOCH_CHECKPOINTS).filter((c) => c.fineTunedModel !== best);
   let pruned = 0;
   for (const c of old) {
     try {
