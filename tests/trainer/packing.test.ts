@@ -4,7 +4,8 @@
  * (one per left-padded row), on a tiny random GQA model and on stories260k, within float32 tolerance:
  * loss |Δ|/loss < 1e-5, every gradient tensor max|Δ| < 1e-4·max|g| (summation order is all that differs;
  * measured ≈ 1e-6). Also: rows, segments and restarted positions; the "auto" rule; the unpacked graph's
- * key is unchanged (no segment input); and trainLora with packing forced on vs off.
+ * key is unchanged (no segment input); the packed graph's own q_proj/down_proj gradients vs central
+ * finite differences of the float64 reference (directional, < 1e-3 relative); and trainLora with packing forced on vs off.
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -14,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTrainingData, type TrainingExample } from "../../services/files/training-data.ts";
 import { loadChatTemplate } from "../../services/model/chat-template.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../services/model/config.ts";
+import { appendGradients } from "../../services/model/graph/autodiff.ts";
+import { appendCausalLmLoss } from "../../services/model/llama/loss.ts";
 import { buildTrainingGraph } from "../../services/model/llama/training-graph.ts";
 import type { DecoderWeights } from "../../services/model/llama/weights.ts";
 import { LORA_TARGETS } from "../../services/model/lora-layout.ts";
@@ -24,9 +27,11 @@ import { initLoraParams, parameters, trainingFeeds, type LoraParams } from "../.
 import { choosePacking, stepBatches, stepCells } from "../../trainer/packing.ts";
 import { openStepRunner, STEP_COMPILER_VERSION, stepGraphKey, type StepRunner } from "../../trainer/step-graph.ts";
 import { createTrainState, resolveHyperparameters, trainLora, trainStep } from "../../trainer/train.ts";
+import { refTensor, type RefTensor } from "../helpers/evaluate.ts";
+import { directionalDifference, referenceLoss, runOrt } from "../helpers/gradients.ts";
 import { findModel } from "../helpers/model-path.ts";
 import { seededRandom } from "../helpers/prng.ts";
-import { randomWeights, tinyConfig } from "../helpers/tiny-model.ts";
+import { randomArray, randomWeights, tinyConfig } from "../helpers/tiny-model.ts";
 
 const FIXTURE = join(import.meta.dirname, "../fixtures/training/qa.jsonl");
 
@@ -140,6 +145,40 @@ describe("a packed batch's loss and gradients equal the unpacked batch's (tiny r
     expect(a.tokens).toBe(b.tokens);
     const [pa, pb] = states.map((s) => parameters(s.params));
     pa!.forEach((p, i) => p.forEach((v, k) => expect(Math.abs(v - pb![i]![k]!)).toBeLessThan(1e-3 * h.learningRate)));
+  });
+
+  it("gives, for the packed graph itself, LoRA gradients that match central finite differences of the float64 reference", async () => {
+    const weights = randomWeights(config, 7);
+    const g = buildTrainingGraph(config, weights, { packed: true });
+    const { loss } = appendCausalLmLoss(g, g.outputs.find((v) => v.name === "logits")!);
+    const lora = g.inputs.filter((v) => v.name.startsWith("lora.") && (v.name.includes(".q_proj.") || v.name.includes(".down_proj.")));
+    const grads = appendGradients(g, loss, lora);
+    const random = seededRandom(8);
+    const ex = (n: number, prompt: number) => example([1, ...Array.from({ length: n - 1 }, () => random.int(3, config.vocabSize - 1))], prompt);
+    const batch = makePackedBatch([[ex(5, 2), ex(4, 1)], [ex(6, 3)]], 0);
+    const dims = [batch.batch, batch.seq];
+    const feeds: Record<string, RefTensor> = {
+      input_ids: refTensor(dims, Array.from(batch.inputIds, Number)),
+      position_ids: refTensor(dims, Array.from(batch.positionIds, Number)),
+      attention_mask: refTensor(dims, Array.from(batch.attentionMask, Number)),
+      segment_ids: refTensor(dims, Array.from(batch.segmentIds!, Number)),
+      labels: refTensor(dims, Array.from(batch.labels, Number)),
+      loss_weights: refTensor(dims, Array.from(batch.lossWeights)),
+    };
+    g.inputs.forEach((v, k) => {
+      if (!v.name.startsWith("lora.")) return;
+      const shape = v.shape!.map((d) => (d === "lora_rank" ? 2 : (d as number)));
+      feeds[v.name] = refTensor(shape, randomArray(shape[0]! * shape[1]!, 500 + k, 0.5));
+    });
+    const out = await runOrt(g, feeds, ["loss", ...grads.map((v) => v.name)]);
+    expect(Math.abs(out.loss![0]! - referenceLoss(g, loss, feeds)) / referenceLoss(g, loss, feeds)).toBeLessThan(1e-5);
+    lora.forEach((v, k) => {
+      const analytic = out[grads[k]!.name]!;
+      const direction = Float64Array.from(randomArray(analytic.length, 900 + k, 1));
+      const fd = directionalDifference(g, loss, feeds, v.name, direction);
+      const dot = analytic.reduce((sum, a, i) => sum + a * direction[i]!, 0);
+      expect(Math.abs(dot - fd) / Math.abs(fd), v.name).toBeLessThan(1e-3);
+    });
   });
 
   it("leaves the unpacked graph without a segment input (same graph, same key as before packing)", () => {
