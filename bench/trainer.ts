@@ -7,6 +7,9 @@
  *      - a random model with TinyLlama-1.1B's layer shapes and vocabulary, 2 layers (bench/synthetic-model.ts),
  *        at 256 × 8 too (BENCH_TRAINER_TINYLLAMA_SEQ / _BATCH shorten it on a slow machine; the table says so).
  *      Peak RSS is the process's high-water mark so far: each row includes the rows before it.
+ *   1b. Sequence packing (trainer/packing.ts): counted tokens/s of stories260k steps over 8 mixed-length
+ *      examples with packing off and on, interleaved (bench-results/trainer-packing.json;
+ *      BENCH_TRAINER_ONLY=packing runs this part alone).
  *   2. The edge's chat latency with and without a training job: the platform in process (hosts/node/server.ts,
  *      its trainer a supervised child process as `switchyard start` runs it), p50/p99 of sequential chats
  *      (stories260k, 16 tokens) while idle, then while a fine-tuning job trains on stories260k.
@@ -25,7 +28,9 @@ import { loadDecoderConfig } from "../services/model/config.ts";
 import { LORA_TARGETS } from "../services/model/lora-layout.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { openWeights } from "../services/model/safetensors.ts";
-import { makeBatch } from "../trainer/dataset.ts";
+import { createRandom } from "../services/inference/sampler.ts";
+import { makeBatch, type EncodedExample } from "../trainer/dataset.ts";
+import { stepBatches, stepCells } from "../trainer/packing.ts";
 import { estimateStepBytes, modelWeightBytes } from "../trainer/memory.ts";
 import { openStepRunner } from "../trainer/step-graph.ts";
 import { createTrainState, resolveHyperparameters, trainStep } from "../trainer/train.ts";
@@ -94,6 +99,62 @@ async function throughput(c: ThroughputCase, cacheDir: string): Promise<Record<s
     console.log(`  ${rows.at(-1)!.case}, ${threads} thread(s): ${Math.round(tps)} tokens/s`);
   }
   return rows;
+}
+
+// --- sequence packing on short examples ---
+
+/** Steps of 8 mixed-length examples (one of SEQ tokens, seven of 16-80), the padding packing removes. */
+function mixedExamples(vocab: number, seed: number): EncodedExample[] {
+  const random = createRandom(seed);
+  const lengths = [SEQ, ...Array.from({ length: BATCH - 1 }, () => 16 + Math.floor(random() * 64))];
+  return lengths.map((n) => {
+    const ids = [1, ...Array.from({ length: n }, () => 3 + Math.floor(random() * (vocab - 3)))];
+    return { ids, weights: ids.map((_, t) => (t >= n / 4 ? 1 : 0)), truncated: false };
+  });
+}
+
+/**
+ * Counted (real) tokens/s of stories260k steps over the mixed examples with packing off and on
+ * (trainer/packing.ts), interleaved `rounds` times (medians), 1 thread: the packed step computes over
+ * fewer rows of the same length, with the same loss and gradients.
+ */
+async function packingThroughput(modelDir: string, cacheDir: string, rounds = 3, steps = 3): Promise<Record<string, string | number>[]> {
+  const config = await loadDecoderConfig(modelDir);
+  const h = resolveHyperparameters({ rank: 8, alpha: 16, targetModules: [...LORA_TARGETS], learningRate: 1e-3 });
+  const examples = mixedExamples(config.vocabSize, 2);
+  const store = await openWeights(modelDir);
+  const runners = await Promise.all([false, true].map((packed) => openStepRunner({ config, weights: store, targets: h.targetModules, cacheDir, threads: 1, packed })));
+  store.close();
+  const samples: number[][] = [[], []];
+  const shapes: string[] = [];
+  try {
+    for (const [k, runner] of runners.entries()) {
+      const micro = stepBatches(examples, BATCH, 0, k === 1);
+      shapes[k] = micro.map((b) => `${b.batch}×${b.seq}`).join(" + ");
+      await trainStep(runner, createTrainState(config, h, 1, 100), micro, h.maxGradNorm); // warm-up
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const [k, runner] of runners.entries()) {
+        const state = createTrainState(config, h, 1, 100);
+        const micro = stepBatches(examples, BATCH, 0, k === 1);
+        const started = performance.now();
+        let tokens = 0;
+        for (let i = 0; i < steps; i++) tokens += (await trainStep(runner, state, micro, h.maxGradNorm)).tokens;
+        samples[k]!.push(tokens / ((performance.now() - started) / 1000));
+      }
+    }
+  } finally {
+    for (const r of runners) await r.close();
+  }
+  const cells = stepCells(examples, BATCH);
+  return ["off", "on"].map((packing, k) => ({
+    case: `stories260k packing ${packing}: ${BATCH} examples (1 × ${SEQ}, ${BATCH - 1} × 16-80 tokens)`,
+    threads: 1,
+    rows: shapes[k]!,
+    "cells (rows × T)": k === 0 ? cells.unpacked : cells.packed,
+    "tokens/s": Math.round(percentile(samples[k]!, 50)),
+    "vs off": k === 0 ? "" : `${(percentile(samples[1]!, 50) / percentile(samples[0]!, 50)).toFixed(2)}x`,
+  }));
 }
 
 // --- chat latency with and without a training job ---
@@ -170,11 +231,18 @@ async function main(): Promise<void> {
   const rows: Record<string, string | number>[] = [];
   try {
     const cacheDir = join(workDir, "compiled");
+    if (process.env.BENCH_TRAINER_ONLY === "packing") {
+      report("trainer-packing", await packingThroughput(stories, cacheDir), { rounds: 3, steps: 3 });
+      return;
+    }
     rows.push(...(await throughput({ name: "stories260k", modelDir: stories, seq: SEQ, batch: BATCH, threads: [1, 2], warmup: 2, steps: 6 }, cacheDir)));
     const tinyDir = join(workDir, "tinyllama-2l");
     await writeSyntheticModel(tinyDir, tinyLlamaShape(2));
     const shortened = TINYLLAMA_SEQ !== SEQ || TINYLLAMA_BATCH !== BATCH ? "shortened by BENCH_TRAINER_TINYLLAMA_SEQ/_BATCH: too slow here" : undefined;
     rows.push(...(await throughput({ name: "random TinyLlama-1.1B shapes, 2 layers", modelDir: tinyDir, seq: TINYLLAMA_SEQ, batch: TINYLLAMA_BATCH, threads: [2], warmup: 1, steps: 2, note: shortened }, cacheDir)));
+    const packing = await packingThroughput(stories, cacheDir);
+    for (const r of packing) console.log(`  ${r.case}: ${r["tokens/s"]} tokens/s (${r.rows})`);
+    report("trainer-packing", packing, { rounds: 3, steps: 3 });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

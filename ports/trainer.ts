@@ -25,6 +25,10 @@ export interface FineTuningHyperparameters {
   evalEvery?: number;
   /** Early stopping: evaluations without a better validation loss before training stops. */
   patience?: number;
+  /** Early stopping on (default) or off: false trains every step (the best evaluated step is still what is published). */
+  earlyStopping?: boolean;
+  /** Sequence packing of short examples into shared rows: "auto" (default: where it saves padding), or forced on/off. */
+  packing?: "auto" | boolean;
 }
 
 export interface FineTuningJobRequest {

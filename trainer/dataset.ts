@@ -13,6 +13,10 @@
  *   input_ids = ids[0..n-1) left-padded with `padId`;  attention_mask 1 on real tokens;
  *   position_ids count from the first real token (0 on padding, as serving's prefill);
  *   labels = ids[1..n) (next token), loss_weights = the weight of the predicted token, 0 on padding.
+ * Packed batches (`packRows` + `makePackedBatch`, the graph's `segment_ids`): several examples share a
+ * row, one after another from column 0 (right padding), segment ids 1, 2, ... per example and 0 on
+ * padding, positions restarting at 0 in each example, labels and weights as above within each example
+ * (an example's last input predicts its own last token, never the next example's first).
  * Invariants: every encoded example has at least one counted token and at most `maxLength` tokens;
  * the shuffle of an epoch depends only on (seed, epoch).
  */
@@ -46,6 +50,8 @@ export interface Batch {
   attentionMask: BigInt64Array;
   labels: BigInt64Array;
   lossWeights: Float32Array;
+  /** Packed rows only: the example (1, 2, ...; 0 = padding) of each token within its row. */
+  segmentIds?: BigInt64Array;
   /** Real (non-padding) input tokens. */
   tokens: number;
   /** Σ loss_weights: the loss items of the batch (the accumulation weight). */
@@ -123,6 +129,67 @@ export function makeBatch(examples: readonly EncodedExample[], padId: number): B
       out.items += e.weights[t + 1]!;
     }
     out.tokens += n;
+  });
+  return out;
+}
+
+/** Input tokens of an example in a batch: every id but the last (which is only a label). */
+export const inputLength = (e: EncodedExample) => e.ids.length - 1;
+
+/**
+ * Packs examples into rows of at most `budget` input tokens: first fit, longest first (ties in the
+ * given order), so the result depends only on the examples and their order. An example longer than
+ * the budget gets a row of its own.
+ */
+export function packRows(examples: readonly EncodedExample[], budget: number): EncodedExample[][] {
+  const byLength = examples.map((e, i) => ({ e, i })).sort((a, b) => inputLength(b.e) - inputLength(a.e) || a.i - b.i);
+  const rows: { items: EncodedExample[]; used: number }[] = [];
+  for (const { e } of byLength) {
+    const n = inputLength(e);
+    const row = rows.find((r) => r.used + n <= budget);
+    if (row) {
+      row.items.push(e);
+      row.used += n;
+    } else rows.push({ items: [e], used: n });
+  }
+  return rows.map((r) => r.items);
+}
+
+/** A batch of packed rows (see the header): each row's examples in order, segment ids from 1. */
+export function makePackedBatch(rows: readonly (readonly EncodedExample[])[], padId: number): Batch {
+  if (rows.length === 0 || rows.some((r) => r.length === 0)) throw new Error("makePackedBatch: empty row");
+  const batch = rows.length;
+  const seq = Math.max(...rows.map((r) => r.reduce((n, e) => n + inputLength(e), 0)));
+  if (seq < 1) throw new Error("makePackedBatch: every example needs at least two tokens");
+  const size = batch * seq;
+  const out: Batch = {
+    batch,
+    seq,
+    inputIds: new BigInt64Array(size).fill(BigInt(padId)),
+    positionIds: new BigInt64Array(size),
+    attentionMask: new BigInt64Array(size),
+    labels: new BigInt64Array(size),
+    lossWeights: new Float32Array(size),
+    segmentIds: new BigInt64Array(size),
+    tokens: 0,
+    items: 0,
+  };
+  rows.forEach((row, b) => {
+    let at = b * seq;
+    row.forEach((e, k) => {
+      const n = inputLength(e);
+      if (n < 1) throw new Error("makePackedBatch: every example needs at least two tokens");
+      for (let t = 0; t < n; t++, at++) {
+        out.inputIds[at] = BigInt(e.ids[t]!);
+        out.positionIds[at] = BigInt(t);
+        out.attentionMask[at] = 1n;
+        out.segmentIds![at] = BigInt(k + 1);
+        out.labels[at] = BigInt(e.ids[t + 1]!);
+        out.lossWeights[at] = e.weights[t + 1]!;
+        out.items += e.weights[t + 1]!;
+      }
+      out.tokens += n;
+    });
   });
   return out;
 }

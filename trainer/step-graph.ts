@@ -4,6 +4,8 @@
  *   train.onnx  training graph + masked causal-LM loss + ∂loss/∂(every LoRA input of the trained targets)
  *               -> loss, grad.lora.{i}.{t}.{a|b}  (one session runs forward and backward)
  *   eval.onnx   training graph + loss + Σ w·[argmax(logits) = label]  -> loss, correct
+ * With `packed` both take `segment_ids` as well (sequence packing; its own cache key); without it the
+ * graphs and the key are those of before packing.
  * Inputs: the batch of trainer/dataset.ts (`Batch`) and every LoRA input (trainingFeeds: the trained
  * targets' a = Aᵀ, b = (s·B)ᵀ, zeros elsewhere). Gradients come back in the graph's layout; the caller
  * pulls them back to PEFT's with gradientsFromGraph.
@@ -40,6 +42,8 @@ export interface StepGraphRequest {
   threads?: number;
   /** LoRA dropout: train.onnx takes a mask input per trained target (trainer/dropout.ts); eval.onnx never does. */
   dropout?: boolean;
+  /** Sequence packing: both graphs take `segment_ids` (packed rows, trainer/dataset.ts makePackedBatch); batches without it are fed one segment per row. */
+  packed?: boolean;
   /** Profile the training session (onnxruntime's JSON trace, written at `close()` to a file starting with this path). */
   profilePrefix?: string;
 }
@@ -67,10 +71,11 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-export function stepGraphKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[], dropout = false): string {
+export function stepGraphKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[], dropout = false, packed = false): string {
   const ordered = LORA_TARGETS.filter((t) => targets.includes(t));
   const parts: unknown[] = [STEP_COMPILER_VERSION, contentHash, config, ordered];
   if (dropout) parts.push("lora-dropout");
+  if (packed) parts.push("packed");
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32);
 }
 
@@ -81,8 +86,8 @@ export function trainedInputNames(config: DecoderConfig, targets: readonly LoraT
 }
 
 /** Training graph + loss + gradients of the trained inputs (with dropout mask inputs on the trained targets when `dropout`). */
-export function buildStepGraph(config: DecoderConfig, weights: DecoderWeights, targets: readonly LoraTarget[], dropout = false): Graph {
-  const g = buildTrainingGraph(config, weights, dropout ? { dropoutTargets: targets } : {});
+export function buildStepGraph(config: DecoderConfig, weights: DecoderWeights, targets: readonly LoraTarget[], dropout = false, packed = false): Graph {
+  const g = buildTrainingGraph(config, weights, { ...(dropout ? { dropoutTargets: targets } : {}), ...(packed ? { packed } : {}) });
   const { loss } = appendCausalLmLoss(g, logitsOf(g));
   const names = new Set(trainedInputNames(config, targets));
   appendGradients(g, loss, g.inputs.filter((v) => names.has(v.name)));
@@ -91,8 +96,8 @@ export function buildStepGraph(config: DecoderConfig, weights: DecoderWeights, t
 }
 
 /** Training graph + loss + the count of correct greedy predictions. */
-export function buildEvalGraph(config: DecoderConfig, weights: DecoderWeights): Graph {
-  const g = buildTrainingGraph(config, weights);
+export function buildEvalGraph(config: DecoderConfig, weights: DecoderWeights, packed = false): Graph {
+  const g = buildTrainingGraph(config, weights, packed ? { packed } : {});
   const logits = logitsOf(g);
   const { labels, weights: w } = appendCausalLmLoss(g, logits);
   const predicted = g.op1("ArgMax", [logits], { attrs: { axis: attr.int(-1), keepdims: attr.int(0) } });
@@ -118,13 +123,14 @@ async function exists(path: string): Promise<boolean> {
 /** Builds (or finds in the cache) both graphs and opens their sessions. */
 export async function openStepRunner(request: StepGraphRequest): Promise<StepRunner> {
   const { config, weights, targets } = request;
-  const key = stepGraphKey(config, weights.contentHash, targets, request.dropout);
+  const packed = request.packed ?? false;
+  const key = stepGraphKey(config, weights.contentHash, targets, request.dropout, packed);
   const dir = join(request.cacheDir, key);
   const trainPath = join(dir, "train.onnx");
   const evalPath = join(dir, "eval.onnx");
   const cached = (await exists(trainPath)) && (await exists(evalPath));
-  if (!(await exists(trainPath))) await writeOnnx(buildStepGraph(config, weights, targets, request.dropout), dir, "train");
-  if (!(await exists(evalPath))) await writeOnnx(buildEvalGraph(config, weights), dir, "eval");
+  if (!(await exists(trainPath))) await writeOnnx(buildStepGraph(config, weights, targets, request.dropout, packed), dir, "train");
+  if (!(await exists(evalPath))) await writeOnnx(buildEvalGraph(config, weights, packed), dir, "eval");
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: request.threads ?? Math.min(4, availableParallelism()),
     interOpNumThreads: 1,
@@ -144,12 +150,12 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
     key,
     cached,
     async runStep(batch, lora) {
-      const out = await train.run(feedsOf(batch, lora), ["loss", ...gradNames]);
+      const out = await train.run(feedsOf(batch, lora, packed), ["loss", ...gradNames]);
       const grads = new Map(gradNames.map((n) => [n.slice("grad.".length), out[n]!.data as Float32Array]));
       return { loss: scalar(out.loss!), grads };
     },
     async evaluate(batch, lora) {
-      const out = await evalSession.run(feedsOf(batch, lora), ["loss", "correct"]);
+      const out = await evalSession.run(feedsOf(batch, lora, packed), ["loss", "correct"]);
       return { loss: scalar(out.loss!), correct: scalar(out.correct!), items: batch.items };
     },
     async close() {
@@ -164,8 +170,9 @@ function scalar(t: ort.Tensor): number {
   return (t.data as Float32Array)[0]!;
 }
 
-function feedsOf(batch: Batch, lora: Record<string, FeedTensor>): Record<string, ort.Tensor> {
+function feedsOf(batch: Batch, lora: Record<string, FeedTensor>, packed: boolean): Record<string, ort.Tensor> {
   const dims = [batch.batch, batch.seq];
+  if (batch.segmentIds && !packed) throw new Error("a packed batch needs a runner opened with `packed`");
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor("int64", batch.inputIds, dims),
     position_ids: new ort.Tensor("int64", batch.positionIds, dims),
@@ -173,6 +180,8 @@ function feedsOf(batch: Batch, lora: Record<string, FeedTensor>): Record<string,
     labels: new ort.Tensor("int64", batch.labels, dims),
     loss_weights: new ort.Tensor("float32", batch.lossWeights, dims),
   };
+  // an unpacked batch in a packed graph: each row is one segment (its real tokens)
+  if (packed) feeds.segment_ids = new ort.Tensor("int64", batch.segmentIds ?? batch.attentionMask, dims);
   for (const [name, f] of Object.entries(lora)) feeds[name] = new ort.Tensor("float32", f.data, f.dims);
   return feeds;
 }

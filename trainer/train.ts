@@ -2,8 +2,8 @@
  * The LoRA fine-tuning loop: `trainLora(request, hooks)`.
  *
  *   PEFT init (A Kaiming-uniform, B = 0; seeded)  ->  for each epoch, a seeded shuffle, batches of
- *   `batchSize` examples split into micro-batches of at most `microBatchSize` (gradient accumulation
- *   weighted by counted tokens)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
+ *   `batchSize` examples split into micro-batches of at most `microBatchSize` rows (gradient accumulation
+ *   weighted by counted tokens; short examples share rows where packing helps, trainer/packing.ts)  ->  global-norm clipping  ->  AdamW at the cosine-with-warmup rate.
  *   Evaluation on the validation set at step 0 (the base model, B = 0, or the adapter being continued:
  *   `initialAdapter`, trainer/continue.ts), every `evalEvery` steps and
  *   at the end; the parameters with the lowest validation loss are kept and exported (PEFT folder
@@ -42,6 +42,7 @@ import { cosineWithWarmup } from "./optim/schedule.ts";
 import { continuedHyperparameters, startingParams, withoutDelta } from "./continue.ts";
 import { asOutOfMemory, checkStepMemory, modelWeightBytes, type StepShape } from "./memory.ts";
 import { dropoutMasks, maskSeed, type DropoutSpec } from "./dropout.ts";
+import { choosePacking, stepBatches } from "./packing.ts";
 import { openStepRunner, type StepRunner } from "./step-graph.ts";
 
 export type { ChatExample } from "./dataset.ts";
@@ -61,6 +62,10 @@ export interface Hyperparameters {
   maxGradNorm?: number;
   /** LoRA dropout probability in [0, 1) (PEFT's lora_dropout; trainer/dropout.ts); 0 = off. */
   dropout?: number;
+  /** Early stopping after `patience` evaluations without improvement (default true); false runs every step. */
+  earlyStopping?: boolean;
+  /** Sequence packing (trainer/packing.ts): "auto" (default) packs when it cuts the padded cells enough; true/false force it. */
+  packing?: "auto" | boolean;
 }
 
 export interface TrainRequest {
@@ -164,6 +169,8 @@ export const DEFAULT_HYPERPARAMETERS: ResolvedHyperparameters = {
   maxGradNorm: 1,
   patience: 3,
   dropout: 0,
+  earlyStopping: true,
+  packing: "auto",
 };
 
 export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparameters {
@@ -174,6 +181,8 @@ export function resolveHyperparameters(h: Hyperparameters): ResolvedHyperparamet
   if (!(r.learningRate > 0) || !(r.alpha > 0) || !(r.maxGradNorm > 0)) throw new Error("learningRate, alpha and maxGradNorm must be positive");
   if (!(r.warmupRatio >= 0 && r.warmupRatio < 1) || !(r.weightDecay >= 0)) throw new Error("warmupRatio must be in [0, 1) and weightDecay non-negative");
   if (!(r.dropout >= 0 && r.dropout < 1)) throw new Error(`hyperparameter dropout must be in [0, 1), got ${r.dropout}`);
+  if (typeof r.earlyStopping !== "boolean") throw new Error(`hyperparameter earlyStopping must be a boolean, got ${String(r.earlyStopping)}`);
+  if (!(r.packing === "auto" || typeof r.packing === "boolean")) throw new Error(`hyperparameter packing must be "auto", true or false, got ${String(r.packing)}`);
   return r;
 }
 
@@ -252,15 +261,17 @@ export async function evaluateLoss(runner: StepRunner, params: LoraParams, confi
 }
 
 /** The examples of one optimizer step, as micro-batches; steps of an epoch in its seeded order. */
-export function epochSteps(examples: readonly EncodedExample[], seed: number, epoch: number, batchSize: number, microBatchSize: number, padId: number): Batch[][] {
+export function epochSteps(examples: readonly EncodedExample[], seed: number, epoch: number, batchSize: number, microBatchSize: number, padId: number, packed = false): Batch[][] {
   const order = epochOrder(examples.length, seed, epoch).map((i) => examples[i]!);
-  return chunks(order, batchSize).map((step) => chunks(step, microBatchSize).map((micro) => makeBatch(micro, padId)));
+  return chunks(order, batchSize).map((step) => stepBatches(step, microBatchSize, padId, packed));
 }
 
 interface Prepared {
   config: DecoderConfig;
   training: EncodedExample[];
   validation: Batch[];
+  /** The validation set encoded (packed into `validation` when the run packs). */
+  validationEncoded: EncodedExample[];
   validationExamples: ChatExample[];
 }
 
@@ -283,6 +294,7 @@ async function prepare(request: TrainRequest, microBatchSize: number): Promise<P
     config,
     training: encode(split.training, "training").map((k) => k.encoded),
     validation: chunks(validation.map((k) => k.encoded), microBatchSize).map((b) => makeBatch(b, PAD_ID)),
+    validationEncoded: validation.map((k) => k.encoded),
     validationExamples: validation.map((k) => k.example),
   };
 }
@@ -303,19 +315,21 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   const stepsPerEpoch = Math.ceil(data.training.length / batchSize);
   const totalSteps = Math.min(h.maxSteps ?? Infinity, h.epochs * stepsPerEpoch);
   const evalEvery = h.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 10));
+  const packed = choosePacking(h.packing, data.training, request.seed, batchSize, microBatchSize);
+  if (packed) data.validation = stepBatches(data.validationEncoded, microBatchSize, PAD_ID, true);
   const step = await stepShape(request, data, Math.min(microBatchSize, batchSize), h);
   checkStepMemory(config, step, request.memoryLimitMb);
-  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
+  const runner = await openRunner(request, config, h.targetModules, h.dropout > 0, packed).catch((e: unknown) => Promise.reject(asOutOfMemory(e, config, step, request.memoryLimitMb)));
   try {
     const state = createTrainState(config, h, request.seed, totalSteps, initial);
-    const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, h.patience);
+    const loop = resume ? restoreRun(state, resume, h) : await startRun(runner, state, data.validation, stoppingPatience(h));
     const { tracker } = loop;
     const baseEvaluation = initial ? await evaluateLoss(runner, withoutDelta(state.params), config, data.validation) : tracker.base;
     let steps = resume?.step ?? 0;
     let trainedTokens = resume?.trainedTokens ?? 0;
     let cancelled = false;
     for (let epoch = resume?.epoch ?? 0; steps < totalSteps && !tracker.stopped && !cancelled; epoch++) {
-      const epochBatches = epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID);
+      const epochBatches = epochSteps(data.training, request.seed, epoch, batchSize, microBatchSize, PAD_ID, packed);
       for (let i = resume && epoch === resume.epoch ? resume.stepInEpoch : 0; i < epochBatches.length; i++) {
         if (steps >= totalSteps || tracker.stopped) break;
         if (hooks.signal?.aborted || hooks.shouldStop?.()) {
@@ -427,7 +441,12 @@ function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyper
   );
   const best = cloneLoraParams(state.params);
   copy(parameters(best), resume.best.params);
-  return { tracker: BestTracker.restore(resume.best, best, h.patience), history: resume.history.map((e) => ({ ...e })) };
+  return { tracker: BestTracker.restore(resume.best, best, stoppingPatience(h)), history: resume.history.map((e) => ({ ...e })) };
+}
+
+/** Early stopping's patience; off: never (Infinity evaluations). */
+function stoppingPatience(h: ResolvedHyperparameters): number {
+  return h.earlyStopping ? h.patience : Number.POSITIVE_INFINITY;
 }
 
 /** The largest onnxruntime run of the job, for the memory check. */
@@ -436,11 +455,11 @@ async function stepShape(request: TrainRequest, data: Prepared, batch: number, h
   return { batch, seq, targets: h.targetModules, rank: h.rank, dropout: h.dropout > 0, weightBytes: await modelWeightBytes(request.modelDir) };
 }
 
-async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean): Promise<StepRunner> {
+async function openRunner(request: TrainRequest, config: DecoderConfig, targets: readonly LoraTarget[], dropout: boolean, packed: boolean): Promise<StepRunner> {
   const store = await openWeights(request.modelDir);
   try {
     const cacheDir = request.cacheDir ?? join(defaultCompileCacheDir(), "training");
-    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads, dropout });
+    return await openStepRunner({ config, weights: store, targets, cacheDir, threads: request.threads, dropout, packed });
   } finally {
     store.close();
   }

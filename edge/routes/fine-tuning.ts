@@ -36,7 +36,10 @@ const Extension = z
     weight_decay: z.number().min(0).max(1),
     max_steps: z.number().int().min(1),
     eval_every: z.number().int().min(1),
-    early_stopping: z.object({ patience: z.number().int().min(1) }).strict(),
+    /** `false` (or `{enabled: false}`) turns it off; `{patience}` sets how many evaluations without improvement stop training. */
+    early_stopping: z.union([z.boolean(), z.object({ enabled: z.boolean(), patience: z.number().int().min(1) }).partial().strict()]),
+    /** Sequence packing: "auto" (where it saves padding), true, false. */
+    packing: z.union([z.literal("auto"), z.boolean()]),
   })
   .partial()
   .strict();
@@ -128,7 +131,9 @@ export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobReq
     weightDecay: x.weight_decay,
     maxSteps: x.max_steps,
     evalEvery: x.eval_every,
-    patience: x.early_stopping?.patience,
+    patience: typeof x.early_stopping === "object" ? x.early_stopping.patience : undefined,
+    earlyStopping: typeof x.early_stopping === "boolean" ? x.early_stopping : x.early_stopping?.enabled,
+    packing: x.packing,
   };
   return {
     tenantId,
@@ -206,8 +211,15 @@ function extensionJson(h: FineTuningHyperparameters) {
     weight_decay: h.weightDecay,
     max_steps: h.maxSteps,
     eval_every: h.evalEvery,
-    early_stopping: h.patience === undefined ? undefined : { patience: h.patience },
+    early_stopping: earlyStoppingJson(h),
+    packing: h.packing,
   });
+}
+
+/** `early_stopping` as it was given: a boolean, or an object with `patience` (and `enabled` when given). */
+function earlyStoppingJson(h: FineTuningHyperparameters) {
+  if (h.patience === undefined) return h.earlyStopping;
+  return h.earlyStopping === undefined ? { patience: h.patience } : { enabled: h.earlyStopping, patience: h.patience };
 }
 
 export function eventJson(e: FineTuningEvent) {

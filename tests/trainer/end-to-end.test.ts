@@ -91,11 +91,15 @@ describe("fine-tuning end to end with trainLora", () => {
     // seconds, after which a keep-alive socket the poll reuses may be reset (a connection error, not an answer).
     const done = await until(() => client.fineTuning.jobs.retrieve(job.id, { maxRetries: 3 }), (j) => j.status === "succeeded" || j.status === "failed", 120_000);
     // Every epoch's adapter is published as a version of "qa" (33 epochs end within 100 steps); the best one last.
+    // Once the job succeeded only the last 3 epochs' versions and the best are left (the older ones are deleted).
     expect(done).toMatchObject({ status: "succeeded", fine_tuned_model: expect.stringMatching(/^qa@\d+$/), error: null });
     const checkpoints = [];
     for await (const c of client.fineTuning.jobs.checkpoints.list(job.id, { limit: 100 })) checkpoints.push(c);
-    expect(checkpoints.length).toBeGreaterThanOrEqual(33);
-    expect(done.fine_tuned_model).toBe(`qa@${checkpoints.length}`);
+    expect(checkpoints.length).toBeGreaterThanOrEqual(3);
+    expect(checkpoints.length).toBeLessThanOrEqual(4);
+    const versions = checkpoints.map((c) => Number(c.fine_tuned_model_checkpoint.split("@")[1]));
+    expect(Math.max(...versions)).toBeGreaterThanOrEqual(33);
+    expect(done.fine_tuned_model).toBe(`qa@${Math.max(...versions)}`);
 
     const metrics = [];
     for await (const e of client.fineTuning.jobs.listEvents(job.id, { limit: 100 })) if (e.type === "metrics") metrics.push(e.data as { step: number; train_loss: number; valid_loss?: number });

@@ -182,4 +182,17 @@ describe("trainLora early stopping and the held-out split (stories260k)", () => 
       store.close();
     }
   }, 60_000);
+
+  it("with `earlyStopping: false` trains every step and still exports the best", async () => {
+    // The settings of the case above, which stops after 2 evaluations without improvement.
+    const progress: TrainProgress[] = [];
+    const result = await trainLora(
+      { modelDir: findModel("stories260k"), training: examples, seed: 3, cacheDir, threads: 2, hyperparameters: { learningRate: 5e-2, maxSteps: 12, epochs: 100, batchSize: 4, evalEvery: 2, patience: 2, warmupRatio: 0, earlyStopping: false } },
+      { onStep: (p) => void progress.push(p) },
+    );
+    expect(result.stoppedEarly).toBe(false);
+    expect(result.steps).toBe(12);
+    expect(progress.filter((p) => p.validLoss !== undefined).map((p) => p.step)).toEqual([2, 4, 6, 8, 10, 12]);
+    expect(result.bestValidLoss).toBe(Math.min(result.baseValidLoss, ...progress.flatMap((p) => (p.validLoss === undefined ? [] : [p.validLoss]))));
+  }, 60_000);
 });

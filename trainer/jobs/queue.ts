@@ -100,6 +100,11 @@ export class JobQueue {
       .orderBy(desc(fineTuneCheckpoints.step), desc(fineTuneCheckpoints.createdAt));
   }
 
+  /** Deletes the job's checkpoint rows served by `fineTunedModel` (pruned epoch checkpoints). */
+  async deleteCheckpoint(jobId: string, fineTunedModel: string): Promise<void> {
+    await this.db.delete(fineTuneCheckpoints).where(and(eq(fineTuneCheckpoints.jobId, jobId), eq(fineTuneCheckpoints.fineTunedModel, fineTunedModel)));
+  }
+
   /** Those of `jobIds` that are finished or gone (their state checkpoints can go). */
   async finishedAmong(jobIds: readonly string[]): Promise<string[]> {
     if (jobIds.length === 0) return [];

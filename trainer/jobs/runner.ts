@@ -19,6 +19,11 @@
  * event. At the end the BEST parameters are published last, so the bare name resolves to them — unless
  * the best is the newest checkpoint already published (the last epoch's), which is then reused. An
  * epoch replayed after a resume is not published twice (its step already has a row).
+ * Pruning (as OpenAI keeps the last 3 epoch checkpoints): once the best is published, the epoch
+ * versions other than the `KEEP_EPOCH_CHECKPOINTS` newest and the best are deleted from the catalog
+ * (AdapterCatalog.delete) with their checkpoint rows, so a 30-epoch job leaves 3 versions, or 4 when the
+ * best is an earlier step published on its own. A
+ * version that cannot be deleted stays, with a warning event; the job still succeeds.
  *
  * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
  * a cancel is seen within one step (or one heartbeat). "lost" (another worker holds the job now) also
@@ -58,6 +63,9 @@ export interface RunnerDeps {
   checkpointEvery?: number;
   now?: () => number;
 }
+
+/** Epoch checkpoints kept after a job succeeds (besides the best): OpenAI's number. */
+export const KEEP_EPOCH_CHECKPOINTS = 3;
 
 /** The learning rate `learning_rate_multiplier` scales when no explicit `learning_rate` is given: the loop's default. */
 export const BASE_LEARNING_RATE = DEFAULT_HYPERPARAMETERS.learningRate;
@@ -186,20 +194,44 @@ async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: Tra
  * `name@version` is what chat's `model` takes. The newest published checkpoint is reused when it is the best.
  */
 async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<Outcome> {
-  const published = await publishBest(job, deps, result, losses, continuedName);
+  const { reused, ...published } = await publishBest(job, deps, result, losses, continuedName);
+  await pruneCheckpoints(job, deps, published.fineTunedModel, reused);
   return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
 }
 
-async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string }> {
+/** `reused`: the best is the newest epoch checkpoint (no version of its own). */
+async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string; reused: boolean }> {
   const [newest] = await deps.queue.checkpoints(job.id);
   if (newest && newest.step === result.bestStep) {
     const { adapter } = await deps.catalog.resolve(newest.fineTunedModel, job.tenantId);
-    if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id };
+    if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id, reused: true };
   }
   const info = await uploadAdapter(job, deps, result.adapter, continuedName);
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
-  return { fineTunedModel, adapterId: info.id };
+  return { fineTunedModel, adapterId: info.id, reused: false };
+}
+
+/**
+ * Deletes the epoch versions older than the newest `KEEP_EPOCH_CHECKPOINTS` and their rows; never the best
+ * (`reused`: the best is the newest epoch's version, one of those kept; else its own row, not an epoch's).
+ */
+async function pruneCheckpoints(job: FineTuneJobRow, deps: RunnerDeps, best: string, reused: boolean): Promise<void> {
+  const epochs = (await deps.queue.checkpoints(job.id)).filter((c) => reused || c.fineTunedModel !== best);
+  const old = epochs.slice(KEEP_EPOCH_CHECKPOINTS).filter((c) => c.fineTunedModel !== best);
+  let pruned = 0;
+  for (const c of old) {
+    try {
+      // a version the tenant already deleted only leaves its row to remove
+      const { adapter } = await deps.catalog.resolve(c.fineTunedModel, job.tenantId).catch((e: unknown) => (e instanceof PlaneError && e.kind === "not_found" ? { adapter: undefined } : Promise.reject(e)));
+      if (adapter) await deps.catalog.delete(adapter.id, { tenantId: job.tenantId });
+      await deps.queue.deleteCheckpoint(job.id, c.fineTunedModel);
+      pruned++;
+    } catch (e) {
+      await deps.queue.event(job.id, { level: "warn", message: `The old checkpoint ${c.fineTunedModel} could not be deleted: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  }
+  if (pruned > 0) await deps.queue.event(job.id, { message: `Deleted ${pruned} older epoch checkpoint(s); kept the last ${KEEP_EPOCH_CHECKPOINTS} and the best` });
 }
 
 async function report(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult): Promise<FineTuningResult | undefined> {
@@ -259,6 +291,8 @@ export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperpa
     maxSteps: h.maxSteps,
     evalEvery: h.evalEvery,
     patience: h.patience,
+    earlyStopping: h.earlyStopping,
+    packing: h.packing,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as TrainHyperparameters;
 }

@@ -39,6 +39,25 @@ export function causalBias(g: Graph, c: HeadConfig, inputIds: Value, mask: Value
   return group === 1 ? bias : g.op1("Tile", [bias, g.constInt64([1, 1, group, 1])]);
 }
 
+/**
+ * Additive attention bias [B, 1, group·T, T] of packed rows (several sequences concatenated in one row,
+ * the training graph's `segment_ids`): a query sees a column when it is not after the query, is a real
+ * token in `mask`, and belongs to the query's own segment, so each packed sequence attends only to itself
+ * (a block-diagonal causal mask). Queries and columns are the same T tokens (no past).
+ */
+export function segmentCausalBias(g: Graph, c: HeadConfig, segmentIds: Value, mask: Value): Value {
+  const int = (v: number) => g.constInt64([v], []);
+  const seq = g.gather(g.shapeOf(segmentIds), int(1));
+  const columns = g.op1("Range", [int(0), seq, int(1)]);
+  const causal = g.op1("LessOrEqual", [columns, g.unsqueeze(columns, [1])], { dtype: "bool" }); // [T, T]
+  const same = g.equal(g.unsqueeze(segmentIds, [2]), g.unsqueeze(segmentIds, [1])); // [B, T, T]
+  const real = g.unsqueeze(g.cast(mask, "bool"), [1]); // [B, 1, T]
+  const allowed = g.op1("And", [g.op1("And", [causal, same], { dtype: "bool" }), real], { dtype: "bool" });
+  const bias = g.unsqueeze(g.where(allowed, g.constFloat([0], []), g.constFloat([MASKED], [])), [1]);
+  const group = c.numHeads / c.numKvHeads;
+  return group === 1 ? bias : g.op1("Tile", [bias, g.constInt64([1, 1, group, 1])]);
+}
+
 /** Bias [B, 1, 1, S] of a single query in the last column: it may see every real column. */
 export function lastQueryBias(g: Graph, mask: Value): Value {
   return g.unsqueeze(g.where(g.cast(mask, "bool"), g.constFloat([0], []), g.constFloat([MASKED], [])), [1, 2]);

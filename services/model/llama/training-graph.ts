@@ -13,13 +13,17 @@
  *   -> logits       float [B, T, vocab]  at every position
  *   lora.{i}.{t}.dropout  float [B, T, in]  only for `dropoutTargets` (LoRA dropout on): the mask
  *                   multiplied into that branch's input (lora.ts); without them the graph is the same as before
+ *   segment_ids     int64 [B, T]   only with `packed`: which sequence of a packed row each token belongs
+ *                   to; attention stays within a segment (segmentCausalBias) and position_ids restart at 0
+ *                   in each, so a packed row computes what its sequences would separately. Without it the
+ *                   graph is the same as before (causal + left padding).
  * A target the adapter leaves out is fed zeros. Rows at padded positions are garbage (a trainer
  * masks them out of the loss).
  */
 import type { DecoderConfig } from "../config.ts";
 import { Graph, type Value } from "../graph/ir.ts";
 import type { LoraTarget } from "../lora-layout.ts";
-import { attend, causalBias, groupQueries, headsFirst, mergeHeads, rotatedHeads } from "./attention.ts";
+import { attend, causalBias, groupQueries, headsFirst, mergeHeads, rotatedHeads, segmentCausalBias } from "./attention.ts";
 import { embeddingTable, outputHead } from "./head.ts";
 import { singleLora } from "./lora.ts";
 import { swiGluMlp } from "./mlp.ts";
@@ -31,6 +35,8 @@ import type { DecoderWeights } from "./weights.ts";
 export interface TrainingGraphOptions {
   /** Targets whose LoRA branch takes a dropout mask input (default none: no mask inputs). */
   dropoutTargets?: readonly LoraTarget[];
+  /** Packed rows: a `segment_ids` input and a block-diagonal causal mask (default false: no such input). */
+  packed?: boolean;
 }
 
 export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeights, options: TrainingGraphOptions = {}): Graph {
@@ -39,13 +45,14 @@ export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeight
   const inputIds = g.input("input_ids", "int64", ["batch", "seq"]);
   const positionIds = g.input("position_ids", "int64", ["batch", "seq"]);
   const mask = g.input("attention_mask", "int64", ["batch", "seq"]);
+  const segmentIds = options.packed ? g.input("segment_ids", "int64", ["batch", "seq"]) : undefined;
   const lora = singleLora(g, options.dropoutTargets);
   const norm = (x: Value, name: string) => rmsNorm(g, x, normWeight(g, weights, c.hiddenSize, name), c.rmsNormEps, false);
 
   const embedTokens = embeddingTable(g, c, weights);
   let h = g.gather(embedTokens, inputIds);
   const rope = rotaryEmbedding(g, c, positionIds, false);
-  const bias = causalBias(g, c, inputIds, mask);
+  const bias = segmentIds ? segmentCausalBias(g, c, segmentIds, mask) : causalBias(g, c, inputIds, mask);
   for (let i = 0; i < c.numLayers; i++) {
     const linear = layerLinear(g, c, weights, i, lora);
     h = g.add(h, selfAttention(g, c, linear, rope, norm(h, `model.layers.${i}.input_layernorm.weight`), bias));

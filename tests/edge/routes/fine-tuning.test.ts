@@ -60,6 +60,16 @@ describe("POST /v1/fine_tuning/jobs", () => {
     expect((await t.trainer.get("t_acme", res.json.id)).hyperparameters).toEqual({ learningRateMultiplier: 2, rank: 16, alpha: 32, dropout: 0.05, targetModules: ["q_proj"], warmupRatio: 0.1, maxSteps: 9, patience: 3 });
   });
 
+  it("takes `early_stopping: false` (or `{enabled: false}`) and `packing`, and shows them back as given", async () => {
+    const off = await create({ switchyard: { early_stopping: false, packing: true } });
+    expect(off.status).toBe(200);
+    expect(off.json.switchyard).toEqual({ early_stopping: false, packing: true });
+    expect((await t.trainer.get("t_acme", off.json.id)).hyperparameters).toEqual({ earlyStopping: false, packing: true });
+    const object = await create({ switchyard: { early_stopping: { enabled: false, patience: 2 }, packing: "auto" } });
+    expect(object.json.switchyard).toEqual({ early_stopping: { enabled: false, patience: 2 }, packing: "auto" });
+    expect((await t.trainer.get("t_acme", object.json.id)).hyperparameters).toEqual({ earlyStopping: false, patience: 2, packing: "auto" });
+  });
+
   it("refuses bad bodies with 400 naming the field, and another tenant's file with 404", async () => {
     const bad: Array<[Record<string, unknown>, string, string]> = [
       [{ model: "gpt-4o-mini" }, "model", "model_not_available"],
@@ -67,6 +77,8 @@ describe("POST /v1/fine_tuning/jobs", () => {
       [{ hyperparameters: { n_epochs: 0 } }, "hyperparameters.n_epochs", "invalid_value"],
       [{ switchyard: { rank: 8 } }, "switchyard", "invalid_value"],
       [{ switchyard: { dropout: 1 } }, "switchyard.dropout", "invalid_value"],
+      [{ switchyard: { packing: "yes" } }, "switchyard.packing", "invalid_value"],
+      [{ switchyard: { early_stopping: { patience: 0 } } }, "switchyard.early_stopping.patience", "invalid_value"],
       [{ switchyard: { target_modules: ["lm_head"] } }, "switchyard.target_modules", "invalid_target_modules"],
       [{ suffix: "has space" }, "suffix", "invalid_suffix"],
     ];

@@ -123,12 +123,16 @@ describe("a trainer killed with -9 mid-job", () => {
     expect(log.some((e) => /attempt 2/.test(e.message))).toBe(true);
 
     const checkpoints = ((await (await p.call("GET", `/v1/fine_tuning/jobs/${job.id}/checkpoints?limit=100`, { key })).json()).data as Array<{ step_number: number; fine_tuned_model_checkpoint: string }>).reverse();
-    // Each epoch once despite the replay, then the best again only when it is not the newest (versions 1..n: nothing published unrecorded).
-    expect([...new Set(checkpoints.map((c) => c.step_number))].sort((a, b) => a - b)).toEqual(Array.from({ length: 4 }, (_, i) => 3 * (i + 1)));
-    expect(checkpoints.length).toBeLessThanOrEqual(5);
+    // Each epoch once despite the replay, then the best again only when it is not the newest; after success the
+    // last 3 epochs' versions (steps 6, 9, 12) and the best are left. Versions published: 4 epochs (+ the best on
+    // its own), so the newest is qa@4 (or qa@5): nothing was published twice or unrecorded.
+    expect(new Set(checkpoints.map((c) => c.step_number))).toEqual(new Set([6, 9, 12, ...checkpoints.filter((c) => c.fine_tuned_model_checkpoint === done.fine_tuned_model).map((c) => c.step_number)]));
+    expect(checkpoints.length).toBeGreaterThanOrEqual(3);
+    expect(checkpoints.length).toBeLessThanOrEqual(4);
     const versions = checkpoints.map((c) => Number(c.fine_tuned_model_checkpoint.split("@")[1])).sort((a, b) => a - b);
-    expect(versions).toEqual(Array.from({ length: checkpoints.length }, (_, i) => i + 1));
-    expect(done.fine_tuned_model).toBe(`qa@${checkpoints.length}`);
+    expect(new Set(versions).size).toBe(versions.length);
+    expect(Math.max(...versions)).toBe(checkpoints.length + 1);
+    expect(done.fine_tuned_model).toBe(`qa@${checkpoints.length + 1}`);
     expect(existsSync(stateDir)).toBe(false);
 
     const trained = await chat(done.fine_tuned_model, "What is the name of the red dog?");

@@ -3,7 +3,8 @@
  * hooks (the real loop's resume is tests/trainer/checkpoint.test.ts; the real kill -9 is
  * tests/hosts/node/trainer-resume.test.ts): a handed-back job resumes from its state checkpoint and the
  * folder goes when it is done; a checkpoint of other settings or an unreadable one is not resumed; every
- * epoch is published once, the best last unless it is the newest; an idle worker deletes the folders of
+ * epoch is published once, the best last unless it is the newest; after success only the last 3 epoch
+ * versions and the best (one of them, or its own version) are left (catalog and checkpoint rows); an idle worker deletes the folders of
  * finished jobs only.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -124,6 +125,48 @@ describe("servable checkpoints", () => {
       ["bot@3", 2],
     ]);
     expect((await t.catalog.resolve("bot", ACME)).adapter!.version).toBe(3);
+  });
+});
+
+describe("pruning old epoch checkpoints", () => {
+  const sixEpochs = (bestStep: number): TrainFn => async (_request, hooks = {}) => {
+    for (let epoch = 1; epoch <= 6; epoch++) await hooks.onEpochEnd?.({ epoch, step: 10 * epoch, trainLoss: 1 / epoch, adapter: adapter(epoch) });
+    return { adapter: adapter(100), bestStep, steps: 60, trainedTokens: 600, baseValidLoss: 3, bestValidLoss: 1, baseEvaluation: { loss: 3, tokenAccuracy: 0.25 }, bestEvaluation: { loss: 1, tokenAccuracy: 0.5 }, validation: [], stoppedEarly: false, cancelled: false };
+  };
+  const versions = async () => (await t.catalog.list({ tenantId: ACME })).filter((a) => a.name === "bot").map((a) => a.version).sort((a, b) => a - b);
+
+  it("keeps the last 3 epoch versions and an earlier best, deleting the rest from the catalog and the checkpoint list", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME), suffix: "bot" });
+    expect(await t.drain(sixEpochs(20))).toEqual(["succeeded"]);
+    expect(await t.trainer.get(ACME, job.id)).toMatchObject({ fineTunedModel: "bot@7" });
+    expect((await t.trainer.checkpoints(ACME, job.id)).data.map((c) => [c.step, c.fineTunedModel])).toEqual([
+      [60, "bot@6"],
+      [50, "bot@5"],
+      [40, "bot@4"],
+      [20, "bot@7"],
+    ]);
+    expect(await versions()).toEqual([4, 5, 6, 7]);
+    await expect(t.catalog.resolve("bot@1", ACME)).rejects.toMatchObject({ kind: "not_found" });
+    expect((await t.catalog.resolve("bot", ACME)).adapter!.version).toBe(7);
+    expect(await messages(job.id)).toContain("Deleted 3 older epoch checkpoint(s); kept the last 3 and the best");
+  });
+
+  it("keeps the last epoch's version when it is the best, and tolerates a version the tenant deleted", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME), suffix: "bot" });
+    const train = sixEpochs(60);
+    const deleting: TrainFn = async (request, hooks = {}) =>
+      train(request, {
+        ...hooks,
+        onEpochEnd: async (e) => {
+          await hooks.onEpochEnd?.(e);
+          if (e.epoch === 2) await t.catalog.delete((await t.catalog.resolve("bot@1", ACME)).adapter!.id, { tenantId: ACME });
+        },
+      });
+    expect(await t.drain(deleting)).toEqual(["succeeded"]);
+    expect(await t.trainer.get(ACME, job.id)).toMatchObject({ fineTunedModel: "bot@6" });
+    expect((await t.trainer.checkpoints(ACME, job.id)).data.map((c) => c.fineTunedModel)).toEqual(["bot@6", "bot@5", "bot@4"]);
+    expect(await versions()).toEqual([4, 5, 6]);
+    expect((await messages(job.id)).filter((m) => m.includes("could not be deleted"))).toEqual([]);
   });
 });
 
