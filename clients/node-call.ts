@@ -2,7 +2,8 @@
  * One call from the edge to a plane node, over fetch alone (runs on Node and Workers): the bearer
  * secret, a timeout per attempt, and bounded retries with backoff for idempotent calls only, on a
  * failure that did nothing (no connection, a timeout, 502/503/504 or a plane error of kind
- * `unavailable`/`busy`). A non-2xx answer becomes the PlaneError it carries (wire/errors.ts).
+ * `unavailable`/`busy`). A non-2xx answer becomes the PlaneError it carries (wire/errors.ts); a 401
+ * (the node refused our secret) becomes `unavailable`, since the caller did nothing wrong.
  */
 import { PlaneError } from "../ports/errors.ts";
 import { authorizationHeader } from "./wire/auth.ts";
@@ -75,6 +76,8 @@ export class NodeClient {
       return { error: new PlaneError("unavailable", `The plane node at ${this.base} ${what}.`, { code: "node_unreachable" }), retryable: true };
     }
     if (response.ok) return response;
+    // The caller did nothing wrong: a refused secret is this deployment's misconfiguration.
+    if (response.status === 401) return { error: new PlaneError("unavailable", `The plane node at ${this.base} refused the node secret.`, { code: "node_unauthorized" }), retryable: false };
     const error = fromWireError(await response.json().catch(() => undefined), response.status);
     const retryable = RETRY_STATUS.has(response.status) && (error.kind === "unavailable" || error.kind === "busy");
     return { error, retryable };
