@@ -52,14 +52,15 @@ export class NodeClient {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep((this.options.backoffMs ?? 100) * 2 ** (attempt - 1), init.signal);
       const outcome = await this.attempt(init);
-      if (outcome instanceof Response) return outcome;
+      if ("response" in outcome) return outcome.response;
       last = outcome.error;
       if (!outcome.retryable) break;
     }
     throw last!;
   }
 
-  private async attempt(init: CallInit): Promise<Response | { error: PlaneError; retryable: boolean }> {
+  // Tagged, not `instanceof Response`: @hono/node-server replaces the global Response with its own class.
+  private async attempt(init: CallInit): Promise<{ response: Response } | { error: PlaneError; retryable: boolean }> {
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     let response: Response;
@@ -75,7 +76,7 @@ export class NodeClient {
       const what = timeout.aborted ? "did not answer in time" : "cannot be reached";
       return { error: new PlaneError("unavailable", `The plane node at ${this.base} ${what}.`, { code: "node_unreachable" }), retryable: true };
     }
-    if (response.ok) return response;
+    if (response.ok) return { response };
     // The caller did nothing wrong: a refused secret is this deployment's misconfiguration.
     if (response.status === 401) return { error: new PlaneError("unavailable", `The plane node at ${this.base} refused the node secret.`, { code: "node_unauthorized" }), retryable: false };
     const error = fromWireError(await response.json().catch(() => undefined), response.status);
