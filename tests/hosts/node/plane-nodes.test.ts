@@ -33,7 +33,7 @@ describe("plane nodes over HTTP", () => {
   beforeAll(async () => {
     // Rotation: the nodes accept the new secret (first) and the old one.
     const env = { SWITCHYARD_NODE_SECRET: `${NODE_SECRET},${OLD_SECRET}` };
-    [inference, retrieval] = await Promise.all([spawnPlaneNode("inference", env), spawnPlaneNode("retrieval", env)]);
+    [inference, retrieval] = await Promise.all([spawnPlaneNode("inference", env), spawnPlaneNode("retrieval", { ...env, SWITCHYARD_MAX_UPLOAD_BODY: "4kb" })]);
   }, 120_000);
   afterAll(async () => {
     await Promise.all([inference?.stop(), retrieval?.stop()]);
@@ -109,6 +109,28 @@ describe("plane nodes over HTTP", () => {
     expect({ kind: err.kind, message: err.message, code: err.code, details: err.details }).toEqual({ kind: expected.kind, message: expected.message, code: expected.code, details: expected.details });
     const missing = await caught(new HttpKnowledge({ url: retrieval.url, secret: NODE_SECRET }).get("acme", "doc_missing"));
     expect(missing.kind).toBe("not_found");
+  });
+
+  it("refuse an upload over the node's limit while it streams in (too_large), keeping nothing of it", async () => {
+    const client = new HttpKnowledge({ url: retrieval.url, secret: NODE_SECRET });
+    const policy = { chunkSize: 256, chunkOverlap: 32 };
+    const big = new TextEncoder().encode("word ".repeat(1000));
+    const err = await caught(client.upload("big-tenant", { bytes: big, format: "text" }, policy));
+    expect({ kind: err.kind, code: err.code }).toEqual({ kind: "too_large", code: "document_too_large" });
+    // No content-length: the node counts the bytes as they arrive.
+    const chunk = new TextEncoder().encode("word ".repeat(200));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 10) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const header = encodeURIComponent(JSON.stringify({ format: "text", policy }));
+    const streamed = await retrieval.call("/v1/tenants/big-tenant/documents", { method: "POST", body, headers: { "x-switchyard-upload": header }, duplex: "half" } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(await client.list("big-tenant")).toEqual([]);
+    expect((await client.upload("big-tenant", { bytes: chunk, format: "text" }, policy)).created).toBe(true);
   });
 
   it("retry idempotent calls on a node that cannot be reached, and never a generate", async () => {
