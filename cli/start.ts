@@ -31,6 +31,10 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   trainer: { value: "on|off", text: "run the fine-tuning trainer (`switchyard serve trainer`) as a supervised child process" },
   trainerLeaseMs: { value: "MS", text: "how long a trainer's claim on a job holds without a heartbeat (a killed trainer's job resumes after it)" },
   trainerHeartbeatMs: { value: "MS", text: "how often the trainer renews a running job's lease (under the lease)" },
+  nodeSecret: { value: "SECRETS", text: "edge-to-node shared secrets, comma-separated (16+ characters each): nodes accept any, the edge sends the first" },
+  inferenceUrl: { value: "URL", text: "use this inference node (`switchyard serve inference`) instead of an in-process engine" },
+  retrievalUrl: { value: "URL", text: "use this retrieval node (`switchyard serve retrieval`) instead of an in-process knowledge base" },
+  nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
 };
 
 export const START_HELP: CommandHelp = {
@@ -64,7 +68,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   try {
     platform = await startPlatform(config);
   } catch (err) {
-    if (!(err instanceof DataDirInUseError)) throw err;
+    if (!(err instanceof DataDirInUseError || err instanceof ConfigError)) throw err;
     process.stderr.write(`switchyard: cannot start: ${err.message}\n`);
     return 2;
   }

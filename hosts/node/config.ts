@@ -63,6 +63,17 @@ export const ConfigSchema = z.object({
   trainerLeaseMs: z.coerce.number().int().min(100).default(30_000),
   /** How often a running job's lease is renewed (well under the lease). */
   trainerHeartbeatMs: z.coerce.number().int().min(10).default(5_000),
+  /** Edge-to-node shared secrets, comma-separated: nodes accept any, clients send the first (clients/wire/auth.ts). */
+  nodeSecret: z
+    .string()
+    .refine((v) => v.split(",").every((s) => s.trim().length >= 16), "each secret must be at least 16 characters")
+    .optional(),
+  /** An inference node (`switchyard serve inference`) the edge uses instead of an in-process engine. */
+  inferenceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** A retrieval node (`switchyard serve retrieval`) the edge uses instead of an in-process knowledge base. */
+  retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Per-attempt timeout of edge-to-node calls (until the response head). */
+  nodeTimeoutMs: z.coerce.number().int().min(1).default(30_000),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -95,6 +106,10 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   trainer: { env: "SWITCHYARD_TRAINER", flag: "--trainer" },
   trainerLeaseMs: { env: "SWITCHYARD_TRAINER_LEASE_MS", flag: "--trainer-lease-ms" },
   trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },
+  nodeSecret: { env: "SWITCHYARD_NODE_SECRET", flag: "--node-secret" },
+  inferenceUrl: { env: "SWITCHYARD_INFERENCE_URL", flag: "--inference-url" },
+  retrievalUrl: { env: "SWITCHYARD_RETRIEVAL_URL", flag: "--retrieval-url" },
+  nodeTimeoutMs: { env: "SWITCHYARD_NODE_TIMEOUT_MS", flag: "--node-timeout-ms" },
 };
 
 export class ConfigError extends Error {}

@@ -2,7 +2,10 @@ import { join } from "node:path";
 import type { Registry } from "prom-client";
 import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
-import type { Planes } from "../../ports/index.ts";
+import type { Inference, Knowledge, Planes } from "../../ports/index.ts";
+import { HttpInference } from "../../clients/inference.ts";
+import { HttpKnowledge } from "../../clients/knowledge.ts";
+import { parseSecrets } from "../../clients/wire/auth.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { createFileService } from "../../services/files/index.ts";
@@ -13,7 +16,7 @@ import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
-import type { Config } from "./config.ts";
+import { ConfigError, type Config } from "./config.ts";
 import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface EmbeddedPlanes {
@@ -25,15 +28,16 @@ export interface EmbeddedPlanes {
   loraLoadingByPath: boolean;
   /** The base model's `root` in /v1/models: the model as configured, else its id. */
   baseRoot: EdgeOptions["baseRoot"];
-  engine: Engine;
-  knowledge: KnowledgeBase;
+  /** The in-process engine; absent when the edge uses an inference node (config.inferenceUrl). */
+  engine?: Engine;
   close(): Promise<void>;
 }
 
 /**
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
  * catalog, cache and leases, the knowledge base, uploaded files, fine-tuning jobs (rows; the trainer process runs them)
- * and usage accounting, over the node's SQLite database.
+ * and usage accounting, over the node's SQLite database. With `inferenceUrl` / `retrievalUrl` the
+ * inference and knowledge ports are HTTP clients of plane nodes instead (clients/), the rest unchanged.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
@@ -49,7 +53,8 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxAdaptersPerBatch: config.maxAdaptersPerBatch,
     metrics,
   });
-  const engine = await createEngine({
+  const remote = remotePlanes(config);
+  const engine = remote.inference ? undefined : await createEngine({
     modelDir,
     modelId: baseModelId(modelDir),
     cacheDir: join(dataDir, "compiled"),
@@ -58,22 +63,26 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
   });
-  const knowledge = await openKnowledgeBase(database, dataDir, {
+  const localKnowledge: KnowledgeBase | undefined = remote.knowledge ? undefined : await openKnowledgeBase(database, dataDir, {
     embeddingModel: config.embeddingModel,
     int8: config.embeddingInt8,
     parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
   });
+  const inference: Inference = engine ?? remote.inference!;
+  const knowledge: Knowledge = localKnowledge ?? remote.knowledge!;
   const files = await createFileService({
     db: database.db,
     dataDir,
-    tokenizer: engine,
+    tokenizer: inference,
     limits: { maxBytes: config.maxUploadBody, maxLines: config.maxTrainingFileLines },
   });
-  logger.info({ model: engine.info.id, modelDir }, "model loaded");
+  if (engine) logger.info({ model: engine.info.id, modelDir }, "model loaded");
+  else logger.info({ inferenceUrl: config.inferenceUrl }, "using the inference node");
+  if (remote.knowledge) logger.info({ retrievalUrl: config.retrievalUrl }, "using the retrieval node");
 
   return {
     planes: {
-      inference: engine,
+      inference,
       adapters: adapters.catalog,
       knowledge,
       usage: new UsageStore(database.db),
@@ -87,10 +96,21 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,
-    knowledge,
     async close() {
-      await engine.close();
-      await knowledge.close();
+      await engine?.close();
+      await localKnowledge?.close();
     },
+  };
+}
+
+/** HTTP clients of the plane nodes the config names (none by default: everything in process). */
+function remotePlanes(config: Config): { inference?: Inference; knowledge?: Knowledge } {
+  if (!config.inferenceUrl && !config.retrievalUrl) return {};
+  const secret = parseSecrets(config.nodeSecret)[0];
+  if (secret === undefined) throw new ConfigError("--inference-url / --retrieval-url need SWITCHYARD_NODE_SECRET (the nodes refuse unauthenticated calls)");
+  const client = (url: string) => ({ url, secret, timeoutMs: config.nodeTimeoutMs });
+  return {
+    inference: config.inferenceUrl ? new HttpInference(client(config.inferenceUrl)) : undefined,
+    knowledge: config.retrievalUrl ? new HttpKnowledge(client(config.retrievalUrl)) : undefined,
   };
 }

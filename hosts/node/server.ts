@@ -60,7 +60,8 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
 
   const prometheus = createPrometheus();
   const embedded = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
-  registerEngineGauges(prometheus.registry, () => embedded.engine.stats());
+  const engine = embedded.engine;
+  if (engine) registerEngineGauges(prometheus.registry, () => engine.stats());
   const app = createEdge(
     { tenants, keys, ...embedded.planes },
     {
@@ -125,7 +126,7 @@ async function ensureAdminKey(keys: ApiKeyStore, configured: string | undefined,
   }
 }
 
-function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<Server> {
+export function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<Server> {
   return new Promise((resolveListen, reject) => {
     const server = serve({ fetch, hostname, port }, () => resolveListen(server as Server)) as Server;
     server.once("error", reject);
@@ -133,7 +134,7 @@ function listen(fetch: (request: Request) => Response | Promise<Response>, hostn
 }
 
 /** Stops accepting, closes idle keep-alive sockets, and forces the rest after `timeoutMs`. */
-function closeServer(server: Server, timeoutMs: number): Promise<void> {
+export function closeServer(server: Server, timeoutMs: number): Promise<void> {
   return new Promise((resolveClose) => {
     const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
     server.close(() => {

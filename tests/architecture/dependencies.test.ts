@@ -15,10 +15,11 @@ function sourcesUnder(folder: string): SourceFile[] {
 }
 
 describe("dependency rules", () => {
-  const files = ["edge", "services", "ports", "trainer"].flatMap(sourcesUnder);
+  const files = ["edge", "services", "ports", "trainer", "clients"].flatMap(sourcesUnder);
 
-  it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/, and its modules one way; ports/ only ports/", () => {
+  it("edge/ imports only edge/, ports/ and runtime-agnostic packages; services/ never edge/ or hosts/, and its modules one way; ports/ only ports/; clients/ only clients/ and ports/", () => {
     expect(files.filter((f) => f.path.startsWith("edge/")).length).toBeGreaterThan(20);
+    expect(files.filter((f) => f.path.startsWith("clients/")).length).toBeGreaterThan(3);
     expect(checkImports(files)).toEqual([]);
   });
 
@@ -42,6 +43,8 @@ describe("dependency rules", () => {
       { path: "trainer/bad.ts", source: `import { createEdge } from "../edge/edge.ts";` },
       { path: "services/inference/bad.ts", source: `import type { AdapterCache } from "../adapters/cache.ts";\nimport { openWeights } from "../model/safetensors.ts";` },
       { path: "ports/bad.ts", source: `import { z } from "zod";\nimport type { Tenant } from "../services/store/schema.ts";` },
+      { path: "clients/bad.ts", source: `import { z } from "zod";\nimport { request } from "node:http";\nimport { listen } from "../hosts/node/server.ts";` },
+      { path: "edge/bad-client.ts", source: `import { HttpInference } from "../clients/inference.ts";` },
     ];
     expect(checkImports(bad).map((v) => `${v.file} -> ${v.specifier}`)).toEqual([
       "edge/routes/bad.ts -> node",
@@ -57,6 +60,10 @@ describe("dependency rules", () => {
       "services/inference/bad.ts -> ../adapters/cache.ts",
       "ports/bad.ts -> zod",
       "ports/bad.ts -> ../services/store/schema.ts",
+      "clients/bad.ts -> zod",
+      "clients/bad.ts -> node:http",
+      "clients/bad.ts -> ../hosts/node/server.ts",
+      "edge/bad-client.ts -> ../clients/inference.ts",
     ]);
   });
 
@@ -77,6 +84,7 @@ describe("dependency rules", () => {
       },
       { path: "services/store/good.ts", source: `import { sql } from "drizzle-orm";\nimport { join } from "node:path";\nimport { PlaneError } from "../../ports/errors.ts";` },
       { path: "ports/good.ts", source: `import type { Tenant } from "./tenants.ts";` },
+      { path: "clients/wire/good.ts", source: `import { PlaneError } from "../../ports/errors.ts";\nimport { readNdjson } from "./ndjson.ts";` },
     ];
     expect(checkImports(good)).toEqual([]);
   });

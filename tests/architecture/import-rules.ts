@@ -8,7 +8,10 @@ import { posix } from "node:path";
  * - edge/ imports only edge/, ports/ and the runtime-agnostic packages below: no Node built-ins, no services/, no hosts/;
  * - services/ never imports edge/, hosts/ or trainer/, and its modules depend one way (SERVICE_LAYERS);
  * - trainer/ never imports edge/ or hosts/;
- * - ports/ imports only ports/.
+ * - ports/ imports only ports/;
+ * - clients/ (the ports' HTTP clients and their wire format, shared by the hosts and the plane nodes)
+ *   imports only clients/ and ports/: no package, no Node built-in (fetch and web streams alone, so
+ *   the Workers entry can use them); the edge never imports them, a host hands them to it as ports.
  */
 
 /** The services/ modules each services/ module may import: model math at the bottom, the adapter plane over inference. */
@@ -77,6 +80,7 @@ function ruleBroken(file: string, specifier: string): string | undefined {
   if (from === "services") return to === "edge" || to === "hosts" || to === "trainer" ? `services/ never imports ${to}/` : relative ? serviceLayerBroken(file, specifier) : undefined;
   if (from === "trainer") return to === "edge" || to === "hosts" ? `trainer/ never imports ${to}/` : undefined;
   if (from === "ports") return to === "ports" ? undefined : "ports/ imports only ports/";
+  if (from === "clients") return to === "clients" || to === "ports" ? undefined : "clients/ imports only clients/ and ports/ (fetch alone)";
   return undefined;
 }
 

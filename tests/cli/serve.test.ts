@@ -21,9 +21,17 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
 
 describe("switchyard serve", () => {
   it("refuses a plane it cannot serve", async () => {
-    const run = await runCli(["serve", "inference"], {});
+    const run = await runCli(["serve", "adapters"], {});
     expect(run.code).toBe(2);
-    expect(run.err).toMatch(/expected a plane to serve \('trainer'\), got "inference"/);
+    expect(run.err).toMatch(/expected a plane to serve \('inference', 'retrieval' or 'trainer'\), got "adapters"/);
+  });
+
+  it("inference and retrieval: refuse to start without the node secret", async () => {
+    for (const plane of ["inference", "retrieval"]) {
+      const run = await runCli(["serve", plane, "--data-dir", dataDir, "--port", "0"], { SWITCHYARD_NODE_SECRET: "" });
+      expect(run.code).toBe(2);
+      expect(run.err).toMatch(new RegExp(`cannot serve ${plane}: a plane node needs SWITCHYARD_NODE_SECRET`));
+    }
   });
 
   it("trainer: starts beside the data dir's lock holder, and stops when its parent is not the server it was given", async () => {
