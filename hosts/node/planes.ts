@@ -3,6 +3,7 @@ import type { Registry } from "prom-client";
 import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
 import type { Planes } from "../../ports/index.ts";
+import type { Inference, ModelInfo } from "../../ports/inference.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
 import { createFileService } from "../../services/files/index.ts";
@@ -14,6 +15,8 @@ import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import type { Config } from "./config.ts";
+import { startEngineThread, type EngineThread } from "./engine-thread.ts";
+import { registerEngineGauges } from "./prometheus.ts";
 import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface EmbeddedPlanes {
@@ -25,7 +28,9 @@ export interface EmbeddedPlanes {
   loraLoadingByPath: boolean;
   /** The base model's `root` in /v1/models: the model as configured, else its id. */
   baseRoot: EdgeOptions["baseRoot"];
-  engine: Engine;
+  engine: Inference & { readonly info: ModelInfo };
+  /** The engine's Prometheus text when it runs in a worker thread (its gauges and adapter cache); "" in process, where they are in `metrics`. */
+  engineMetricsText(): Promise<string>;
   knowledge: KnowledgeBase;
   close(): Promise<void>;
 }
@@ -38,6 +43,8 @@ export interface EmbeddedPlanes {
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
   const modelConfig = await loadDecoderConfig(modelDir);
+  const inWorker = config.engineThread === "worker";
+  let thread: EngineThread | undefined;
   const adapters = await createAdapterService({
     db: database.db,
     dataDir,
@@ -47,17 +54,27 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxUploadBytes: config.maxUploadBody,
     loraDir: config.loraDir,
     maxAdaptersPerBatch: config.maxAdaptersPerBatch,
-    metrics,
+    // In a worker, the cache and leases the engine uses (and their metrics) live there.
+    metrics: inWorker ? undefined : metrics,
+    retire: inWorker ? (id) => thread!.retire(id) : undefined,
   });
-  const engine = await createEngine({
+  const engineOptions = {
     modelDir,
     modelId: baseModelId(modelDir),
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
-    adapters: adapters.leases,
-    maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
-  });
+  };
+  let engine: Engine | EngineThread;
+  if (inWorker) {
+    const limits = { maxRank: config.maxLoraRank };
+    const adapterSource = { dir: join(dataDir, "adapters"), base: modelConfig, limits, cacheBudgetBytes: config.adapterCacheBytes, maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch };
+    engine = thread = await startEngineThread({ ...engineOptions, adapters: adapterSource });
+  } else {
+    const inProcess = await createEngine({ ...engineOptions, adapters: adapters.leases, maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch });
+    registerEngineGauges(metrics, () => inProcess.stats());
+    engine = inProcess;
+  }
   const knowledge = await openKnowledgeBase(database, dataDir, {
     embeddingModel: config.embeddingModel,
     int8: config.embeddingInt8,
@@ -87,6 +104,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,
+    engineMetricsText: async () => (thread ? thread.metricsText() : ""),
     knowledge,
     async close() {
       await engine.close();
