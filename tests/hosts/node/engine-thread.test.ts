@@ -3,7 +3,10 @@
  * run, /health answers before they finish, and a client that disconnects frees its sequence. Health
  * latency is logged for the worker and the main-thread engine (not asserted: the machine is shared).
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { uploadRandomAdapter } from "../../edge/chat/fixtures.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../../helpers/platform.ts";
 
 const STREAMS = 12;
@@ -29,18 +32,19 @@ interface Chat {
   abort: AbortController;
 }
 
-function streamChat(platform: TestPlatform, key: string): Chat {
+function streamChat(platform: TestPlatform, key: string, extra: Record<string, unknown> = {}): Chat {
   const abort = new AbortController();
   let markStarted!: () => void;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
   const chat: Chat = { abort, finished: false, started, done: Promise.resolve("") };
+  const body = JSON.stringify({ ...request, ...extra });
   chat.done = (async () => {
     let received = "";
     try {
       const res = await fetch(`${platform.url}/v1/chat/completions`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-        body: JSON.stringify(request),
+        body,
         signal: abort.signal,
       });
       const reader = res.body!.getReader();
@@ -93,4 +97,20 @@ describe.each(["worker", "main"] as const)("engine thread %s", (thread) => {
     await new Promise((r) => setTimeout(r, 50));
     expect(await gauge(platform, "switchyard_engine_decode_steps")).toBe(steps);
   });
+});
+
+it("a deleted adapter's files stay while the worker's sequence holds it, and go after", { timeout: 120_000 }, async () => {
+  const platform = (p = await startTestPlatform({ SWITCHYARD_ENGINE_THREAD: "worker" }));
+  const { key } = await createTenantWithKey(platform, "retire");
+  const id = await uploadRandomAdapter(platform, key, "held", 3);
+  const files = join(platform.dataDir, "adapters", id);
+  const chat = streamChat(platform, key, { model: "held" });
+  await chat.started;
+  expect((await platform.call("DELETE", `/v1/adapters/${id}`, { key })).status).toBe(200);
+  expect(existsSync(files)).toBe(true); // the running sequence still holds its lease in the worker
+  const text = await chat.done;
+  expect(chat.finished).toBe(true);
+  expect(text).toMatch(/"finish_reason":"(length|stop)"/);
+  while (existsSync(files)) await new Promise((r) => setTimeout(r, 10));
+  expect((await platform.call("POST", "/v1/chat/completions", { key, json: { model: "held", messages: request.messages, max_tokens: 4 } })).status).toBe(404);
 });
