@@ -66,8 +66,10 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
   };
   worker.on("error", fail);
   worker.on("exit", (code) => fail(new Error(`exit code ${code}`)));
-  worker.on("message", (message: FromWorker) => {
-    if (message.type === "reply") {
+  const receive = (message: FromWorker): void => {
+    if (message.type === "batch") {
+      message.messages.forEach(receive);
+    } else if (message.type === "reply") {
       const call = pending.get(message.id);
       pending.delete(message.id);
       if (message.error) call?.reject(errorFromWire(message.error));
@@ -78,7 +80,8 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
       streams.get(message.id)?.end(message.error && errorFromWire(message.error));
       streams.delete(message.id);
     }
-  });
+  };
+  worker.on("message", receive);
 
   const call = <T>(message: Call): Promise<T> => {
     if (dead) return Promise.reject(dead);

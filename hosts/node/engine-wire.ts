@@ -61,4 +61,6 @@ export type FromWorker =
   | { type: "reply"; id: number; value?: unknown; error?: WireError }
   | { type: "event"; id: number; event: GenerateEvent }
   /** The generation ended: normally (no error) or with the error its stream threw. */
-  | { type: "end"; id: number; error?: WireError };
+  | { type: "end"; id: number; error?: WireError }
+  /** Several of the above, in order (what one turn of the worker's loop sent). */
+  | { type: "batch"; messages: FromWorker[] };

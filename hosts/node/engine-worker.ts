@@ -28,7 +28,16 @@ interface Running {
 }
 
 const port = parentPort!;
-const send = (message: FromWorker) => port.postMessage(message);
+/** Messages of one turn of this thread's loop (a decode step's events of every sequence) go as one post. */
+let outbox: FromWorker[] = [];
+const send = (message: FromWorker) => {
+  if (outbox.push(message) > 1) return;
+  setImmediate(() => {
+    const messages = outbox;
+    outbox = [];
+    port.postMessage(messages.length === 1 ? messages[0] : { type: "batch", messages });
+  });
+};
 
 async function start(options: EngineWorkerOptions) {
   const metrics = new Registry();
@@ -130,7 +139,7 @@ function handle(started: Started, message: ToWorker): void {
 try {
   const started = await start(workerData as EngineWorkerOptions);
   port.on("message", (message: ToWorker) => handle(started, message));
-  send({ type: "ready", info: started.engine.info });
+  port.postMessage({ type: "ready", info: started.engine.info } satisfies FromWorker);
 } catch (error) {
-  send({ type: "failed", error: errorToWire(error) });
+  port.postMessage({ type: "failed", error: errorToWire(error) } satisfies FromWorker);
 }
