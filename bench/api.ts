@@ -1,8 +1,9 @@
 /**
  * API benchmark: the real platform (stories260k) over HTTP on loopback. For each strategy, 64 concurrent
  * non-streaming chats of 32 output tokens: requests/s, latency p50/p99, errors, and the edge overhead
- * (the server's total time for a request minus the engine's and retrieval's time).
- * Run: `npm run bench -- api`; writes bench-results/api.json.
+ * (the server's total time for a request minus the engine's and retrieval's time), for the engine in a
+ * worker thread and on the edge's thread (SWITCHYARD_ENGINE_THREAD), one platform each, rounds interleaved.
+ * The load runs in this process, on the edge's thread. Run: `npm run bench -- api`; writes bench-results/api.json.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,32 +18,53 @@ const ROUNDS = 3;
 const OUTPUT_TOKENS = 32;
 const ADMIN = "bench-admin-key-0123456789";
 const STRATEGIES = ["prompt", "rag", "adapter", "rag+adapter"] as const;
+const THREADS = (process.env.BENCH_ENGINE_THREADS ?? "worker,main").split(",") as ("worker" | "main")[];
 
-const dataDir = mkdtempSync(join(tmpdir(), "sy-bench-api-"));
-const platform = await startPlatform(
-  loadConfig({ SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_PORT: "0", SWITCHYARD_LOG_LEVEL: "warn", SWITCHYARD_ADMIN_KEY: ADMIN, SWITCHYARD_REQUESTS_PER_MINUTE: "0" }),
-  { announce: () => {} },
-);
+interface Target {
+  thread: (typeof THREADS)[number];
+  url: string;
+  dataDir: string;
+  key: string;
+  close(): Promise<void>;
+}
 
-async function call(path: string, key: string, init: { method?: string; json?: unknown; body?: FormData } = {}) {
+async function startTarget(thread: Target["thread"]): Promise<Target> {
+  const dataDir = mkdtempSync(join(tmpdir(), `sy-bench-api-${thread}-`));
+  const platform = await startPlatform(
+    loadConfig({
+      SWITCHYARD_DATA_DIR: dataDir,
+      SWITCHYARD_PORT: "0",
+      SWITCHYARD_LOG_LEVEL: "warn",
+      SWITCHYARD_ADMIN_KEY: ADMIN,
+      SWITCHYARD_REQUESTS_PER_MINUTE: "0",
+      SWITCHYARD_ENGINE_THREAD: thread,
+    }),
+    { announce: () => {} },
+  );
+  const target = { thread, url: platform.url, dataDir, key: "", close: () => platform.close() };
+  target.key = await setUpTenant(target.url);
+  return target;
+}
+
+async function call(url: string, path: string, key: string, init: { method?: string; json?: unknown; body?: FormData } = {}) {
   const headers: Record<string, string> = { authorization: `Bearer ${key}` };
   if (init.json !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${platform.url}${path}`, { method: init.method ?? "POST", headers, body: init.body ?? JSON.stringify(init.json) });
+  const res = await fetch(`${url}${path}`, { method: init.method ?? "POST", headers, body: init.body ?? JSON.stringify(init.json) });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
-async function setUpTenant(): Promise<string> {
-  const tenant = (await call("/v1/admin/tenants", ADMIN, { json: { name: "bench" } })).body;
-  const key = (await call(`/v1/admin/tenants/${tenant.id}/keys`, ADMIN, { json: {} })).body.key as string;
+async function setUpTenant(url: string): Promise<string> {
+  const tenant = (await call(url, "/v1/admin/tenants", ADMIN, { json: { name: "bench" } })).body;
+  const key = (await call(url, `/v1/admin/tenants/${tenant.id}/keys`, ADMIN, { json: {} })).body.key as string;
   const { files } = randomPeftAdapter({ numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8 }, { rank: 16 });
   const form = new FormData();
   form.append("name", "bench-adapter");
   form.append("adapter_config", new Blob([new Uint8Array(files.config)]), "adapter_config.json");
   form.append("adapter_model", new Blob([new Uint8Array(files.model)]), "adapter_model.safetensors");
-  await call("/v1/adapters", key, { body: form });
-  await call("/v1/tenant", key, { method: "PATCH", json: { defaultAdapter: "bench-adapter" } });
+  await call(url, "/v1/adapters", key, { body: form });
+  await call(url, "/v1/tenant", key, { method: "PATCH", json: { defaultAdapter: "bench-adapter" } });
   for (let i = 0; i < 20; i++) {
-    await call("/v1/knowledge/documents", key, { json: { title: `Story ${i}`, text: `Story ${i}: the little fox number ${i} found a shiny stone by the river and took it home.` } });
+    await call(url, "/v1/knowledge/documents", key, { json: { title: `Story ${i}`, text: `Story ${i}: the little fox number ${i} found a shiny stone by the river and took it home.` } });
   }
   return key;
 }
@@ -54,9 +76,9 @@ interface Sample {
   tokens: number;
 }
 
-async function oneChat(key: string, strategy: string, seed: number): Promise<Sample> {
+async function oneChat(target: Target, strategy: string, seed: number): Promise<Sample> {
   const started = performance.now();
-  const res = await call("/v1/chat/completions", key, {
+  const res = await call(target.url, "/v1/chat/completions", target.key, {
     json: { messages: [{ role: "user", content: "Tell me about the little fox." }], strategy, max_tokens: OUTPUT_TOKENS, temperature: 1, seed, retrieval: { k: 2 } },
   });
   const latencyMs = performance.now() - started;
@@ -65,32 +87,49 @@ async function oneChat(key: string, strategy: string, seed: number): Promise<Sam
   return { ok: true, latencyMs, edgeMs: t.total_ms - t.engine_ms - t.retrieval_ms, tokens: res.body.usage.completion_tokens };
 }
 
+const targets: Target[] = [];
 try {
-  const key = await setUpTenant();
-  await Promise.all(STRATEGIES.map((s) => oneChat(key, s, 0))); // warm-up: adapter load, index
+  for (const thread of THREADS) targets.push(await startTarget(thread));
+  for (const target of targets) await Promise.all(STRATEGIES.map((s) => oneChat(target, s, 0))); // warm-up: adapter load, index
+  const samples = new Map<string, Sample[]>();
+  const seconds = new Map<string, number>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const strategy of STRATEGIES) {
+      // Interleaved, the order flipped each round, so drift on a shared machine falls on both alike.
+      for (const target of round % 2 ? [...targets].reverse() : targets) {
+        const cell = `${target.thread} ${strategy}`;
+        const started = performance.now();
+        const batch = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => oneChat(target, strategy, round * CLIENTS + i)));
+        seconds.set(cell, (seconds.get(cell) ?? 0) + (performance.now() - started) / 1000);
+        samples.set(cell, [...(samples.get(cell) ?? []), ...batch]);
+      }
+    }
+  }
   const rows = [];
   for (const strategy of STRATEGIES) {
-    const samples: Sample[] = [];
-    const started = performance.now();
-    for (let round = 0; round < ROUNDS; round++) {
-      samples.push(...(await Promise.all(Array.from({ length: CLIENTS }, (_, i) => oneChat(key, strategy, round * CLIENTS + i)))));
+    for (const target of targets) {
+      const cell = `${target.thread} ${strategy}`;
+      const all = samples.get(cell)!;
+      const ok = all.filter((s) => s.ok);
+      const time = seconds.get(cell)!;
+      rows.push({
+        strategy,
+        engine: target.thread,
+        requests: all.length,
+        errors: all.length - ok.length,
+        "req/s": ok.length / time,
+        "tokens/s": ok.reduce((n, s) => n + s.tokens, 0) / time,
+        "p50 ms": percentile(ok.map((s) => s.latencyMs), 50),
+        "p99 ms": percentile(ok.map((s) => s.latencyMs), 99),
+        "edge p50 ms": percentile(ok.map((s) => s.edgeMs), 50),
+        "edge p99 ms": percentile(ok.map((s) => s.edgeMs), 99),
+      });
     }
-    const seconds = (performance.now() - started) / 1000;
-    const ok = samples.filter((s) => s.ok);
-    rows.push({
-      strategy,
-      requests: samples.length,
-      errors: samples.length - ok.length,
-      "req/s": ok.length / seconds,
-      "tokens/s": ok.reduce((n, s) => n + s.tokens, 0) / seconds,
-      "p50 ms": percentile(ok.map((s) => s.latencyMs), 50),
-      "p99 ms": percentile(ok.map((s) => s.latencyMs), 99),
-      "edge p50 ms": percentile(ok.map((s) => s.edgeMs), 50),
-      "edge p99 ms": percentile(ok.map((s) => s.edgeMs), 99),
-    });
   }
-  report("api", rows, { clients: CLIENTS, rounds: ROUNDS, outputTokens: OUTPUT_TOKENS, goal: { edgeP50Ms: 2, errors: 0 } });
+  report("api", rows, { clients: CLIENTS, rounds: ROUNDS, outputTokens: OUTPUT_TOKENS, engineThreads: THREADS, goal: { edgeP50Ms: 2, errors: 0 } });
 } finally {
-  await platform.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  for (const target of targets) {
+    await target.close();
+    rmSync(target.dataDir, { recursive: true, force: true });
+  }
 }

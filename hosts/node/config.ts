@@ -33,6 +33,8 @@ export const ConfigSchema = z.object({
   /** Model folder, search-path name or Hugging Face repo id; empty = first model on the search path. */
   model: z.string().optional(),
   modelPath: z.string().default("./models:../shared/models"),
+  /** Where the engine runs: a worker thread (default; HTTP handling never waits on a decode step) or the edge's own thread. */
+  engineThread: z.enum(["worker", "main"]).default("worker"),
   /** Most generation requests waiting for a batch slot; more get 429. */
   maxQueue: z.coerce.number().int().min(1).default(256),
   /** Memory one fine-tuning step may use, MiB; unset: what the machine has available (trainer/memory.ts). */
@@ -99,6 +101,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   maxAdaptersPerBatch: { env: "SWITCHYARD_MAX_ADAPTERS_PER_BATCH", flag: "--max-adapters-per-batch" },
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
   loraDir: { env: "SWITCHYARD_LORA_DIR", flag: "--lora-dir" },
+  engineThread: { env: "SWITCHYARD_ENGINE_THREAD", flag: "--engine-thread" },
   maxParseBytes: { env: "SWITCHYARD_MAX_PARSE_BYTES", flag: "--max-parse-bytes" },
   parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Registry } from "prom-client";
 import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
-import type { Inference, Knowledge, Planes } from "../../ports/index.ts";
+import type { Inference, Knowledge, ModelInfo, Planes } from "../../ports/index.ts";
 import { HttpInference } from "../../clients/inference.ts";
 import { HttpKnowledge } from "../../clients/knowledge.ts";
 import { parseSecrets } from "../../clients/wire/auth.ts";
@@ -17,6 +17,8 @@ import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import { ConfigError, type Config } from "./config.ts";
+import { startEngineThread, type EngineThread } from "./engine-thread.ts";
+import { registerEngineGauges } from "./prometheus.ts";
 import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface EmbeddedPlanes {
@@ -28,8 +30,10 @@ export interface EmbeddedPlanes {
   loraLoadingByPath: boolean;
   /** The base model's `root` in /v1/models: the model as configured, else its id. */
   baseRoot: EdgeOptions["baseRoot"];
-  /** The in-process engine; absent when the edge uses an inference node (config.inferenceUrl). */
-  engine?: Engine;
+  /** The engine, in process or in a worker thread; absent when the edge uses an inference node (config.inferenceUrl). */
+  engine?: Inference & { readonly info: ModelInfo };
+  /** The engine's Prometheus text when it runs in a worker thread (its gauges and adapter cache); "" in process, where they are in `metrics`. */
+  engineMetricsText(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -42,6 +46,9 @@ export interface EmbeddedPlanes {
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
   const modelConfig = await loadDecoderConfig(modelDir);
+  const remote = remotePlanes(config);
+  const inWorker = config.engineThread === "worker" && !remote.inference;
+  let thread: EngineThread | undefined;
   const adapters = await createAdapterService({
     db: database.db,
     dataDir,
@@ -51,18 +58,28 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxUploadBytes: config.maxUploadBody,
     loraDir: config.loraDir,
     maxAdaptersPerBatch: config.maxAdaptersPerBatch,
-    metrics,
+    // In a worker, the cache and leases the engine uses (and their metrics) live there.
+    metrics: inWorker ? undefined : metrics,
+    retire: inWorker ? (id) => thread!.retire(id) : undefined,
   });
-  const remote = remotePlanes(config);
-  const engine = remote.inference ? undefined : await createEngine({
+  const engineOptions = {
     modelDir,
     modelId: baseModelId(modelDir),
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
-    adapters: adapters.leases,
-    maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
-  });
+  };
+  let engine: Engine | EngineThread | undefined;
+  if (remote.inference) engine = undefined;
+  else if (inWorker) {
+    const limits = { maxRank: config.maxLoraRank };
+    const adapterSource = { dir: join(dataDir, "adapters"), base: modelConfig, limits, cacheBudgetBytes: config.adapterCacheBytes, maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch };
+    engine = thread = await startEngineThread({ ...engineOptions, adapters: adapterSource });
+  } else {
+    const inProcess = await createEngine({ ...engineOptions, adapters: adapters.leases, maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch });
+    registerEngineGauges(metrics, () => inProcess.stats());
+    engine = inProcess;
+  }
   const localKnowledge: KnowledgeBase | undefined = remote.knowledge ? undefined : await openKnowledgeBase(database, dataDir, {
     embeddingModel: config.embeddingModel,
     int8: config.embeddingInt8,
@@ -96,6 +113,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     loraLoadingByPath: config.loraDir !== undefined,
     baseRoot: config.model || baseModelId(modelDir),
     engine,
+    engineMetricsText: async () => (thread ? thread.metricsText() : ""),
     async close() {
       await engine?.close();
       await localKnowledge?.close();

@@ -10,7 +10,7 @@ import { TenantStore } from "../../services/store/tenants.ts";
 import { playgroundAssets } from "./assets.ts";
 import type { Config } from "./config.ts";
 import { startEmbeddedPlanes } from "./planes.ts";
-import { createPrometheus, registerEngineGauges } from "./prometheus.ts";
+import { createPrometheus } from "./prometheus.ts";
 import { superviseTrainer, type TrainerSupervisor } from "./trainer-supervisor.ts";
 
 export interface Platform {
@@ -60,8 +60,6 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
 
   const prometheus = createPrometheus();
   const embedded = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
-  const engine = embedded.engine;
-  if (engine) registerEngineGauges(prometheus.registry, () => engine.stats());
   const app = createEdge(
     { tenants, keys, ...embedded.planes },
     {
@@ -69,7 +67,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       metrics: prometheus.http,
       health: {
         checkDatabase: async () => void database.sqlite.prepare("select 1").get(),
-        metricsText: prometheus.text,
+        metricsText: async () => (await prometheus.text()) + (await embedded.engineMetricsText()),
       },
       limits: config,
       streamStallTimeoutMs: config.streamStallTimeoutMs,

@@ -33,6 +33,8 @@ export interface AdapterServiceOptions {
   loraDir?: string;
   maxAdaptersPerBatch?: number;
   metrics?: Registry;
+  /** Where a deletion goes instead of this service's own leases (the engine's worker thread holds them there). */
+  retire?: (id: string) => Promise<void>;
 }
 
 export interface AdapterService {
@@ -62,7 +64,7 @@ export async function createAdapterService(options: AdapterServiceOptions): Prom
     limits: options.limits,
     maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
     loraDir: options.loraDir,
-    retire: (id) => leases.retire(id),
+    retire: options.retire ?? ((id) => leases.retire(id)),
   });
   await catalog.recover();
   return { catalog, cache, leases, blobs };

@@ -1,0 +1,66 @@
+/**
+ * What crosses between the edge's thread and the engine's worker thread (hosts/node/engine-thread.ts,
+ * engine-worker.ts): the messages, and errors as plain data. A PlaneError crosses with its kind, code,
+ * param and details and is rebuilt as a PlaneError, so the edge maps it to the same HTTP status as an
+ * in-process engine's; any other error crosses as its name and message (a 500 either way).
+ */
+import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
+import type { EncodeRequest, GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
+import type { BaseModelShape, PeftLimits } from "../../services/adapters/peft.ts";
+
+export type WireError =
+  | { plane: true; kind: PlaneErrorKind; message: string; name: string; code: string | null; param: string | null; details: Record<string, number | string> }
+  | { plane: false; name: string; message: string };
+
+export function errorToWire(error: unknown): WireError {
+  if (error instanceof PlaneError) {
+    return { plane: true, kind: error.kind, message: error.message, name: error.name, code: error.code, param: error.param, details: error.details };
+  }
+  if (error instanceof Error) return { plane: false, name: error.name, message: error.message };
+  return { plane: false, name: "Error", message: String(error) };
+}
+
+export function errorFromWire(wire: WireError): Error {
+  const error =
+    wire.plane
+      ? new PlaneError(wire.kind, wire.message, { code: wire.code ?? undefined, param: wire.param ?? undefined, details: wire.details })
+      : new Error(wire.message);
+  error.name = wire.name;
+  return error;
+}
+
+/** The worker's settings: the engine's (all plain data) and where it reads adapters from. */
+export interface EngineWorkerOptions {
+  modelDir: string;
+  modelId: string;
+  cacheDir: string;
+  maxQueue: number;
+  maxLoraRank: number;
+  /** The adapter plane's blob folder, read (never swept) by the worker's own cache and leases. */
+  adapters?: { dir: string; base: BaseModelShape; limits: PeftLimits; cacheBudgetBytes: number; maxAdaptersPerBatch: number };
+}
+
+/** Events a generation may run ahead of its reader: the worker stops pulling from the engine beyond it, so a slow client still pauses its sequence. */
+export const EVENT_CREDIT = 8;
+
+export type ToWorker =
+  | { type: "encode"; id: number; request: EncodeRequest }
+  | { type: "generate"; id: number; request: Omit<GenerateRequest, "signal"> }
+  /** The reader took `n` more events: the worker may send as many more. */
+  | { type: "credit"; id: number; n: number }
+  | { type: "cancel"; id: number }
+  /** The adapter was deleted: no new lease; its files go when the worker's last holder lets go. */
+  | { type: "retire"; id: number; adapter: string }
+  | { type: "metrics"; id: number }
+  | { type: "stats"; id: number }
+  | { type: "close"; id: number };
+
+export type FromWorker =
+  | { type: "ready"; info: ModelInfo }
+  | { type: "failed"; error: WireError }
+  | { type: "reply"; id: number; value?: unknown; error?: WireError }
+  | { type: "event"; id: number; event: GenerateEvent }
+  /** The generation ended: normally (no error) or with the error its stream threw. */
+  | { type: "end"; id: number; error?: WireError }
+  /** Several of the above, in order (what one turn of the worker's loop sent). */
+  | { type: "batch"; messages: FromWorker[] };
