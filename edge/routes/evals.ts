@@ -46,7 +46,7 @@ export const RunRequest = z.object({
   dataset: z.string().min(1),
   arms: z.array(Arm).min(1).max(8).optional(),
   metrics: z.array(z.enum(METRICS)).min(1).optional(),
-  thresholds: z.record(z.enum(METRICS), z.number().min(0).max(1)).optional(),
+  thresholds: z.partialRecord(z.enum(METRICS), z.number().min(0).max(1)).optional(),
   seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
 });
 
