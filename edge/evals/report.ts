@@ -13,6 +13,8 @@ import { bootstrapMean, pairedTest, quantile, type Interval } from "./statistics
 export const METRICS = ["rouge1", "rouge2", "rougeL", "bleu", "tokenF1", "exactMatch", "contextSupport", "recallAtK", "precisionAtK", "mrr"] as const;
 export const ALPHA = 0.05;
 const RESAMPLES = 2000;
+/** Sign-flip resamples of a comparison beyond 16 pairs: p to about ±0.003 at p = 0.05. */
+const PERMUTATIONS = 5000;
 
 export interface MetricSummary extends Interval {
   /** Items the arm has this score for. */
@@ -99,6 +101,7 @@ export function buildReport(run: EvalRun, dataset: EvalDataset, results: readonl
       ...run.spec.environment,
       seed,
       bootstrap: { resamples: RESAMPLES, level: 1 - ALPHA, method: "percentile" },
+      paired_test: { method: "sign-flip permutation, two-sided", exact_up_to_pairs: 16, resamples: PERMUTATIONS, alpha: ALPHA },
       arms: arms.map((arm, a) => ({ label: labels[a], ...arm, adapters: armReports[a]!.adapters })),
       metrics,
       thresholds,
@@ -156,7 +159,7 @@ function compareArms(labels: string[], grid: (EvalResult | undefined)[][], metri
         const s = mix(seed, 1000 + a * 100 + b, k);
         const diffs = pairs.map(([x, y]) => x - y);
         const difference = bootstrapMean(diffs, { seed: s, resamples: RESAMPLES, level: 1 - ALPHA });
-        const test = pairedTest(pairs.map((p) => p[0]), pairs.map((p) => p[1]), { seed: s });
+        const test = pairedTest(pairs.map((p) => p[0]), pairs.map((p) => p[1]), { seed: s, resamples: PERMUTATIONS });
         const significant = test.p < ALPHA && (difference.low > 0 || difference.high < 0);
         out.push({ a: labels[a]!, b: labels[b]!, metric: m, n: pairs.length, difference, p: test.p, test: "paired sign-flip permutation (two-sided)", significant, sentence: significant ? sentence(labels[a]!, labels[b]!, m, difference) : null });
       });

@@ -45,7 +45,19 @@ export async function executeRun(evals: Evals, chat: EvalChatDeps, tenant: Tenan
 const key = (item: number, arm: number) => `${item}:${arm}`;
 
 /** One item through one arm: its answer and scores, or its error. */
-export async function runItem(chat: EvalChatDeps, tenant: Tenant, item: EvalItem, itemIndex: number, arm: EvalArm, armIndex: number, signal: AbortSignal): Promise<EvalResult> {
+export async function runItem(chat: EvalChatDeps, tenant: Tenant, item: EvalItem, itemIndex: number, arm: EvalArm, armIndex: number, stop: AbortSignal): Promise<EvalResult> {
+  // A signal of its own, linked to the run's: whatever listens to it goes with the item.
+  const own = new AbortController();
+  const onStop = () => own.abort();
+  stop.addEventListener("abort", onStop, { once: true });
+  try {
+    return await answerItem(chat, tenant, item, itemIndex, arm, armIndex, own.signal);
+  } finally {
+    stop.removeEventListener("abort", onStop);
+  }
+}
+
+async function answerItem(chat: EvalChatDeps, tenant: Tenant, item: EvalItem, itemIndex: number, arm: EvalArm, armIndex: number, signal: AbortSignal): Promise<EvalResult> {
   const startedAt = performance.now();
   const empty = { item: itemIndex, arm: armIndex, promptTokens: 0, completionTokens: 0, ttftMs: 0, totalMs: 0, sources: [], scores: {} };
   try {

@@ -7,7 +7,8 @@
  *   means by `quantile` (linear interpolation, numpy's default).
  * - `pairedTest`: the paired sign-flip (permutation) test of the mean difference a − b, two-sided:
  *   under H0 each pair's difference is equally likely to have either sign. Exact over all 2^n sign
- *   patterns for n ≤ 16; otherwise Monte Carlo with p = (1 + #{|mean*| ≥ |mean|}) / (1 + R).
+ *   patterns for n ≤ 16; otherwise Monte Carlo with p = (1 + #{|mean*| ≥ |mean|}) / (1 + R), each
+ *   draw of the PRNG giving the signs of 32 pairs (its 32 bits, lowest first).
  *   Ties count as extreme, so p is never below 1/2^n (exact) or 1/(R+1).
  */
 
@@ -111,7 +112,13 @@ export function pairedTest(a: readonly number[], b: readonly number[], options: 
   let count = 0;
   for (let r = 0; r < resamples; r++) {
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += rng() < 0.5 ? -d[i]! : d[i]!;
+    let bits = 0;
+    for (let i = 0; i < n; i++) {
+      // mulberry32's outputs are whole 32-bit numbers over 2^32: one draw gives 32 fair signs.
+      if (i % 32 === 0) bits = (rng() * 4294967296) >>> 0;
+      sum += bits & 1 ? -d[i]! : d[i]!;
+      bits >>>= 1;
+    }
     if (extreme(sum)) count++;
   }
   return { meanDifference: mean(d), p: (count + 1) / (resamples + 1), exact: false };
