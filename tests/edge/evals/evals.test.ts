@@ -158,6 +158,38 @@ describe("/v1/evals", () => {
     }
   });
 
+  it("answers odd requests with OpenAI-shaped 4xx errors; an arm that cannot fit its prompt is errored", async () => {
+    const ds = await (await upload(dataset)).json();
+    const form = new FormData();
+    form.append("name", "no file");
+    for (const [method, path, json, status] of [
+      ["POST", "/v1/evals/runs", { dataset: ds.id, arms: [] }, 400],
+      ["POST", "/v1/evals/runs", { dataset: ds.id, arms: [{ strategy: "magic" }] }, 400],
+      ["POST", "/v1/evals/runs", { dataset: ds.id, arms: [{ strategy: "prompt", sampling: { bogus: 1 } }] }, 400],
+      ["POST", "/v1/evals/runs", { dataset: ds.id, thresholds: { nope: 0.5 } }, 400],
+      ["POST", "/v1/evals/runs", { dataset: "evalset_nope" }, 404],
+      ["GET", "/v1/evals/runs/evalrun_nope/report", undefined, 404],
+      ["POST", "/v1/evals/datasets", { content: "" }, 400],
+    ] as const) {
+      const res = await p.call(method, path, { key, json });
+      expect({ path, status: res.status }).toEqual({ path, status });
+      expect((await res.json()).error.message).toBeTypeOf("string");
+    }
+    const noFile = await p.call("POST", "/v1/evals/datasets", { key, body: form });
+    expect(noFile.status).toBe(400);
+    const badAfter = await p.call("GET", `/v1/evals/runs/${runId}/events?after=x`, { key });
+    expect(badAfter.status).toBe(400);
+
+    const run = await (await p.call("POST", "/v1/evals/runs", { key, json: { dataset: ds.id, arms: [{ strategy: "prompt", sampling: { max_tokens: 1_000_000 } }] } })).json();
+    const done = await finished(run.id);
+    expect(done.status).toBe("succeeded");
+    const rep = await (await p.call("GET", `/v1/evals/runs/${run.id}/report`, { key })).json();
+    expect(rep.arms[0].result_counts.errored).toBe(4);
+    expect(Object.keys(rep.arms[0].errors)).toEqual(["context_length_exceeded"]);
+    expect(rep.arms[0].metrics).toEqual({});
+    expect((await p.call("GET", `/v1/evals/runs/${run.id}/report.html`, { key })).status).toBe(200);
+  });
+
   it("a restart mid-run resumes it without re-running the stored items", async () => {
     const lines = Array.from({ length: 30 }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `Tell story number ${i} about a cat.` }], reference: "The cat was happy." })).join("\n");
     const ds = await (await upload(lines, otherKey)).json();
