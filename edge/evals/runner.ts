@@ -6,7 +6,8 @@
  * Invariants: each item × arm result is recorded once, as soon as it finishes, and results already
  * stored are skipped, so a run stopped at any point (cancel, shutdown, crash) resumes where it was.
  * A failing item × arm (missing adapter, context too long) is recorded as errored, and the rest go on.
- * The run's status is re-read before each item, so a cancel stops it within one completion.
+ * An item's arms run concurrently, so the engine batches them. The run's status is re-read before each
+ * item, so a cancel stops it within one item.
  */
 import type { EvalArm, EvalDataset, EvalItem, EvalResult, EvalRun, Evals } from "../../ports/evals.ts";
 import type { Tenant } from "../../ports/tenants.ts";
@@ -32,12 +33,15 @@ export async function executeRun(evals: Evals, chat: EvalChatDeps, tenant: Tenan
   for (const [itemIndex, item] of dataset.items.entries()) {
     if (signal.aborted) return "stopped";
     if ((await evals.getRun(run.tenantId, run.id))?.status === "cancelled") return "cancelled";
-    for (const [armIndex, arm] of run.spec.arms.entries()) {
-      if (done.has(key(itemIndex, armIndex))) continue;
-      const result = await runItem(chat, tenant, item, itemIndex, arm, armIndex, signal);
-      if (signal.aborted) return "stopped";
-      await evals.recordResult(run.id, result);
-    }
+    // An item's arms run side by side (the engine batches them); each is stored as it finishes.
+    const pending = [...run.spec.arms.entries()].filter(([armIndex]) => !done.has(key(itemIndex, armIndex)));
+    await Promise.all(
+      pending.map(async ([armIndex, arm]) => {
+        const result = await runItem(chat, tenant, item, itemIndex, arm, armIndex, signal);
+        if (!signal.aborted) await evals.recordResult(run.id, result);
+      }),
+    );
+    if (signal.aborted) return "stopped";
   }
   return "succeeded";
 }
