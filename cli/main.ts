@@ -43,6 +43,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { run: m.trainCommand, help: m.TRAIN_HELP };
     },
   },
+  eval: {
+    summary: "evaluate strategies over a test set on a running server: progress bar, report table, HTML report",
+    load: async () => {
+      const m = await import("./eval.ts");
+      return { run: m.evalCommand, help: m.EVAL_HELP };
+    },
+  },
   jobs: {
     summary: "list, show (with events) or cancel fine-tuning jobs on a running server",
     load: async () => {

@@ -6,10 +6,14 @@
  */
 import type { fileJson } from "../edge/routes/files.ts";
 import type { eventJson, jobJson } from "../edge/routes/fine-tuning.ts";
+import type { datasetJson, runJson } from "../edge/routes/evals.ts";
+import type { EvalReport } from "../edge/evals/report.ts";
 
 export type FileJson = ReturnType<typeof fileJson>;
 export type JobJson = ReturnType<typeof jobJson>;
 export type EventJson = ReturnType<typeof eventJson>;
+export type EvalDatasetJson = ReturnType<typeof datasetJson>;
+export type EvalRunJson = ReturnType<typeof runJson>;
 
 interface ListJson<T> {
   data: T[];
@@ -84,6 +88,37 @@ export class ServerApi {
   events(id: string, after?: string): Promise<ListJson<EventJson>> {
     const query = after === undefined ? "" : `&after=${encodeURIComponent(after)}`;
     return this.call("GET", `/fine_tuning/jobs/${encodeURIComponent(id)}/events?limit=100${query}`);
+  }
+
+  /** Uploads an evaluation test set (JSONL); the server validates every line. */
+  uploadEvalDataset(bytes: Uint8Array, filename: string): Promise<EvalDatasetJson> {
+    const form = new FormData();
+    form.set("file", new Blob([new Uint8Array(bytes)]), filename);
+    return this.call("POST", "/evals/datasets", form);
+  }
+
+  createEvalRun(body: { dataset: string; arms?: Array<{ strategy: string }>; seed?: number }): Promise<EvalRunJson> {
+    return this.call("POST", "/evals/runs", body);
+  }
+
+  getEvalRun(id: string): Promise<EvalRunJson> {
+    return this.call("GET", `/evals/runs/${encodeURIComponent(id)}`);
+  }
+
+  cancelEvalRun(id: string): Promise<EvalRunJson> {
+    return this.call("POST", `/evals/runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  evalReport(id: string): Promise<EvalReport> {
+    return this.call("GET", `/evals/runs/${encodeURIComponent(id)}/report`);
+  }
+
+  /** The report page (HTML, not JSON). */
+  async evalReportHtml(id: string): Promise<string> {
+    const path = `/evals/runs/${encodeURIComponent(id)}/report.html`;
+    const res = await this.send("GET", `${this.baseUrl}/v1${path}`, { method: "GET", headers: { authorization: `Bearer ${this.key}` } });
+    if (!res.ok) throw new ApiRequestError(res.status, `the server answered GET ${path} with HTTP ${res.status}`, null, null);
+    return res.text();
   }
 
   /** The node's base model: the one entry of /v1/models without a parent. */

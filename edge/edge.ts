@@ -12,6 +12,7 @@
  * - files: /files (OpenAI's Files API; training data for fine-tuning)
  * - trainer: /fine_tuning (OpenAI's fine-tuning API over the `Trainer` port: /fine_tuning/jobs, events, checkpoints)
  * - preferences: /preferences (the playground's blind-compare choices; DPO download, win rates per arm)
+ * - evals (with inference behind it): /evals (test sets, runs the host's EvalWorker executes, reports)
  * - the playground: GET / and /ui/* (static assets from `options.assets`, when the host has them)
  */
 import type { Hono } from "hono";
@@ -26,6 +27,7 @@ import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
+import { evalRoutes } from "./routes/evals.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { fineTuningRoutes } from "./routes/fine-tuning.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
@@ -48,6 +50,10 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   now?: () => number;
   /** The playground's files, served at / and /ui/* (absent: no page). */
   assets?: StaticAssets;
+  /** Switchyard's version (package.json), for evaluation reports. */
+  version?: string;
+  /** Called when an evaluation run is queued (the host's EvalWorker looks for work at once). */
+  onEvalRunCreated?: () => void;
 }
 
 type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
@@ -80,6 +86,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
       ["/files", mount("files", planes.files, fileRoutes)],
       ["/fine_tuning", mount("trainer", planes.trainer, fineTuningRoutes)],
       ["/preferences", mount("preferences", planes.preferences, preferenceRoutes)],
+      ["/evals", evals(planes, chat.deps, options)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
     adminEndpoints: loraLoading,
@@ -96,8 +103,21 @@ function unavailableEach(plane: string, paths: string[]): Routes {
   return paths.map((path) => [path, unavailableRoutes(plane)]);
 }
 
+/** The evaluation routes: they need the evals plane and the chat pipeline (its runs go through it). */
+function evals(planes: Planes, chat: ChatDeps | undefined, options: EdgeOptions): Hono<AppEnv> {
+  if (!planes.evals) return unavailableRoutes("evals");
+  if (!chat) return unavailableRoutes("inference");
+  return evalRoutes({ evals: planes.evals, resolveModel: chat.resolveModel, inference: chat.inference, version: options.version ?? "unknown", onRunCreated: options.onEvalRunCreated });
+}
+
+/** The chat pipeline's dependencies over `planes` (undefined without inference or usage): what the host's EvalWorker runs items through. */
+export function chatPipeline(planes: Planes, options: Pick<EdgeOptions, "now"> = {}): ChatDeps | undefined {
+  const { adapters: catalog } = planes;
+  return chatDeps(planes, options, catalog && modelResolver(catalog)).deps;
+}
+
 /** What chat, completions and compare need: inference and usage, with adapters, knowledge and evaluation when present. `plane` names the first one missing. */
-function chatDeps(planes: Planes, options: EdgeOptions, resolveModel: ModelResolver | undefined) {
+function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStallTimeoutMs">, resolveModel: ModelResolver | undefined) {
   const { inference, usage } = planes;
   if (!inference) return { plane: "inference" };
   if (!usage) return { plane: "usage" };

@@ -5,6 +5,7 @@
  */
 import type { AdapterCatalog } from "./adapters.ts";
 import type { Evaluation } from "./evaluation.ts";
+import type { Evals } from "./evals.ts";
 import type { Files } from "./files.ts";
 import type { Inference } from "./inference.ts";
 import type { Knowledge } from "./knowledge.ts";
@@ -17,6 +18,7 @@ export * from "./adapters.ts";
 export * from "./assets.ts";
 export * from "./errors.ts";
 export * from "./evaluation.ts";
+export * from "./evals.ts";
 export * from "./files.ts";
 export * from "./inference.ts";
 export * from "./knowledge.ts";
@@ -40,4 +42,6 @@ export interface Planes {
   evaluation?: Evaluation;
   /** Blind-compare choices as preference pairs (the playground); the edge's own state, SQLite or D1. */
   preferences?: Preferences;
+  /** Evaluation test sets, runs and their per-item results (the host's EvalWorker executes the runs). */
+  evals?: Evals;
 }

@@ -13,6 +13,7 @@ import { loadDecoderConfig } from "../../services/model/config.ts";
 import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/index.ts";
 import type { OpenDatabase } from "../../services/store/db.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
+import { EvalStore } from "../../services/store/evals.ts";
 import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
@@ -108,6 +109,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel(), adapters: adapters.catalog }),
       evaluation: inProcessEvaluation,
       preferences: new PreferenceStore(database.db),
+      evals: new EvalStore(database.db),
     },
     modelDir,
     loraLoadingByPath: config.loraDir !== undefined,

@@ -2,7 +2,8 @@ import { join, resolve } from "node:path";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { createEdge } from "../../edge/edge.ts";
+import { chatPipeline, createEdge } from "../../edge/edge.ts";
+import { EvalWorker } from "../../edge/evals/worker.ts";
 import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import { lockDataDir, type DataDirLock } from "../../services/store/data-dir-lock.ts";
 import { openDatabase } from "../../services/store/db.ts";
@@ -12,6 +13,7 @@ import type { Config } from "./config.ts";
 import { startEmbeddedPlanes } from "./planes.ts";
 import { createPrometheus } from "./prometheus.ts";
 import { superviseTrainer, type TrainerSupervisor } from "./trainer-supervisor.ts";
+import { SWITCHYARD_VERSION } from "./version.ts";
 
 export interface Platform {
   url: string;
@@ -60,8 +62,10 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
 
   const prometheus = createPrometheus();
   const embedded = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
+  const planes = { tenants, keys, ...embedded.planes };
+  let evalWorker: EvalWorker | undefined;
   const app = createEdge(
-    { tenants, keys, ...embedded.planes },
+    planes,
     {
       logger,
       metrics: prometheus.http,
@@ -75,6 +79,8 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       now: options.now,
       loraLoadingByPath: embedded.loraLoadingByPath,
       assets: playgroundAssets(),
+      version: SWITCHYARD_VERSION,
+      onEvalRunCreated: () => evalWorker?.poke(),
     },
   );
 
@@ -83,6 +89,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   lock.setUrl(url);
+  evalWorker = startEvalWorker(planes, logger);
   const trainer = config.trainer ? superviseTrainer({ env: trainerEnv(config, dataDir, embedded.modelDir, options.trainerEnv), logger }) : undefined;
   logger.info({ url, dataDir }, "switchyard listening");
 
@@ -91,6 +98,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
     (closing ??= (async () => {
       logger.info("shutting down: waiting for in-flight requests");
       await closeServer(server, config.shutdownTimeoutMs);
+      await evalWorker?.stop();
       await trainer?.stop();
       await embedded.close();
       database.close();
@@ -98,6 +106,13 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       logger.info("shutdown complete");
     })());
   return { url, logger, trainer, close };
+}
+
+/** The evaluation runs' loop, in this process (it resumes the runs a previous process left running). */
+function startEvalWorker(planes: Parameters<typeof chatPipeline>[0], logger: Logger): EvalWorker | undefined {
+  const chat = chatPipeline(planes);
+  if (!planes.evals || !chat) return undefined;
+  return new EvalWorker({ evals: planes.evals, tenants: planes.tenants, chat, onError: (err, run) => logger.error({ err, run: run.id }, "evaluation run failed") }).start();
 }
 
 /** The trainer child's settings: this process's environment, with what it resolved (data dir, model folder) and the limits it uses. */

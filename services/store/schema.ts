@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { EvalItem, EvalResult, EvalRunSpec } from "../../ports/evals.ts";
 
 /**
  * The one schema of Switchyard, shared by better-sqlite3 (embedded) and D1 (Workers).
@@ -209,6 +210,63 @@ export const preferencePairs = sqliteTable(
   (t) => [index("preference_pairs_tenant_idx").on(t.tenantId, t.createdAt)],
 );
 
+/** Evaluation test sets (the items, at most a few MB, inline as JSON). */
+export const evalDatasets = sqliteTable(
+  "eval_datasets",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    name: text("name").notNull(),
+    items: text("items", { mode: "json" }).$type<EvalItem[]>().notNull(),
+    itemCount: integer("item_count").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("eval_datasets_tenant_idx").on(t.tenantId, t.createdAt)],
+);
+
+/** Evaluation runs: the spec as asked, the status and how many item × arm results are stored. */
+export const evalRuns = sqliteTable(
+  "eval_runs",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    spec: text("spec", { mode: "json" }).$type<EvalRunSpec>().notNull(),
+    status: text("status", { enum: ["queued", "running", "succeeded", "failed", "cancelled"] }).notNull().default("queued"),
+    total: integer("total").notNull(),
+    done: integer("done").notNull().default(0),
+    error: text("error"),
+    createdAt: createdAt(),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [index("eval_runs_tenant_idx").on(t.tenantId, t.createdAt), index("eval_runs_status_idx").on(t.status)],
+);
+
+/** One row per run, item and arm: written once, when that item × arm finishes (what a resumed run skips). */
+export const evalResults = sqliteTable(
+  "eval_results",
+  {
+    runId: text("run_id").notNull().references(() => evalRuns.id, { onDelete: "cascade" }),
+    item: integer("item").notNull(),
+    arm: integer("arm").notNull(),
+    result: text("result", { mode: "json" }).$type<EvalResult>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.item, t.arm] })],
+);
+
+export const evalEvents = sqliteTable(
+  "eval_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    runId: text("run_id").notNull().references(() => evalRuns.id, { onDelete: "cascade" }),
+    level: text("level", { enum: ["info", "warn", "error"] }).notNull().default("info"),
+    message: text("message").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("eval_events_run_idx").on(t.runId)],
+);
+
 export const usage = sqliteTable(
   "usage",
   {
@@ -235,3 +293,5 @@ export type FineTuneJobRow = typeof fineTuneJobs.$inferSelect;
 export type FineTuneEventRow = typeof fineTuneEvents.$inferSelect;
 export type FineTuneCheckpointRow = typeof fineTuneCheckpoints.$inferSelect;
 export type PreferencePairRow = typeof preferencePairs.$inferSelect;
+export type EvalDatasetRow = typeof evalDatasets.$inferSelect;
+export type EvalRunRow = typeof evalRuns.$inferSelect;
