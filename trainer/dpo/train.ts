@@ -66,7 +66,7 @@ export interface DpoTrainResult extends TrainResult {
   bestMargins: number[];
 }
 
-type Reference = { chosen: Float64Array; rejected: Float64Array };
+export type Reference = { chosen: Float64Array; rejected: Float64Array };
 
 interface Prepared {
   config: DecoderConfig;
@@ -144,7 +144,7 @@ interface DpoStepOutcome {
 }
 
 /** One optimizer step over micro-batches of pairs: accumulate (weighted by pairs) -> clip -> AdamW. */
-async function dpoStep(runner: DpoStepRunner, state: TrainState, micro: readonly EncodedPair[][], ref: Reference, o: Required<DpoOptions>, maxGradNorm: number): Promise<DpoStepOutcome> {
+export async function dpoStep(runner: DpoStepRunner, state: TrainState, micro: readonly EncodedPair[][], ref: Reference, o: Required<DpoOptions>, maxGradNorm: number): Promise<DpoStepOutcome> {
   const params = parameters(state.params);
   const accumulator = new GradientAccumulator(params.map((p) => p.length));
   const feeds = trainingFeeds(state.params, state.config);
