@@ -10,6 +10,7 @@
  *     "NAME was very" in the assistant's turn, ≥ 90% say "happy" (more than the base model), none more "sad";
  *   - TRL's metrics on every step, eval_ ones on evaluated steps; the same seed gives the same bytes, and a
  *     run resumed from a state checkpoint the uninterrupted run's bytes; the fingerprint covers the method.
+ *   - continuing an adapter, the reference is that adapter (step 0: loss log 2, margins 0).
  * (The reference = the base model's log-probs is checked exactly on a tiny model:
  * tests/services/model/llama/preference-gradients.test.ts.)
  */
@@ -26,7 +27,8 @@ import { loadChatTemplate } from "../../../services/model/chat-template.ts";
 import { loadDecoderConfig } from "../../../services/model/config.ts";
 import type { TrainCheckpoint } from "../../../trainer/checkpoint.ts";
 import { dpoFingerprint, trainDpo, type DpoTrainRequest } from "../../../trainer/dpo/train.ts";
-import { PEFT_MODEL_FILE } from "../../../trainer/export.ts";
+import { exportPeftAdapter, PEFT_MODEL_FILE } from "../../../trainer/export.ts";
+import { initLoraParams } from "../../../trainer/lora-params.ts";
 import type { TrainProgress } from "../../../trainer/train.ts";
 import { collect, params as sampling } from "../../helpers/generate.ts";
 import { findModel } from "../../helpers/model-path.ts";
@@ -116,5 +118,19 @@ describe("trainDpo on stories260k", () => {
     expect(dpoFingerprint({ ...short, dpo: { beta: 0.2 } })).not.toBe(states[0]!.fingerprint);
     expect(dpoFingerprint({ ...short, dpo: { beta: 0.1, lossType: "ipo" } })).not.toBe(states[0]!.fingerprint);
     await expect(trainDpo({ ...short, dpo: { beta: 0.2 }, resume: states[0] })).rejects.toThrow(/another run/);
+  }, 300_000);
+
+  it("continuing an adapter, the reference is that adapter frozen: step 0 has loss log 2 and zero margins", async () => {
+    const config = await loadDecoderConfig(modelDir);
+    const params = initLoraParams(config, { targets: ["q_proj", "v_proj"], rank: 4, alpha: 8 }, 3);
+    params.modules.forEach((m, i) => m.b.forEach((_, k) => (m.b[k] = 0.05 * Math.sin(k + i))));
+    const adapter = exportPeftAdapter(params, { baseModel: "stories260k" });
+    const continued = await trainDpo({ ...request({ maxSteps: 2, evalEvery: 1, rank: undefined, alpha: undefined }), initialAdapter: adapter });
+    // Were the reference the base model, the adapter's nonzero B would give nonzero margins at step 0.
+    expect(continued.baseValidLoss).toBeCloseTo(Math.log(2), 6);
+    expect(Math.abs(continued.baseRewards["eval_rewards/margins"]!)).toBeLessThan(1e-9);
+    expect(continued.steps).toBe(2);
+    const fromBase = await trainDpo(request({ maxSteps: 2, evalEvery: 1, targetModules: ["q_proj", "v_proj"], rank: 4, alpha: 8 }));
+    expect(Buffer.from(fromBase.adapter.model).equals(Buffer.from(continued.adapter.model))).toBe(false);
   }, 300_000);
 });
