@@ -92,6 +92,8 @@ export interface FineTuningMetrics {
   learningRate: (number | null)[];
   gradNorm: (number | null)[];
   tokensPerSecond: (number | null)[];
+  /** Any other numeric metric the steps logged, by its event name (DPO: `rewards/chosen`, ..., `eval_rewards/margins`); absent when none. */
+  extra?: Record<string, (number | null)[]>;
 }
 
 export interface FineTuningJob {

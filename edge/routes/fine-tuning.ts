@@ -104,7 +104,7 @@ export function fineTuningRoutes(trainer: Trainer): Hono<AppEnv> {
     return c.json({ object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   });
 
-  app.get("/jobs/:id/metrics", describe({ summary: "Every logged step's metrics in step order, as columns (uPlot's data layout): `step`, `train_loss`, `valid_loss`, ... (null where a step has no value).", tags }), async (c) =>
+  app.get("/jobs/:id/metrics", describe({ summary: "Every logged step's metrics in step order, as columns (uPlot's data layout): `step`, `train_loss`, `valid_loss`, ..., and a DPO job's `rewards/*` (null where a step has no value).", tags }), async (c) =>
     c.json(metricsJson(c.req.param("id"), await trainer.metrics(c.get("tenant").id, c.req.param("id")))),
   );
 
@@ -210,6 +210,7 @@ export function metricsJson(jobId: string, m: FineTuningMetrics) {
     learning_rate: m.learningRate,
     grad_norm: m.gradNorm,
     tokens_per_second: m.tokensPerSecond,
+    ...m.extra,
   };
 }
 

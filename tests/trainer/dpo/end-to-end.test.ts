@@ -102,6 +102,12 @@ describe("a DPO fine-tuning job end to end", () => {
     expect(data.pairs).toBe(8);
     expect(data.positive_margins).toBeGreaterThanOrEqual(8 * 0.9);
     expect(data.valid_loss).toBeLessThan(data.base_valid_loss);
+    // The series for charts has TRL's columns too, aligned with the steps.
+    const series = (await client.get(`/fine_tuning/jobs/${job.id}/metrics`)) as Record<string, (number | null)[]>;
+    expect(series.step).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(series["rewards/margins"]).toHaveLength(40);
+    expect(series["rewards/margins"]!.every((v) => typeof v === "number")).toBe(true);
+    expect(series["eval_rewards/accuracies"]!.filter((v) => v !== null)).toHaveLength(4);
     const reply = await client.chat.completions.create({ model: done.fine_tuned_model!, messages: [{ role: "user", content: "How did Kate feel at home?" }], max_tokens: 8, temperature: 0 });
     expect(reply.model).toBe(done.fine_tuned_model);
   }, 200_000);
