@@ -8,6 +8,11 @@ export type FineTuningStatus = "validating_files" | "queued" | "running" | "succ
 
 /** What a job trains with; unset fields take the trainer's defaults (OpenAI's "auto"). */
 export interface FineTuningHyperparameters {
+  /** OpenAI's `method.type`: "supervised" (default) or "dpo" (preference pairs; trainer/dpo/). */
+  method?: "supervised" | "dpo";
+  /** DPO: β (default 0.1) and the loss ("sigmoid", default, or "ipo"). */
+  beta?: number;
+  lossType?: "sigmoid" | "ipo";
   nEpochs?: number;
   batchSize?: number;
   learningRateMultiplier?: number;
@@ -91,6 +96,8 @@ export interface FineTuningMetrics {
   learningRate: (number | null)[];
   gradNorm: (number | null)[];
   tokensPerSecond: (number | null)[];
+  /** Any other numeric metric the steps logged, by its event name (DPO: `rewards/chosen`, ..., `eval_rewards/margins`); absent when none. */
+  extra?: Record<string, (number | null)[]>;
 }
 
 export interface FineTuningJob {

@@ -107,6 +107,8 @@ export interface TrainProgress {
   learningRate: number;
   gradNorm: number;
   tokensPerSecond: number;
+  /** Method-specific metrics under their usual names (DPO: TRL's `rewards/chosen`, ..., `eval_rewards/margins`, ...). */
+  metrics?: Record<string, number>;
 }
 
 /** The adapter after an epoch's last step. */

@@ -24,6 +24,8 @@ const Hyperparameters = z
   })
   .partial();
 
+const DpoHyperparameters = Hyperparameters.extend({ beta: auto(z.number().positive().max(100)) }).partial();
+
 /** The extension: LoRA and schedule settings OpenAI's API has no field for. */
 const Extension = z
   .object({
@@ -40,6 +42,8 @@ const Extension = z
     early_stopping: z.union([z.boolean(), z.object({ enabled: z.boolean(), patience: z.number().int().min(1) }).partial().strict()]),
     /** Sequence packing: "auto" (where it saves padding), true, false. */
     packing: z.union([z.literal("auto"), z.boolean()]),
+    /** DPO only: "sigmoid" (default) or "ipo". */
+    loss_type: z.enum(["sigmoid", "ipo"]),
   })
   .partial()
   .strict();
@@ -59,6 +63,7 @@ const CreateJob = z.object({
     .object({
       type: z.enum(["supervised", "dpo", "reinforcement"]),
       supervised: z.object({ hyperparameters: Hyperparameters.optional() }).optional(),
+      dpo: z.object({ hyperparameters: DpoHyperparameters.optional() }).optional(),
     })
     .optional(),
   integrations: z.array(z.unknown()).nullish(),
@@ -102,7 +107,7 @@ export function fineTuningRoutes(trainer: Trainer): Hono<AppEnv> {
     return c.json({ object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   });
 
-  app.get("/jobs/:id/metrics", describe({ summary: "Every logged step's metrics in step order, as columns (uPlot's data layout): `step`, `train_loss`, `valid_loss`, ... (null where a step has no value).", tags }), async (c) =>
+  app.get("/jobs/:id/metrics", describe({ summary: "Every logged step's metrics in step order, as columns (uPlot's data layout): `step`, `train_loss`, `valid_loss`, ..., and a DPO job's `rewards/*` (null where a step has no value).", tags }), async (c) =>
     c.json(metricsJson(c.req.param("id"), await trainer.metrics(c.get("tenant").id, c.req.param("id")))),
   );
 
@@ -113,12 +118,19 @@ type CreateBody = z.output<typeof CreateJob>;
 
 /** The port's request from OpenAI's body: `method` wins over the legacy `hyperparameters`; "auto" is unset. */
 export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobRequest {
-  if (body.method && body.method.type !== "supervised") throw badRequest(`Fine-tuning method '${body.method.type}' is not supported here; only 'supervised' (LoRA).`, "method.type", "unsupported_method");
+  if (body.method && body.method.type === "reinforcement") throw badRequest(`Fine-tuning method '${body.method.type}' is not supported here; only 'supervised' and 'dpo' (LoRA).`, "method.type", "unsupported_method");
   if (body.integrations && body.integrations.length > 0) throw badRequest("Integrations are not supported here.", "integrations", "unsupported_integrations");
-  const h = body.method?.supervised?.hyperparameters ?? body.hyperparameters ?? {};
+  const dpo = body.method?.type === "dpo";
   const x = body.switchyard ?? {};
+  if (!dpo && x.loss_type !== undefined) throw badRequest("switchyard.loss_type applies to method 'dpo' only.", "switchyard.loss_type", "invalid_hyperparameters");
+  if (dpo && (x.dropout ?? 0) > 0) throw badRequest("LoRA dropout is not supported with method 'dpo'.", "switchyard.dropout", "invalid_hyperparameters");
+  const d = body.method?.dpo?.hyperparameters ?? {};
+  const h = (dpo ? d : body.method?.supervised?.hyperparameters) ?? body.hyperparameters ?? {};
   const given = (v: number | "auto" | undefined) => (v === "auto" ? undefined : v);
   const hyperparameters: FineTuningHyperparameters = {
+    method: dpo ? "dpo" : undefined,
+    beta: dpo ? given(d.beta) : undefined,
+    lossType: x.loss_type,
     nEpochs: given(h.n_epochs),
     batchSize: given(h.batch_size),
     learningRateMultiplier: given(h.learning_rate_multiplier),
@@ -172,11 +184,17 @@ export function jobJson(job: FineTuningJob) {
     integrations: null,
     seed: job.seed,
     estimated_finish: secondsOrNull(job.estimatedFinish),
-    method: { type: "supervised" as const, supervised: { hyperparameters } },
+    method: methodJson(h, hyperparameters),
     metadata: job.metadata,
     user_provided_suffix: job.suffix,
     switchyard: { ...extensionJson(h), ...(job.result ? { result: resultJson(job.result) } : {}) },
   };
+}
+
+/** OpenAI's `method` as the job was created: supervised, or dpo with β. */
+function methodJson(h: FineTuningHyperparameters, hyperparameters: { n_epochs: number | "auto"; batch_size: number | "auto"; learning_rate_multiplier: number | "auto" }) {
+  if (h.method === "dpo") return { type: "dpo" as const, dpo: { hyperparameters: { ...hyperparameters, beta: h.beta ?? ("auto" as const) } } };
+  return { type: "supervised" as const, supervised: { hyperparameters } };
 }
 
 /** The job's result in snake_case: `base` and `adapter` side by side. */
@@ -197,6 +215,7 @@ export function metricsJson(jobId: string, m: FineTuningMetrics) {
     learning_rate: m.learningRate,
     grad_norm: m.gradNorm,
     tokens_per_second: m.tokensPerSecond,
+    ...m.extra,
   };
 }
 
@@ -213,6 +232,7 @@ function extensionJson(h: FineTuningHyperparameters) {
     eval_every: h.evalEvery,
     early_stopping: earlyStoppingJson(h),
     packing: h.packing,
+    loss_type: h.lossType,
   });
 }
 

@@ -80,7 +80,7 @@ function checkConversation(raw: unknown[]): Checked<TrainingMessage[]> {
 }
 
 /** Message `n` (1-based): a known role, non-empty string content, and a weight of 0 or 1 on assistant turns only. */
-function checkMessage(item: unknown, n: number): Checked<TrainingMessage> {
+export function checkMessage(item: unknown, n: number): Checked<TrainingMessage> {
   if (!isObject(item)) return { error: `message ${n} is not an object` };
   const { role, content, weight } = item;
   if (typeof role !== "string" || !ROLES.has(role)) return { error: `message ${n} has unknown role ${JSON.stringify(role ?? null)} (expected system, user or assistant)` };
@@ -93,4 +93,4 @@ function checkMessage(item: unknown, n: number): Checked<TrainingMessage> {
   return { ok: { ...message, weight } };
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

@@ -1,11 +1,13 @@
 /**
  * Validation of a fine-tuning file as a whole: size and line limits, UTF-8, every line's structure
  * (training-data.ts), and every example's length after the chat template against the serving model's
- * context, through the Inference port (one `encode` per example). A file with any bad line is refused
- * whole: one invalid_request error listing the first `MAX_REPORTED` bad lines and how many there are.
+ * context, through the Inference port (one `encode` per example). A preference (DPO) file is known
+ * by its shape (preference-data.ts) and checked as one: both answers, each after the prompt, must fit
+ * the context. A file with any bad line is refused whole: one invalid_request error listing the first `MAX_REPORTED` bad lines and how many there are.
  */
 import { PlaneError } from "../../ports/errors.ts";
 import type { Inference } from "../../ports/inference.ts";
+import { looksLikePreferenceData, parsePreferenceData, withAnswer } from "./preference-data.ts";
 import { parseTrainingData, splitLines, type LineError, type TrainingExample, type TrainingMessage } from "./training-data.ts";
 
 /** What counting tokens needs of the inference plane. */
@@ -35,12 +37,28 @@ export async function validateTrainingFile(bytes: Uint8Array, tokenizer: Tokeniz
   if (lineCount > limits.maxLines) {
     throw new PlaneError("too_large", `The file has ${lineCount} lines, above the limit of ${limits.maxLines} lines per file.`, { code: "too_many_lines", param: "file" });
   }
-  const { examples, errors } = parseTrainingData(text);
+  const { examples, errors, count } = parseExamples(text);
   const { tokens, errors: lengthErrors } = await countTokens(examples, tokenizer);
-  const all = [...errors, ...lengthErrors].sort((a, b) => a.line - b.line);
+  const all = [...errors, ...firstPerLine(lengthErrors)].sort((a, b) => a.line - b.line);
   if (all.length > 0) throw invalidLines(all);
   if (examples.length === 0) throw new PlaneError("invalid_request", "The training file holds no examples.", { code: "invalid_training_file", param: "file" });
-  return { examples: examples.length, tokens };
+  return { examples: count, tokens };
+}
+
+/** One error per line (a preference pair's two answers may both be too long). */
+function firstPerLine(errors: LineError[]): LineError[] {
+  return errors.filter((e, i) => errors.findIndex((f) => f.line === e.line) === i);
+}
+
+/** Chat examples, or for a preference file each pair as two conversations (prompt + preferred, prompt + non-preferred) on its line. */
+function parseExamples(text: string): { examples: TrainingExample[]; errors: LineError[]; count: number } {
+  if (!looksLikePreferenceData(text)) {
+    const parsed = parseTrainingData(text);
+    return { ...parsed, count: parsed.examples.length };
+  }
+  const parsed = parsePreferenceData(text);
+  const examples = parsed.examples.flatMap((e) => [e.chosen, e.rejected].map((answer) => ({ line: e.line, messages: withAnswer(e, answer) })));
+  return { examples, errors: parsed.errors, count: parsed.examples.length };
 }
 
 function decodeUtf8(bytes: Uint8Array): string {

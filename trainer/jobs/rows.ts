@@ -60,7 +60,7 @@ const METRIC_KEYS = {
   learningRate: "learning_rate",
   gradNorm: "grad_norm",
   tokensPerSecond: "tokens_per_second",
-} as const satisfies Record<Exclude<keyof FineTuningMetrics, "step">, string>;
+} as const satisfies Record<Exclude<keyof FineTuningMetrics, "step" | "extra">, string>;
 
 /**
  * `metrics` events' data (in the order written) as columns in step order. A step logged twice (a job
@@ -76,6 +76,9 @@ export function metricsSeries(data: ReadonlyArray<Record<string, unknown> | null
   const column = (key: string) => steps.map((s) => finiteOrNull(byStep.get(s)![key]));
   const series = { step: steps } as FineTuningMetrics;
   for (const [field, key] of Object.entries(METRIC_KEYS) as [keyof typeof METRIC_KEYS, string][]) series[field] = column(key);
+  const known = new Set<string>(["step", "total_steps", ...Object.values(METRIC_KEYS)]);
+  const others = [...new Set(steps.flatMap((s) => Object.entries(byStep.get(s)!).flatMap(([k, v]) => (!known.has(k) && typeof v === "number" ? [k] : []))))].sort();
+  if (others.length > 0) series.extra = Object.fromEntries(others.map((k) => [k, column(k)]));
   return series;
 }
 

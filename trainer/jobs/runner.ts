@@ -35,12 +35,14 @@ import { PlaneError } from "../../ports/errors.ts";
 import { join } from "node:path";
 import type { Files } from "../../ports/files.ts";
 import type { FineTuningError, FineTuningHyperparameters, FineTuningResult } from "../../ports/trainer.ts";
+import { parsePreferenceData, type PreferenceExample } from "../../services/files/preference-data.ts";
 import { parseTrainingData } from "../../services/files/training-data.ts";
 import type { LoraTarget } from "../../services/model/lora-layout.ts";
 import type { FineTuneJobRow } from "../../services/store/schema.ts";
 import { CheckpointDir } from "../checkpoint.ts";
 import type { ReportFn } from "../report.ts";
-import type { ChatExample, EpochEnd, TrainCheckpoint, TrainFn, TrainHyperparameters, TrainProgress, TrainRequest, TrainResult } from "../train-api.ts";
+import { dpoFingerprint, trainDpo, type DpoTrainRequest, type DpoTrainResult } from "../dpo/train.ts";
+import type { ChatExample, EpochEnd, TrainCheckpoint, TrainFn, TrainHooks, TrainHyperparameters, TrainProgress, TrainRequest, TrainResult } from "../train-api.ts";
 import { DEFAULT_HYPERPARAMETERS, trainFingerprint } from "../train.ts";
 import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
 
@@ -49,6 +51,8 @@ export interface RunnerDeps {
   files: Files;
   catalog: AdapterCatalog;
   train: TrainFn;
+  /** DPO jobs' loop (default trainer/dpo/train.ts `trainDpo`). */
+  trainDpo?: DpoTrainFn;
   /** The result report (trainer/report.ts `reportTraining`); none: jobs succeed without a result. */
   report?: ReportFn;
   modelDir: string;
@@ -69,6 +73,9 @@ export const KEEP_EPOCH_CHECKPOINTS = 3;
 
 /** The learning rate `learning_rate_multiplier` scales when no explicit `learning_rate` is given: the loop's default. */
 export const BASE_LEARNING_RATE = DEFAULT_HYPERPARAMETERS.learningRate;
+
+/** `trainDpo`'s signature. */
+export type DpoTrainFn = typeof trainDpo;
 
 /** What happened: the outcome written, or "lost"/"aborted" when the runner wrote none. */
 export type RunResult = Outcome["status"] | "lost" | "aborted";
@@ -97,32 +104,37 @@ export async function runJob(job: FineTuneJobRow, deps: RunnerDeps, signal?: Abo
 async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, states: CheckpointDir | undefined): Promise<Outcome> {
   const now = deps.now ?? Date.now;
   try {
-    const training = await readExamples(deps.files, job.tenantId, job.trainingFile, "training_file");
-    const validation = job.validationFile ? await readExamples(deps.files, job.tenantId, job.validationFile, "validation_file") : undefined;
+    const h = job.hyperparameters as FineTuningHyperparameters;
+    const dpo = h.method === "dpo";
+    const read = dpo ? readPairs : readExamples;
+    const training = await read(deps.files, job.tenantId, job.trainingFile, "training_file");
+    const validation = job.validationFile ? await read(deps.files, job.tenantId, job.validationFile, "validation_file") : undefined;
     const start = await startingAdapter(job, deps);
     if (start) await deps.queue.event(job.id, { message: `Continuing adapter ${start.info.name}@${start.info.version} (${start.info.id})` });
-    await deps.queue.event(job.id, { message: `Training on ${training.length} examples${validation ? `, validating on ${validation.length}` : ""}` });
+    const what = dpo ? "preference pairs (DPO)" : "examples";
+    await deps.queue.event(job.id, { message: `Training on ${training.length} ${what}${validation ? `, validating on ${validation.length}` : ""}` });
     const losses = new Map<number, number>();
-    const request: TrainRequest = {
+    const common = {
       modelDir: deps.modelDir,
-      training,
-      validation,
-      hyperparameters: trainHyperparameters(job.hyperparameters as FineTuningHyperparameters),
+      hyperparameters: trainHyperparameters(h),
       seed: job.seed,
       cacheDir: deps.cacheDir,
       checkpointEvery: deps.checkpointEvery,
       initialAdapter: start?.files,
       memoryLimitMb: deps.memoryLimitMb,
     };
+    const run = dpo
+      ? dpoRun({ ...common, training: training as PreferenceExample[], validation: validation as PreferenceExample[] | undefined, dpo: { beta: h.beta, lossType: h.lossType } }, deps.trainDpo ?? trainDpo)
+      : sftRun({ ...common, training: training as ChatExample[], validation: validation as ChatExample[] | undefined }, deps.train);
     const continuedName = start && start.info.tenantId === job.tenantId ? start.info.name : undefined;
-    const resume = states && (await findResume(job, deps, states, request));
+    const resume = states && (await findResume(job, deps, states, run.fingerprint()));
     if (resume) {
-      request.resume = resume;
+      run.resume(resume);
       for (const e of resume.history) if (e.trainLoss !== undefined) losses.set(e.step, e.trainLoss);
       await deps.queue.event(job.id, { message: `Resumed from step ${resume.step}`, data: { step: resume.step } });
     }
     const started = now();
-    const result = await deps.train(request, {
+    const result = await run.train({
       signal: watch.signal,
       shouldStop: () => watch.state !== "ok",
       onStep: async (p) => {
@@ -145,7 +157,8 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
     });
     if (result.cancelled || watch.state === "cancel") return { status: "cancelled", trainedTokens: result.trainedTokens };
     if (watch.state === "lost") return { status: "cancelled" };
-    return await publish(job, deps, result, losses, continuedName);
+    if ("bestRewards" in result) await deps.queue.event(job.id, dpoSummary(result as DpoTrainResult));
+    return await publish(job, deps, result, losses, continuedName, !dpo);
   } catch (e) {
     if (e instanceof JobFailure) return { status: "failed", error: e.error };
     if (watch.state === "cancel") return { status: "cancelled" };
@@ -153,13 +166,38 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
   }
 }
 
+/** One job's training, whatever its method: its resume fingerprint, resume, and the loop. */
+interface MethodRun {
+  fingerprint(): string;
+  resume(state: TrainCheckpoint): void;
+  train(hooks: TrainHooks): Promise<TrainResult>;
+}
+
+function sftRun(request: TrainRequest, train: TrainFn): MethodRun {
+  return { fingerprint: () => trainFingerprint(request), resume: (s) => void (request.resume = s), train: (hooks) => train(request, hooks) };
+}
+
+function dpoRun(request: DpoTrainRequest, train: DpoTrainFn): MethodRun {
+  return { fingerprint: () => dpoFingerprint(request), resume: (s) => void (request.resume = s), train: (hooks) => train(request, hooks) };
+}
+
+/** The DPO job's validation outcome: TRL's eval rewards of the reference and of the best checkpoint, as an event. */
+function dpoSummary(r: DpoTrainResult) {
+  const positive = r.bestMargins.filter((m) => m > 0).length;
+  const margin = (m: Record<string, number>) => (m["eval_rewards/margins"] ?? 0).toFixed(4);
+  return {
+    message: `DPO validation: loss ${r.baseValidLoss.toFixed(4)} -> ${r.bestValidLoss.toFixed(4)} (step ${r.bestStep}); reward margin ${margin(r.baseRewards)} -> ${margin(r.bestRewards)}; the adapter prefers the chosen answer on ${positive}/${r.bestMargins.length} pairs`,
+    data: { best_step: r.bestStep, valid_loss: r.bestValidLoss, base_valid_loss: r.baseValidLoss, ...r.bestRewards, positive_margins: positive, pairs: r.bestMargins.length },
+  };
+}
+
 /** The newest usable state checkpoint of the job, if any; unreadable or mismatched ones are reported and skipped. */
-async function findResume(job: FineTuneJobRow, deps: RunnerDeps, states: CheckpointDir, request: TrainRequest): Promise<TrainCheckpoint | undefined> {
+async function findResume(job: FineTuneJobRow, deps: RunnerDeps, states: CheckpointDir, fingerprint: string): Promise<TrainCheckpoint | undefined> {
   const skipped: string[] = [];
   const latest = states.latest((file, reason) => skipped.push(`${file} (${reason})`));
   for (const s of skipped) await deps.queue.event(job.id, { level: "warn", message: `Ignored an unreadable training checkpoint: ${s}` });
   if (!latest) return undefined;
-  if (latest.fingerprint !== trainFingerprint(request)) {
+  if (latest.fingerprint !== fingerprint) {
     await deps.queue.event(job.id, { level: "warn", message: `The checkpoint at step ${latest.step} was made with other data or hyperparameters; training restarts from the beginning` });
     states.remove();
     return undefined;
@@ -193,10 +231,10 @@ async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: Tra
  * Publishes the best adapter last (the bare name then resolves to it) and records its checkpoint;
  * `name@version` is what chat's `model` takes. The newest published checkpoint is reused when it is the best.
  */
-async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<Outcome> {
+async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined, withReport: boolean): Promise<Outcome> {
   const { reused, ...published } = await publishBest(job, deps, result, losses, continuedName);
   await pruneCheckpoints(job, deps, published.fineTunedModel, reused);
-  return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: await report(job, deps, result) };
+  return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: withReport ? await report(job, deps, result) : undefined };
 }
 
 /** `reused`: the best is the newest epoch checkpoint (no version of its own). */
@@ -260,18 +298,28 @@ async function startingAdapter(job: FineTuneJobRow, deps: RunnerDeps): Promise<{
 /** `ft-` and the job id's last 8 characters. */
 export const defaultAdapterName = (jobId: string) => `ft-${jobId.slice(-8)}`;
 
-async function readExamples(files: Files, tenantId: string, fileId: string, param: string): Promise<ChatExample[]> {
-  let bytes: Uint8Array;
+async function fileBytes(files: Files, tenantId: string, fileId: string, param: string): Promise<Uint8Array> {
   try {
-    bytes = await files.content(tenantId, fileId);
+    return await files.content(tenantId, fileId);
   } catch (e) {
     if (e instanceof PlaneError && e.kind === "not_found") throw new JobFailure({ code: "file_not_found", message: `The ${param} '${fileId}' was deleted before training read it.`, param });
     throw e;
   }
-  const parsed = parseTrainingData(new TextDecoder().decode(bytes));
+}
+
+async function readExamples(files: Files, tenantId: string, fileId: string, param: string): Promise<ChatExample[]> {
+  const parsed = parseTrainingData(new TextDecoder().decode(await fileBytes(files, tenantId, fileId, param)));
   const first = parsed.errors[0];
   if (first) throw new JobFailure({ code: "invalid_file", message: `The ${param} has ${parsed.errors.length} bad line(s); line ${first.line}: ${first.reason}.`, param });
   if (parsed.examples.length === 0) throw new JobFailure({ code: "invalid_file", message: `The ${param} holds no examples.`, param });
+  return parsed.examples;
+}
+
+async function readPairs(files: Files, tenantId: string, fileId: string, param: string): Promise<PreferenceExample[]> {
+  const parsed = parsePreferenceData(new TextDecoder().decode(await fileBytes(files, tenantId, fileId, param)));
+  const first = parsed.errors[0];
+  if (first) throw new JobFailure({ code: "invalid_file", message: `The ${param} has ${parsed.errors.length} bad line(s) for a DPO job; line ${first.line}: ${first.reason}.`, param });
+  if (parsed.examples.length === 0) throw new JobFailure({ code: "invalid_file", message: `The ${param} holds no preference pairs.`, param });
   return parsed.examples;
 }
 
@@ -301,6 +349,7 @@ function metricsEvent(p: TrainProgress) {
   const data: Record<string, number> = { step: p.step, total_steps: p.totalSteps, train_loss: p.trainLoss, learning_rate: p.learningRate, grad_norm: p.gradNorm, tokens_per_second: p.tokensPerSecond };
   if (p.validLoss !== undefined) data.valid_loss = p.validLoss;
   if (p.tokenAccuracy !== undefined) data.valid_mean_token_accuracy = p.tokenAccuracy;
+  Object.assign(data, p.metrics);
   const valid = p.validLoss === undefined ? "" : `, validation loss=${p.validLoss.toFixed(4)}`;
   return { type: "metrics" as const, message: `Step ${p.step}/${p.totalSteps}: training loss=${p.trainLoss.toFixed(4)}${valid}`, data };
 }

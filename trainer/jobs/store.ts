@@ -13,6 +13,7 @@ import { ADAPTER_NAME, type AdapterCatalog, type AdapterInfo } from "../../ports
 import { modelNotFound, PlaneError } from "../../ports/errors.ts";
 import type { Files } from "../../ports/files.ts";
 import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, FineTuningMetrics, Page, PageOf, Trainer } from "../../ports/trainer.ts";
+import { looksLikePreferenceData } from "../../services/files/preference-data.ts";
 import { LORA_TARGETS, type LoraTarget } from "../../services/model/lora-layout.ts";
 import { continuedHyperparameters } from "../continue.ts";
 import { newId } from "../../services/store/ids.ts";
@@ -57,8 +58,9 @@ export class StoreTrainer implements Trainer {
       throw new PlaneError("invalid_request", `Unknown target module '${unknown}': expected some of ${LORA_TARGETS.join(", ")}.`, { code: "invalid_target_modules", param: "switchyard.target_modules" });
     }
     const { model, hyperparameters } = await this.checkModel(request);
-    await this.checkFile(request.tenantId, request.trainingFile, "training_file");
-    if (request.validationFile !== undefined) await this.checkFile(request.tenantId, request.validationFile, "validation_file");
+    const method = hyperparameters.method ?? "supervised";
+    await this.checkFile(request.tenantId, request.trainingFile, "training_file", method);
+    if (request.validationFile !== undefined) await this.checkFile(request.tenantId, request.validationFile, "validation_file", method);
     const id = newId("ftjob", 24);
     const now = this.now();
     const [row] = await this.db
@@ -180,8 +182,8 @@ export class StoreTrainer implements Trainer {
     throw new PlaneError("invalid_request", `Model '${model}' cannot be fine-tuned here: this node trains its base model '${base}' (or continues one of your adapters, '${base}:NAME').`, { code: "model_not_available", param: "model" });
   }
 
-  /** The tenant's own fine-tune file: not_found (404) otherwise, naming the field. */
-  private async checkFile(tenantId: string, fileId: string, param: string): Promise<void> {
+  /** The tenant's own fine-tune file, of the kind the method trains on (a DPO job needs preference pairs): not_found (404) otherwise, naming the field. */
+  private async checkFile(tenantId: string, fileId: string, param: string, method: "supervised" | "dpo"): Promise<void> {
     let purpose: string;
     try {
       purpose = (await this.options.files.get(tenantId, fileId)).purpose;
@@ -190,6 +192,11 @@ export class StoreTrainer implements Trainer {
       throw e;
     }
     if (purpose !== "fine-tune") throw new PlaneError("invalid_request", `File '${fileId}' has purpose '${purpose}'; a ${param} must be uploaded with purpose 'fine-tune'.`, { code: "invalid_file_purpose", param });
+    const preference = looksLikePreferenceData(new TextDecoder().decode(await this.options.files.content(tenantId, fileId)));
+    if (preference !== (method === "dpo")) {
+      const want = method === "dpo" ? "preference pairs ({\"input\", \"preferred_output\", \"non_preferred_output\"} per line)" : "chat examples ({\"messages\"} per line)";
+      throw new PlaneError("invalid_request", `File '${fileId}' does not hold ${want}, which a '${method}' job trains on.`, { code: "invalid_file_format", param });
+    }
   }
 
   private async row(tenantId: string, jobId: string): Promise<FineTuneJobRow> {

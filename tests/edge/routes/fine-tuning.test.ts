@@ -73,7 +73,10 @@ describe("POST /v1/fine_tuning/jobs", () => {
   it("refuses bad bodies with 400 naming the field, and another tenant's file with 404", async () => {
     const bad: Array<[Record<string, unknown>, string, string]> = [
       [{ model: "gpt-4o-mini" }, "model", "model_not_available"],
-      [{ method: { type: "dpo" } }, "method.type", "unsupported_method"],
+      [{ method: { type: "reinforcement" } }, "method.type", "unsupported_method"],
+      [{ method: { type: "dpo" } }, "training_file", "invalid_file_format"], // the file holds chats, not preference pairs
+      [{ method: { type: "dpo", dpo: { hyperparameters: { beta: 0 } } } }, "method.dpo.hyperparameters.beta", "invalid_value"],
+      [{ switchyard: { loss_type: "ipo" } }, "switchyard.loss_type", "invalid_hyperparameters"],
       [{ hyperparameters: { n_epochs: 0 } }, "hyperparameters.n_epochs", "invalid_value"],
       [{ switchyard: { rank: 8 } }, "switchyard", "invalid_value"],
       [{ switchyard: { dropout: 1 } }, "switchyard.dropout", "invalid_value"],

@@ -1,0 +1,32 @@
+/**
+ * Per-sequence log-probabilities appended to a training graph (./training-graph.ts): for each row, the
+ * sum over positions of log softmax(logits)[label] times the position's weight — the log-probability the
+ * model gives a sequence's counted (answer) tokens. Preference losses (./preference-loss.ts) are built on it.
+ *
+ *   labels        int64 [B, T]  next token at each position (shifted by the caller, as ./loss.ts)
+ *   loss_weights  float [B, T]  1 on the answer tokens, 0 on prompt and padding
+ *   -> logps      float [B]     Σ_t w[b, t] · log p(labels[b, t] | tokens ≤ t)
+ *
+ * Standard ONNX ops only (LogSoftmax, a one-hot product as ./loss.ts, ReduceSum), so the generic reverse
+ * pass (../graph/autodiff.ts) differentiates it.
+ */
+import { attr, type Graph, type Value } from "../graph/ir.ts";
+
+export interface SequenceLogProbs {
+  logps: Value;
+  labels: Value;
+  weights: Value;
+}
+
+/** Appends the inputs `labels` and `loss_weights` (unless given) and the per-row sums, output as "logps". */
+export function appendSequenceLogProbs(g: Graph, logits: Value, inputs: { labels?: Value; weights?: Value } = {}): SequenceLogProbs {
+  const labels = inputs.labels ?? g.input("labels", "int64", ["batch", "seq"]);
+  const weights = inputs.weights ?? g.input("loss_weights", "float32", ["batch", "seq"]);
+  const logProbs = g.op1("LogSoftmax", [logits], { attrs: { axis: attr.int(-1) }, shape: logits.shape }); // [B, T, V]
+  const vocab = g.gather(g.shapeOf(logits), g.constInt64([-1], []));
+  const tokens = g.op1("Range", [g.constInt64([0], []), vocab, g.constInt64([1], [])]);
+  const oneHot = g.cast(g.equal(g.unsqueeze(labels, [-1]), tokens), "float32"); // [B, T, V]
+  const picked = g.reduceSum(g.mul(logProbs, oneHot), [-1], false); // [B, T]
+  const logps = g.reduceSum(g.mul(picked, weights), [1], false); // [B]
+  return { logps: g.output(logps, "logps"), labels, weights };
+}
