@@ -104,8 +104,26 @@ export interface UploadResult {
   created: boolean;
 }
 
+/** Limits on one batch upload (the plane's defaults: DEFAULT_BATCH_LIMITS in services/retrieval/knowledge-base.ts). */
+export interface BatchLimits {
+  maxDocuments: number;
+  /** Sum of the documents' bytes. */
+  maxBytes: number;
+}
+
+/** One document of a batch: accepted (queued, or already stored), or refused on its own without failing the others. */
+export type BatchItem =
+  | ({ ok: true } & UploadResult)
+  | { ok: false; error: { kind: "invalid_request" | "too_large" | "unsupported_media_type"; message: string; param: string | null } };
+
 export interface Knowledge {
   upload(tenantId: string, upload: DocumentUpload, policy: IngestPolicy): Promise<UploadResult>;
+  /**
+   * Stores many documents as one unit of ingestion work (one index save for the batch) and returns
+   * once each is accepted or refused, before ingestion ends: follow it with `get`. Items answer the
+   * uploads in order. Throws `too_large` when the batch exceeds its limits (nothing is stored then).
+   */
+  uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]>;
   get(tenantId: string, documentId: string): Promise<KnowledgeDocument>;
   list(tenantId: string, page?: { limit?: number; offset?: number }): Promise<KnowledgeDocument[]>;
   delete(tenantId: string, documentId: string): Promise<void>;

@@ -5,7 +5,7 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { OpenDatabase } from "../store/db.ts";
 import { newId } from "../store/ids.ts";
 import {
-  FUSION_METHODS, SEARCH_GROUPINGS, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
+  FUSION_METHODS, SEARCH_GROUPINGS, type BatchItem, type BatchLimits, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
   type KnowledgeDocument, type UploadResult,
 } from "../../ports/knowledge.ts";
 import { documents, type DocumentRow } from "../store/schema.ts";
@@ -29,6 +29,8 @@ export interface KnowledgeLimits {
 }
 
 export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024 };
+/** One batch: at most this many documents and bytes (the edge's request-body limit applies too). */
+export const DEFAULT_BATCH_LIMITS: BatchLimits = { maxDocuments: 1000, maxBytes: 64 * 1024 * 1024 };
 
 export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"> {
   /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/documents`. */
@@ -44,6 +46,8 @@ export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"
   ownsEmbedder?: boolean;
   /** Limits on parsing one untrusted document (decoded bytes, time, memory); see isolated-parse.ts. */
   parseLimits?: Partial<ParseLimits>;
+  /** Limits on one `uploadBatch` call (DEFAULT_BATCH_LIMITS). */
+  batchLimits?: Partial<BatchLimits>;
 }
 
 /** The knowledge port in this process, with what only an in-process caller needs. */
@@ -118,6 +122,43 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 
   async upload(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     this.assertOpen();
+    const accepted = await this.accept(tenantId, input, policy);
+    if (!accepted.created) return accepted;
+    const ingested = this.scheduleIngest(tenantId, accepted.document.id);
+    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return accepted;
+    await ingested;
+    return { document: await this.get(tenantId, accepted.document.id), created: true };
+  }
+
+  /**
+   * Accepts every document first (parse, durable copy, `queued` row), then queues their ingestion
+   * back to back with no await between: the serial queue then holds the whole batch for the tenant,
+   * and the index is saved once, after its last document (see scheduleIngest).
+   */
+  async uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]> {
+    this.assertOpen();
+    const limits = { ...DEFAULT_BATCH_LIMITS, ...this.options.batchLimits };
+    if (uploads.length === 0) throw new KnowledgeError("invalid_request", "a batch needs at least one document", "documents");
+    if (uploads.length > limits.maxDocuments) {
+      throw new KnowledgeError("too_large", `batch holds ${uploads.length} documents; the limit is ${limits.maxDocuments}`, "documents");
+    }
+    const bytes = uploads.reduce((sum, u) => sum + u.bytes.length, 0);
+    if (bytes > limits.maxBytes) throw new KnowledgeError("too_large", `batch holds ${bytes} bytes; the limit is ${limits.maxBytes}`, "documents");
+    const items: BatchItem[] = [];
+    for (const input of uploads) {
+      try {
+        items.push({ ok: true, ...(await this.accept(tenantId, input, policy)) });
+      } catch (err) {
+        if (!(err instanceof KnowledgeError) || err.kind === "not_found") throw err;
+        items.push({ ok: false, error: { kind: err.kind, message: err.message, param: err.param ?? null } });
+      }
+    }
+    for (const item of items) if (item.ok && item.created) void this.scheduleIngest(tenantId, item.document.id);
+    return items;
+  }
+
+  /** Validates, parses and stores one upload as a `queued` document (or finds identical content already stored); does not queue its ingestion. */
+  private async accept(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     const limits = this.limitsOf(policy);
     if (input.bytes.length > limits.maxDocumentBytes) {
       throw new KnowledgeError("too_large", `document is ${input.bytes.length} bytes; the limit maxDocumentBytes is ${limits.maxDocumentBytes}`, "file");
@@ -146,10 +187,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       .returning()
       .get();
     this.parsed.set(id, parsed);
-    const ingested = this.scheduleIngest(tenantId, id);
-    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document: toKnowledgeDocument(document), created: true };
-    await ingested;
-    return { document: await this.get(tenantId, id), created: true };
+    return { document: toKnowledgeDocument(document), created: true };
   }
 
   async get(tenantId: string, documentId: string): Promise<KnowledgeDocument> {
