@@ -74,7 +74,7 @@ function systems(): System[] {
 }
 
 /** Runs the collection's converter: docs.jsonl, queries.jsonl, and the baseline line it prints. */
-function convert(collection: string, out: string): { docs: Doc[]; queries: Query[]; baseline: Metrics } {
+export function convert(collection: string, out: string): { docs: Doc[]; queries: Query[]; baseline: Metrics } {
   const run = spawnSync("python3", [join(DATASETS, collection, "to_jsonl.py"), out], { encoding: "utf8" });
   if (run.status !== 0) throw new Error(`${collection} converter failed: ${run.stderr}`);
   const printed = JSON.parse(run.stdout.trim().split("\n").pop()!) as Record<string, number>;

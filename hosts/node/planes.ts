@@ -61,6 +61,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   const knowledge = await openKnowledgeBase(database, dataDir, {
     embeddingModel: config.embeddingModel,
     int8: config.embeddingInt8,
+    embedThreads: config.embedThreads,
     parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
   });
   const files = await createFileService({
