@@ -18,6 +18,10 @@ export interface FusionWeights {
   bm25: number;
 }
 
+/** Keyword-side query expansion: none, or RM3 pseudo-relevance feedback (services/retrieval/rm3.ts). */
+export const QUERY_EXPANSIONS = ["none", "rm3"] as const;
+export type QueryExpansion = (typeof QUERY_EXPANSIONS)[number];
+
 export const SEARCH_GROUPINGS = ["chunk", "document"] as const;
 export type SearchGrouping = (typeof SEARCH_GROUPINGS)[number];
 
@@ -36,6 +40,8 @@ export interface SearchRequest {
   /** Hybrid only; defaults in services/retrieval/knowledge-base.ts (DEFAULT_FUSION). */
   fusion?: FusionMethod;
   weights?: Partial<FusionWeights>;
+  /** BM25 and hybrid: expand the keyword query by RM3 feedback from its own top chunks. Default `none`. */
+  expansion?: QueryExpansion;
   /** `document`: k distinct documents, each by its best chunk (with that chunk's offsets). Default `chunk`. */
   groupBy?: SearchGrouping;
   /**

@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { FusionWeightsField } from "../chat/retrieval-options.ts";
-import { DOCUMENT_FORMATS, FUSION_METHODS, SEARCH_GROUPINGS, type BatchItem, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
+import { DOCUMENT_FORMATS, FUSION_METHODS, QUERY_EXPANSIONS, SEARCH_GROUPINGS, type BatchItem, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
 import type { AppEnv } from "../env.ts";
 import { badRequest, planeApiError, unsupportedMediaType } from "../errors.ts";
 import { PlaneError } from "../../ports/errors.ts";
@@ -30,6 +30,8 @@ const SearchBody = z.object({
   /** Hybrid: how the two lists merge, and their weights (default: the plane's, README "Retrieval quality"). */
   fusion: z.enum(FUSION_METHODS).optional(),
   weights: FusionWeightsField.optional(),
+  /** BM25 and hybrid: RM3 pseudo-relevance feedback on the keyword query (default none). */
+  expansion: z.enum(QUERY_EXPANSIONS).default("none"),
   /** `document`: k distinct documents, each as its best chunk. */
   group_by: z.enum(SEARCH_GROUPINGS).default("chunk"),
   max_chunks_per_document: z.number().int().min(1).max(100).optional(),
@@ -88,9 +90,9 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
   });
 
   app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid), or its documents by their best chunk (group_by: document).", tags }), jsonBody(SearchBody), async (c) => {
-    const { query, k, mode, fusion, weights, group_by: groupBy, max_chunks_per_document: maxChunksPerDocument, filter } = c.req.valid("json");
+    const { query, k, mode, fusion, weights, expansion, group_by: groupBy, max_chunks_per_document: maxChunksPerDocument, filter } = c.req.valid("json");
     const filters = filter && { documentIds: filter.document_ids, metadata: filter.metadata };
-    const hits = await kb.search(c.get("tenant").id, { query, k, mode, fusion, weights, groupBy, maxChunksPerDocument, filter: filters });
+    const hits = await kb.search(c.get("tenant").id, { query, k, mode, fusion, weights, expansion, groupBy, maxChunksPerDocument, filter: filters });
     return c.json({ object: "list", mode, group_by: groupBy, data: hits.map(hitView) });
   });
 

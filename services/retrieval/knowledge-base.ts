@@ -5,14 +5,15 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { OpenDatabase } from "../store/db.ts";
 import { newId } from "../store/ids.ts";
 import {
-  FUSION_METHODS, SEARCH_GROUPINGS, type BatchItem, type BatchLimits, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
-  type KnowledgeDocument, type UploadResult,
+  FUSION_METHODS, QUERY_EXPANSIONS, SEARCH_GROUPINGS, type BatchItem, type BatchLimits, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
+  type KnowledgeDocument, type QueryExpansion, type UploadResult,
 } from "../../ports/knowledge.ts";
 import { documents, type DocumentRow } from "../store/schema.ts";
 import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
 import { fuse, type Scored } from "./fusion.ts";
+import { DEFAULT_RM3, rm3Weights, weightedMatchExpression } from "./rm3.ts";
 import { limitPerDocument, type PerDocumentLimit } from "./per-document.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import { sweepLeftovers } from "./sweep.ts";
@@ -221,20 +222,31 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const limit = perDocumentLimit(groupBy, maxChunksPerDocument);
     const allowedDocs = this.chunkStore.allowedDocuments(tenantId, filter);
     const depth = mode === "hybrid" || limit ? fusionDepth(k) : k;
-    const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs, fusion);
+    const expansion = expansionOf(request.expansion);
+    const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs, fusion, expansion);
     const top = limit ? limitPerDocument(ranked, this.chunkStore.documentsOf(tenantId, ranked.map((h) => h.label)), k, limit) : ranked.slice(0, k);
     const rows = this.chunkStore.hydrate(tenantId, top.map((h) => h.label));
     return top.filter((h) => rows.has(h.label)).map((h) => ({ ...rows.get(h.label)!, score: h.score }));
   }
 
-  private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined, fusion: Fusion): Promise<Scored[]> {
+  private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined, fusion: Fusion, expansion: QueryExpansion): Promise<Scored[]> {
     if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid_request", "mode must be one of dense, bm25, hybrid", "mode");
     if (docs && docs.length === 0) return [];
-    if (mode === "bm25") return this.chunkStore.bm25(tenantId, query, depth, docs);
+    const keyword = () => (expansion === "rm3" ? this.rm3(tenantId, query, depth, docs) : this.chunkStore.bm25(tenantId, query, depth, docs));
+    if (mode === "bm25") return keyword();
     const [queryVector] = await this.embedder.embed([query]);
     const dense = await this.dense(tenantId, queryVector, depth, docs);
     if (mode === "dense") return dense;
-    return fuse(fusion.method, [dense, this.chunkStore.bm25(tenantId, query, depth, docs)], [fusion.weights.dense, fusion.weights.bm25]);
+    return fuse(fusion.method, [dense, keyword()], [fusion.weights.dense, fusion.weights.bm25]);
+  }
+
+  /** BM25 with RM3 expansion (rm3.ts): a first pass's top chunks feed the weighted second pass. */
+  private rm3(tenantId: string, query: string, depth: number, docs: string[] | undefined): Scored[] {
+    const first = this.chunkStore.bm25(tenantId, query, DEFAULT_RM3.feedbackDocs, docs);
+    if (first.length === 0) return first;
+    const texts = new Map(this.chunkStore.chunkTexts(first.map((h) => h.label)).map((r) => [r.id, r.text]));
+    const weights = rm3Weights(query, first.map((h) => ({ text: texts.get(h.label) ?? "", score: h.score })));
+    return this.chunkStore.bm25Match(tenantId, weightedMatchExpression(weights), depth, docs);
   }
 
   private async dense(tenantId: string, vector: Float32Array, k: number, docs: string[] | undefined): Promise<VectorHit[]> {
@@ -448,6 +460,13 @@ function fusionOf({ fusion, weights }: SearchRequest): Fusion {
     throw new KnowledgeError("invalid_request", "weights.dense and weights.bm25 must be non-negative numbers, not both 0", "weights");
   }
   return { method: fusion ?? DEFAULT_FUSION.method, weights: merged };
+}
+
+function expansionOf(expansion: unknown): QueryExpansion {
+  if (expansion !== undefined && !QUERY_EXPANSIONS.includes(expansion as never)) {
+    throw new KnowledgeError("invalid_request", `expansion must be one of ${QUERY_EXPANSIONS.join(", ")}`, "expansion");
+  }
+  return (expansion as QueryExpansion | undefined) ?? "none";
 }
 
 function perDocumentLimit(groupBy: unknown, maxChunksPerDocument: unknown): PerDocumentLimit | undefined {

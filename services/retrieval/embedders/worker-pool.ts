@@ -71,7 +71,10 @@ function startThread(spec: EmbedderSpec): Promise<{ thread: Thread; info: Extrac
   const thread: Thread = { worker, pending: new Map() };
   return new Promise((resolve, reject) => {
     worker.on("message", (reply: WorkerReply) => {
-      if (reply.type === "ready") return resolve({ thread, info: reply });
+      if (reply.type === "ready") {
+        worker.unref(); // referenced while it loads (startup awaits it), then only while calls are in flight
+        return resolve({ thread, info: reply });
+      }
       if (reply.type === "failed") return reject(new Error(`the embedding worker could not load its model: ${reply.message}`));
       const call = thread.pending.get(reply.seq);
       thread.pending.delete(reply.seq);
@@ -86,7 +89,6 @@ function startThread(spec: EmbedderSpec): Promise<{ thread: Thread; info: Extrac
     };
     worker.on("error", fail);
     worker.on("exit", (code) => fail(new Error(`the embedding worker exited (code ${code})`)));
-    worker.unref();
   });
 }
 
