@@ -146,15 +146,19 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const bytes = uploads.reduce((sum, u) => sum + u.bytes.length, 0);
     if (bytes > limits.maxBytes) throw new KnowledgeError("too_large", `batch holds ${bytes} bytes; the limit is ${limits.maxBytes}`, "documents");
     const items: BatchItem[] = [];
-    for (const input of uploads) {
-      try {
-        items.push({ ok: true, ...(await this.accept(tenantId, input, policy)) });
-      } catch (err) {
-        if (!(err instanceof KnowledgeError) || err.kind === "not_found") throw err;
-        items.push({ ok: false, error: { kind: err.kind, message: err.message, param: err.param ?? null } });
+    try {
+      for (const input of uploads) {
+        try {
+          items.push({ ok: true, ...(await this.accept(tenantId, input, policy)) });
+        } catch (err) {
+          if (!(err instanceof KnowledgeError) || err.kind === "not_found") throw err;
+          items.push({ ok: false, error: { kind: err.kind, message: err.message, param: err.param ?? null } });
+        }
       }
+    } finally {
+      // Even when an unexpected error ends the batch, what was stored is ingested (not left queued until a restart).
+      for (const item of items) if (item.ok && item.created) void this.scheduleIngest(tenantId, item.document.id);
     }
-    for (const item of items) if (item.ok && item.created) void this.scheduleIngest(tenantId, item.document.id);
     return items;
   }
 
