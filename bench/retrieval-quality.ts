@@ -67,6 +67,8 @@ function systems(): System[] {
     { name: "hybrid rrf (1:1)", request: { mode: "hybrid", fusion: "rrf", weights: { dense: 1, bm25: 1 } }, timed: true },
     { name: `hybrid weighted (${dense}:${bm25})`, request: { mode: "hybrid", fusion: "weighted", weights: { dense, bm25 } }, timed: true },
     { name: "hybrid default", request: { mode: "hybrid" } },
+    { name: "bm25 + rm3", request: { mode: "bm25", expansion: "rm3" }, timed: true },
+    { name: "hybrid default + rm3", request: { mode: "hybrid", expansion: "rm3" }, timed: true },
   ];
   for (const w of DENSE_WEIGHTS) list.push({ name: `sweep weighted dense ${w}`, request: { mode: "hybrid", fusion: "weighted", weights: { dense: w, bm25: 1 - w } } });
   for (const w of DENSE_WEIGHTS) list.push({ name: `sweep rrf dense ${w}`, request: { mode: "hybrid", fusion: "rrf", weights: { dense: w, bm25: 1 - w } } });
@@ -74,7 +76,7 @@ function systems(): System[] {
 }
 
 /** Runs the collection's converter: docs.jsonl, queries.jsonl, and the baseline line it prints. */
-function convert(collection: string, out: string): { docs: Doc[]; queries: Query[]; baseline: Metrics } {
+export function convert(collection: string, out: string): { docs: Doc[]; queries: Query[]; baseline: Metrics } {
   const run = spawnSync("python3", [join(DATASETS, collection, "to_jsonl.py"), out], { encoding: "utf8" });
   if (run.status !== 0) throw new Error(`${collection} converter failed: ${run.stderr}`);
   const printed = JSON.parse(run.stdout.trim().split("\n").pop()!) as Record<string, number>;
@@ -170,7 +172,7 @@ async function evaluate(collection: string, embedder: Embedder & { save(): void 
     const chunks = store.sqlite.prepare("SELECT count(*) FROM chunks").pluck().get() as number;
     process.stderr.write(`  ${collection}: ${docs.length} documents, ${chunks} chunks in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
     const rows: QualityRow[] = [{ collection, system: "baseline (README, plain BM25)", ...baseline }];
-    for (const system of systems()) {
+    for (const system of systems().filter((s) => !KEYWORD_ONLY || s.request.mode === "bm25")) {
       const sums: Metrics = { ndcg10: 0, recall10: 0, map100: 0 };
       const times: number[] = [];
       for (const q of queries) {
@@ -195,8 +197,12 @@ async function evaluate(collection: string, embedder: Embedder & { save(): void 
   }
 }
 
+/** BENCH_QUALITY_KEYWORD_ONLY=1: bm25 systems only, with a constant stand-in embedder (no USE Lite run, no embeddings cache needed). */
+const KEYWORD_ONLY = process.env.BENCH_QUALITY_KEYWORD_ONLY === "1";
+const constantEmbedder = (): Embedder => ({ id: "constant-8", dimension: 8, embed: async (texts) => texts.map(() => Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 0))) });
+
 export async function benchRetrievalQuality(collections = ["cisi", "cacm"]): Promise<void> {
-  const use = await createUseLiteEmbedder();
+  const use = KEYWORD_ONLY ? constantEmbedder() : await createUseLiteEmbedder();
   const embedder = cachedEmbedder(use);
   const all: QualityRow[] = [];
   const sizes: Record<string, { docs: number; queries: number; chunks: number }> = {};
@@ -218,7 +224,7 @@ export async function benchRetrievalQuality(collections = ["cisi", "cacm"]): Pro
     embedder: use.id, defaultFusion: DEFAULT_FUSION, collections: sizes, results: all, loadAverage: loadavg(), cpus: cpus().length,
     notes: ["k 100 documents per query (group_by document); query latency is kb.search end to end with a cached query embedding"],
   });
-  for (const c of collections) {
+  for (const c of KEYWORD_ONLY ? [] : collections) {
     const rows = all.filter((r) => r.collection === c);
     const get = (s: string) => rows.find((r) => r.system === s)!;
     const best = Math.max(get("dense").ndcg10, get("bm25").ndcg10);

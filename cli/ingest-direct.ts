@@ -5,13 +5,11 @@ import type { IngestTarget } from "./ingest-run.ts";
 /** Ingests into the knowledge base in this process (no server holds the data dir), under the tenant's policy. */
 export function directTarget(kb: KnowledgeBase, tenant: string, policy: IngestPolicy): IngestTarget {
   return {
-    async upload({ bytes, name }) {
-      const { document, created } = await kb.upload(tenant, { bytes, fileName: name, title: name }, policy);
-      return { id: document.id, created };
+    async uploadBatch(files) {
+      const items = await kb.uploadBatch(tenant, files.map(({ bytes, name }) => ({ bytes, fileName: name, title: name })), policy);
+      return items.map((item) => (item.ok ? { id: item.document.id, created: item.created } : { error: item.error.message }));
     },
-    async state(id) {
-      return kb.get(tenant, id);
-    },
+    states: (ids) => Promise.all(ids.map((id) => kb.get(tenant, id))),
     wait: () => Promise.race([kb.idle(), new Promise<void>((r) => setTimeout(r, 200))]),
   };
 }

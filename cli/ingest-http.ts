@@ -15,13 +15,20 @@ interface DocumentView {
 /** fetch, with a connection failure explained. */
 async function request(baseUrl: string, path: string, key: string, init: RequestInit = {}): Promise<Response> {
   try {
-    return await fetch(`${baseUrl}/v1${path}`, { ...init, headers: { authorization: `Bearer ${key}` } });
+    return await fetch(`${baseUrl}/v1${path}`, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${key}` } });
   } catch (err) {
     throw new ServerUnreachableError(`cannot reach the switchyard server at ${baseUrl}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
   }
 }
 
-/** Sends documents to a running server through its API (`POST /v1/knowledge/documents`) with a tenant key. */
+interface BatchView {
+  data: Array<{ status: "queued" | "exists" | "refused"; document: DocumentView | null; error: { message: string } | null }>;
+}
+
+/** Ids per progress request (the server's limit). */
+const PROGRESS_IDS = 1000;
+
+/** Sends documents to a running server through its API (`POST /v1/knowledge/documents/batch`, progress from `/documents/progress`) with a tenant key. */
 export function httpTarget(baseUrl: string, key: string): IngestTarget {
   const call = async <T>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> => {
     const res = await request(baseUrl, path, key, init);
@@ -30,16 +37,20 @@ export function httpTarget(baseUrl: string, key: string): IngestTarget {
     return { status: res.status, body };
   };
   return {
-    async upload({ bytes, name }) {
+    async uploadBatch(files) {
       const form = new FormData();
-      form.set("file", new Blob([bytes]), name);
-      form.set("title", name);
-      const { status, body } = await call<DocumentView>("/knowledge/documents", { method: "POST", body: form });
-      return { id: body.id, created: status !== 200 };
+      for (const { bytes, name } of files) form.append("file", new Blob([bytes]), name);
+      const { body } = await call<BatchView>("/knowledge/documents/batch", { method: "POST", body: form });
+      return body.data.map((d) => (d.document ? { id: d.document.id, created: d.status === "queued" } : { error: d.error?.message ?? "refused" }));
     },
-    async state(id) {
-      const { body } = await call<DocumentView>(`/knowledge/documents/${encodeURIComponent(id)}`);
-      return { status: body.status, progress: body.progress, chunkCount: body.chunk_count, warning: body.warning, error: body.error };
+    async states(ids) {
+      const out: DocumentState[] = [];
+      for (let i = 0; i < ids.length; i += PROGRESS_IDS) {
+        const init = { method: "POST", body: JSON.stringify({ ids: ids.slice(i, i + PROGRESS_IDS) }), headers: { "content-type": "application/json" } };
+        const { body } = await call<{ data: DocumentView[] }>("/knowledge/documents/progress", init);
+        out.push(...body.data.map((d) => ({ status: d.status, progress: d.progress, chunkCount: d.chunk_count, warning: d.warning, error: d.error })));
+      }
+      return out;
     },
     wait: () => new Promise((r) => setTimeout(r, 200)),
   };

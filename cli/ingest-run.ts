@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
 
@@ -14,33 +14,50 @@ export interface DocumentState {
   error?: string | null;
 }
 
+/** A file's upload outcome: stored (or already there), or refused with a readable reason. */
+export type UploadOutcome = { id: string; created: boolean } | { error: string };
+
 /** Where `switchyard ingest` sends files: the knowledge base itself, or a running server's HTTP API. */
 export interface IngestTarget {
-  /** Stores one file; throws with a readable message when it is refused. */
-  upload(file: { bytes: Uint8Array; name: string }): Promise<{ id: string; created: boolean }>;
-  state(id: string): Promise<DocumentState>;
+  /** Stores a batch of files as one unit of ingestion; outcomes in file order. Throws (the whole batch refused) with a readable message. */
+  uploadBatch(files: Array<{ bytes: Uint8Array; name: string }>): Promise<UploadOutcome[]>;
+  /** States of stored documents, in `ids` order. */
+  states(ids: string[]): Promise<DocumentState[]>;
   /** Resolves when states may have changed (at most a short while). */
   wait(): Promise<void>;
 }
 
-/** Uploads the files, follows their ingestion with a progress display, and prints a summary. Exit code: 0 when all succeeded. */
+/** Files per batch request, and bytes (a larger file goes alone); well under the server's batch and body limits. */
+const BATCH_FILES = 100;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+/** Uploads the files in batches, follows their ingestion with a progress display, and prints a summary. Exit code: 0 when all succeeded. */
 export async function ingestFiles(target: IngestTarget, tenant: string, files: string[], out: OutputStream): Promise<number> {
   const failures: string[] = [];
   const accepted: Array<{ file: string; id: string }> = [];
   const progress = progressDisplay(out, files.length);
-  for (const [i, file] of files.entries()) {
+  let sent = 0;
+  for (const batch of batches(files)) {
+    const read = batch.map((file) => ({ file, bytes: readFileSync(file) }));
+    let outcomes: UploadOutcome[];
     try {
-      const { id, created } = await target.upload({ bytes: readFileSync(file), name: basename(file) });
-      accepted.push({ file, id });
-      if (!created) out.write(`${file}: already in the knowledge base (${id})\n`);
+      outcomes = await target.uploadBatch(read.map(({ file, bytes }) => ({ bytes, name: basename(file) })));
     } catch (err) {
-      failures.push(`${file}: ${(err as Error).message}`);
+      outcomes = batch.map(() => ({ error: (err as Error).message }));
     }
-    progress.update((i + 1) / 2, failures.length);
+    outcomes.forEach((outcome, i) => {
+      const file = batch[i];
+      if ("error" in outcome) return void failures.push(`${file}: ${outcome.error}`);
+      accepted.push({ file, id: outcome.id });
+      if (!outcome.created) out.write(`${file}: already in the knowledge base (${outcome.id})\n`);
+    });
+    sent += batch.length;
+    progress.update(sent / 2, failures.length);
   }
   const uploaded = files.length / 2;
+  let states: DocumentState[];
   for (;;) {
-    const states = await Promise.all(accepted.map(({ id }) => target.state(id)));
+    states = accepted.length > 0 ? await target.states(accepted.map((a) => a.id)) : [];
     const settled = states.filter(isSettled).length;
     const done = states.reduce((sum, d) => sum + (isSettled(d) ? 1 : d.progress), failures.length);
     progress.update(uploaded + done / 2, settled + failures.length);
@@ -48,17 +65,33 @@ export async function ingestFiles(target: IngestTarget, tenant: string, files: s
     await target.wait();
   }
   let chunks = 0;
-  for (const { file, id } of accepted) {
-    const doc = await target.state(id);
+  accepted.forEach(({ file }, i) => {
+    const doc = states[i];
     chunks += doc.chunkCount;
     if (doc.status === "failed") failures.push(`${file}: ${doc.error}`);
     else if (doc.warning) out.write(`${file}: warning: ${doc.warning}\n`);
-  }
+  });
   progress.update(files.length, files.length);
   progress.stop();
   for (const line of failures) out.write(`failed: ${line}\n`);
   out.write(`ingested ${files.length - failures.length} of ${files.length} files into tenant ${tenant} (${chunks} chunks)\n`);
   return failures.length > 0 ? 1 : 0;
+}
+
+/** Consecutive runs of files of at most BATCH_FILES files and BATCH_BYTES bytes (by their size on disk). */
+function* batches(files: string[]): Generator<string[]> {
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const file of files) {
+    const size = statSync(file).size;
+    if (batch.length > 0 && (batch.length === BATCH_FILES || bytes + size > BATCH_BYTES)) {
+      yield batch;
+      [batch, bytes] = [[], 0];
+    }
+    batch.push(file);
+    bytes += size;
+  }
+  if (batch.length > 0) yield batch;
 }
 
 const isSettled = (d: DocumentState) => d.status === "ready" || d.status === "failed";

@@ -29,6 +29,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   parseTimeoutMs: { value: "MS", text: "how long parsing one document may take before it fails" },
   embeddingModel: { value: "DIR", text: "a BERT-family ONNX folder to embed with instead of USE Lite" },
   embeddingInt8: { value: "0|1", text: "USE Lite with int8 dense layers (about 4x faster ingest)" },
+  embedThreads: { value: "N", text: "worker threads that embed documents and queries off the HTTP event loop (0: on it)" },
   trainer: { value: "on|off", text: "run the fine-tuning trainer (`switchyard serve trainer`) as a supervised child process" },
   trainerLeaseMs: { value: "MS", text: "how long a trainer's claim on a job holds without a heartbeat (a killed trainer's job resumes after it)" },
   trainerHeartbeatMs: { value: "MS", text: "how often the trainer renews a running job's lease (under the lease)" },

@@ -18,6 +18,10 @@ export interface FusionWeights {
   bm25: number;
 }
 
+/** Keyword-side query expansion: none, or RM3 pseudo-relevance feedback (services/retrieval/rm3.ts). */
+export const QUERY_EXPANSIONS = ["none", "rm3"] as const;
+export type QueryExpansion = (typeof QUERY_EXPANSIONS)[number];
+
 export const SEARCH_GROUPINGS = ["chunk", "document"] as const;
 export type SearchGrouping = (typeof SEARCH_GROUPINGS)[number];
 
@@ -36,6 +40,8 @@ export interface SearchRequest {
   /** Hybrid only; defaults in services/retrieval/knowledge-base.ts (DEFAULT_FUSION). */
   fusion?: FusionMethod;
   weights?: Partial<FusionWeights>;
+  /** BM25 and hybrid: expand the keyword query by RM3 feedback from its own top chunks. Default `none`. */
+  expansion?: QueryExpansion;
   /** `document`: k distinct documents, each by its best chunk (with that chunk's offsets). Default `chunk`. */
   groupBy?: SearchGrouping;
   /**
@@ -104,8 +110,26 @@ export interface UploadResult {
   created: boolean;
 }
 
+/** Limits on one batch upload (the plane's defaults: DEFAULT_BATCH_LIMITS in services/retrieval/knowledge-base.ts). */
+export interface BatchLimits {
+  maxDocuments: number;
+  /** Sum of the documents' bytes. */
+  maxBytes: number;
+}
+
+/** One document of a batch: accepted (queued, or already stored), or refused on its own without failing the others. */
+export type BatchItem =
+  | ({ ok: true } & UploadResult)
+  | { ok: false; error: { kind: "invalid_request" | "too_large" | "unsupported_media_type"; message: string; param: string | null } };
+
 export interface Knowledge {
   upload(tenantId: string, upload: DocumentUpload, policy: IngestPolicy): Promise<UploadResult>;
+  /**
+   * Stores many documents as one unit of ingestion work (one index save for the batch) and returns
+   * once each is accepted or refused, before ingestion ends: follow it with `get`. Items answer the
+   * uploads in order. Throws `too_large` when the batch exceeds its limits (nothing is stored then).
+   */
+  uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]>;
   get(tenantId: string, documentId: string): Promise<KnowledgeDocument>;
   list(tenantId: string, page?: { limit?: number; offset?: number }): Promise<KnowledgeDocument[]>;
   delete(tenantId: string, documentId: string): Promise<void>;

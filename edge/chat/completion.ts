@@ -73,9 +73,9 @@ export async function retrieveSources(
   const started = performance.now();
   if (!usesRetrieval(plan.strategy)) return { sources: [], retrievalMs: 0 };
   if (!deps.retrieval) throw badRequest(`Strategy '${plan.strategy}' needs the knowledge base, which this deployment does not run.`, "strategy");
-  const { k, mode, fusion, weights, max_chunks_per_document: maxChunksPerDocument } = retrieval ?? DEFAULT_RETRIEVAL;
+  const { k, mode, fusion, weights, expansion, max_chunks_per_document: maxChunksPerDocument } = retrieval ?? DEFAULT_RETRIEVAL;
   // No user text (null, empty or blank content) means nothing to search for, so no sources.
-  const sources = query.trim() === "" ? [] : await deps.retrieval.search(tenantId, { query, k, mode, fusion, weights, maxChunksPerDocument });
+  const sources = query.trim() === "" ? [] : await deps.retrieval.search(tenantId, { query, k, mode, fusion, weights, expansion, maxChunksPerDocument });
   return { sources, retrievalMs: performance.now() - started };
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { FUSION_METHODS } from "../../ports/knowledge.ts";
+import { FUSION_METHODS, QUERY_EXPANSIONS } from "../../ports/knowledge.ts";
 
 /** Weights of hybrid fusion; an omitted one takes the plane's default. */
 export const FusionWeightsField = z
@@ -16,6 +16,8 @@ export const RetrievalOptions = z.object({
   mode: z.enum(["dense", "bm25", "hybrid"]).default("hybrid"),
   fusion: z.enum(FUSION_METHODS).optional(),
   weights: FusionWeightsField.optional(),
+  /** Keyword-side expansion: "rm3" (pseudo-relevance feedback) or "none" (the default). */
+  expansion: z.enum(QUERY_EXPANSIONS).optional(),
   /** At most this many chunks of one document while other documents have relevant chunks. */
   max_chunks_per_document: z.number().int().min(1).max(32).default(2),
 });

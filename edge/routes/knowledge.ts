@@ -1,9 +1,10 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { FusionWeightsField } from "../chat/retrieval-options.ts";
-import { DOCUMENT_FORMATS, FUSION_METHODS, SEARCH_GROUPINGS, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
+import { DOCUMENT_FORMATS, FUSION_METHODS, QUERY_EXPANSIONS, SEARCH_GROUPINGS, type BatchItem, type DocumentUpload, type Knowledge, type KnowledgeDocument, type SearchHit } from "../../ports/knowledge.ts";
 import type { AppEnv } from "../env.ts";
-import { badRequest, unsupportedMediaType } from "../errors.ts";
+import { badRequest, planeApiError, unsupportedMediaType } from "../errors.ts";
+import { PlaneError } from "../../ports/errors.ts";
 import { ingestPolicy } from "../tenant-settings.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
 import { readMultipart } from "../middleware/multipart.ts";
@@ -17,6 +18,11 @@ const JsonDocument = z.object({
   metadata: Metadata.default({}),
 });
 
+/** JSON batches are capped by the JSON body limit (1 MiB by default); larger collections go as multipart. */
+const JsonBatch = z.object({ documents: z.array(JsonDocument).min(1) });
+
+const ProgressBody = z.object({ ids: z.array(z.string()).min(1).max(1000) });
+
 const SearchBody = z.object({
   query: z.string().min(1).max(8000),
   k: z.number().int().min(1).max(100).default(5),
@@ -24,6 +30,8 @@ const SearchBody = z.object({
   /** Hybrid: how the two lists merge, and their weights (default: the plane's, README "Retrieval quality"). */
   fusion: z.enum(FUSION_METHODS).optional(),
   weights: FusionWeightsField.optional(),
+  /** BM25 and hybrid: RM3 pseudo-relevance feedback on the keyword query (default none). */
+  expansion: z.enum(QUERY_EXPANSIONS).default("none"),
   /** `document`: k distinct documents, each as its best chunk. */
   group_by: z.enum(SEARCH_GROUPINGS).default("chunk"),
   max_chunks_per_document: z.number().int().min(1).max(100).optional(),
@@ -48,6 +56,24 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
     return c.json(documentView(document), status);
   });
 
+  app.post("/documents/batch", describe({ summary: "Upload many documents as one unit of ingestion (multipart: repeated `file` fields; JSON: {documents: [...]}); per-document statuses.", tags, body: JsonBatch }), async (c) => {
+    const tenant = c.get("tenant");
+    const items = await kb.uploadBatch(tenant.id, await readBatch(c), ingestPolicy(tenant));
+    const data = items.map((item, index) => batchItemView(item, index));
+    const accepted = data.filter((d) => d.status !== "refused").length;
+    return c.json({ object: "knowledge.batch", accepted, refused: data.length - accepted, data }, items.some((i) => i.ok && i.created) ? 202 : 200);
+  });
+
+  app.post("/documents/progress", describe({ summary: "Ingestion progress of a set of documents (e.g. a batch): overall fraction, counts by status, and each document.", tags, body: ProgressBody }), jsonBody(ProgressBody), async (c) => {
+    const tenantId = c.get("tenant").id;
+    const docs = await Promise.all(c.req.valid("json").ids.map((id) => kb.get(tenantId, id)));
+    const counts = { queued: 0, processing: 0, ready: 0, failed: 0 };
+    for (const d of docs) counts[d.status]++;
+    const settled = (d: KnowledgeDocument) => d.status === "ready" || d.status === "failed";
+    const progress = docs.reduce((sum, d) => sum + (settled(d) ? 1 : d.progress), 0) / docs.length;
+    return c.json({ object: "knowledge.progress", progress, done: counts.ready + counts.failed === docs.length, counts, data: docs.map(documentView) });
+  });
+
   app.get("/documents", describe({ summary: "List the tenant's documents, newest first.", tags }), queryParams(ListQuery), async (c) => {
     const data = (await kb.list(c.get("tenant").id, c.req.valid("query"))).map(documentView);
     return c.json({ object: "list", data });
@@ -64,9 +90,9 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
   });
 
   app.post("/search", describe({ summary: "Search the tenant's chunks (dense, BM25 or hybrid), or its documents by their best chunk (group_by: document).", tags }), jsonBody(SearchBody), async (c) => {
-    const { query, k, mode, fusion, weights, group_by: groupBy, max_chunks_per_document: maxChunksPerDocument, filter } = c.req.valid("json");
+    const { query, k, mode, fusion, weights, expansion, group_by: groupBy, max_chunks_per_document: maxChunksPerDocument, filter } = c.req.valid("json");
     const filters = filter && { documentIds: filter.document_ids, metadata: filter.metadata };
-    const hits = await kb.search(c.get("tenant").id, { query, k, mode, fusion, weights, groupBy, maxChunksPerDocument, filter: filters });
+    const hits = await kb.search(c.get("tenant").id, { query, k, mode, fusion, weights, expansion, groupBy, maxChunksPerDocument, filter: filters });
     return c.json({ object: "list", mode, group_by: groupBy, data: hits.map(hitView) });
   });
 
@@ -96,6 +122,37 @@ async function readUpload(c: Context<AppEnv>): Promise<DocumentUpload> {
   if (!parsed.success) throw schemaError(parsed.error);
   const { title, text, format, metadata } = parsed.data;
   return { bytes: new TextEncoder().encode(text), format, title, metadata };
+}
+
+/** A batch's documents: every multipart `file` field (a shared `metadata` field applies to each), or the JSON `documents` array. */
+async function readBatch(c: Context<AppEnv>): Promise<DocumentUpload[]> {
+  const type = c.req.header("content-type") ?? "";
+  if (/^multipart\/form-data/i.test(type)) {
+    const form = await readMultipart(c);
+    const files = [form.file ?? []].flat();
+    if (files.length === 0 || files.some((f) => !(f instanceof File))) throw badRequest("Multipart batches need one or more `file` fields, each holding a document.", "file");
+    if (Array.isArray(form.metadata) || form.metadata instanceof File) throw badRequest("`metadata` must be one JSON text field.", "metadata");
+    const metadata = form.metadata === undefined ? {} : parseMetadata(form.metadata);
+    return Promise.all((files as File[]).map(async (file) => ({ bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name, mediaType: file.type, metadata })));
+  }
+  if (!/^application\/json\b/i.test(type)) {
+    throw unsupportedMediaType(`Upload a batch as multipart/form-data (fields \`file\`) or application/json ({documents: [...]}), not ${JSON.stringify(type || "no content type")}.`);
+  }
+  const parsed = JsonBatch.safeParse(await readJson(c));
+  if (!parsed.success) throw schemaError(parsed.error);
+  return parsed.data.documents.map(({ title, text, format, metadata }) => ({ bytes: new TextEncoder().encode(text), format, title, metadata }));
+}
+
+/** `queued`: stored, ingestion pending; `exists`: identical content was already stored; `refused`: this document only, with why. */
+function batchItemView(item: BatchItem, index: number) {
+  if (item.ok) return { index, status: item.created ? ("queued" as const) : ("exists" as const), document: documentView(item.document), error: null };
+  const { status, ...error } = planeErrorView(item.error);
+  return { index, status: "refused" as const, document: null, http_status: status, error };
+}
+
+function planeErrorView({ kind, message, param }: Extract<BatchItem, { ok: false }>["error"]) {
+  const api = planeApiError(new PlaneError(kind, message, { param: param ?? undefined }));
+  return { status: api.status, ...api.toBody().error };
 }
 
 function parseMetadata(raw: string): Record<string, unknown> {

@@ -59,6 +59,8 @@ export const ConfigSchema = z.object({
   embeddingModel: z.string().optional(),
   /** USE Lite with int8 dense layers: about 4x faster ingest. */
   embeddingInt8: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
+  /** Worker threads that embed (ingestion and queries) off the HTTP event loop; 0 embeds on it. */
+  embedThreads: z.coerce.number().int().min(0).max(64).default(1),
   /** Whether `switchyard start` runs the fine-tuning trainer as a supervised child process. */
   trainer: z.enum(["on", "off", "1", "0", "true", "false"]).transform((v) => v === "on" || v === "1" || v === "true").default(true),
   /** How long a trainer's claim on a job holds without a heartbeat: a killed trainer's job is resumed this long after it died. */
@@ -106,6 +108,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },
   embeddingInt8: { env: "SWITCHYARD_EMBEDDING_INT8", flag: "--embedding-int8" },
+  embedThreads: { env: "SWITCHYARD_EMBED_THREADS", flag: "--embed-threads" },
   trainer: { env: "SWITCHYARD_TRAINER", flag: "--trainer" },
   trainerLeaseMs: { env: "SWITCHYARD_TRAINER_LEASE_MS", flag: "--trainer-lease-ms" },
   trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },

@@ -84,6 +84,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   const localKnowledge: KnowledgeBase | undefined = remote.knowledge ? undefined : await openKnowledgeBase(database, dataDir, {
     embeddingModel: config.embeddingModel,
     int8: config.embeddingInt8,
+    embedThreads: config.embedThreads,
     parseLimits: { maxDecodedBytes: config.maxParseBytes, timeoutMs: config.parseTimeoutMs },
   });
   const inference: Inference = engine ?? remote.inference!;

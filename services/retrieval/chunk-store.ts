@@ -86,7 +86,11 @@ export class ChunkStore {
 
   /** BM25 (FTS5, weighted title, heading path and text) over the tenant's chunks: best first, score = -bm25 (higher is better). */
   bm25(tenantId: string, query: string, k: number, documentIds?: string[]): Array<{ label: number; score: number }> {
-    const match = ftsMatchExpression(query);
+    return this.bm25Match(tenantId, ftsMatchExpression(query), k, documentIds);
+  }
+
+  /** As `bm25`, for a MATCH expression already built (e.g. the weighted one of RM3 expansion). */
+  bm25Match(tenantId: string, match: string, k: number, documentIds?: string[]): Array<{ label: number; score: number }> {
     if (!match || (documentIds && documentIds.length === 0)) return [];
     const w = BM25_WEIGHTS;
     const docClause = documentIds ? "AND c.document_id IN (SELECT value FROM json_each(@docs))" : "";

@@ -5,14 +5,15 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { OpenDatabase } from "../store/db.ts";
 import { newId } from "../store/ids.ts";
 import {
-  FUSION_METHODS, SEARCH_GROUPINGS, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
-  type KnowledgeDocument, type UploadResult,
+  FUSION_METHODS, QUERY_EXPANSIONS, SEARCH_GROUPINGS, type BatchItem, type BatchLimits, type DocumentUpload, type FusionMethod, type FusionWeights, type IngestPolicy, type Knowledge,
+  type KnowledgeDocument, type QueryExpansion, type UploadResult,
 } from "../../ports/knowledge.ts";
 import { documents, type DocumentRow } from "../store/schema.ts";
 import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
 import { fuse, type Scored } from "./fusion.ts";
+import { DEFAULT_RM3, rm3Weights, weightedMatchExpression } from "./rm3.ts";
 import { limitPerDocument, type PerDocumentLimit } from "./per-document.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import { sweepLeftovers } from "./sweep.ts";
@@ -29,6 +30,8 @@ export interface KnowledgeLimits {
 }
 
 export const DEFAULT_LIMITS: KnowledgeLimits = { maxDocuments: 10_000, maxDocumentBytes: 20 * 1024 * 1024 };
+/** One batch: at most this many documents and bytes (the edge's request-body limit applies too). */
+export const DEFAULT_BATCH_LIMITS: BatchLimits = { maxDocuments: 1000, maxBytes: 64 * 1024 * 1024 };
 
 export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"> {
   /** Indexes live in `${dataDir}/indexes`, uploads awaiting ingestion in `${dataDir}/documents`. */
@@ -44,6 +47,8 @@ export interface KnowledgeBaseOptions extends Pick<OpenDatabase, "db" | "sqlite"
   ownsEmbedder?: boolean;
   /** Limits on parsing one untrusted document (decoded bytes, time, memory); see isolated-parse.ts. */
   parseLimits?: Partial<ParseLimits>;
+  /** Limits on one `uploadBatch` call (DEFAULT_BATCH_LIMITS). */
+  batchLimits?: Partial<BatchLimits>;
 }
 
 /** The knowledge port in this process, with what only an in-process caller needs. */
@@ -118,6 +123,47 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 
   async upload(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     this.assertOpen();
+    const accepted = await this.accept(tenantId, input, policy);
+    if (!accepted.created) return accepted;
+    const ingested = this.scheduleIngest(tenantId, accepted.document.id);
+    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return accepted;
+    await ingested;
+    return { document: await this.get(tenantId, accepted.document.id), created: true };
+  }
+
+  /**
+   * Accepts every document first (parse, durable copy, `queued` row), then queues their ingestion
+   * back to back with no await between: the serial queue then holds the whole batch for the tenant,
+   * and the index is saved once, after its last document (see scheduleIngest).
+   */
+  async uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]> {
+    this.assertOpen();
+    const limits = { ...DEFAULT_BATCH_LIMITS, ...this.options.batchLimits };
+    if (uploads.length === 0) throw new KnowledgeError("invalid_request", "a batch needs at least one document", "documents");
+    if (uploads.length > limits.maxDocuments) {
+      throw new KnowledgeError("too_large", `batch holds ${uploads.length} documents; the limit is ${limits.maxDocuments}`, "documents");
+    }
+    const bytes = uploads.reduce((sum, u) => sum + u.bytes.length, 0);
+    if (bytes > limits.maxBytes) throw new KnowledgeError("too_large", `batch holds ${bytes} bytes; the limit is ${limits.maxBytes}`, "documents");
+    const items: BatchItem[] = [];
+    try {
+      for (const input of uploads) {
+        try {
+          items.push({ ok: true, ...(await this.accept(tenantId, input, policy)) });
+        } catch (err) {
+          if (!(err instanceof KnowledgeError) || err.kind === "not_found") throw err;
+          items.push({ ok: false, error: { kind: err.kind, message: err.message, param: err.param ?? null } });
+        }
+      }
+    } finally {
+      // Even when an unexpected error ends the batch, what was stored is ingested (not left queued until a restart).
+      for (const item of items) if (item.ok && item.created) void this.scheduleIngest(tenantId, item.document.id);
+    }
+    return items;
+  }
+
+  /** Validates, parses and stores one upload as a `queued` document (or finds identical content already stored); does not queue its ingestion. */
+  private async accept(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     const limits = this.limitsOf(policy);
     if (input.bytes.length > limits.maxDocumentBytes) {
       throw new KnowledgeError("too_large", `document is ${input.bytes.length} bytes; the limit maxDocumentBytes is ${limits.maxDocumentBytes}`, "file");
@@ -146,10 +192,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
       .returning()
       .get();
     this.parsed.set(id, parsed);
-    const ingested = this.scheduleIngest(tenantId, id);
-    if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return { document: toKnowledgeDocument(document), created: true };
-    await ingested;
-    return { document: await this.get(tenantId, id), created: true };
+    return { document: toKnowledgeDocument(document), created: true };
   }
 
   async get(tenantId: string, documentId: string): Promise<KnowledgeDocument> {
@@ -183,20 +226,31 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     const limit = perDocumentLimit(groupBy, maxChunksPerDocument);
     const allowedDocs = this.chunkStore.allowedDocuments(tenantId, filter);
     const depth = mode === "hybrid" || limit ? fusionDepth(k) : k;
-    const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs, fusion);
+    const expansion = expansionOf(request.expansion);
+    const ranked = await this.rank(tenantId, mode, query, depth, allowedDocs, fusion, expansion);
     const top = limit ? limitPerDocument(ranked, this.chunkStore.documentsOf(tenantId, ranked.map((h) => h.label)), k, limit) : ranked.slice(0, k);
     const rows = this.chunkStore.hydrate(tenantId, top.map((h) => h.label));
     return top.filter((h) => rows.has(h.label)).map((h) => ({ ...rows.get(h.label)!, score: h.score }));
   }
 
-  private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined, fusion: Fusion): Promise<Scored[]> {
+  private async rank(tenantId: string, mode: SearchMode, query: string, depth: number, docs: string[] | undefined, fusion: Fusion, expansion: QueryExpansion): Promise<Scored[]> {
     if (mode !== "dense" && mode !== "bm25" && mode !== "hybrid") throw new KnowledgeError("invalid_request", "mode must be one of dense, bm25, hybrid", "mode");
     if (docs && docs.length === 0) return [];
-    if (mode === "bm25") return this.chunkStore.bm25(tenantId, query, depth, docs);
+    const keyword = () => (expansion === "rm3" ? this.rm3(tenantId, query, depth, docs) : this.chunkStore.bm25(tenantId, query, depth, docs));
+    if (mode === "bm25") return keyword();
     const [queryVector] = await this.embedder.embed([query]);
     const dense = await this.dense(tenantId, queryVector, depth, docs);
     if (mode === "dense") return dense;
-    return fuse(fusion.method, [dense, this.chunkStore.bm25(tenantId, query, depth, docs)], [fusion.weights.dense, fusion.weights.bm25]);
+    return fuse(fusion.method, [dense, keyword()], [fusion.weights.dense, fusion.weights.bm25]);
+  }
+
+  /** BM25 with RM3 expansion (rm3.ts): a first pass's top chunks feed the weighted second pass. */
+  private rm3(tenantId: string, query: string, depth: number, docs: string[] | undefined): Scored[] {
+    const first = this.chunkStore.bm25(tenantId, query, DEFAULT_RM3.feedbackDocs, docs);
+    if (first.length === 0) return first;
+    const texts = new Map(this.chunkStore.chunkTexts(first.map((h) => h.label)).map((r) => [r.id, r.text]));
+    const weights = rm3Weights(query, first.map((h) => ({ text: texts.get(h.label) ?? "", score: h.score })));
+    return this.chunkStore.bm25Match(tenantId, weightedMatchExpression(weights), depth, docs);
   }
 
   private async dense(tenantId: string, vector: Float32Array, k: number, docs: string[] | undefined): Promise<VectorHit[]> {
@@ -410,6 +464,13 @@ function fusionOf({ fusion, weights }: SearchRequest): Fusion {
     throw new KnowledgeError("invalid_request", "weights.dense and weights.bm25 must be non-negative numbers, not both 0", "weights");
   }
   return { method: fusion ?? DEFAULT_FUSION.method, weights: merged };
+}
+
+function expansionOf(expansion: unknown): QueryExpansion {
+  if (expansion !== undefined && !QUERY_EXPANSIONS.includes(expansion as never)) {
+    throw new KnowledgeError("invalid_request", `expansion must be one of ${QUERY_EXPANSIONS.join(", ")}`, "expansion");
+  }
+  return (expansion as QueryExpansion | undefined) ?? "none";
 }
 
 function perDocumentLimit(groupBy: unknown, maxChunksPerDocument: unknown): PerDocumentLimit | undefined {

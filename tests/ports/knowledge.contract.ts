@@ -96,6 +96,29 @@ export function knowledgeContract(name: string, open: () => Promise<KnowledgeFix
       });
     });
 
+    describe("uploadBatch", () => {
+      it("accepts a batch as a unit, reporting each document: queued, already stored, or refused alone", async () => {
+        const existing = await upload(a, SHIPPING);
+        const items = await kb.uploadBatch(a, [REFUNDS, SHIPPING, "", "x".repeat(40)].map((t, i) => ({ bytes: utf8(t), format: "text" as const, title: `b${i}` })), { ...POLICY, maxDocumentBytes: 32 * 1024 });
+        expect(items.map((i) => (i.ok ? (i.created ? "created" : "exists") : i.error.kind))).toEqual(["created", "exists", "invalid_request", "created"]);
+        const [refunds, shipping] = items;
+        if (!refunds.ok || !shipping.ok) throw new Error("unreachable");
+        expect(shipping.document.id).toBe(existing.document.id);
+        expect(await settled(a, refunds.document.id)).toMatchObject({ status: "ready", chunkCount: 1, title: "b0" });
+        expect(await kb.list(a)).toHaveLength(3);
+        // The other tenant sees none of it.
+        expect(await kindOf(kb.get(b, refunds.document.id))).toBe("not_found");
+        expect(await kb.list(b)).toEqual([]);
+      });
+
+      it("refuses an empty batch (invalid_request) and one over the plane's batch limits (too_large), storing nothing", async () => {
+        expect(await kindOf(kb.uploadBatch(a, [], POLICY))).toBe("invalid_request");
+        const many = Array.from({ length: 1001 }, (_, i) => ({ bytes: utf8(`document ${i}`), format: "text" as const }));
+        expect(await kindOf(kb.uploadBatch(a, many, POLICY))).toBe("too_large");
+        expect(await kb.list(a)).toEqual([]);
+      });
+    });
+
     describe("get and list", () => {
       it("keep tenants apart: another tenant's document is not_found and not listed", async () => {
         const { document } = await upload(a, REFUNDS);

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { knowledgeRoutes } from "../../../edge/routes/knowledge.ts";
@@ -168,5 +170,112 @@ describe("knowledge routes", () => {
       gate.open();
       await bg.cleanup();
     }
+  });
+
+  describe("batch upload", () => {
+    type BatchBody = {
+      object: string;
+      accepted: number;
+      refused: number;
+      data: Array<{ index: number; status: string; document: { id: string; status: string } | null; http_status?: number; error: { message: string; param: string | null; code: string | null } | null }>;
+    };
+    type ProgressView = { progress: number; done: boolean; counts: Record<string, number>; data: Array<{ id: string; status: string; chunk_count: number }> };
+    const progressOf = async (tenant: string, ids: string[]) => (await json(tenant, "POST", "/documents/progress", { ids })).json() as Promise<ProgressView>;
+
+    it("stores a JSON batch, reports each document (duplicates, refusals) and its progress, and searches it", async () => {
+      addTenant(t.store, "small", { limits: { maxDocumentBytes: 64 } });
+      const documents = [
+        { title: "Refunds", text: "Refunds are issued within 14 days of a return." },
+        { title: "Shipping", text: "Parcels ship from Rotterdam every weekday morning." },
+        { title: "Refunds again", text: "Refunds are issued within 14 days of a return." },
+        { title: "Huge", text: "x".repeat(200) },
+        { title: "Warranty", text: "The warranty covers two years of normal use." },
+      ];
+      const res = await json("small", "POST", "/documents/batch", { documents });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as BatchBody;
+      expect(body).toMatchObject({ object: "knowledge.batch", accepted: 4, refused: 1 });
+      expect(body.data.map((d) => d.status)).toEqual(["queued", "queued", "exists", "refused", "queued"]);
+      expect(body.data[2].document!.id).toBe(body.data[0].document!.id);
+      expect(body.data[3]).toMatchObject({ index: 3, document: null, http_status: 413, error: { code: "payload_too_large", param: "file" } });
+      expect(body.data[3].error!.message).toMatch(/maxDocumentBytes is 64/);
+
+      const ids = [...new Set(body.data.flatMap((d) => (d.document ? [d.document.id] : [])))];
+      await t.kb.idle();
+      const progress = await progressOf("small", ids);
+      expect(progress).toMatchObject({ progress: 1, done: true, counts: { queued: 0, processing: 0, ready: 3, failed: 0 } });
+      expect(progress.data.map((d) => d.chunk_count)).toEqual([1, 1, 1]);
+      const hits = (await (await json("small", "POST", "/search", { query: "warranty years", mode: "bm25", k: 1 })).json()) as { data: Array<{ title: string }> };
+      expect(hits.data[0].title).toBe("Warranty");
+
+      // Another tenant sees none of it.
+      await expectError(await json("acme", "POST", "/documents/progress", { ids }), 404, /not found/);
+      expect((await (await json("acme", "GET", "/documents")).json()) as { data: unknown[] }).toMatchObject({ data: [] });
+    });
+
+    it("takes multipart batches of files with shared metadata", async () => {
+      const form = new FormData();
+      form.append("file", new File(["# Returns\n\nItems can be returned for 30 days."], "returns.md", { type: "text/markdown" }));
+      form.append("file", new File(["<h1>Hours</h1><p>Open from nine to five.</p>"], "hours.html", { type: "text/html" }));
+      form.append("file", new File([""], "empty.txt", { type: "text/plain" }));
+      form.set("metadata", JSON.stringify({ source: "handbook" }));
+      const res = await app.request("/v1/knowledge/documents/batch", { method: "POST", headers: { "x-tenant": "acme" }, body: form });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as BatchBody;
+      expect(body.data.map((d) => d.status)).toEqual(["queued", "queued", "refused"]);
+      expect(body.data[2]).toMatchObject({ http_status: 400, error: { message: "document is empty" } });
+      await t.kb.idle();
+      const docs = await t.kb.list("acme");
+      expect(docs.map((d) => [d.title, d.format, d.status, d.metadata]).sort()).toEqual([
+        ["hours.html", "html", "ready", { source: "handbook" }],
+        ["returns.md", "markdown", "ready", { source: "handbook" }],
+      ]);
+    });
+
+    it("refuses batches over their limits, and malformed ones, storing nothing", async () => {
+      await t.kb.close();
+      const small = await openTestKb({ batchLimits: { maxDocuments: 2, maxBytes: 100 } });
+      try {
+        app = buildApp(small);
+        const doc = (text: string) => ({ text });
+        await expectError(await json("acme", "POST", "/documents/batch", { documents: [doc("a"), doc("b"), doc("c")] }), 413, /3 documents; the limit is 2/, "documents");
+        await expectError(await json("acme", "POST", "/documents/batch", { documents: [doc("a".repeat(60)), doc("b".repeat(60))] }), 413, /120 bytes; the limit is 100/, "documents");
+        await expectError(await json("acme", "POST", "/documents/batch", { documents: [] }), 400, /documents/);
+        await expectError(await json("acme", "POST", "/documents/batch", { documents: [{ title: "no text" }] }), 400, /text/);
+        const text = await app.request("/v1/knowledge/documents/batch", { method: "POST", headers: { "x-tenant": "acme", "content-type": "text/plain" }, body: "hi" });
+        await expectError(text, 415, /multipart\/form-data/);
+        expect(await small.kb.list("acme")).toEqual([]);
+      } finally {
+        await small.cleanup();
+      }
+    });
+
+    it("shows a batch's progress while it is ingested, one document after another", async () => {
+      await t.kb.close();
+      const gate = gatedEmbedder();
+      const bg = await openTestKb({ embedBatchSize: 1, embedder: gate.embedder });
+      try {
+        app = buildApp(bg);
+        const documents = [0, 1, 2, 3].map((i) => ({ title: `Doc ${i}`, text: `Paragraph one of document ${i}.` }));
+        const body = (await (await json("acme", "POST", "/documents/batch", { documents })).json()) as BatchBody;
+        const ids = body.data.map((d) => d.document!.id);
+        await gate.arrived();
+        expect(await progressOf("acme", ids)).toMatchObject({ progress: 0, done: false, counts: { queued: 3, processing: 1 } });
+        gate.release();
+        await gate.arrived(); // the first document is ready, the second at the embedder
+        const midway = await progressOf("acme", ids);
+        expect(midway).toMatchObject({ done: false, counts: { ready: 1, processing: 1, queued: 2 } });
+        expect(midway.progress).toBeCloseTo(0.25, 6);
+        // One unit of work: no index save until the batch's last document.
+        expect(existsSync(join(bg.dataDir, "indexes", "acme.hnsw"))).toBe(false);
+        gate.open();
+        await bg.kb.idle();
+        expect(await progressOf("acme", ids)).toMatchObject({ progress: 1, done: true, counts: { ready: 4 } });
+        expect(existsSync(join(bg.dataDir, "indexes", "acme.hnsw"))).toBe(true);
+      } finally {
+        gate.open();
+        await bg.cleanup();
+      }
+    });
   });
 });
