@@ -3,9 +3,10 @@
  * the document's bytes as the request body and its other fields (and the IngestPolicy) in one header,
  * so the node reads the bytes as a stream under its size limit. Reads, search, delete and reindex are
  * retried on a node that did nothing; an upload is not (it is idempotent by content on the node, but
- * a retry could race the first attempt's ingest).
+ * a retry could race the first attempt's ingest). A batch sends every document in one body (wire/batch.ts).
  */
-import type { DocumentFormat, DocumentUpload, IngestPolicy, Knowledge, KnowledgeDocument, SearchHit, SearchRequest, UploadResult } from "../ports/knowledge.ts";
+import type { BatchItem, DocumentFormat, DocumentUpload, IngestPolicy, Knowledge, KnowledgeDocument, SearchHit, SearchRequest, UploadResult } from "../ports/knowledge.ts";
+import { encodeBatch } from "./wire/batch.ts";
 import { NodeClient, type NodeClientOptions } from "./node-call.ts";
 import { tenantPath, UPLOAD_HEADER } from "./wire/routes.ts";
 
@@ -37,6 +38,19 @@ export class HttpKnowledge implements Knowledge {
       headers: { "content-type": "application/octet-stream", [UPLOAD_HEADER]: encodeUploadHeader({ ...fields, policy }) },
       idempotent: false,
     });
+  }
+
+  /** The batch in one body (clients/wire/batch.ts); not retried, as `upload`. */
+  uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]> {
+    return this.node
+      .json<{ data: BatchItem[] }>({
+        method: "POST",
+        path: `${tenantPath(tenantId)}/documents/batch`,
+        body: encodeBatch(uploads, policy),
+        headers: { "content-type": "application/octet-stream" },
+        idempotent: false,
+      })
+      .then((r) => r.data);
   }
 
   get(tenantId: string, documentId: string): Promise<KnowledgeDocument> {

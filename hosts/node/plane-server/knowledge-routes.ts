@@ -2,12 +2,14 @@
  * The Knowledge port served over HTTP (the other side of clients/knowledge.ts). An upload's bytes are
  * the request body, read as a stream and refused (too_large) as soon as they pass the node's upload
  * limit (the plane then applies the policy's maxDocumentBytes); its other fields and the IngestPolicy come in one header.
+ * A batch is one body (clients/wire/batch.ts) under the same cap.
  */
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { PlaneError } from "../../../ports/errors.ts";
-import { DOCUMENT_FORMATS, type Knowledge, type SearchRequest } from "../../../ports/knowledge.ts";
+import { DOCUMENT_FORMATS, type DocumentUpload, type Knowledge, type SearchRequest } from "../../../ports/knowledge.ts";
 import type { UploadHeader } from "../../../clients/knowledge.ts";
+import { decodeBatch } from "../../../clients/wire/batch.ts";
 import { UPLOAD_HEADER } from "../../../clients/wire/routes.ts";
 import { jsonBody } from "./node-app.ts";
 
@@ -23,6 +25,7 @@ const Header = z.object({
   fileName: z.string().optional(), mediaType: z.string().optional(), format: z.enum(DOCUMENT_FORMATS).optional(),
   title: z.string().optional(), metadata: z.record(z.string(), z.unknown()).optional(), policy: Policy,
 });
+const Batch = z.object({ policy: Policy, documents: z.array(Header.omit({ policy: true }).extend({ size: z.number().int().min(0) })) });
 const Search = z.object({ query: z.string() }).passthrough();
 const count = (v: string | undefined) => (v === undefined ? undefined : z.coerce.number().int().min(0).parse(v));
 
@@ -39,6 +42,12 @@ export function mountKnowledge(app: Hono, knowledge: () => Knowledge, options: K
     const { policy, ...fields } = header;
     const result = await knowledge().upload(tenant, { ...fields, bytes }, policy);
     return c.json(result, result.created ? 201 : 200);
+  });
+  app.post(`${base}/documents/batch`, async (c) => {
+    const tenant = c.req.param("tenant");
+    const { policy, uploads } = batchBody(await readCapped(c, options.maxUploadBytes));
+    options.ensureTenant(tenant);
+    return c.json({ data: await knowledge().uploadBatch(tenant, uploads, policy) });
   });
   app.get(`${base}/documents`, async (c) => {
     let page;
@@ -72,6 +81,16 @@ function uploadHeader(value: string | undefined): UploadHeader {
   const parsed = Header.safeParse(raw);
   if (!parsed.success) throw invalid(`Invalid ${UPLOAD_HEADER}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
+}
+
+function batchBody(body: Uint8Array): { policy: z.output<typeof Policy>; uploads: DocumentUpload[] } {
+  try {
+    const { manifest, bytes } = decodeBatch(body);
+    const { policy, documents } = Batch.parse(manifest);
+    return { policy, uploads: documents.map(({ size, ...fields }) => ({ ...fields, bytes: bytes(size) })) };
+  } catch (e) {
+    throw invalid(`Invalid batch body: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** The body's bytes, refused once they pass `limit` (before the rest is read). */
