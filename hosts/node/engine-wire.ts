@@ -4,27 +4,22 @@
  * param and details and is rebuilt as a PlaneError, so the edge maps it to the same HTTP status as an
  * in-process engine's; any other error crosses as its name and message (a 500 either way).
  */
-import { PlaneError, type PlaneErrorKind } from "../../ports/errors.ts";
+import { fromWireError, toWireError, type WireError as PlaneWireError } from "../../clients/wire/errors.ts";
+import { PlaneError } from "../../ports/errors.ts";
 import type { EncodeRequest, GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
 import type { BaseModelShape, PeftLimits } from "../../services/adapters/peft.ts";
 
-export type WireError =
-  | { plane: true; kind: PlaneErrorKind; message: string; name: string; code: string | null; param: string | null; details: Record<string, number | string> }
-  | { plane: false; name: string; message: string };
+/** A PlaneError as the plane nodes' wire has it (clients/wire/errors.ts), or another error's name and message. */
+export type WireError = ({ plane: true; name: string } & PlaneWireError) | { plane: false; name: string; message: string };
 
 export function errorToWire(error: unknown): WireError {
-  if (error instanceof PlaneError) {
-    return { plane: true, kind: error.kind, message: error.message, name: error.name, code: error.code, param: error.param, details: error.details };
-  }
+  if (error instanceof PlaneError) return { plane: true, name: error.name, ...toWireError(error) };
   if (error instanceof Error) return { plane: false, name: error.name, message: error.message };
   return { plane: false, name: "Error", message: String(error) };
 }
 
 export function errorFromWire(wire: WireError): Error {
-  const error =
-    wire.plane
-      ? new PlaneError(wire.kind, wire.message, { code: wire.code ?? undefined, param: wire.param ?? undefined, details: wire.details })
-      : new Error(wire.message);
+  const error = wire.plane ? fromWireError({ error: wire }, 500) : new Error(wire.message);
   error.name = wire.name;
   return error;
 }
