@@ -366,7 +366,7 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
         const checkpointDue = request.checkpointEvery === undefined ? evaluation !== undefined : steps % request.checkpointEvery === 0;
         if (checkpointDue && hooks.onCheckpoint) {
           const position = epochDone ? { epoch: epoch + 1, stepInEpoch: 0 } : { epoch, stepInEpoch: i + 1 };
-          await hooks.onCheckpoint(snapshot(request, state, tracker, loop.history, { step: steps, trainedTokens, ...position }));
+          await hooks.onCheckpoint(snapshot(trainFingerprint(request), state, tracker, loop.history, { step: steps, trainedTokens, ...position }));
         }
       }
     }
@@ -391,8 +391,8 @@ export async function trainLora(request: TrainRequest, hooks: TrainHooks = {}): 
   }
 }
 
-/** What a checkpoint must match to resume `request`: its data, resolved hyperparameters, seed and model. */
-export function trainFingerprint(request: TrainRequest): string {
+/** What a run's checkpoint must match to resume it: its data, resolved hyperparameters, seed and model; `extra` for other methods (DPO). */
+export function runFingerprint(request: Omit<TrainRequest, "training" | "validation"> & { training: unknown; validation?: unknown }, extra: Record<string, unknown> = {}): string {
   return requestFingerprint({
     model: basename(request.modelDir),
     training: request.training,
@@ -402,14 +402,19 @@ export function trainFingerprint(request: TrainRequest): string {
     microBatchSize: request.microBatchSize ?? 8,
     maxLength: request.maxLength ?? null,
     initialAdapter: request.initialAdapter ? [request.initialAdapter.config, request.initialAdapter.model].map(sha256) : null,
+    ...extra,
   });
 }
 
+/** What a checkpoint must match to resume this supervised `request`. */
+export const trainFingerprint = (request: TrainRequest): string => runFingerprint(request);
+
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
-function snapshot(request: TrainRequest, state: TrainState, tracker: BestTracker, history: EvaluationRecord[], position: Pick<TrainCheckpoint, "step" | "trainedTokens" | "epoch" | "stepInEpoch">): TrainCheckpoint {
+/** The loop's state as a checkpoint of the run `fingerprint` names. */
+export function snapshot(fingerprint: string, state: TrainState, tracker: BestTracker, history: EvaluationRecord[], position: Pick<TrainCheckpoint, "step" | "trainedTokens" | "epoch" | "stepInEpoch">): TrainCheckpoint {
   return {
-    fingerprint: trainFingerprint(request),
+    fingerprint,
     ...position,
     modules: state.params.modules.map((m) => m.key),
     params: parameters(state.params).map((p) => p.slice()),
@@ -426,7 +431,7 @@ async function startRun(runner: StepRunner, state: TrainState, validation: reado
 }
 
 /** Puts a checkpoint's parameters and optimizer state into a freshly created `state`; the tracker and history it held. */
-function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyperparameters): { tracker: BestTracker; history: EvaluationRecord[] } {
+export function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyperparameters): { tracker: BestTracker; history: EvaluationRecord[] } {
   const keys = state.params.modules.map((m) => m.key);
   if (keys.length !== resume.modules.length || keys.some((k, i) => k !== resume.modules[i])) throw new Error("the checkpoint's LoRA modules differ from this run's");
   const params = parameters(state.params);
@@ -447,7 +452,7 @@ function restoreRun(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyper
 }
 
 /** Early stopping's patience; off: never (Infinity evaluations). */
-function stoppingPatience(h: ResolvedHyperparameters): number {
+export function stoppingPatience(h: ResolvedHyperparameters): number {
   return h.earlyStopping ? h.patience : Number.POSITIVE_INFINITY;
 }
 

@@ -17,7 +17,6 @@
  * Invariants: as trainLora's (same seed -> same split, init, order, adapter bytes); the fingerprint
  * of a resumable state covers the method (β, loss type) and the preference data.
  */
-import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import type { PreferenceExample } from "../../services/files/preference-data.ts";
 import { withAnswer } from "../../services/files/preference-data.ts";
@@ -27,16 +26,15 @@ import { loadDecoderConfig, type DecoderConfig } from "../../services/model/conf
 import type { PreferenceLossType } from "../../services/model/llama/preference-loss.ts";
 import { openWeights } from "../../services/model/safetensors.ts";
 import { loadTokenizer } from "../../services/model/tokenizer.ts";
-import { requestFingerprint, type EvaluationRecord, type TrainCheckpoint } from "../checkpoint.ts";
+import type { EvaluationRecord } from "../checkpoint.ts";
 import { continuedHyperparameters, startingParams, withoutDelta } from "../continue.ts";
 import { chunks, epochOrder, holdOut, type ChatEncoder } from "../dataset.ts";
 import { exportPeftAdapter } from "../export.ts";
 import { cloneLoraParams, gradientsFromGraph, parameters, trainingFeeds, type LoraParams } from "../lora-params.ts";
 import { asOutOfMemory, checkStepMemory, modelWeightBytes, type StepShape } from "../memory.ts";
 import { GradientAccumulator } from "../optim/accumulate.ts";
-import { AdamW } from "../optim/adamw.ts";
 import { clipGradNorm } from "../optim/clip.ts";
-import { BestTracker, createTrainState, resolveHyperparameters, type Evaluation, type ResolvedHyperparameters, type TrainHooks, type TrainRequest, type TrainResult, type TrainState } from "../train.ts";
+import { BestTracker, createTrainState, resolveHyperparameters, restoreRun, runFingerprint, snapshot, stoppingPatience, type Evaluation, type ResolvedHyperparameters, type TrainHooks, type TrainRequest, type TrainResult, type TrainState } from "../train.ts";
 import { addRewards, emptyRewards, encodePair, makePairBatch, refRows, rewardMetrics, type EncodedPair, type RewardSums } from "./pairs.ts";
 import { openDpoStepRunner, type DpoStepRunner } from "./step-graph.ts";
 
@@ -195,7 +193,7 @@ export async function trainDpo(request: DpoTrainRequest, hooks: TrainHooks = {})
     };
     const evaluate = (params: LoraParams) => evaluatePairs(runner, params, config, data.validation, ref.validation, micro, o);
     const start = await evaluate(state.params);
-    const loop = resume ? restore(state, resume, h) : { tracker: new BestTracker(start, state.params, h.patience), history: [{ step: 0, validLoss: start.loss, tokenAccuracy: start.tokenAccuracy }] as EvaluationRecord[] };
+    const loop = resume ? restoreRun(state, resume, h) : { tracker: new BestTracker(start, state.params, stoppingPatience(h)), history: [{ step: 0, validLoss: start.loss, tokenAccuracy: start.tokenAccuracy }] as EvaluationRecord[] };
     const { tracker } = loop;
     let best: DpoEvaluation = resume ? await evaluate(tracker.bestParams) : start;
     let steps = resume?.step ?? 0;
@@ -230,7 +228,7 @@ export async function trainDpo(request: DpoTrainRequest, hooks: TrainHooks = {})
         const checkpointDue = request.checkpointEvery === undefined ? evaluation !== undefined : steps % request.checkpointEvery === 0;
         if (checkpointDue && hooks.onCheckpoint) {
           const position = epochDone ? { epoch: epoch + 1, stepInEpoch: 0 } : { epoch, stepInEpoch: i + 1 };
-          await hooks.onCheckpoint(snapshot(request, state, tracker, loop.history, { step: steps, trainedTokens, ...position }));
+          await hooks.onCheckpoint(snapshot(dpoFingerprint(request), state, tracker, loop.history, { step: steps, trainedTokens, ...position }));
         }
       }
     }
@@ -261,52 +259,7 @@ export async function trainDpo(request: DpoTrainRequest, hooks: TrainHooks = {})
 
 /** What a state checkpoint must match to resume `request`: the method (β, loss type), the pairs, hyperparameters, seed, model. */
 export function dpoFingerprint(request: DpoTrainRequest): string {
-  return requestFingerprint({
-    method: "dpo",
-    dpo: resolveDpo(request.dpo),
-    model: basename(request.modelDir),
-    training: request.training,
-    validation: request.validation ?? null,
-    hyperparameters: resolveHyperparameters(request.hyperparameters),
-    seed: request.seed,
-    microBatchSize: request.microBatchSize ?? 4,
-    maxLength: request.maxLength ?? null,
-    initialAdapter: request.initialAdapter ? [request.initialAdapter.config, request.initialAdapter.model].map(sha256) : null,
-  });
-}
-
-const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-function snapshot(request: DpoTrainRequest, state: TrainState, tracker: BestTracker, history: EvaluationRecord[], position: Pick<TrainCheckpoint, "step" | "trainedTokens" | "epoch" | "stepInEpoch">): TrainCheckpoint {
-  return {
-    fingerprint: dpoFingerprint(request),
-    ...position,
-    modules: state.params.modules.map((m) => m.key),
-    params: parameters(state.params).map((p) => p.slice()),
-    optimizer: state.optimizer.exportState(),
-    best: tracker.exportState(),
-    history: history.map((e) => ({ ...e })),
-  };
-}
-
-function restore(state: TrainState, resume: TrainCheckpoint, h: ResolvedHyperparameters): { tracker: BestTracker; history: EvaluationRecord[] } {
-  const keys = state.params.modules.map((m) => m.key);
-  if (keys.length !== resume.modules.length || keys.some((k, i) => k !== resume.modules[i])) throw new Error("the checkpoint's LoRA modules differ from this run's");
-  const copy = (target: Float32Array[], source: Float32Array[]) =>
-    target.forEach((p, i) => {
-      if (source[i]?.length !== p.length) throw new Error(`the checkpoint's parameter ${i} has ${source[i]?.length} values, expected ${p.length}`);
-      p.set(source[i]!);
-    });
-  const params = parameters(state.params);
-  copy(params, resume.params);
-  state.optimizer = new AdamW(
-    params.map((p) => p.length),
-    { weightDecay: h.weightDecay },
-    resume.optimizer,
-  );
-  const best = cloneLoraParams(state.params);
-  copy(parameters(best), resume.best.params);
-  return { tracker: BestTracker.restore(resume.best, best, h.patience), history: resume.history.map((e) => ({ ...e })) };
+  return runFingerprint(request, { method: "dpo", dpo: resolveDpo(request.dpo), microBatchSize: request.microBatchSize ?? 4 });
 }
 
 async function stepShape(request: DpoTrainRequest, data: Prepared, rows: number, h: ResolvedHyperparameters): Promise<StepShape> {
