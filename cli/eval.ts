@@ -8,14 +8,13 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
 import type { EvalReport } from "../edge/evals/report.ts";
-import { formatHelp, type CommandHelp } from "./help.ts";
+import type { CommandHelp } from "./help.ts";
 import type { OutputStream } from "./ingest-run.ts";
 import { interruptSignal } from "./job-follow.ts";
 import { createProgressReporter } from "./progress.ts";
-import { ApiRequestError, ServerUnreachableError, TERMINAL_STATUSES, type ServerApi } from "./server-api.ts";
-import { SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
+import { ApiRequestError, TERMINAL_STATUSES, type ServerApi } from "./server-api.ts";
+import { parseCommandLine, SERVER_OPTIONS, serverCommand, UsageError } from "./server-target.ts";
 
 const STRATEGIES = ["prompt", "rag", "adapter", "rag+adapter"];
 
@@ -49,40 +48,12 @@ interface EvalArgs {
   server: { url?: string; key?: string; dataDir?: string };
 }
 
-export async function evalCommand(argv: string[], io: EvalIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let args: EvalArgs;
-  let api: ServerApi;
-  try {
-    args = parse(argv);
-    api = serverApi(args.server);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`switchyard eval: ${err.message}\n${formatHelp(EVAL_HELP)}`);
-    return 2;
-  }
-  try {
-    return await run(api, args, io);
-  } catch (err) {
-    if (err instanceof ServerUnreachableError) {
-      io.stderr.write(`switchyard eval: ${err.message}\n(is a server running? start one with \`switchyard start\`, or give --url)\n`);
-      return 2;
-    }
-    if (err instanceof ApiRequestError) {
-      io.stderr.write(`switchyard eval: the server refused the request (HTTP ${err.status}${err.param ? `, ${err.param}` : ""}): ${err.message}\n`);
-      return err.status === 401 ? 2 : 1;
-    }
-    throw err;
-  }
+export function evalCommand(argv: string[], io: EvalIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  return serverCommand({ name: "eval", help: EVAL_HELP }, argv, io.stderr, parse, (api, args) => run(api, args, io));
 }
 
 function parse(argv: string[]): EvalArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, { type: o.type }])) });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { positionals, values } = parsed;
+  const { positionals, values } = parseCommandLine(argv, OPTIONS);
   if (positionals.length !== 1) throw new UsageError("give exactly one DATASET.jsonl");
   const str = (k: string) => values[k] as string | undefined;
   const arms = str("arms")?.split(",").map((a) => a.trim()).filter(Boolean);

@@ -8,7 +8,8 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../hosts/node/config.ts";
 import { dataDirHolder } from "../services/store/data-dir-lock.ts";
-import { ServerApi } from "./server-api.ts";
+import { formatHelp, type CommandHelp } from "./help.ts";
+import { ApiRequestError, ServerApi, ServerUnreachableError } from "./server-api.ts";
 
 export interface ServerFlags {
   url?: string;
@@ -54,4 +55,45 @@ export function serverApi(flags: ServerFlags, env: Record<string, string | undef
   const key = flags.key ?? (env.SWITCHYARD_API_KEY || undefined);
   if (!key) throw new UsageError("a tenant API key is needed: --key KEY, or set $SWITCHYARD_API_KEY");
   return new ServerApi(serverUrl(flags, env), key);
+}
+
+/**
+ * The shell of a command that talks to a server: `parse` and the server's address (a UsageError: the
+ * message and the help, exit 2), then `run`; a server that cannot be reached is exit 2, a refused
+ * request exit 1 (2 for a bad key). `explain` handles a command's own errors first (its exit code, or undefined).
+ */
+export async function serverCommand<A extends { server: ServerFlags }>(
+  command: { name: string; help: CommandHelp },
+  argv: string[],
+  stderr: NodeJS.WritableStream,
+  parse: (argv: string[]) => A,
+  run: (api: ServerApi, args: A) => Promise<number>,
+  explain: (err: unknown) => number | undefined = () => undefined,
+): Promise<number> {
+  const prefix = `switchyard ${command.name}`;
+  let args: A;
+  let api: ServerApi;
+  try {
+    args = parse(argv);
+    api = serverApi(args.server);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    stderr.write(`${prefix}: ${err.message}\n${formatHelp(command.help)}`);
+    return 2;
+  }
+  try {
+    return await run(api, args);
+  } catch (err) {
+    const code = explain(err);
+    if (code !== undefined) return code;
+    if (err instanceof ServerUnreachableError) {
+      stderr.write(`${prefix}: ${err.message}\n(is a server running? start one with \`switchyard start\`, or give --url)\n`);
+      return 2;
+    }
+    if (err instanceof ApiRequestError) {
+      stderr.write(`${prefix}: the server refused the request (HTTP ${err.status}${err.param ? `, ${err.param}` : ""}): ${err.message}\n`);
+      return err.status === 401 ? 2 : 1;
+    }
+    throw err;
+  }
 }

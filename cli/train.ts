@@ -9,10 +9,10 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { formatHelp, type CommandHelp } from "./help.ts";
+import type { CommandHelp } from "./help.ts";
 import { followJob, interruptSignal } from "./job-follow.ts";
-import { ApiRequestError, ServerUnreachableError, TERMINAL_STATUSES, type EventJson, type FileJson, type JobCreateBody, type JobJson, type ServerApi } from "./server-api.ts";
-import { parseCommandLine, SERVER_OPTIONS, serverApi, UsageError } from "./server-target.ts";
+import { ApiRequestError, TERMINAL_STATUSES, type EventJson, type FileJson, type JobCreateBody, type JobJson, type ServerApi } from "./server-api.ts";
+import { parseCommandLine, SERVER_OPTIONS, serverCommand, UsageError } from "./server-target.ts";
 import { createTrainDisplay, type TrainDisplay } from "./train-progress.ts";
 import type { OutputStream } from "./ingest-run.ts";
 
@@ -62,34 +62,12 @@ interface TrainArgs {
 /** A file refused by the server's validation (exit 1; its message lists the bad lines). */
 class RefusedFile extends Error {}
 
-export async function trainCommand(argv: string[], io: TrainIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let args: TrainArgs;
-  let api: ServerApi;
-  try {
-    args = parse(argv);
-    api = serverApi(args.server);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`switchyard train: ${err.message}\n${formatHelp(TRAIN_HELP)}`);
-    return 2;
-  }
-  try {
-    return await run(api, args, io);
-  } catch (err) {
-    if (err instanceof RefusedFile) {
-      io.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    if (err instanceof ServerUnreachableError) {
-      io.stderr.write(`switchyard train: ${err.message}\n(is a server running? start one with \`switchyard start\`, or give --url)\n`);
-      return 2;
-    }
-    if (err instanceof ApiRequestError) {
-      io.stderr.write(`switchyard train: the server refused the request (HTTP ${err.status}${err.param ? `, ${err.param}` : ""}): ${err.message}\n`);
-      return err.status === 401 ? 2 : 1;
-    }
-    throw err;
-  }
+export function trainCommand(argv: string[], io: TrainIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  return serverCommand({ name: "train", help: TRAIN_HELP }, argv, io.stderr, parse, (api, args) => run(api, args, io), (err) => {
+    if (!(err instanceof RefusedFile)) return undefined;
+    io.stderr.write(`${err.message}\n`);
+    return 1;
+  });
 }
 
 async function run(api: ServerApi, args: TrainArgs, io: TrainIo): Promise<number> {
