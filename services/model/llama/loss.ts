@@ -20,16 +20,20 @@ export interface CausalLmLoss {
   weights: Value;
 }
 
+/** log p(label) at every position [B, T]: LogSoftmax over the vocabulary, the label picked by a one-hot product. */
+export function labelLogProbs(g: Graph, logits: Value, labels: Value): Value {
+  const logProbs = g.op1("LogSoftmax", [logits], { attrs: { axis: attr.int(-1) }, shape: logits.shape }); // [B, T, V]
+  const vocab = g.gather(g.shapeOf(logits), g.constInt64([-1], []));
+  const tokens = g.op1("Range", [g.constInt64([0], []), vocab, g.constInt64([1], [])]);
+  const oneHot = g.cast(g.equal(g.unsqueeze(labels, [-1]), tokens), "float32"); // [B, T, V]
+  return g.reduceSum(g.mul(logProbs, oneHot), [-1], false);
+}
+
 /** Appends the inputs `labels` and `loss_weights` (unless given) and the scalar loss, output as "loss". */
 export function appendCausalLmLoss(g: Graph, logits: Value, inputs: { labels?: Value; weights?: Value } = {}): CausalLmLoss {
   const labels = inputs.labels ?? g.input("labels", "int64", ["batch", "seq"]);
   const weights = inputs.weights ?? g.input("loss_weights", "float32", ["batch", "seq"]);
-  const logProbs = g.op1("LogSoftmax", [logits], { attrs: { axis: attr.int(-1) }, shape: logits.shape }); // [B, T, V]
-
-  const vocab = g.gather(g.shapeOf(logits), g.constInt64([-1], []));
-  const tokens = g.op1("Range", [g.constInt64([0], []), vocab, g.constInt64([1], [])]);
-  const oneHot = g.cast(g.equal(g.unsqueeze(labels, [-1]), tokens), "float32"); // [B, T, V]
-  const nll = g.neg(g.reduceSum(g.mul(logProbs, oneHot), [-1], false)); // [B, T]
+  const nll = g.neg(labelLogProbs(g, logits, labels)); // [B, T]
 
   const counted = g.op1("Max", [g.reduceSum(weights, [0, 1], false), g.constFloat([1e-12], [])]);
   const loss = g.op1("Div", [g.reduceSum(g.mul(nll, weights), [0, 1], false), counted], { shape: [] });

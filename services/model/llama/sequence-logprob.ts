@@ -7,10 +7,11 @@
  *   loss_weights  float [B, T]  1 on the answer tokens, 0 on prompt and padding
  *   -> logps      float [B]     Σ_t w[b, t] · log p(labels[b, t] | tokens ≤ t)
  *
- * Standard ONNX ops only (LogSoftmax, a one-hot product as ./loss.ts, ReduceSum), so the generic reverse
+ * Standard ONNX ops only (./loss.ts `labelLogProbs`: LogSoftmax and a one-hot product; ReduceSum), so the generic reverse
  * pass (../graph/autodiff.ts) differentiates it.
  */
-import { attr, type Graph, type Value } from "../graph/ir.ts";
+import type { Graph, Value } from "../graph/ir.ts";
+import { labelLogProbs } from "./loss.ts";
 
 export interface SequenceLogProbs {
   logps: Value;
@@ -22,11 +23,7 @@ export interface SequenceLogProbs {
 export function appendSequenceLogProbs(g: Graph, logits: Value, inputs: { labels?: Value; weights?: Value } = {}): SequenceLogProbs {
   const labels = inputs.labels ?? g.input("labels", "int64", ["batch", "seq"]);
   const weights = inputs.weights ?? g.input("loss_weights", "float32", ["batch", "seq"]);
-  const logProbs = g.op1("LogSoftmax", [logits], { attrs: { axis: attr.int(-1) }, shape: logits.shape }); // [B, T, V]
-  const vocab = g.gather(g.shapeOf(logits), g.constInt64([-1], []));
-  const tokens = g.op1("Range", [g.constInt64([0], []), vocab, g.constInt64([1], [])]);
-  const oneHot = g.cast(g.equal(g.unsqueeze(labels, [-1]), tokens), "float32"); // [B, T, V]
-  const picked = g.reduceSum(g.mul(logProbs, oneHot), [-1], false); // [B, T]
+  const picked = labelLogProbs(g, logits, labels); // [B, T]
   const logps = g.reduceSum(g.mul(picked, weights), [1], false); // [B]
   return { logps: g.output(logps, "logps"), labels, weights };
 }
