@@ -66,7 +66,7 @@ describe("the playground", () => {
     await signIn(page, key);
     expect(await page.locator("#who").textContent()).toContain("playground");
     expect(await page.evaluate('sessionStorage.getItem("switchyard.apiKey")')).toBe(key);
-    expect(await page.locator("#view-chat").isVisible()).toBe(true);
+    await page.locator("#view-chat").waitFor({ state: "visible" });
     await screenshot(page, "chat-empty");
   });
 
@@ -217,8 +217,9 @@ describe("the playground", () => {
     await screenshot(page, "fine-tuning");
 
     await page.getByRole("button", { name: "Chat with it" }).first().click();
-    expect(await page.locator("#view-chat").isVisible()).toBe(true);
-    expect(await page.locator("#chat-model").inputValue()).toMatch(/^tiny/);
+    // The switch is asynchronous (the model list is refreshed first): wait for it.
+    await page.locator("#view-chat").waitFor({ state: "visible" });
+    await expect.poll(() => page.locator("#chat-model").inputValue()).toMatch(/^tiny/);
   });
 
   it("shows tenants and keys to an admin key", async () => {
