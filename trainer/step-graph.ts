@@ -113,7 +113,21 @@ function logitsOf(g: Graph) {
   return logits;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** The training sessions' onnxruntime options (SFT and DPO alike); `threads` default min(4, available cores). */
+export function trainerSessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads ?? Math.min(4, availableParallelism()),
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+    // Workers sleep between kernels instead of spinning: the trainer shares its cores with the serving engine
+    // (and, on a small machine, with everything else), where spinning threads take CPU that others are waiting for.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  };
+}
+
+export async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
     () => false,
@@ -131,16 +145,7 @@ export async function openStepRunner(request: StepGraphRequest): Promise<StepRun
   const cached = (await exists(trainPath)) && (await exists(evalPath));
   if (!(await exists(trainPath))) await writeOnnx(buildStepGraph(config, weights, targets, request.dropout, packed), dir, "train");
   if (!(await exists(evalPath))) await writeOnnx(buildEvalGraph(config, weights, packed), dir, "eval");
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: request.threads ?? Math.min(4, availableParallelism()),
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-    logSeverityLevel: 3,
-    // Workers sleep between kernels instead of spinning: the trainer shares its cores with the serving engine
-    // (and, on a small machine, with everything else), where spinning threads take CPU that others are waiting for.
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
-  };
+  const options = trainerSessionOptions(request.threads);
   const profiling = request.profilePrefix !== undefined;
   const train = await ort.InferenceSession.create(trainPath, profiling ? { ...options, enableProfiling: true, profileFilePrefix: request.profilePrefix } : options);
   const evalSession = await ort.InferenceSession.create(evalPath, options);

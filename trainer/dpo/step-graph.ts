@@ -10,8 +10,6 @@
  * the LoRA feeds: ref_logps [B] and beta [1] (a feed, so β does not change the cache key).
  */
 import { createHash } from "node:crypto";
-import { access } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../../services/model/config.ts";
@@ -25,7 +23,7 @@ import type { DecoderWeights } from "../../services/model/llama/weights.ts";
 import { LORA_TARGETS, type LoraTarget } from "../../services/model/lora-layout.ts";
 import type { Batch } from "../dataset.ts";
 import type { FeedTensor } from "../lora-params.ts";
-import { trainedInputNames } from "../step-graph.ts";
+import { exists, trainedInputNames, trainerSessionOptions } from "../step-graph.ts";
 
 export const DPO_STEP_COMPILER_VERSION = "dpo-step-1";
 
@@ -82,12 +80,6 @@ function dropLogits(g: Graph): Value {
   return g.outputs.splice(at, 1)[0]!;
 }
 
-const exists = (path: string) =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
-
 export async function openDpoStepRunner(request: DpoStepRequest): Promise<DpoStepRunner> {
   const { config, weights, targets } = request;
   const key = dpoStepKey(config, weights.contentHash, targets, request.lossType);
@@ -96,14 +88,7 @@ export async function openDpoStepRunner(request: DpoStepRequest): Promise<DpoSte
   const logpPath = join(dir, "logps.onnx");
   if (!(await exists(trainPath))) await writeOnnx(buildDpoStepGraph(config, weights, targets, request.lossType), dir, "dpo-train");
   if (!(await exists(logpPath))) await writeOnnx(buildLogProbGraph(config, weights), dir, "logps");
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: request.threads ?? Math.min(4, availableParallelism()),
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-    logSeverityLevel: 3,
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
-  };
+  const options = trainerSessionOptions(request.threads);
   const train = await ort.InferenceSession.create(trainPath, options);
   const logp = await ort.InferenceSession.create(logpPath, options);
   const gradNames = trainedInputNames(config, targets).map((n) => `grad.${n}`);
