@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get("/openapi.json", (c) => c.json(openApiDocument(app, { title: "Switchyard API", version: API_VERSION })));
 
   app.use("/v1/admin/*", requireKey("admin", deps.keys, deps.tenants));
-  app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys));
+  app.route("/v1/admin", adminRoutes(deps.tenants, deps.keys, deps.checkSettings));
   for (const [path, routes] of deps.adminPlanes ?? []) app.route(`/v1/admin${path}`, routes);
   for (const [path, routes] of deps.adminEndpoints ?? []) {
     app.use(`/v1${path}`, requireKey("admin", deps.keys, deps.tenants));

@@ -5,6 +5,7 @@ import type { AppEnv } from "../env.ts";
 import { notFound } from "../errors.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
 import { applyPatch, TenantLimitsSchema, TenantSettingsSchema, type TenantLimitsPatch } from "../tenant-settings.ts";
+import type { SettingsCheck } from "./tenant.ts";
 
 const CreateTenant = z.object({
   name: z.string().trim().min(1).max(200),
@@ -36,8 +37,16 @@ function nextLimits(stored: Record<string, unknown>, patch: TenantLimitsPatch | 
   return patch === null || Object.keys(patch).length === 0 ? {} : applyPatch(stored, patch);
 }
 
+/**
+ * A tenant before it is stored: settings of a new tenant are checked as that tenant's, which owns
+ * nothing yet (so a defaultAdapter can only name a public adapter), before anything is written.
+ */
+function unborn(name: string): Tenant {
+  return { id: "", name, disabled: false, settings: {}, limits: {}, createdAt: 0 };
+}
+
 /** Admin routes, mounted at /v1/admin behind an admin key. */
-export function adminRoutes(tenants: Tenants, keys: ApiKeys): Hono<AppEnv> {
+export function adminRoutes(tenants: Tenants, keys: ApiKeys, check: SettingsCheck = (_t, s) => s): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const tags = ["admin"];
 
@@ -49,7 +58,8 @@ export function adminRoutes(tenants: Tenants, keys: ApiKeys): Hono<AppEnv> {
 
   app.post("/tenants", describe({ summary: "Create a tenant.", tags }), jsonBody(CreateTenant), async (c) => {
     const body = c.req.valid("json");
-    return c.json(tenantJson(await tenants.create(body.name, applyPatch({}, body.settings ?? {}), applyPatch({}, body.limits ?? {}))), 201);
+    const settings = body.settings ? await check(unborn(body.name), body.settings) : {};
+    return c.json(tenantJson(await tenants.create(body.name, applyPatch({}, settings), applyPatch({}, body.limits ?? {}))), 201);
   });
 
   app.get("/tenants", describe({ summary: "List tenants.", tags }), async (c) =>

@@ -65,10 +65,35 @@ describe("PATCH /v1/tenant: null resets each setting", () => {
   });
 });
 
-function adapterForm(): FormData {
+describe("POST /v1/admin/tenants with a defaultAdapter", () => {
+  it("stores a public adapter's name as its id, and refuses one the new tenant may not use without creating it", async () => {
+    const form = adapterForm("public-default");
+    form.append("public", "true");
+    const upload = await p.call("POST", "/v1/admin/adapters", { key: ADMIN_KEY, body: form });
+    expect(upload.status, await upload.clone().text()).toBe(201);
+    const { id } = await upload.json();
+
+    const created = await admin("POST", "/tenants", { name: "born-with-default", settings: { defaultAdapter: "public-default" } });
+    expect(created.status).toBe(201);
+    expect((await created.json()).settings).toEqual({ defaultAdapter: id });
+
+    const { key } = await createTenantWithKey(p, "private-owner");
+    const privateUpload = await p.call("POST", "/v1/adapters", { key, body: adapterForm("someone-elses") });
+    expect(privateUpload.status).toBe(201);
+    const before = (await (await admin("GET", "/tenants")).json()).data.length;
+    for (const ref of ["someone-elses", "no-such-adapter"]) {
+      const refused = await admin("POST", "/tenants", { name: `refused-${ref}`, settings: { defaultAdapter: ref } });
+      expect(refused.status).toBe(400);
+      expect((await refused.json()).error).toMatchObject({ param: "defaultAdapter", code: "adapter_not_found" });
+    }
+    expect((await (await admin("GET", "/tenants")).json()).data.length).toBe(before);
+  });
+});
+
+function adapterForm(name = "resettable"): FormData {
   const { files } = randomPeftAdapter(STORIES_SHAPE, { rank: 2, seed: 1 });
   const form = new FormData();
-  form.append("name", "resettable");
+  form.append("name", name);
   form.append("adapter_config", new Blob([new Uint8Array(files.config)]), "adapter_config.json");
   form.append("adapter_model", new Blob([new Uint8Array(files.model)]), "adapter_model.safetensors");
   return form;
