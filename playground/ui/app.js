@@ -17,12 +17,13 @@ const VIEWS = {
 const started = new Set();
 const REFUSED = "switchyard.refused";
 
-/** What every view may use: the model list (refreshed when adapters change) and a way to switch views. */
+/** What every view may use: the model list (refreshed when adapters change; then the event "switchyard:models") and a way to switch views. */
 export const shared = {
   models: [],
   async refreshModels() {
     shared.models = (await api("/v1/models")).data;
     for (const select of document.querySelectorAll("select[data-models]")) fillModels(select, shared.models);
+    window.dispatchEvent(new Event("switchyard:models"));
   },
   show,
 };

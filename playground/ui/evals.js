@@ -24,8 +24,15 @@ async function refreshDatasets() {
 function fillArms() {
   $("#eval-arms").append(...STRATEGIES.map((s) =>
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "arm", value: s, checked: s === "prompt" || s === "rag" }), ` ${s}`)));
+}
+
+/** The adapters the adapter arms may name (the tenant default first), kept in step with the model list. */
+function fillAdapters() {
+  const select = $("#eval-adapter");
+  const current = select.value;
   const adapters = shared.models.filter((m) => m.parent);
-  $("#eval-adapter").replaceChildren(h("option", { value: "" }, "tenant default"), ...adapters.map((m) => h("option", { value: m.id }, m.id)));
+  select.replaceChildren(h("option", { value: "" }, "tenant default"), ...adapters.map((m) => h("option", { value: m.id }, m.id)));
+  if (adapters.some((m) => m.id === current)) select.value = current;
 }
 
 async function refreshRuns() {
@@ -240,6 +247,8 @@ async function downloadHtml(runId) {
 export async function start(s) {
   shared = s;
   fillArms();
+  fillAdapters();
+  window.addEventListener("switchyard:models", fillAdapters);
   $("#eval-upload").addEventListener("submit", uploadDataset);
   $("#eval-start").addEventListener("submit", startRun);
   await Promise.all([refreshDatasets(), refreshRuns()]);

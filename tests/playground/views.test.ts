@@ -104,6 +104,7 @@ describe("the playground's views", () => {
     await expect.poll(() => page.locator("#eval-dataset option").allTextContents()).toEqual(["tiny set"]);
     expect(await page.locator("#eval-file-errors li").count()).toBe(0);
     expect(await page.locator('#eval-arms input[name="arm"]:checked').evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value))).toEqual(["prompt", "rag"]);
+    expect(await page.locator("#eval-adapter option").allTextContents()).toEqual(["tenant default", "keeper"]); // the adapters, not the base
     await page.locator("#eval-max-tokens").fill("8");
     await page.getByRole("button", { name: "Start run" }).click();
 

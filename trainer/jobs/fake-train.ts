@@ -41,7 +41,7 @@ export function fakeTrain(options: FakeTrainOptions = {}): TrainFn {
       steps = step;
       if (early?.atStep === step) break;
     }
-    const stoppedEarly = early !== undefined && steps === early.atStep;
+    const stoppedEarly = early !== undefined && early.atStep < totalSteps && steps === early.atStep;
     const bestStep = stoppedEarly ? early.bestStep : steps;
     const cancelled = steps < totalSteps && !stoppedEarly;
     const adapter = randomPeftAdapter(shape, { rank: h.rank ?? 4, alpha: h.alpha, targets: h.targetModules ?? ["q_proj", "v_proj"], seed: request.seed, amplitude: 0.01 });
