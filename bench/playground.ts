@@ -17,7 +17,7 @@ import { percentile, report } from "./report.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const ADMIN = "bench-admin-key-0123456789";
-const VIEWS = ["Compare", "Knowledge", "Adapters", "Fine-tuning", "Chat"];
+const VIEWS = ["Compare", "Knowledge", "Adapters", "Fine-tuning", "Evaluations", "Chat"];
 
 const dataDir = mkdtempSync(join(tmpdir(), "sy-bench-playground-"));
 const platform = await startPlatform(

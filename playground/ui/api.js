@@ -1,5 +1,6 @@
 // The page's one way to the API: the key lives in this tab's session storage and travels only as the
-// bearer header (never in a URL, never logged). Errors are OpenAI's JSON bodies, thrown as ApiError.
+// bearer header (never in a URL, never logged). Errors are OpenAI's JSON bodies, thrown as ApiError;
+// a 401 (a revoked key, a disabled tenant) is also announced as the window event "switchyard:unauthorized".
 const KEY = "switchyard.apiKey";
 
 export const session = {
@@ -13,6 +14,7 @@ export class ApiError extends Error {
     super(body?.error?.message ?? `HTTP ${status}`);
     this.status = status;
     this.code = body?.error?.code ?? null;
+    if (status === 401) window.dispatchEvent(new CustomEvent("switchyard:unauthorized", { detail: this.message }));
   }
 }
 

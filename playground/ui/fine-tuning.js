@@ -1,8 +1,10 @@
 // Fine-tuning (shown when the trainer plane answers): upload a JSONL training file (its invalid lines
 // listed one by one), start a job, and watch its training and validation loss by step in a uPlot chart
-// that gains points as the job's `metrics` events arrive; a finished job's model opens in chat.
+// filled from the job's metrics columns (`/jobs/:id/metrics`, polled while it runs). A finished job's
+// chart marks the best checkpoint and an early stop, and shows its base-vs-adapter result; its model
+// opens in chat with one click.
 import { api, upload } from "./api.js";
-import { $, h, showError } from "./dom.js";
+import { $, fmt, h, showError } from "./dom.js";
 
 let shared;
 let watching;
@@ -75,23 +77,69 @@ async function startJob(e) {
   }
 }
 
-/** Every event of the job, oldest first (the API pages newest first, 100 at a time). */
-async function allEvents(jobId) {
-  const events = [];
-  let after;
-  for (;;) {
-    const page = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/events?limit=100${after ? `&after=${encodeURIComponent(after)}` : ""}`);
-    events.push(...page.data);
-    if (!page.has_more || page.data.length === 0) return events.reverse();
-    after = page.data.at(-1).id;
-  }
+const jobPath = (jobId, rest = "") => `/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}${rest}`;
+const finished = (status) => ["succeeded", "failed", "cancelled"].includes(status);
+
+/**
+ * Where the finished job's markers go: the best checkpoint is the one the job's model names (the runner
+ * publishes the best last, so `fine_tuned_model` is it), else the result's best step; an early stop is
+ * the runner's event with `early_stopping_step` (among the newest events: it precedes only the publish
+ * and completion messages).
+ */
+async function markers(job) {
+  const [checkpoints, events] = await Promise.all([api(jobPath(job.id, "/checkpoints?limit=100")), api(jobPath(job.id, "/events?limit=20"))]);
+  const best = checkpoints.data.find((c) => c.fine_tuned_model_checkpoint === job.fine_tuned_model)?.step_number ?? job.switchyard?.result?.best_step;
+  const stop = events.data.find((e) => typeof e.data?.early_stopping_step === "number")?.data.early_stopping_step;
+  return { best, stop };
 }
 
-function series(events) {
-  const byStep = new Map();
-  for (const e of events) if (e.type === "metrics" && typeof e.data.step === "number") byStep.set(e.data.step, e.data);
-  const steps = [...byStep.keys()].sort((a, b) => a - b);
-  return [steps, steps.map((s) => byStep.get(s).train_loss ?? null), steps.map((s) => byStep.get(s).valid_loss ?? null)];
+/** A uPlot plugin drawing a dashed vertical line, with its label, at each marker's step. */
+function markerPlugin(state) {
+  const draw = (u) => {
+    const { ctx } = u;
+    const lines = [["best checkpoint", state.markers.best, "#16a34a"], ["early stop", state.markers.stop, "#9333ea"]];
+    const px = window.uPlot.pxRatio; // the canvas counts device pixels
+    ctx.save();
+    ctx.setLineDash([6 * px, 4 * px]);
+    ctx.lineWidth = 2 * px;
+    ctx.font = `${12 * px}px system-ui, sans-serif`;
+    lines.forEach(([label, step, color], i) => {
+      if (typeof step !== "number") return;
+      const x = u.valToPos(step, "x", true);
+      ctx.strokeStyle = ctx.fillStyle = color;
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      // The label beside its line, on the left of it where the right would leave the plot.
+      const text = `${label} (step ${step})`;
+      const fitsRight = x + 4 * px + ctx.measureText(text).width <= u.bbox.left + u.bbox.width;
+      ctx.textAlign = fitsRight ? "left" : "right";
+      ctx.fillText(text, fitsRight ? x + 4 * px : x - 4 * px, u.bbox.top + (14 + 16 * i) * px);
+    });
+    ctx.restore();
+  };
+  return { hooks: { draw } };
+}
+
+const RESULT_ROWS = [["Loss", "loss", 4, false], ["Perplexity", "perplexity", 2, false], ["Token accuracy", "token_accuracy", 3, true], ["ROUGE-L", "rouge_l", 3, true], ["Exact match", "exact_match", 3, true]];
+
+/** The job's base-vs-adapter result (validation set) as a table; hidden when the job has none. */
+function showResult(result) {
+  const box = $("#ft-result");
+  box.hidden = !result;
+  if (!result) return;
+  $("#ft-result-caption").textContent = `Base model vs adapter (best step ${result.best_step}) on ${result.validation_examples} validation example(s), ${result.answered_examples} answered greedily`;
+  $("#ft-result tbody").replaceChildren(...RESULT_ROWS.map(([label, key, digits, higherIsBetter]) => {
+    const base = result.base[key];
+    const adapter = result.adapter[key];
+    const better = typeof base === "number" && typeof adapter === "number" && adapter !== base ? (adapter > base) === higherIsBetter : null;
+    return h("tr", { "data-metric": key },
+      h("th", { scope: "row" }, label),
+      h("td", {}, fmt(base, digits)),
+      h("td", {}, fmt(adapter, digits)),
+      h("td", {}, better === null ? "–" : better ? "better" : "worse"));
+  }));
 }
 
 async function watch(jobId) {
@@ -99,33 +147,41 @@ async function watch(jobId) {
   await loadScript("/ui/vendor/uPlot.iife.min.js");
   $("#ft-watch").hidden = false;
   $("#ft-watch-job").textContent = jobId;
+  showResult(null);
   const box = $("#ft-chart");
   box.replaceChildren();
+  for (const key of ["points", "validationPoints", "bestStep", "earlyStopStep"]) delete box.dataset[key];
+  const state = { jobId, chart: undefined, timer: undefined, markers: {} };
   const width = Math.min(720, box.parentElement.clientWidth || 360);
   const opts = {
     width, height: 260,
     scales: { x: { time: false } },
     axes: [{ label: "step" }, { label: "loss" }],
     series: [{ label: "step" }, { label: "training loss", stroke: "#2563eb", width: 2 }, { label: "validation loss", stroke: "#dc2626", width: 2, spanGaps: true }],
+    plugins: [markerPlugin(state)],
   };
-  const chart = new window.uPlot(opts, [[], [], []], box);
-  const state = { jobId, chart, timer: undefined };
+  state.chart = new window.uPlot(opts, [[], [], []], box);
   watching = state;
-  const done = (status) => ["succeeded", "failed", "cancelled"].includes(status);
   const tick = async () => {
     if (watching !== state) return;
     try {
-      // The job before its events: once it reads as finished, the events read after it are all there.
-      const job = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
-      const events = await allEvents(jobId);
-      const data = series(events);
-      chart.setData(data);
-      box.dataset.points = String(data[0].length);
-      box.dataset.validationPoints = String(data[2].filter((v) => v !== null).length);
-      // The checkpoint is published when the job ends: ask for it then, not on every poll.
-      const best = done(job.status) ? (await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/checkpoints`)).data[0] : undefined;
-      $("#ft-points").textContent = `${job.status}: ${data[0].length} step(s) plotted${best ? `; best checkpoint at step ${best.step_number}` : ""}`;
-      if (done(job.status)) return void (await refreshJobs());
+      // The job before its metrics: once it reads as finished, the metrics read after it are all there.
+      const job = await api(jobPath(jobId));
+      const m = await api(jobPath(jobId, "/metrics"));
+      if (finished(job.status)) state.markers = await markers(job);
+      if (watching !== state) return;
+      state.chart.setData([m.step, m.train_loss, m.valid_loss]);
+      box.dataset.points = String(m.step.length);
+      box.dataset.validationPoints = String(m.valid_loss.filter((v) => v !== null).length);
+      const { best, stop } = state.markers;
+      if (typeof best === "number") box.dataset.bestStep = String(best);
+      if (typeof stop === "number") box.dataset.earlyStopStep = String(stop);
+      const said = [typeof best === "number" ? `best checkpoint at step ${best}` : "", typeof stop === "number" ? `stopped early after step ${stop}` : ""].filter(Boolean);
+      $("#ft-points").textContent = `${job.status}: ${m.step.length} step(s) plotted${said.length ? `; ${said.join("; ")}` : ""}`;
+      if (finished(job.status)) {
+        showResult(job.switchyard?.result ?? null);
+        return void (await refreshJobs());
+      }
     } catch (err) {
       $("#ft-points").textContent = `Could not read the job (${err.message}); retrying.`;
     }

@@ -23,3 +23,14 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTEFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTEFACTS, `${name}.png`), fullPage: true });
 }
+
+/** Signs `page` in at `url` with `apiKey` through the form, and waits for the shell to say so. */
+export async function signIn(page: Page, url: string, apiKey: string): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel("API key").fill(apiKey);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#who").filter({ hasText: "Signed in" }).waitFor();
+}
+
+/** The page's horizontal overflow in CSS pixels (0: nothing wider than the viewport). */
+export const overflow = (page: Page): Promise<number> => page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth");

@@ -28,7 +28,8 @@
  * Stopping: a heartbeat runs every `heartbeatMs` and after each step; its answer feeds `shouldStop`, so
  * a cancel is seen within one step (or one heartbeat). "lost" (another worker holds the job now) also
  * aborts `signal`, and the runner then writes nothing more. So does `signal` from the caller (the
- * worker shutting down), after which the worker hands the job back to the queue.
+ * worker shutting down), after which the worker hands the job back to the queue. A loop that stopped
+ * early (patience) is said in one event whose data holds `early_stopping_step` and `best_step`.
  */
 import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/adapters.ts";
 import { PlaneError } from "../../ports/errors.ts";
@@ -157,6 +158,7 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
     });
     if (result.cancelled || watch.state === "cancel") return { status: "cancelled", trainedTokens: result.trainedTokens };
     if (watch.state === "lost") return { status: "cancelled" };
+    if (result.stoppedEarly) await deps.queue.event(job.id, earlyStopEvent(result));
     if ("bestRewards" in result) await deps.queue.event(job.id, dpoSummary(result as DpoTrainResult));
     return await publish(job, deps, result, losses, continuedName, !dpo);
   } catch (e) {
@@ -179,6 +181,11 @@ function sftRun(request: TrainRequest, train: TrainFn): MethodRun {
 
 function dpoRun(request: DpoTrainRequest, train: DpoTrainFn): MethodRun {
   return { fingerprint: () => dpoFingerprint(request), resume: (s) => void (request.resume = s), train: (hooks) => train(request, hooks) };
+}
+
+/** Early stopping, as an event the playground marks on its loss chart (`early_stopping_step`, `best_step`). */
+function earlyStopEvent(r: TrainResult) {
+  return { message: `Stopped early after step ${r.steps}: the validation loss stopped improving (best at step ${r.bestStep})`, data: { early_stopping_step: r.steps, best_step: r.bestStep } };
 }
 
 /** The DPO job's validation outcome: TRL's eval rewards of the reference and of the best checkpoint, as an event. */

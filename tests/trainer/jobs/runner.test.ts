@@ -80,6 +80,19 @@ describe("runJob", () => {
     expect(summary).toMatchObject({ type: "message", level: "info", message: describeResult(done.result!) });
   });
 
+  it("says an early stop in one event with its step and the best step, and publishes the best step's adapter", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME, 4), validationFile: await t.upload(ACME, 2), hyperparameters: { maxSteps: 8 } });
+    expect(await t.drain(fakeTrain({ earlyStop: { bestStep: 2, atStep: 4 } }))).toEqual(["succeeded"]);
+    const all = await events(job.id);
+    expect(all.filter((e) => e.type === "metrics").map((e) => e.data!.step)).toEqual([4, 3, 2, 1]);
+    const stop = all.filter((e) => e.data?.early_stopping_step !== undefined);
+    expect(stop).toHaveLength(1);
+    expect(stop[0]).toMatchObject({ type: "message", message: "Stopped early after step 4: the validation loss stopped improving (best at step 2)", data: { early_stopping_step: 4, best_step: 2 } });
+    const done = await t.trainer.get(ACME, job.id);
+    const [best] = (await t.trainer.checkpoints(ACME, job.id)).data;
+    expect(best).toMatchObject({ step: 2, fineTunedModel: done.fineTunedModel });
+  });
+
   it("a report that fails leaves the job succeeded, without a result, with a warning", async () => {
     const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME) });
     expect(await t.drain(fakeTrain(), () => Promise.reject(new Error("engine out of memory")))).toEqual(["succeeded"]);
