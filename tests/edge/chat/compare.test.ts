@@ -132,7 +132,7 @@ describe("POST /v1/compare with stream: true", () => {
 
   it("interleaves the strategies' tokens, which reassemble into the non-streaming answers", async () => {
     const request = { messages, max_tokens: 24, temperature: 0, reference };
-    const whole = await (await post(key, request)).json();
+    const whole = await (await p.call("POST", "/v1/compare", { key, json: request })).json();
     const res = await post(key, { ...request, stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
@@ -174,7 +174,7 @@ describe("POST /v1/compare with stream: true", () => {
   it("sends a failing strategy's error event while the others finish", async () => {
     const { key: plain } = await createTenantWithKey(p, "stream-no-adapter");
     const request = { messages, max_tokens: 8, temperature: 0, strategies: ["adapter", "prompt"] };
-    const whole = await (await post(plain, request)).json();
+    const whole = await (await p.call("POST", "/v1/compare", { key: plain, json: request })).json();
     const { events, done } = parseSse(await (await post(plain, { ...request, stream: true })).text());
     expect(done).toBe(true);
     expect(events.filter((e) => e.object === "compare.error")).toEqual([
@@ -188,7 +188,7 @@ describe("POST /v1/compare with stream: true", () => {
   it("a client that disconnects cancels every strategy's generation", async () => {
     const request = { messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 200, temperature: 1, seed: 2 };
     const before = await gauge("switchyard_engine_decode_steps");
-    const whole = await (await post(key, request)).json();
+    const whole = await (await p.call("POST", "/v1/compare", { key, json: request })).json();
     expect(whole.results.map((r: Event) => r.usage.completion_tokens)).toEqual([200, 200, 200, 200]); // this seed writes no end of text: the runs are long
     const fullRun = (await gauge("switchyard_engine_decode_steps")) - before;
 
