@@ -199,7 +199,7 @@ async function run(e) {
 function setBusy(busy) {
   $("#compare-run").disabled = busy;
   $("#compare-stop").disabled = !busy;
-  if (busy) $("#compare-stop").focus();
+  $(busy ? "#compare-stop" : "#compare-run").focus();
 }
 
 async function refreshWinRates() {

@@ -171,6 +171,13 @@ describe("compare in the playground, streamed", () => {
     expect((await readFile((await file.path())!, "utf8")).trim().split("\n")).toHaveLength(expectedPairs);
   });
 
+  it("fits a phone's width with its columns filled", async () => {
+    await pg.page.setViewportSize({ width: 390, height: 844 });
+    expect(await pg.page.locator("#compare-columns article").count()).toBe(4);
+    expect(await pg.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")).toBe(0);
+    await screenshot(pg.page, "phone-compare-columns");
+  });
+
   it("never put the key in a URL, and the page raised no error", () => {
     expect(pg.requested.length).toBeGreaterThan(5);
     for (const url of pg.requested) {
