@@ -10,6 +10,13 @@ const errorResponse = {
   content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
 };
 
+const responses = { "200": { description: "Success" }, "4XX": errorResponse, "5XX": errorResponse };
+
+const streamingSuccess = {
+  description: "Success: JSON, or with `stream: true` server-sent events (see the description)",
+  content: { "application/json": {}, "text/event-stream": { schema: { type: "string" } } },
+};
+
 /**
  * Builds the OpenAPI 3.1 document from the app's own routes: each route's `describe(...)`,
  * `jsonBody(schema)` and `queryParams(schema)` middleware carry its summary and schemas.
@@ -58,13 +65,15 @@ function baseOperation(path: string): Operation {
   return {
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(path.startsWith("/v1/") ? { security: [{ bearer: [] }] } : {}),
-    responses: { "200": { description: "Success" }, "4XX": errorResponse, "5XX": errorResponse },
+    responses,
   };
 }
 
 function documentParts(docs: RouteDocs): Operation & { parameters?: unknown[] } {
   const part: Operation & { parameters?: unknown[] } = {};
   if (docs.summary) part.summary = docs.summary;
+  if (docs.description) part.description = docs.description;
+  if (docs.streams) part.responses = { ...responses, "200": streamingSuccess };
   if (docs.tags) part.tags = docs.tags;
   if (docs.body) {
     part.requestBody = { required: true, content: { "application/json": { schema: jsonSchema(docs.body) } } };

@@ -68,6 +68,8 @@ export const CompareRequest = GenerationFields.extend({
   strategies: z.array(z.enum(STRATEGIES)).min(1).max(4).optional(),
   /** A reference answer: each result is scored against it. */
   reference: z.string().max(100_000).optional(),
+  /** Server-sent events, every strategy's interleaved (edge/routes/compare.ts). */
+  stream: z.boolean().nullable().optional(),
 });
 
 export type SamplingBody = z.output<typeof SamplingFields>;

@@ -97,7 +97,7 @@ export interface EventWriter<T> {
  * Server-sent events of JSON payloads, ending with `data: [DONE]`, with `sseResponse`'s backpressure:
  * a client that goes away or stalls past the timeout cancels the generation. The first event is
  * awaited before the stream opens, so errors raised before any token (a full queue, an adapter that
- * fails to load) still reach the client as a JSON error with its status. Used by chat and completions.
+ * fails to load) still reach the client as a JSON error with its status. Used by chat, completions and compare.
  */
 export async function streamEvents<T>(
   c: Context<AppEnv>,

@@ -23,6 +23,10 @@ export function bodyLimits(jsonBytes: number, uploadBytes: number): MiddlewareHa
 /** OpenAPI facts a middleware carries, read by edge/openapi.ts from the app's routes. */
 export interface RouteDocs {
   summary?: string;
+  /** Longer Markdown: what the summary leaves out (e.g. a stream's event shapes). */
+  description?: string;
+  /** The route can also answer with server-sent events (text/event-stream). */
+  streams?: boolean;
   tags?: string[];
   body?: z.ZodType;
   query?: z.ZodType;

@@ -1,15 +1,22 @@
-// Compare: one prompt through every strategy at once (/v1/compare), one column each with time to first
-// token, tokens/s, token counts, sources and (given a reference) metric scores; a word diff between any
-// two columns. Blind mode shuffles the columns and hides their arms until the user picks the best one;
-// each pick is stored as preference pairs (the pick against every other different answer) and feeds
-// the win-rate table.
-import { api } from "./api.js";
+// Compare: one prompt through every strategy at once, streamed (/v1/compare with stream: true) into one
+// column each as the tokens arrive, with time to first token, tokens/s, token counts, sources and (given a
+// reference) metric scores; a word diff between any two columns once they are done. Stop aborts the
+// stream, which cancels every strategy on the server.
+// Blind mode shuffles the columns and hides their arms until the user picks the best one. The order is
+// decided on the stream's first event (the list of strategies), before any token arrives. Each pick is
+// stored as preference pairs (the pick against every other different answer) and feeds the win-rate table.
+// While streaming, the facts are the page's own (first token and tokens/s as this tab saw them, pieces of
+// text as tokens); each strategy's final event replaces them with the server's.
+import { api, streamEvents } from "./api.js";
 import { $, fmt, h, showError } from "./dom.js";
 import { wordDiff } from "./diff.js";
 
-let results = [];
+/** The arms in display order: { strategy, content, state: streaming|done|error|stopped, usage, timings, sources, scores, error, live }. */
+let arms = [];
 let prompt = [];
 let rated = false;
+let blind = false;
+let controller;
 
 function shuffle(list) {
   const a = [...list];
@@ -20,13 +27,31 @@ function shuffle(list) {
   return a;
 }
 
-const label = (r, i) => ($("#compare-blind").checked && !rated ? `Answer ${i + 1}` : r.strategy);
+const hidden = () => blind && !rated;
+const label = (arm, i) => (hidden() ? `Answer ${i + 1}` : arm.strategy);
+/** Every arm answered or failed: only then can the answers be rated (never partial ones). */
+const finished = () => arms.length > 0 && arms.every((a) => a.state === "done" || a.state === "error");
 
-function tokensPerSecond(r) {
-  const t = r.timings;
-  const n = r.usage?.completion_tokens ?? 0;
+function tokensPerSecond(arm) {
+  if (!arm.timings) {
+    const { first, last, pieces } = arm.live;
+    return pieces < 2 || last <= first ? undefined : (pieces - 1) / ((last - first) / 1000);
+  }
+  const t = arm.timings;
+  const n = arm.usage?.completion_tokens ?? 0;
   if (!t || n < 2 || t.total_ms <= t.first_token_ms) return undefined;
   return (n - 1) / ((t.total_ms - t.first_token_ms) / 1000);
+}
+
+function factsView(arm) {
+  const facts = [
+    ["Time to first token", `${fmt(arm.timings ? arm.timings.first_token_ms : arm.live.first - arm.live.sent)} ms`],
+    ["Tokens/s", fmt(tokensPerSecond(arm))],
+    ["Prompt tokens", arm.usage?.prompt_tokens],
+    ["Completion tokens", arm.usage?.completion_tokens ?? arm.live.pieces],
+    ["Sources", arm.sources?.length],
+  ];
+  return h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v ?? "–"))]));
 }
 
 function scoresView(scores) {
@@ -35,48 +60,83 @@ function scoresView(scores) {
   return h("dl", { class: "facts scores" }, entries.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, fmt(v, 3))]));
 }
 
-function column(r, i) {
-  const title = h("h3", {}, label(r, i));
-  if (r.error) return h("article", { class: "column", "data-arm": r.strategy }, title, h("p", { class: "error" }, r.error.message));
-  const facts = [
-    ["Time to first token", `${fmt(r.timings?.first_token_ms)} ms`],
-    ["Tokens/s", fmt(tokensPerSecond(r))],
-    ["Prompt tokens", r.usage?.prompt_tokens],
-    ["Completion tokens", r.usage?.completion_tokens],
-    ["Sources", (r.sources ?? []).length],
-  ];
-  const sources = (r.sources ?? []).map((s, rank) => h("li", {}, `#${rank + 1} ${s.title ?? s.document_id} (${fmt(s.score, 3)})`));
-  const pick = $("#compare-blind").checked && !rated ? h("button", { type: "button", class: "pick", onclick: () => choose(r) }, `${label(r, i)} is best`) : null;
-  return h("article", { class: "column", "data-arm": r.strategy },
+/** An arm's column; its answer and facts elements are kept on the arm so tokens update them in place. */
+function column(arm, i) {
+  const title = h("h3", {}, label(arm, i));
+  const attrs = { class: "column", "data-arm": arm.strategy, "data-state": arm.state };
+  if (arm.error) return h("article", attrs, title, h("p", { class: "error" }, arm.error.message));
+  arm.answer = h("p", { class: "answer" }, arm.content);
+  arm.facts = factsView(arm);
+  const sources = (arm.sources ?? []).map((s, rank) => h("li", {}, `#${rank + 1} ${s.title ?? s.document_id} (${fmt(s.score, 3)})`));
+  const pick = hidden() && finished() && !controller ? h("button", { type: "button", class: "pick", onclick: () => choose(arm) }, `${label(arm, i)} is best`) : null;
+  return h("article", attrs,
     title,
-    h("p", { class: "answer" }, r.content),
-    h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v ?? "–"))])),
+    arm.answer,
+    arm.facts,
     sources.length ? h("ol", { class: "sources", "aria-label": "Sources" }, sources) : null,
-    scoresView(r.scores),
+    scoresView(arm.scores),
     pick);
 }
 
 function render() {
-  $("#compare-columns").replaceChildren(...results.map(column));
-  const ok = results.filter((r) => !r.error);
-  const options = () => ok.map((r) => h("option", { value: String(results.indexOf(r)) }, label(r, results.indexOf(r))));
+  $("#compare-columns").replaceChildren(...arms.map(column));
+  const ok = arms.filter((a) => a.state === "done");
+  const options = () => ok.map((a) => h("option", { value: String(arms.indexOf(a)) }, label(a, arms.indexOf(a))));
   $("#diff-a").replaceChildren(...options());
   $("#diff-b").replaceChildren(...options());
   if (ok.length > 1) $("#diff-b").selectedIndex = 1;
-  $("#compare-diff-box").hidden = ok.length < 2;
+  $("#compare-diff-box").hidden = ok.length < 2 || controller !== undefined;
   renderDiff();
 }
 
 function renderDiff() {
-  const a = results[Number($("#diff-a").value)];
-  const b = results[Number($("#diff-b").value)];
+  const a = arms[Number($("#diff-a").value)];
+  const b = arms[Number($("#diff-b").value)];
   if (!a || !b) return $("#compare-diff").replaceChildren();
   const tag = { same: "span", del: "del", add: "ins" };
   $("#compare-diff").replaceChildren(...wordDiff(a.content, b.content).map((p) => h(tag[p.op], {}, p.text)));
 }
 
+/**
+ * One stream event into its arm (`stream.byIndex`: the arms by their index in the server's list, which
+ * the display order may shuffle): text in place; a final or error event re-renders that column.
+ */
+function apply(event, stream) {
+  if (event.object === "compare.start") {
+    const order = event.strategies.map((strategy, index) => ({ strategy, index }));
+    arms = (blind ? shuffle(order) : order).map(({ strategy, index }) => {
+      const arm = { strategy, content: "", state: "streaming", live: { sent: stream.sent, first: undefined, last: undefined, pieces: 0 } };
+      stream.byIndex.set(index, arm);
+      return arm;
+    });
+    return render();
+  }
+  if (!event.object && event.error) throw new Error(event.error.message); // the stream itself failed
+  const arm = stream.byIndex.get(event.index);
+  if (!arm) return;
+  if (event.object === "compare.chunk") {
+    const now = performance.now();
+    arm.live.first ??= now;
+    arm.live.last = now;
+    arm.live.pieces++;
+    arm.content += event.delta.content;
+    arm.answer.append(event.delta.content);
+    const facts = factsView(arm);
+    arm.facts.replaceWith(facts);
+    arm.facts = facts;
+    return;
+  }
+  if (event.object === "compare.done") {
+    Object.assign(arm, { state: "done", usage: event.usage, timings: event.switchyard.timings, sources: event.switchyard.sources, scores: event.scores });
+  } else if (event.object === "compare.error") {
+    Object.assign(arm, { state: "error", error: event.error, content: null });
+  }
+  const i = arms.indexOf(arm);
+  $("#compare-columns").children[i]?.replaceWith(column(arm, i));
+}
+
 async function choose(chosen) {
-  const others = results.filter((r) => r !== chosen && !r.error && r.content !== chosen.content);
+  const others = arms.filter((a) => a !== chosen && a.state === "done" && a.content !== chosen.content);
   try {
     for (const rejected of others) {
       await api("/v1/preferences", { method: "POST", json: { messages: prompt, chosen: { arm: chosen.strategy, content: chosen.content }, rejected: { arm: rejected.strategy, content: rejected.content } } });
@@ -90,28 +150,56 @@ async function choose(chosen) {
   }
 }
 
+function requestBody() {
+  const reference = $("#compare-reference").value.trim();
+  return {
+    model: $("#compare-model").value || undefined,
+    messages: prompt,
+    max_tokens: Number($("#compare-max-tokens").value),
+    temperature: Number($("#compare-temperature").value),
+    reference: reference || undefined,
+    stream: true,
+  };
+}
+
 async function run(e) {
   e.preventDefault();
-  const button = $("#compare-run");
-  button.disabled = true;
+  if (controller) return;
+  controller = new AbortController();
+  setBusy(true);
   showError($("#compare-error"), null);
+  $("#compare-status").textContent = "";
   prompt = [{ role: "user", content: $("#compare-prompt").value }];
-  const reference = $("#compare-reference").value.trim();
-  $("#compare-columns").replaceChildren(h("p", { class: "busy" }, "Running every strategy…"));
+  blind = $("#compare-blind").checked;
+  rated = false;
+  arms = [];
+  const stream = { sent: performance.now(), byIndex: new Map() };
+  const columns = $("#compare-columns");
+  columns.dataset.state = "streaming";
+  columns.setAttribute("aria-busy", "true"); // the live region is read once the answers are in, not per token
+  columns.replaceChildren(h("p", { class: "busy" }, "Running every strategy…"));
   try {
-    const body = await api("/v1/compare", {
-      method: "POST",
-      json: { model: $("#compare-model").value || undefined, messages: prompt, max_tokens: Number($("#compare-max-tokens").value), temperature: Number($("#compare-temperature").value), reference: reference || undefined },
-    });
-    rated = false;
-    results = $("#compare-blind").checked ? shuffle(body.results) : body.results;
-    render();
+    for await (const event of streamEvents("/v1/compare", requestBody(), controller.signal)) apply(event, stream);
+    columns.dataset.state = "done";
   } catch (err) {
-    $("#compare-columns").replaceChildren();
-    showError($("#compare-error"), err);
+    const stopped = err.name === "AbortError";
+    for (const arm of arms) if (arm.state === "streaming") arm.state = "stopped";
+    columns.dataset.state = stopped ? "stopped" : "error";
+    if (stopped) $("#compare-status").textContent = "Stopped.";
+    else showError($("#compare-error"), err);
   } finally {
-    button.disabled = false;
+    controller = undefined;
+    columns.removeAttribute("aria-busy");
+    setBusy(false);
   }
+  if (arms.length) render();
+  else columns.replaceChildren();
+}
+
+function setBusy(busy) {
+  $("#compare-run").disabled = busy;
+  $("#compare-stop").disabled = !busy;
+  $(busy ? "#compare-stop" : "#compare-run").focus();
 }
 
 async function refreshWinRates() {
@@ -132,9 +220,9 @@ async function download() {
 
 export async function start() {
   $("#compare-form").addEventListener("submit", run);
+  $("#compare-stop").addEventListener("click", () => controller?.abort());
   $("#diff-a").addEventListener("change", renderDiff);
   $("#diff-b").addEventListener("change", renderDiff);
-  $("#compare-blind").addEventListener("change", () => results.length && render());
   $("#preferences-download").addEventListener("click", () => download().catch((err) => showError($("#compare-error"), err)));
   await refreshWinRates();
 }

@@ -1,7 +1,7 @@
 /**
  * The playground in real headless Chromium against the real server (stories260k, SQLite, hnswlib): sign
  * in, chat streams and Stop cancels it on the server, knowledge upload and search, adapter upload into
- * the pickers, compare's four columns and a blind choice stored as a DPO pair, and a fine-tuning job's
+ * the pickers (Compare, streamed and blind, is in compare-stream.test.ts), and a fine-tuning job's
  * loss chart gaining points (the real trainer worker, in this process, with the stand-in training loop).
  * Every URL the page requests is checked for the key. Screenshots go to artefacts/playground/.
  */
@@ -133,58 +133,6 @@ describe("the playground", () => {
     await expect.poll(() => page.locator("#chat-model option").allTextContents()).toContain("pirate (adapter)");
     expect(await page.locator("#compare-model option").allTextContents()).toContain("pirate (adapter)");
     await screenshot(page, "adapters");
-  });
-
-  it("compares four strategies in four columns, the adapter changing the answer", async () => {
-    await page.getByRole("button", { name: "Compare" }).click();
-    await page.locator("#compare-model").selectOption("pirate");
-    await page.locator("#compare-prompt").fill("Who keeps the lighthouse?");
-    await page.locator("#compare-reference").fill("Marisol Quayle keeps the lighthouse.");
-    await page.getByRole("button", { name: "Run" }).click();
-    const columns = page.locator("#compare-columns article");
-    await expect.poll(() => columns.count(), { timeout: 60_000 }).toBe(4);
-    expect(await columns.locator("h3").allTextContents()).toEqual(["prompt", "rag", "adapter", "rag+adapter"]);
-    for (let i = 0; i < 4; i++) {
-      const text = await columns.nth(i).textContent();
-      expect(text).toMatch(/Time to first token\d+(\.\d)? ms/);
-      expect(text).toMatch(/Completion tokens\d+/);
-      expect(text).toContain("rougeL"); // scored against the reference
-    }
-    expect(await columns.nth(1).locator("ol.sources li").first().textContent()).toContain("#1");
-    const prompt = await columns.nth(0).locator(".answer").textContent();
-    const adapter = await columns.nth(2).locator(".answer").textContent();
-    expect(adapter).not.toBe(prompt);
-    expect(await page.locator("#compare-diff del, #compare-diff ins").count()).toBeGreaterThan(0);
-    await screenshot(page, "compare");
-  });
-
-  it("in blind mode hides the arms until rated and stores the choice as downloadable preference pairs", async () => {
-    await page.locator("#compare-blind").check();
-    await page.getByRole("button", { name: "Run" }).click();
-    const columns = page.locator("#compare-columns article");
-    await expect.poll(() => columns.locator("h3").allTextContents(), { timeout: 60_000 }).toEqual(["Answer 1", "Answer 2", "Answer 3", "Answer 4"]);
-    await screenshot(page, "compare-blind");
-    const answers = await columns.locator(".answer").allTextContents();
-    const arms = await columns.evaluateAll((els) => els.map((e) => e.getAttribute("data-arm")!));
-    await page.getByRole("button", { name: "Answer 1 is best" }).click();
-    await expect.poll(() => columns.locator("h3").allTextContents()).toEqual(arms); // revealed
-    const expectedPairs = answers.slice(1).filter((a) => a !== answers[0]).length;
-    expect(expectedPairs).toBeGreaterThan(0);
-
-    const download = await (await p.call("GET", "/v1/preferences?format=jsonl", { key })).text();
-    const lines = download.trim().split("\n").map((l) => JSON.parse(l));
-    expect(lines).toHaveLength(expectedPairs);
-    for (const line of lines) {
-      expect(line.input.messages).toEqual([{ role: "user", content: "Who keeps the lighthouse?" }]);
-      expect(line.preferred_output).toEqual([{ role: "assistant", content: answers[0] }]);
-      expect(answers.slice(1)).toContain(line.non_preferred_output[0].content);
-    }
-    const winner = page.locator("#winrates tbody tr").filter({ has: page.getByRole("rowheader", { name: arms[0]!, exact: true }) });
-    await expect.poll(() => winner.locator("td").allTextContents()).toEqual([String(expectedPairs), "0", "100%"]);
-
-    const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: /Download preference pairs/ }).click()]);
-    const { readFile } = await import("node:fs/promises");
-    expect((await readFile((await file.path())!, "utf8")).trim().split("\n")).toHaveLength(expectedPairs);
   });
 
   it("shows a fine-tuning job's loss chart gaining points while it runs, then chats with its model", async () => {

@@ -1,3 +1,9 @@
+/**
+ * POST /v1/compare against the real platform (stories260k, SQLite, hnswlib): the side-by-side answer with
+ * its scores and per-strategy errors, and with stream: true the strategies' interleaved events, which
+ * reassemble into the same answers; a failing strategy sends its error event while the others finish, and
+ * a client that goes away cancels every strategy.
+ */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../../helpers/platform.ts";
 import { addDocument, uploadRandomAdapter } from "./fixtures.ts";
@@ -32,6 +38,9 @@ function bagF1(prediction: string[], ref: string[]): number {
 }
 
 /** rouge-score's tokens: lowercase, anything outside [a-z0-9] splits. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Event = Record<string, any>;
+
 const rougeTokens = (text: string) => text.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
 
 beforeAll(async () => {
@@ -94,5 +103,113 @@ describe("POST /v1/compare", () => {
     const res = await p.call("POST", "/v1/compare", { key, json: { messages, strategies: ["telepathy"] } });
     expect(res.status).toBe(400);
     expect((await res.json()).error.param).toBe("strategies.0");
+  });
+});
+
+function post(apiKey: string, json: unknown, signal?: AbortSignal) {
+  return fetch(`${p.url}/v1/compare`, { method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" }, body: JSON.stringify(json), signal });
+}
+
+/** The `data:` payloads of a whole SSE body; the last must be [DONE]. */
+function parseSse(text: string): { events: Event[]; done: boolean } {
+  const data = text.split("\n\n").filter(Boolean).map((block) => block.split("\n").map((l) => l.replace(/^data: /, "")).join("\n"));
+  return { events: data.filter((d) => d !== "[DONE]").map((d) => JSON.parse(d)), done: data.at(-1) === "[DONE]" };
+}
+
+async function gauge(name: string): Promise<number> {
+  const text = await (await p.call("GET", "/metrics")).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
+}
+
+describe("POST /v1/compare with stream: true", () => {
+  let key: string; // a tenant of its own, with a document and a default adapter
+  beforeAll(async () => {
+    ({ key } = await createTenantWithKey(p, "compare-stream"));
+    await addDocument(p, key, "Dragons", "Zorblat the purple dragon lives in the mountain town of Quexville.");
+    await uploadRandomAdapter(p, key, "dragon-tuned", 3);
+    await p.call("PATCH", "/v1/tenant", { key, json: { defaultAdapter: "dragon-tuned" } });
+  });
+
+  it("interleaves the strategies' tokens, which reassemble into the non-streaming answers", async () => {
+    const request = { messages, max_tokens: 24, temperature: 0, reference };
+    const whole = await (await p.call("POST", "/v1/compare", { key, json: request })).json();
+    const res = await post(key, { ...request, stream: true });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const { events, done } = parseSse(await res.text());
+    expect(done).toBe(true);
+
+    const strategies = ["prompt", "rag", "adapter", "rag+adapter"];
+    expect(events[0]).toMatchObject({ object: "compare.start", model: null, strategies });
+    const chunks = events.filter((e) => e.object === "compare.chunk");
+    for (const c of chunks) expect(c.strategy).toBe(strategies[c.index]);
+    // Interleaved: the arms take turns rather than arriving one after another.
+    const switches = chunks.filter((c, i) => i > 0 && c.index !== chunks[i - 1]!.index).length;
+    expect(switches).toBeGreaterThan(strategies.length);
+
+    strategies.forEach((strategy, index) => {
+      const expected = whole.results[index];
+      const text = chunks.filter((c) => c.index === index).map((c) => c.delta.content).join("");
+      expect(text).toBe(expected.content);
+      const final = events.filter((e) => e.object === "compare.done" && e.index === index);
+      expect(final).toHaveLength(1);
+      expect(final[0]).toMatchObject({ strategy, finish_reason: expected.finish_reason, usage: expected.usage, scores: expected.scores });
+      const { strategy: s, adapter, sources, sources_dropped } = expected;
+      expect(final[0]!.switchyard).toMatchObject({ strategy: s, adapter, sources, sources_dropped });
+      expect(final[0]!.switchyard.timings.first_token_ms).toBeGreaterThan(0);
+      expect(final[0]!.switchyard.timings.first_token_ms).toBeLessThanOrEqual(final[0]!.switchyard.timings.total_ms);
+      // Every chunk of an arm comes before its final event.
+      expect(events.findLastIndex((e) => e.object === "compare.chunk" && e.index === index)).toBeLessThan(events.indexOf(final[0]!));
+    });
+    expect(events.filter((e) => e.object === "compare.error")).toEqual([]);
+  });
+
+  it("is described in the OpenAPI document the app serves", async () => {
+    const post = (await (await p.call("GET", "/openapi.json")).json()).paths["/v1/compare"].post;
+    expect(Object.keys(post.responses["200"].content)).toEqual(["application/json", "text/event-stream"]);
+    for (const object of ["compare.start", "compare.chunk", "compare.done", "compare.error", "[DONE]"]) expect(post.description).toContain(object);
+    expect(post.requestBody.content["application/json"].schema.properties.stream).toBeDefined();
+  });
+
+  it("sends a failing strategy's error event while the others finish", async () => {
+    const { key: plain } = await createTenantWithKey(p, "stream-no-adapter");
+    const request = { messages, max_tokens: 8, temperature: 0, strategies: ["adapter", "prompt"] };
+    const whole = await (await p.call("POST", "/v1/compare", { key: plain, json: request })).json();
+    const { events, done } = parseSse(await (await post(plain, { ...request, stream: true })).text());
+    expect(done).toBe(true);
+    expect(events.filter((e) => e.object === "compare.error")).toEqual([
+      { object: "compare.error", index: 0, strategy: "adapter", error: expect.objectContaining({ status: 400, code: "adapter_required", param: "strategy" }) },
+    ]);
+    expect(events.filter((e) => e.object === "compare.done").map((e) => [e.index, e.strategy])).toEqual([[1, "prompt"]]);
+    const text = events.filter((e) => e.object === "compare.chunk").map((e) => (expect(e.index).toBe(1), e.delta.content)).join("");
+    expect(text).toBe(whole.results[1].content);
+  });
+
+  it("a client that disconnects cancels every strategy's generation", async () => {
+    const request = { messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 200, temperature: 1, seed: 2 };
+    const before = await gauge("switchyard_engine_decode_steps");
+    const whole = await (await p.call("POST", "/v1/compare", { key, json: request })).json();
+    expect(whole.results.map((r: Event) => r.usage.completion_tokens)).toEqual([200, 200, 200, 200]); // this seed writes no end of text: the runs are long
+    const fullRun = (await gauge("switchyard_engine_decode_steps")) - before;
+
+    const abort = new AbortController();
+    const start = await gauge("switchyard_engine_decode_steps");
+    const res = await post(key, { ...request, stream: true }, abort.signal);
+    const reader = res.body!.getReader();
+    let received = "";
+    const started = (index: number) => received.includes(`"index":${index},"strategy":`);
+    while (![0, 1, 2, 3].every(started)) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      received += new TextDecoder().decode(chunk.value);
+    }
+    expect(received).not.toContain("compare.done");
+    expect(await gauge("switchyard_engine_running_sequences")).toBe(4);
+    abort.abort();
+
+    await expect.poll(async () => (await gauge("switchyard_engine_running_sequences")) + (await gauge("switchyard_engine_waiting_requests")), { timeout: 30_000, interval: 10 }).toBe(0);
+    const steps = (await gauge("switchyard_engine_decode_steps")) - start;
+    expect(steps).toBeGreaterThan(0);
+    expect(steps).toBeLessThan(fullRun);
   });
 });
