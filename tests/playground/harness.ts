@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
-import { launchChromium } from "./browser.ts";
+import { launchChromium, signIn } from "./browser.ts";
 
 /** One real server, one tenant and one headless Chromium page for a playground test file (beforeAll). */
 export interface Playground {
@@ -24,7 +24,7 @@ export async function startPlayground(tenant: string): Promise<Playground> {
   const p = await startTestPlatform({ SWITCHYARD_REQUESTS_PER_MINUTE: "0" });
   const { key } = await createTenantWithKey(p, tenant);
   const browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const requested: string[] = [];
   const pageErrors: string[] = [];
   const consoleErrors: string[] = [];
@@ -34,12 +34,7 @@ export async function startPlayground(tenant: string): Promise<Playground> {
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${m.text()} ${m.location().url}`));
   return {
     p, key, browser, context, page, requested, pageErrors, consoleErrors,
-    async signIn(target, apiKey) {
-      await target.goto(p.url);
-      await target.getByLabel("API key").fill(apiKey);
-      await target.getByRole("button", { name: "Sign in" }).click();
-      await target.locator("#who").filter({ hasText: "Signed in" }).waitFor();
-    },
+    signIn: (target, apiKey) => signIn(target, p.url, apiKey),
     async gauge(name) {
       const text = await (await p.call("GET", "/metrics")).text();
       return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);

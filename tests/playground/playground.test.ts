@@ -6,52 +6,33 @@
  * Every URL the page requests is checked for the key. Screenshots go to artefacts/playground/.
  */
 import { pino } from "pino";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTrainer, type TrainerProcess } from "../../hosts/node/trainer.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
 import { STORIES, zipOf } from "../helpers/adapters.ts";
-import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
-import { launchChromium, screenshot } from "./browser.ts";
+import { ADMIN_KEY, type TestPlatform } from "../helpers/platform.ts";
+import { screenshot } from "./browser.ts";
+import { startPlayground, type Playground } from "./harness.ts";
 
+let pg: Playground;
 let p: TestPlatform;
 let key: string;
-let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let trainer: TrainerProcess | undefined;
-const requested: string[] = [];
-const pageErrors: string[] = [];
-const consoleErrors: string[] = [];
 
 beforeAll(async () => {
-  p = await startTestPlatform({ SWITCHYARD_REQUESTS_PER_MINUTE: "0" });
-  ({ key } = await createTenantWithKey(p, "playground"));
-  browser = await launchChromium();
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  context.on("request", (r) => requested.push(r.url()));
-  page = await context.newPage();
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${m.text()} ${m.location().url}`));
+  pg = await startPlayground("playground");
+  ({ p, key, page } = pg);
 }, 120_000);
 afterAll(async () => {
   await trainer?.close();
-  await browser?.close();
-  await p?.stop();
+  await pg?.close();
 });
 
-async function gauge(name: string): Promise<number> {
-  const text = await (await p.call("GET", "/metrics")).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
-}
-
-async function signIn(target: Page, apiKey: string) {
-  await target.goto(p.url);
-  await target.getByLabel("API key").fill(apiKey);
-  await target.getByRole("button", { name: "Sign in" }).click();
-  await target.locator("#who").filter({ hasText: "Signed in" }).waitFor();
-}
+const gauge = (name: string) => pg.gauge(name);
+const signIn = (target: Page, apiKey: string) => pg.signIn(target, apiKey);
 
 describe("the playground", () => {
   it("serves the page at / and signs in with a tenant key kept in session storage", async () => {
@@ -171,7 +152,7 @@ describe("the playground", () => {
   });
 
   it("shows tenants and keys to an admin key", async () => {
-    const admin = await context.newPage();
+    const admin = await pg.context.newPage();
     await signIn(admin, ADMIN_KEY);
     await admin.locator("#tenants tbody tr").filter({ hasText: "playground" }).waitFor();
     expect(await admin.locator("#tabs button:visible").allTextContents()).toEqual(["Admin"]);
@@ -199,14 +180,14 @@ describe("the playground", () => {
   });
 
   it("never put the key in a URL, and the page raised no error", () => {
-    expect(requested.length).toBeGreaterThan(20);
-    for (const url of requested) {
+    expect(pg.requested.length).toBeGreaterThan(20);
+    for (const url of pg.requested) {
       expect(url).not.toContain(key);
       expect(url).not.toContain(ADMIN_KEY);
     }
-    expect(pageErrors).toEqual([]);
+    expect(pg.pageErrors).toEqual([]);
     // The failed requests the page made on purpose: the wrong key (401) and the invalid training file (400).
     const expected = (e: string) => (e.includes("status of 401") && e.endsWith("/v1/tenant")) || (e.includes("status of 400") && e.endsWith("/v1/files"));
-    expect(consoleErrors.filter((e) => !expected(e))).toEqual([]);
+    expect(pg.consoleErrors.filter((e) => !expected(e))).toEqual([]);
   });
 });

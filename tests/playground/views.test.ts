@@ -10,39 +10,31 @@
  */
 import { readFile } from "node:fs/promises";
 import { pino } from "pino";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTrainer, type TrainerProcess } from "../../hosts/node/trainer.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
 import { STORIES, zipOf } from "../helpers/adapters.ts";
-import { ADMIN_KEY, createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
-import { launchChromium, overflow, screenshot, signIn } from "./browser.ts";
+import { ADMIN_KEY, createTenantWithKey, type TestPlatform } from "../helpers/platform.ts";
+import { overflow, screenshot, signIn } from "./browser.ts";
+import { startPlayground, type Playground } from "./harness.ts";
 
+let pg: Playground;
 let p: TestPlatform;
 let key: string;
-let browser: Browser;
-let context: BrowserContext;
 let page: Page;
 let trainer: TrainerProcess;
-const requested: string[] = [];
-const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  p = await startTestPlatform({ SWITCHYARD_REQUESTS_PER_MINUTE: "0" });
-  ({ key } = await createTenantWithKey(p, "views"));
+  pg = await startPlayground("views");
+  ({ p, key, page } = pg);
   trainer = await startTrainer(p.config, fakeTrain({ stepMs: 200, steps: 8, earlyStop: { bestStep: 3, atStep: 5 } }), pino({ level: "silent" }), { leaseMs: 30_000, heartbeatMs: 1000, pollMs: 100 });
-  browser = await launchChromium();
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  context.on("request", (r) => requested.push(r.url()));
-  page = await context.newPage();
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  await signIn(page, p.url, key);
+  await pg.signIn(page, key);
 }, 120_000);
 afterAll(async () => {
   await trainer?.close();
-  await browser?.close();
-  await p?.stop();
+  await pg?.close();
 });
 
 async function uploadAdapter(name: string, seed: number): Promise<void> {
@@ -177,11 +169,11 @@ describe("the playground's views", () => {
     // Opened again, the chart is filled from the metrics columns, not by replaying the events.
     await page.reload();
     await page.locator("#who").filter({ hasText: "Signed in" }).waitFor();
-    const from = requested.length;
+    const from = pg.requested.length;
     await page.getByRole("button", { name: "Fine-tuning" }).click();
     await page.getByRole("button", { name: `Watch the loss of ${job.id}` }).click();
     await expect.poll(() => chart.getAttribute("data-points")).toBe("5");
-    const reads = requested.slice(from).filter((u) => u.includes(job.id));
+    const reads = pg.requested.slice(from).filter((u) => u.includes(job.id));
     expect(reads.some((u) => u.endsWith(`/jobs/${job.id}/metrics`))).toBe(true);
     expect(reads.filter((u) => u.includes("/events")).every((u) => u.endsWith("/events?limit=20"))).toBe(true);
 
@@ -193,10 +185,10 @@ describe("the playground's views", () => {
 
   it("signs a tenant's page out when an admin disables the tenant, and again when the key is revoked", async () => {
     const other = await createTenantWithKey(p, "second");
-    const tenantPage = await context.newPage();
-    tenantPage.on("pageerror", (e) => pageErrors.push(e.message));
+    const tenantPage = await pg.context.newPage();
+    tenantPage.on("pageerror", (e) => pg.pageErrors.push(e.message));
     await signIn(tenantPage, p.url, other.key);
-    const admin = await context.newPage();
+    const admin = await pg.context.newPage();
     await signIn(admin, p.url, ADMIN_KEY);
     const row = admin.locator(`#tenants tr[data-tenant="${other.tenantId}"]`);
     await row.getByRole("button", { name: "Disable" }).click();
@@ -241,11 +233,11 @@ describe("the playground's views", () => {
   });
 
   it("never put a key in a URL, and the pages raised no error", () => {
-    expect(requested.length).toBeGreaterThan(20);
-    for (const url of requested) {
+    expect(pg.requested.length).toBeGreaterThan(20);
+    for (const url of pg.requested) {
       expect(url).not.toContain(key);
       expect(url).not.toContain(ADMIN_KEY);
     }
-    expect(pageErrors).toEqual([]);
+    expect(pg.pageErrors).toEqual([]);
   });
 });
