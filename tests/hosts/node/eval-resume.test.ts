@@ -1,11 +1,11 @@
 /**
  * kill -9 of the server mid evaluation run, and a second server on the same data dir: a real
- * `switchyard start` (tests/helpers/server-child.ts) runs a 10-item × 3-arm run on stories260k; once a
+ * `switchyard start` (tests/helpers/server-child.ts) runs an 8-item × 2-arm run on stories260k; once a
  * few items' results are stored (the run's progress, polled) the process is SIGKILLed; a second process
- * resumes the run (the event "Resuming: N of 30 results already stored.", with N the rows on disk at the
+ * resumes the run (the event "Resuming: N of 16 results already stored.", with N the rows on disk at the
  * kill, and no second "Started") and finishes it. The finished item × arm results are not run again:
  *   - their stored rows are unchanged, byte for byte (a re-run's latencies would differ);
- *   - each item × arm records the tenant's usage once as it completes, so the usage counts 30 requests,
+ *   - each item × arm records the tenant's usage once as it completes, so the usage counts 16 requests,
  *     plus at most the arms of the one item in flight at the kill (completed, not yet stored), where a
  *     re-run of the stored ones would add at least N more.
  */
@@ -14,8 +14,8 @@ import Database from "better-sqlite3";
 import { afterAll, expect, it } from "vitest";
 import { childTenant, freshDataDir, removeDataDir, spawnServer, type ServerChild } from "../../helpers/server-child.ts";
 
-const ITEMS = 10;
-const ARMS = [{ strategy: "prompt" }, { strategy: "prompt", sampling: { temperature: 0.7, seed: 1 } }, { strategy: "prompt", sampling: { max_tokens: 24 } }];
+const ITEMS = 8;
+const ARMS = [{ strategy: "prompt", sampling: { max_tokens: 32 } }, { strategy: "prompt", sampling: { temperature: 0.7, seed: 1, max_tokens: 32 } }];
 const TOTAL = ITEMS * ARMS.length;
 
 const dataDir = freshDataDir();
@@ -44,7 +44,9 @@ function storedRows(runId: string): Map<string, string> {
 }
 
 it("resumes a run after kill -9 in a new process, without running its finished items again", async () => {
+  const t0 = performance.now();
   const first = await start();
+  const tStarted = performance.now();
   const { key } = await childTenant(first, "eval-resume");
   const lines = Array.from({ length: ITEMS }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `Tell story number ${i} about a dog.` }], reference: "The dog was happy." })).join("\n");
   const dataset = await (await first.call("POST", "/v1/evals/datasets", { key, json: { name: "dogs", content: lines } })).json();
@@ -61,7 +63,9 @@ it("resumes a run after kill -9 in a new process, without running its finished i
   expect(atKill.size).toBeGreaterThanOrEqual(2 * ARMS.length);
   expect(atKill.size).toBeLessThan(TOTAL); // killed mid-run
 
+  const tKilled = performance.now();
   const second = await start();
+  const tRestarted = performance.now();
   let finished;
   for (const deadline = Date.now() + 120_000; ; ) {
     finished = await (await second.call("GET", `/v1/evals/runs/${run.id}`, { key })).json();
@@ -81,7 +85,11 @@ it("resumes a run after kill -9 in a new process, without running its finished i
   for (const [k, result] of atKill) expect(after.get(k)).toBe(result);
 
   const usage = await (await second.call("GET", "/v1/usage", { key })).json();
-  console.log(`eval kill -9: ${atKill.size} of ${TOTAL} stored at the kill; ${usage.total.requests} requests recorded in all`);
+  const s = (a: number, b: number) => `${((b - a) / 1000).toFixed(1)} s`;
+  console.log(
+    `eval kill -9: ${atKill.size} of ${TOTAL} stored at the kill; ${usage.total.requests} requests recorded in all; ` +
+      `first start ${s(t0, tStarted)}, to the kill ${s(tStarted, tKilled)}, second start ${s(tKilled, tRestarted)}, to the end ${s(tRestarted, performance.now())}`,
+  );
   expect(usage.total.requests).toBeGreaterThanOrEqual(TOTAL);
   expect(usage.total.requests).toBeLessThanOrEqual(TOTAL + ARMS.length);
 
