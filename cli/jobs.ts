@@ -6,6 +6,7 @@
  * cancelled; 2: bad usage or no server.
  */
 import { formatHelp, type CommandHelp } from "./help.ts";
+import { resultLines } from "./job-result.ts";
 import { followJob, interruptSignal, newEvents } from "./job-follow.ts";
 import type { OutputStream } from "./ingest-run.ts";
 import { ApiRequestError, ServerUnreachableError, type EventJson, type JobJson, type ServerApi } from "./server-api.ts";
@@ -118,7 +119,9 @@ export function jobTable(jobs: JobJson[]): string {
 }
 
 export function jobDetails(job: JobJson): string {
-  const h = { ...job.hyperparameters, ...job.switchyard };
+  const { result: _result, ...extension } = job.switchyard;
+  const dpo = job.method.type === "dpo" ? { method: "dpo", beta: job.method.dpo.hyperparameters.beta } : {};
+  const h = { ...dpo, ...job.hyperparameters, ...extension };
   const settings = Object.entries(h)
     .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
     .join(" ");
@@ -138,7 +141,8 @@ export function jobDetails(job: JobJson): string {
     ["finished", time(job.finished_at)],
     ["error", job.error ? `${job.error.message} (${job.error.code})` : "-"],
   ];
-  return fields.map(([k, v]) => `${k.padEnd(17)}${v}`).join("\n");
+  const result = resultLines(job);
+  return fields.map(([k, v]) => `${k.padEnd(17)}${v}`).join("\n") + (result.length > 0 ? `\n${result.join("\n")}` : "");
 }
 
 export function eventLine(e: EventJson): string {

@@ -20,6 +20,12 @@ interface ListJson<T> {
   has_more: boolean;
 }
 
+interface JobHyperparameters {
+  n_epochs?: number;
+  batch_size?: number;
+  learning_rate_multiplier?: number;
+}
+
 /** What `POST /v1/fine_tuning/jobs` takes (OpenAI's fields and the `switchyard` extension). */
 export interface JobCreateBody {
   model: string;
@@ -27,8 +33,10 @@ export interface JobCreateBody {
   validation_file?: string;
   suffix?: string;
   seed?: number;
-  method: { type: "supervised"; supervised: { hyperparameters: { n_epochs?: number; batch_size?: number; learning_rate_multiplier?: number } } };
-  switchyard?: { r?: number; alpha?: number; learning_rate?: number; max_steps?: number };
+  method:
+    | { type: "supervised"; supervised: { hyperparameters: JobHyperparameters } }
+    | { type: "dpo"; dpo: { hyperparameters: JobHyperparameters & { beta?: number } } };
+  switchyard?: { r?: number; alpha?: number; learning_rate?: number; max_steps?: number; loss_type?: "sigmoid" | "ipo" };
 }
 
 export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);

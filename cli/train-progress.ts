@@ -2,6 +2,8 @@
  * The progress display of a fine-tuning job: on a terminal, a cli-progress bar with step/total,
  * training loss, the latest validation loss and the ETA, with the job's messages printed above it; in a
  * file or pipe, one line per message and a step line for the first step and each tenth of the steps crossed.
+ * A DPO job's display (`{ preference: true }`) adds the step's reward margin and accuracy (TRL's
+ * rewards/margins and rewards/accuracies, means over the step's pairs).
  */
 import cliProgress from "cli-progress";
 import type { OutputStream } from "./ingest-run.ts";
@@ -12,6 +14,14 @@ export interface StepMetrics {
   trainLoss: number;
   /** Only on evaluation steps; the display keeps the last one. */
   validLoss?: number;
+  /** DPO: the step's mean reward margin and the share of its pairs whose chosen reward is the higher. */
+  margins?: number;
+  accuracies?: number;
+}
+
+export interface DisplayOptions {
+  /** A DPO job: show the reward margin and accuracy. */
+  preference?: boolean;
 }
 
 export interface TrainDisplay {
@@ -32,18 +42,21 @@ export function formatDuration(seconds: number): string {
 
 const loss = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(4));
 const eta = (seconds: number | undefined) => (seconds === undefined ? "-" : formatDuration(seconds));
+const share = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(2));
 
 /** The line a step prints outside a terminal (and what the bar's payload holds). */
-export function stepLine(m: StepMetrics, validLoss: number | undefined, etaSeconds: number | undefined): string {
+export function stepLine(m: StepMetrics, validLoss: number | undefined, etaSeconds: number | undefined, options: DisplayOptions = {}): string {
   const percent = m.totalSteps > 0 ? Math.floor((m.step / m.totalSteps) * 100) : 100;
-  return `train: step ${m.step}/${m.totalSteps} (${percent}%) | train loss ${loss(m.trainLoss)} | valid loss ${loss(validLoss)} | ETA ${eta(etaSeconds)}`;
+  const rewards = options.preference ? ` | margin ${loss(m.margins)} | accuracy ${share(m.accuracies)}` : "";
+  return `train: step ${m.step}/${m.totalSteps} (${percent}%) | train loss ${loss(m.trainLoss)} | valid loss ${loss(validLoss)}${rewards} | ETA ${eta(etaSeconds)}`;
 }
 
-function barDisplay(stream: OutputStream): TrainDisplay {
+function barDisplay(stream: OutputStream, options: DisplayOptions): TrainDisplay {
+  const rewards = options.preference ? " | margin {margin} | accuracy {accuracy}" : "";
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: "train [{bar}] {percentage}% | step {value}/{total} | train loss {train} | valid loss {valid} | ETA {remaining}",
+      format: `train [{bar}] {percentage}% | step {value}/{total} | train loss {train} | valid loss {valid}${rewards} | ETA {remaining}`,
       hideCursor: true,
       // Redraw even when the line is unchanged: a message printed above it moves it down a line.
       forceRedraw: true,
@@ -56,7 +69,7 @@ function barDisplay(stream: OutputStream): TrainDisplay {
     step(m, etaSeconds) {
       validLoss = m.validLoss ?? validLoss;
       // Not `eta`: cli-progress fills that one with its own estimate.
-      const payload = { train: loss(m.trainLoss), valid: loss(validLoss), remaining: eta(etaSeconds) };
+      const payload = { train: loss(m.trainLoss), valid: loss(validLoss), margin: loss(m.margins), accuracy: share(m.accuracies), remaining: eta(etaSeconds) };
       if (!started) bar.start(m.totalSteps, m.step, payload);
       started = true;
       bar.setTotal(m.totalSteps);
@@ -73,14 +86,14 @@ function barDisplay(stream: OutputStream): TrainDisplay {
   };
 }
 
-function lineDisplay(stream: OutputStream): TrainDisplay {
+function lineDisplay(stream: OutputStream, options: DisplayOptions): TrainDisplay {
   let printedTenth = -1;
   let validLoss: number | undefined;
   return {
     step(m, etaSeconds) {
       validLoss = m.validLoss ?? validLoss;
       const tenth = m.totalSteps > 0 ? Math.floor((m.step / m.totalSteps) * 10) : 10;
-      if (tenth > printedTenth || m.step === m.totalSteps) stream.write(`${stepLine(m, validLoss, etaSeconds)}\n`);
+      if (tenth > printedTenth || m.step === m.totalSteps) stream.write(`${stepLine(m, validLoss, etaSeconds, options)}\n`);
       printedTenth = Math.max(printedTenth, tenth);
     },
     message(text) {
@@ -91,6 +104,6 @@ function lineDisplay(stream: OutputStream): TrainDisplay {
 }
 
 /** A bar when `stream` is a terminal, lines otherwise. */
-export function createTrainDisplay(stream: OutputStream): TrainDisplay {
-  return stream.isTTY ? barDisplay(stream) : lineDisplay(stream);
+export function createTrainDisplay(stream: OutputStream, options: DisplayOptions = {}): TrainDisplay {
+  return stream.isTTY ? barDisplay(stream, options) : lineDisplay(stream, options);
 }

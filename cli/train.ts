@@ -1,7 +1,10 @@
 /**
  * `switchyard train DATA.jsonl [options]`: uploads the training (and validation) file to a running
  * server, creates a LoRA fine-tuning job with the hyperparameters given (OpenAI's fields and the
- * `switchyard` extension), and follows it with a progress display until it ends. stdout gets only the
+ * `switchyard` extension), and follows it with a progress display until it ends. `--method dpo` trains
+ * on preference pairs (OpenAI's DPO file format) with `--beta` and `--loss`; `--from ADAPTER` continues
+ * an adapter (SFT-then-DPO: the job's model is `BASE:ADAPTER`, the reference is that adapter frozen). A
+ * file of the wrong kind for the method is the server's 400 invalid_file_format, told in the CLI's terms. stdout gets only the
  * result (the fine_tuned_model, or the job id with --detach), so scripts can capture it; everything
  * else goes to stderr. Exit 0: succeeded (or detached by --detach); 1: the file was refused, or the job
  * failed or was cancelled; 2: bad usage or no server; 130: Ctrl-C, which detaches without asking (the
@@ -13,6 +16,7 @@ import type { CommandHelp } from "./help.ts";
 import { followJob, interruptSignal } from "./job-follow.ts";
 import { ApiRequestError, TERMINAL_STATUSES, type EventJson, type FileJson, type JobCreateBody, type JobJson, type ServerApi } from "./server-api.ts";
 import { parseCommandLine, SERVER_OPTIONS, serverCommand, UsageError } from "./server-target.ts";
+import { resultLines } from "./job-result.ts";
 import { createTrainDisplay, type TrainDisplay } from "./train-progress.ts";
 import type { OutputStream } from "./ingest-run.ts";
 
@@ -27,6 +31,10 @@ const OPTIONS = {
   "max-steps": { type: "string", value: "N", text: "stop after N optimizer steps (switchyard.max_steps)" },
   seed: { type: "string", value: "N", text: "seed: the same seed and data train the same adapter" },
   model: { type: "string", value: "M", text: "the base model to fine-tune (default: the server's)" },
+  method: { type: "string", value: "M", text: "sft (default: chat examples) or dpo (preference pairs: {\"input\", \"preferred_output\", \"non_preferred_output\"} per line)" },
+  beta: { type: "string", value: "X", text: "dpo: the strength of the pull to the reference (beta; default 0.1)" },
+  loss: { type: "string", value: "L", text: "dpo: the preference loss, sigmoid (default) or ipo (switchyard.loss_type)" },
+  from: { type: "string", value: "ADAPTER", text: "continue this adapter (name, name@version or id), e.g. DPO on an SFT adapter; its r, alpha and targets are kept" },
   ...SERVER_OPTIONS,
   detach: { type: "boolean", value: "", text: "submit, print the job id and return without following" },
   "cancel-on-interrupt": { type: "boolean", value: "", text: "Ctrl-C cancels the job instead of detaching from it" },
@@ -35,8 +43,9 @@ const OPTIONS = {
 export const TRAIN_HELP: CommandHelp = {
   usage: "train DATA.jsonl [options]",
   summary:
-    "Fine-tunes a LoRA adapter on a running server: uploads DATA.jsonl (chat examples, {\"messages\": [...]} per line), creates the job\n" +
-    "and follows it with a progress bar (step, losses, ETA); prints the fine_tuned_model to stdout when it succeeds.\n" +
+    "Fine-tunes a LoRA adapter on a running server: uploads DATA.jsonl (chat examples, {\"messages\": [...]} per line, or preference\n" +
+    "pairs with --method dpo), creates the job and follows it with a progress bar (step, losses, DPO's reward margin and accuracy, ETA);\n" +
+    "prints the base-vs-adapter report and the fine_tuned_model to stdout when it succeeds.\n" +
     "Ctrl-C detaches (the job goes on; `switchyard jobs show ID --follow` follows it again) and exits 130.",
   options: Object.entries(OPTIONS).map(([name, o]) => ({ flag: o.value ? `--${name} ${o.value}` : `--${name}`, text: o.text })),
 };
@@ -49,18 +58,28 @@ export interface TrainIo {
   pollMs?: number;
 }
 
+type Method = "supervised" | "dpo";
+
 interface TrainArgs {
   data: string;
   validation?: string;
   model?: string;
+  /** The adapter to continue (`--from`). */
+  from?: string;
+  method: Method;
   body: Omit<JobCreateBody, "model" | "training_file" | "validation_file">;
   server: { url?: string; key?: string; dataDir?: string };
   detach: boolean;
   cancelOnInterrupt: boolean;
 }
 
-/** A file refused by the server's validation (exit 1; its message lists the bad lines). */
+/** A file refused by the server's validation, or of the wrong kind for the method (exit 1; its message lists the bad lines). */
 class RefusedFile extends Error {}
+
+const FILE_KIND: Record<Method, { holds: string; other: string; hint: string }> = {
+  supervised: { holds: "chat examples ({\"messages\": [...]} per line)", other: "preference pairs", hint: "add --method dpo to train on it" },
+  dpo: { holds: "preference pairs ({\"input\", \"preferred_output\", \"non_preferred_output\"} per line)", other: "chat examples", hint: "drop --method dpo to fine-tune on it" },
+};
 
 export function trainCommand(argv: string[], io: TrainIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   return serverCommand({ name: "train", help: TRAIN_HELP }, argv, io.stderr, parse, (api, args) => run(api, args, io), (err) => {
@@ -71,17 +90,29 @@ export function trainCommand(argv: string[], io: TrainIo = { stdout: process.std
 }
 
 async function run(api: ServerApi, args: TrainArgs, io: TrainIo): Promise<number> {
-  const model = args.model ?? (await api.baseModel());
+  const model = args.from === undefined ? (args.model ?? (await api.baseModel())) : args.model === undefined ? args.from : `${args.model}:${args.from}`;
   const training = await upload(api, args.data, io);
   const validation = args.validation ? await upload(api, args.validation, io) : undefined;
-  const job = await api.createJob({ model, training_file: training.id, validation_file: validation?.id, ...args.body });
-  io.stderr.write(`created fine-tuning job ${job.id} on ${api.baseUrl} (model ${job.model})\n`);
+  const job = await createJob(api, { model, training_file: training.id, validation_file: validation?.id, ...args.body }, args);
+  io.stderr.write(`created ${args.method === "dpo" ? "DPO " : ""}fine-tuning job ${job.id} on ${api.baseUrl} (model ${job.model})\n`);
   if (args.detach) {
     io.stderr.write(`follow it with: switchyard jobs show ${job.id} --follow\n`);
     io.stdout.write(`${job.id}\n`);
     return 0;
   }
   return follow(api, job, args, io);
+}
+
+/** The job, or a RefusedFile naming the local file when the server says it is of the wrong kind for the method. */
+async function createJob(api: ServerApi, body: JobCreateBody, args: TrainArgs): Promise<JobJson> {
+  try {
+    return await api.createJob(body);
+  } catch (err) {
+    if (!(err instanceof ApiRequestError && err.code === "invalid_file_format")) throw err;
+    const path = err.param === "validation_file" ? args.validation! : args.data;
+    const kind = FILE_KIND[args.method];
+    throw new RefusedFile(`${path} holds ${kind.other}, but a ${args.method === "dpo" ? "DPO" : "supervised"} job trains on ${kind.holds}; ${kind.hint} (the server: ${err.message})`);
+  }
 }
 
 async function upload(api: ServerApi, path: string, io: TrainIo): Promise<FileJson> {
@@ -97,7 +128,7 @@ async function upload(api: ServerApi, path: string, io: TrainIo): Promise<FileJs
 }
 
 async function follow(api: ServerApi, job: JobJson, args: TrainArgs, io: TrainIo): Promise<number> {
-  const display = createTrainDisplay(io.stderr);
+  const display = createTrainDisplay(io.stderr, { preference: args.method === "dpo" });
   const { signal, release } = interruptSignal(io.interrupt);
   let result;
   try {
@@ -134,7 +165,7 @@ function showEvents(display: TrainDisplay, events: EventJson[], job: JobJson): v
   for (const e of events) {
     const d = e.data as Record<string, number | undefined>;
     if (e.type === "metrics" && typeof d.step === "number" && typeof d.total_steps === "number" && typeof d.train_loss === "number") {
-      display.step({ step: d.step, totalSteps: d.total_steps, trainLoss: d.train_loss, validLoss: d.valid_loss }, eta);
+      display.step({ step: d.step, totalSteps: d.total_steps, trainLoss: d.train_loss, validLoss: d.valid_loss, margins: d["rewards/margins"], accuracies: d["rewards/accuracies"] }, eta);
     } else {
       display.message(`${e.level === "info" ? "" : `${e.level}: `}${e.message}`);
     }
@@ -143,6 +174,7 @@ function showEvents(display: TrainDisplay, events: EventJson[], job: JobJson): v
 
 function reportEnd(job: JobJson, io: TrainIo): number {
   if (job.status === "succeeded") {
+    for (const line of resultLines(job)) io.stderr.write(`${line}\n`);
     io.stderr.write(`job ${job.id} succeeded: fine_tuned_model ${job.fine_tuned_model}${job.trained_tokens === null ? "" : ` (${job.trained_tokens} tokens trained)`}\n`);
     io.stdout.write(`${job.fine_tuned_model}\n`);
     return 0;
@@ -163,21 +195,37 @@ function parse(argv: string[]): TrainArgs {
   const validation = text("validation") === undefined ? undefined : checkFile(text("validation")!);
   const int = (name: keyof typeof OPTIONS, min: number) => numberOption(name, text(name), (n) => Number.isInteger(n) && n >= min);
   const positive = (name: keyof typeof OPTIONS) => numberOption(name, text(name), (n) => n > 0);
-  const switchyard = defined({ r: int("rank", 1), alpha: positive("alpha"), learning_rate: positive("learning-rate"), max_steps: int("max-steps", 1) });
+  const method = methodOption(text("method"));
+  if (method !== "dpo") for (const name of ["beta", "loss"] as const) if (text(name) !== undefined) throw new UsageError(`--${name} applies to --method dpo only`);
+  const loss = text("loss");
+  if (loss !== undefined && loss !== "sigmoid" && loss !== "ipo") throw new UsageError(`invalid --loss: ${loss} (sigmoid or ipo)`);
+  const from = text("from");
+  if (from !== undefined && from.trim() === "") throw new UsageError("--from needs an adapter name, name@version or id");
+  const switchyard = defined({ r: int("rank", 1), alpha: positive("alpha"), learning_rate: positive("learning-rate"), max_steps: int("max-steps", 1), loss_type: loss as "sigmoid" | "ipo" | undefined });
+  const hyperparameters = defined({ n_epochs: int("epochs", 1), batch_size: int("batch-size", 1) });
   return {
     data,
     validation,
     model: text("model"),
+    from,
+    method,
     body: {
       suffix: text("suffix"),
       seed: int("seed", 0),
-      method: { type: "supervised", supervised: { hyperparameters: defined({ n_epochs: int("epochs", 1), batch_size: int("batch-size", 1) }) } },
+      method: method === "dpo" ? { type: "dpo", dpo: { hyperparameters: defined({ ...hyperparameters, beta: positive("beta") }) } } : { type: "supervised", supervised: { hyperparameters } },
       ...(Object.keys(switchyard).length > 0 ? { switchyard } : {}),
     },
     server: { url: text("url"), key: text("key"), dataDir: text("data-dir") },
     detach: values.detach === true,
     cancelOnInterrupt: values["cancel-on-interrupt"] === true,
   };
+}
+
+/** `--method`: sft (or supervised, OpenAI's name) or dpo. */
+function methodOption(value: string | undefined): Method {
+  if (value === undefined || value === "sft" || value === "supervised") return "supervised";
+  if (value === "dpo") return "dpo";
+  throw new UsageError(`invalid --method: ${value} (sft or dpo)`);
 }
 
 function numberOption(name: string, value: string | undefined, check: (n: number) => boolean): number | undefined {

@@ -87,6 +87,44 @@ export interface FineTuningResult {
   adapter: ValidationScores;
 }
 
+/** One validation pair in a DPO job's result. */
+export interface PreferencePairResult {
+  /** The pair's prompt: its last user message. */
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  /** The served adapter's log-prob margin over the reference, (π_c − π_r) − (ref_c − ref_r): > 0 when it prefers the chosen answer more than the reference does. */
+  margin: number;
+  /** Greedy answers of the base model (the reference) and of the adapter, continued from where the two answers part (their shared first words); null when the pair was not answered (past the report's cap, or no room in the context). */
+  base: string | null;
+  adapter: string | null;
+  /** How the adapter's answer moved from the base's, by ROUGE-L F to the chosen minus to the rejected answer: toward the chosen, toward the rejected, or neither (also when not answered). */
+  moved: "chosen" | "rejected" | "none";
+}
+
+/** A succeeded DPO job's report: the reference (the base model, or the continued adapter) and the served (best) adapter on the validation pairs. */
+export interface PreferenceResult {
+  method: "dpo";
+  validationPairs: number;
+  /** Of those, how many were answered greedily (the first ones, up to the report's cap). */
+  answeredPairs: number;
+  /** The step of the checkpoint served (0: nothing beat the reference). */
+  bestStep: number;
+  /** Validation DPO loss (log 2 for the reference, under the sigmoid loss) and reward accuracy: the share of pairs whose chosen reward is the higher (TRL's eval_rewards/accuracies; 0 for the reference, whose rewards are all 0). */
+  reference: { loss: number; rewardAccuracy: number };
+  adapter: { loss: number; rewardAccuracy: number };
+  /** Means over the validation pairs of the adapter's margin over the reference, and the share where it is > 0. */
+  meanMargin: number;
+  preferredShare: number;
+  /** Of the answered pairs: whose greedy answer is closer to the chosen than to the rejected one, base and adapter; and where the adapter's moved either way from the base's. */
+  baseLeansChosen: number;
+  adapterLeansChosen: number;
+  movedTowardChosen: number;
+  movedTowardRejected: number;
+  /** Every validation pair, in the file's order. */
+  pairs: PreferencePairResult[];
+}
+
 /** Every logged step's metrics in step order, as columns (index i of each is step[i]); null where a step has no evaluation. */
 export interface FineTuningMetrics {
   step: number[];
@@ -115,8 +153,8 @@ export interface FineTuningJob {
   fineTunedModel: string | null;
   trainedTokens: number | null;
   error: FineTuningError | null;
-  /** Set when the job succeeded and its report was made. */
-  result: FineTuningResult | null;
+  /** Set when the job succeeded and its report was made: a supervised job's, or a DPO job's (`method: "dpo"`). */
+  result: FineTuningResult | PreferenceResult | null;
   /** Unix ms. */
   createdAt: number;
   finishedAt: number | null;

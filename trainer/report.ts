@@ -106,7 +106,8 @@ function answerBudget(engine: Engine, p: AnswerPrompt): number {
 
 const GREEDY: Omit<SamplingParams, "maxTokens"> = { temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, stop: [] };
 
-async function greedy(engine: Engine, promptTokens: number[], maxTokens: number, adapter?: string): Promise<string> {
+/** The engine's greedy answer (trimmed) to `promptTokens`, with `adapter` or the base model. */
+export async function greedy(engine: Engine, promptTokens: number[], maxTokens: number, adapter?: string): Promise<string> {
   let text = "";
   for await (const e of engine.generate({ promptTokens, params: { ...GREEDY, maxTokens }, adapter })) if (e.type === "text") text += e.text;
   return text.trim();

@@ -4,12 +4,13 @@
  * client works unchanged. A create takes OpenAI's body (`method.supervised.hyperparameters`, or the
  * legacy top-level `hyperparameters`; "auto" leaves a value to the trainer) and one extension object,
  * `switchyard`, for the LoRA settings OpenAI has no field for. A job shows the same object back, with
- * `result` (base model vs adapter on the validation set) once it succeeded; `GET /jobs/:id/metrics` is
+ * `result` (base model vs adapter on the validation set; a DPO job's: reference vs adapter on the
+ * validation pairs, with each pair's margin and greedy answers) once it succeeded; `GET /jobs/:id/metrics` is
  * our own: the per-step metrics as columns for charts.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, FineTuningMetrics, FineTuningResult, Trainer, ValidationScores } from "../../ports/trainer.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningJobRequest, FineTuningMetrics, FineTuningResult, PreferenceResult, Trainer, ValidationScores } from "../../ports/trainer.ts";
 import type { AppEnv } from "../env.ts";
 import { badRequest } from "../errors.ts";
 import { describe, jsonBody, queryParams } from "../middleware/body.ts";
@@ -197,10 +198,30 @@ function methodJson(h: FineTuningHyperparameters, hyperparameters: { n_epochs: n
   return { type: "supervised" as const, supervised: { hyperparameters } };
 }
 
-/** The job's result in snake_case: `base` and `adapter` side by side. */
-export function resultJson(r: FineTuningResult) {
+/** The job's result in snake_case: `base` and `adapter` side by side (a DPO job's: `reference` and `adapter`, and its pairs). */
+export function resultJson(r: FineTuningResult | PreferenceResult) {
+  if ("method" in r) return preferenceResultJson(r);
   const scores = (s: ValidationScores) => ({ loss: s.loss, perplexity: s.perplexity, token_accuracy: s.tokenAccuracy, rouge_l: s.rougeL, exact_match: s.exactMatch });
   return { validation_examples: r.validationExamples, answered_examples: r.answeredExamples, best_step: r.bestStep, base: scores(r.base), adapter: scores(r.adapter) };
+}
+
+function preferenceResultJson(r: PreferenceResult) {
+  const scores = (s: PreferenceResult["adapter"]) => ({ loss: s.loss, reward_accuracy: s.rewardAccuracy });
+  return {
+    method: r.method,
+    validation_pairs: r.validationPairs,
+    answered_pairs: r.answeredPairs,
+    best_step: r.bestStep,
+    reference: scores(r.reference),
+    adapter: scores(r.adapter),
+    mean_margin: r.meanMargin,
+    preferred_share: r.preferredShare,
+    base_leans_chosen: r.baseLeansChosen,
+    adapter_leans_chosen: r.adapterLeansChosen,
+    moved_toward_chosen: r.movedTowardChosen,
+    moved_toward_rejected: r.movedTowardRejected,
+    pairs: r.pairs.map((p) => ({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected, margin: p.margin, base: p.base, adapter: p.adapter, moved: p.moved })),
+  };
 }
 
 /** The series: one array per metric, index-aligned with `step`. */

@@ -19,6 +19,7 @@ import { loadDecoderConfig } from "../../services/model/config.ts";
 import { openDatabase } from "../../services/store/db.ts";
 import { JobQueue } from "../../trainer/jobs/queue.ts";
 import { TrainerWorker } from "../../trainer/jobs/worker.ts";
+import { reportPreferences } from "../../trainer/dpo/report.ts";
 import { reportTraining, type ReportFn } from "../../trainer/report.ts";
 import type { TrainFn } from "../../trainer/train-api.ts";
 import type { Config } from "./config.ts";
@@ -68,6 +69,7 @@ export async function startTrainer(config: Config, train: TrainFn, logger: Logge
     catalog,
     train,
     report,
+    reportDpo: reportPreferences,
     modelDir,
     cacheDir: join(dataDir, "compiled"),
     memoryLimitMb: config.trainerMemoryMb,

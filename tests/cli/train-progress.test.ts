@@ -37,4 +37,20 @@ describe("training progress display", () => {
     expect(text).toContain("\x1b[2Kevaluating\n");
     expect(text).toMatch(/train \[█+\] 100% \| step 12\/12 \| train loss 0\.2500 \| valid loss 1\.7500 \| ETA 0s/);
   });
+
+  it("adds a DPO job's reward margin and accuracy, as lines and on the bar", () => {
+    const lines = capture(false);
+    const display = createTrainDisplay(lines.stream, { preference: true });
+    display.step({ step: 1, totalSteps: 2, trainLoss: 0.6931, margins: -0.25, accuracies: 0.5 }, 3);
+    display.step({ step: 2, totalSteps: 2, trainLoss: 0.5, validLoss: 0.6, margins: 1.5, accuracies: 1 }, 0);
+    expect(lines.text().trim().split("\n")).toEqual([
+      "train: step 1/2 (50%) | train loss 0.6931 | valid loss - | margin -0.2500 | accuracy 0.50 | ETA 3s",
+      "train: step 2/2 (100%) | train loss 0.5000 | valid loss 0.6000 | margin 1.5000 | accuracy 1.00 | ETA 0s",
+    ]);
+    const bar = capture(true);
+    const tty = createTrainDisplay(bar.stream, { preference: true });
+    tty.step({ step: 2, totalSteps: 4, trainLoss: 0.5, margins: 0.125, accuracies: 0.75 }, 10);
+    tty.stop();
+    expect(bar.text()).toMatch(/train \[[█░]+\] 50% \| step 2\/4 \| train loss 0\.5000 \| valid loss - \| margin 0\.1250 \| accuracy 0\.75 \| ETA 10s/);
+  });
 });

@@ -62,6 +62,8 @@ export interface DpoTrainResult extends TrainResult {
   bestRewards: Record<string, number>;
   /** Per validation pair of the best checkpoint: its margin over the reference, (π_c − π_r) − (ref_c − ref_r). */
   bestMargins: number[];
+  /** The validation pairs evaluated (index-aligned with `bestMargins`). */
+  validationPairs: PreferenceExample[];
 }
 
 export type Reference = { chosen: Float64Array; rejected: Float64Array };
@@ -249,6 +251,7 @@ export async function trainDpo(request: DpoTrainRequest, hooks: TrainHooks = {})
       baseRewards: rewardMetrics(start.rewards, "eval_"),
       bestRewards: rewardMetrics(best.rewards, "eval_"),
       bestMargins: best.margins,
+      validationPairs: data.validationExamples,
     };
   } catch (e) {
     throw asOutOfMemory(e, config, shape, request.memoryLimitMb);

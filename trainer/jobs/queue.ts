@@ -14,10 +14,11 @@
  * that adapter version published but unrecorded (the next attempt publishes another version).
  */
 import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
-import type { FineTuningError, FineTuningResult } from "../../ports/trainer.ts";
+import type { FineTuningError, FineTuningResult, PreferenceResult } from "../../ports/trainer.ts";
 import { fineTuneCheckpoints, fineTuneJobs, type FineTuneJobRow } from "../../services/store/schema.ts";
 import { newId } from "../../services/store/ids.ts";
 import type { StoreDb } from "../../services/store/store-db.ts";
+import { describePreferenceResult } from "../dpo/report-scores.ts";
 import { describeResult } from "../report-scores.ts";
 import { appendEvent, type NewEvent } from "./events.ts";
 
@@ -33,7 +34,7 @@ export interface JobQueueOptions {
 export type Heartbeat = "ok" | "cancel" | "lost";
 
 export type Outcome =
-  | { status: "succeeded"; fineTunedModel: string; adapterId: string; trainedTokens: number; result?: FineTuningResult }
+  | { status: "succeeded"; fineTunedModel: string; adapterId: string; trainedTokens: number; result?: FineTuningResult | PreferenceResult }
   | { status: "failed"; error: FineTuningError; trainedTokens?: number }
   | { status: "cancelled"; trainedTokens?: number };
 
@@ -130,7 +131,7 @@ export class JobQueue {
       .returning({ id: fineTuneJobs.id });
     if (!row) return false;
     // The result's summary comes just before the completion message, which stays the last event (as OpenAI's).
-    if (outcome.status === "succeeded" && outcome.result) await appendEvent(this.db, jobId, { message: describeResult(outcome.result) }, now);
+    if (outcome.status === "succeeded" && outcome.result) await appendEvent(this.db, jobId, { message: "method" in outcome.result ? describePreferenceResult(outcome.result) : describeResult(outcome.result) }, now);
     await appendEvent(this.db, jobId, finishEvent(outcome), now);
     return true;
   }

@@ -1,5 +1,5 @@
 /** Store rows of jobs, events and checkpoints as the Trainer port's plain data. */
-import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningMetrics, FineTuningResult } from "../../ports/trainer.ts";
+import type { FineTuningCheckpoint, FineTuningEvent, FineTuningHyperparameters, FineTuningJob, FineTuningMetrics, FineTuningResult, PreferenceResult } from "../../ports/trainer.ts";
 import type { FineTuneCheckpointRow, FineTuneEventRow, FineTuneJobRow } from "../../services/store/schema.ts";
 
 /** Event ids are the table's integer ids behind a prefix (a cursor compares the number). */
@@ -29,7 +29,7 @@ export function toJob(row: FineTuneJobRow): FineTuningJob {
     fineTunedModel: row.fineTunedModel,
     trainedTokens: row.trainedTokens,
     error: row.error ?? null,
-    result: (row.result as FineTuningResult | null) ?? null,
+    result: (row.result as FineTuningResult | PreferenceResult | null) ?? null,
     createdAt: row.createdAt,
     finishedAt: row.finishedAt,
     estimatedFinish: row.status === "running" ? row.estimatedFinish : null,

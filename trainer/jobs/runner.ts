@@ -2,8 +2,8 @@
  * Runs one claimed job: reads its training (and validation) file through the Files port, trains with
  * the injected `train` (trainer/train-api.ts), reports every step as a `metrics` event, and publishes
  * the adapter through the AdapterCatalog as the tenant's adapter named `suffix` (default `ft-<id tail>`),
- * then reports base model vs adapter on the validation set (`report`, trainer/report.ts) into the job's
- * result. A report that fails leaves the job succeeded, without a result, and says why in a warning event.
+ * then reports base model vs adapter on the validation set (`report`, trainer/report.ts; a DPO job's
+ * `reportDpo`, trainer/dpo/report.ts: reference vs adapter on the validation pairs) into the job's result. A report that fails leaves the job succeeded, without a result, and says why in a warning event.
  *
  * Crash recovery: with `checkpointDir`, the loop's state is written every `checkpointEvery` steps
  * (default: at each evaluation) to `<checkpointDir>/<job id>/` (trainer/checkpoint.ts: atomic files,
@@ -35,13 +35,14 @@ import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/ad
 import { PlaneError } from "../../ports/errors.ts";
 import { join } from "node:path";
 import type { Files } from "../../ports/files.ts";
-import type { FineTuningError, FineTuningHyperparameters, FineTuningResult } from "../../ports/trainer.ts";
+import type { FineTuningError, FineTuningHyperparameters, FineTuningResult, PreferenceResult } from "../../ports/trainer.ts";
 import { parsePreferenceData, type PreferenceExample } from "../../services/files/preference-data.ts";
 import { parseTrainingData } from "../../services/files/training-data.ts";
 import type { LoraTarget } from "../../services/model/lora-layout.ts";
 import type { FineTuneJobRow } from "../../services/store/schema.ts";
 import { CheckpointDir } from "../checkpoint.ts";
 import type { ReportFn } from "../report.ts";
+import type { PreferenceReportFn } from "../dpo/report.ts";
 import { dpoFingerprint, trainDpo, type DpoTrainRequest, type DpoTrainResult } from "../dpo/train.ts";
 import type { ChatExample, EpochEnd, TrainCheckpoint, TrainFn, TrainHooks, TrainHyperparameters, TrainProgress, TrainRequest, TrainResult } from "../train-api.ts";
 import { DEFAULT_HYPERPARAMETERS, trainFingerprint } from "../train.ts";
@@ -56,6 +57,8 @@ export interface RunnerDeps {
   trainDpo?: DpoTrainFn;
   /** The result report (trainer/report.ts `reportTraining`); none: jobs succeed without a result. */
   report?: ReportFn;
+  /** A DPO job's result report (trainer/dpo/report.ts `reportPreferences`); none: DPO jobs succeed without a result. */
+  reportDpo?: PreferenceReportFn;
   modelDir: string;
   cacheDir?: string;
   /** The memory one training step may use (SWITCHYARD_TRAINER_MEMORY_MB); default: what the machine has available. */
@@ -160,7 +163,8 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
     if (watch.state === "lost") return { status: "cancelled" };
     if (result.stoppedEarly) await deps.queue.event(job.id, earlyStopEvent(result));
     if ("bestRewards" in result) await deps.queue.event(job.id, dpoSummary(result as DpoTrainResult));
-    return await publish(job, deps, result, losses, continuedName, !dpo);
+    const makeReport = dpo ? () => reportDpo(job, deps, result as DpoTrainResult, start?.files) : () => report(job, deps, result);
+    return await publish(job, deps, result, losses, continuedName, makeReport);
   } catch (e) {
     if (e instanceof JobFailure) return { status: "failed", error: e.error };
     if (watch.state === "cancel") return { status: "cancelled" };
@@ -238,10 +242,10 @@ async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: Tra
  * Publishes the best adapter last (the bare name then resolves to it) and records its checkpoint;
  * `name@version` is what chat's `model` takes. The newest published checkpoint is reused when it is the best.
  */
-async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined, withReport: boolean): Promise<Outcome> {
+async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined, makeReport: () => Promise<JobResult | undefined>): Promise<Outcome> {
   const { reused, ...published } = await publishBest(job, deps, result, losses, continuedName);
   await pruneCheckpoints(job, deps, published.fineTunedModel, reused);
-  return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: withReport ? await report(job, deps, result) : undefined };
+  return { status: "succeeded", ...published, trainedTokens: result.trainedTokens, result: await makeReport() };
 }
 
 /** `reused`: the best is the newest epoch checkpoint (no version of its own). */
@@ -279,10 +283,23 @@ async function pruneCheckpoints(job: FineTuneJobRow, deps: RunnerDeps, best: str
   if (pruned > 0) await deps.queue.event(job.id, { message: `Deleted ${pruned} older epoch checkpoint(s); kept the last ${KEEP_EPOCH_CHECKPOINTS} and the best` });
 }
 
-async function report(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult): Promise<FineTuningResult | undefined> {
-  if (!deps.report) return undefined;
+type JobResult = FineTuningResult | PreferenceResult;
+
+function report(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult): Promise<JobResult | undefined> {
+  const make = deps.report;
+  return make ? reported(job, deps, () => make({ modelDir: deps.modelDir, cacheDir: deps.cacheDir, result })) : Promise.resolve(undefined);
+}
+
+/** The DPO report; its reference answers with the continued adapter when the job continued one. */
+function reportDpo(job: FineTuneJobRow, deps: RunnerDeps, result: DpoTrainResult, reference: AdapterContent | undefined): Promise<JobResult | undefined> {
+  const make = deps.reportDpo;
+  return make ? reported(job, deps, () => make({ modelDir: deps.modelDir, cacheDir: deps.cacheDir, result, reference })) : Promise.resolve(undefined);
+}
+
+/** A report that fails leaves the job without a result, with a warning event. */
+async function reported(job: FineTuneJobRow, deps: RunnerDeps, make: () => Promise<JobResult | undefined>): Promise<JobResult | undefined> {
   try {
-    return await deps.report({ modelDir: deps.modelDir, cacheDir: deps.cacheDir, result });
+    return await make();
   } catch (e) {
     await deps.queue.event(job.id, { level: "warn", message: `The result report failed: ${e instanceof Error ? e.message : String(e)}` });
     return undefined;

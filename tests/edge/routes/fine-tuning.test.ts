@@ -1,4 +1,5 @@
 /** The fine-tuning routes over StoreTrainer (stand-in training loop), behind a stand-in for auth (tenant from `x-tenant`) and the real error renderer; bodies checked against OpenAI's schemas. */
+import type { FineTuningResult } from "../../../ports/trainer.ts";
 import type { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../../edge/env.ts";
@@ -156,7 +157,7 @@ describe("the job's result and the metrics series", () => {
     expect(specErrors("FineTuningJob", done)).toEqual([]);
     const scores = { loss: expect.any(Number), perplexity: expect.any(Number), token_accuracy: expect.any(Number), rouge_l: expect.any(Number), exact_match: expect.any(Number) };
     expect(done.switchyard).toEqual({ r: 4, result: { validation_examples: 2, answered_examples: 2, best_step: 3, base: scores, adapter: scores } });
-    const stored = (await t.trainer.get("t_acme", job.id)).result!;
+    const stored = (await t.trainer.get("t_acme", job.id)).result as FineTuningResult;
     expect(done.switchyard.result.adapter).toEqual({ loss: stored.adapter.loss, perplexity: stored.adapter.perplexity, token_accuracy: stored.adapter.tokenAccuracy, rouge_l: stored.adapter.rougeL, exact_match: stored.adapter.exactMatch });
     expect((await call("GET", "/jobs")).json.data[0].switchyard.result).toEqual(done.switchyard.result);
   });

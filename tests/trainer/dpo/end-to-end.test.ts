@@ -3,8 +3,8 @@
  * this process): the preference set (tests/fixtures/training/preferences.jsonl) uploaded with purpose
  * fine-tune (24 pairs to train on, 8 held out to validate), `method: {type: "dpo", dpo: {hyperparameters:
  * {beta}}}`; the job succeeds, shows its method back as OpenAI does, logs TRL's reward metrics per step,
- * publishes the best adapter, and its summary event says the adapter prefers the chosen answers on
- * ≥ 90% of the validation pairs. A bad preference file is refused at upload with its line numbers, and a
+ * publishes the best adapter, and its summary event and its result (`switchyard.result`, reference vs
+ * adapter per validation pair) say the adapter prefers the chosen answers on ≥ 90% of the validation pairs. A bad preference file is refused at upload with its line numbers, and a
  * file of the wrong kind for the method at job creation.
  */
 import { readFileSync } from "node:fs";
@@ -87,6 +87,11 @@ describe("a DPO fine-tuning job end to end", () => {
     const done = await until(() => client.fineTuning.jobs.retrieve(job.id, { maxRetries: 3 }), (j) => j.status === "succeeded" || j.status === "failed", 150_000);
     expect(done).toMatchObject({ status: "succeeded", fine_tuned_model: expect.stringMatching(/^happy@\d+$/), error: null, method: job.method });
     expect((done as unknown as { switchyard: Record<string, unknown> }).switchyard).toMatchObject({ loss_type: "sigmoid", learning_rate: 2e-3 });
+    // The job's result: the reference vs the adapter on the 8 validation pairs, each with its margin and answers.
+    const result = (done as unknown as { switchyard: { result: { preferred_share: number; pairs: Array<{ margin: number; adapter: string | null }> } } }).switchyard.result;
+    expect(result).toMatchObject({ method: "dpo", validation_pairs: 8, answered_pairs: 8, reference: { loss: expect.closeTo(Math.log(2), 5) } });
+    expect(result.preferred_share).toBeGreaterThanOrEqual(0.9);
+    expect(result.pairs.every((x) => typeof x.margin === "number" && typeof x.adapter === "string")).toBe(true);
 
     const events = [];
     for await (const e of client.fineTuning.jobs.listEvents(job.id, { limit: 100 })) events.push(e);
@@ -96,6 +101,7 @@ describe("a DPO fine-tuning job end to end", () => {
     const evaluated = metrics.filter((m) => m.valid_loss !== undefined);
     expect(evaluated.map((m) => m.step).sort((a, b) => a - b)).toEqual([10, 20, 30, 40]);
     for (const m of evaluated) expect(m["eval_rewards/margins"]).toBeTypeOf("number");
+    expect(events.some((e) => e.message.startsWith("Validation, reference -> adapter (step "))).toBe(true);
     const summary = events.find((e) => e.message.startsWith("DPO validation:"))!;
     const data = summary.data as { positive_margins: number; pairs: number; valid_loss: number; base_valid_loss: number };
     console.log(`DPO end to end: ${summary.message}`);

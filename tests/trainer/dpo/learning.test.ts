@@ -6,8 +6,9 @@
  *   - at step 0 policy = reference: validation loss log 2, margins 0;
  *   - after training, the log-prob margin over the reference, (π_c − π_r) − (ref_c − ref_r), is positive
  *     on ≥ 90% of the validation pairs and the best validation loss is below the start's;
- *   - the served adapter's greedy answers move to the preferred ones where the pair differs: continuing
- *     "NAME was very" in the assistant's turn, ≥ 90% say "happy" (more than the base model), none more "sad";
+ *   - the job's report (trainer/dpo/report.ts) carries those margins, and the served adapter's greedy answers
+ *     move to the preferred ones where the pair differs: continuing "NAME was very" in the assistant's turn,
+ *     ≥ 90% say "happy" (more than the base model), none more "sad", and the report counts them as moved;
  *   - TRL's metrics on every step, eval_ ones on evaluated steps; the same seed gives the same bytes, and a
  *     run resumed from a state checkpoint the uninterrupted run's bytes; the fingerprint covers the method.
  *   - continuing an adapter, the reference is that adapter (step 0: loss log 2, margins 0).
@@ -19,18 +20,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadPeftAdapter } from "../../../services/adapters/peft.ts";
-import { readAdapterUpload } from "../../../services/adapters/upload.ts";
 import { parsePreferenceData, type PreferenceExample } from "../../../services/files/preference-data.ts";
-import { createEngine, unpinnedAdapters } from "../../../services/inference/engine.ts";
-import { loadChatTemplate } from "../../../services/model/chat-template.ts";
 import { loadDecoderConfig } from "../../../services/model/config.ts";
 import type { TrainCheckpoint } from "../../../trainer/checkpoint.ts";
+import { reportPreferences } from "../../../trainer/dpo/report.ts";
+import { describePreferenceResult } from "../../../trainer/dpo/report-scores.ts";
 import { dpoFingerprint, trainDpo, type DpoTrainRequest } from "../../../trainer/dpo/train.ts";
-import { exportPeftAdapter, PEFT_MODEL_FILE } from "../../../trainer/export.ts";
+import { exportPeftAdapter } from "../../../trainer/export.ts";
 import { initLoraParams } from "../../../trainer/lora-params.ts";
 import type { TrainProgress } from "../../../trainer/train.ts";
-import { collect, params as sampling } from "../../helpers/generate.ts";
 import { findModel } from "../../helpers/model-path.ts";
 
 const FIXTURE = join(import.meta.dirname, "../../fixtures/training/preferences.jsonl");
@@ -80,29 +78,25 @@ describe("trainDpo on stories260k", () => {
     );
     expect(positive).toBeGreaterThanOrEqual(Math.ceil(0.9 * result.bestMargins.length));
 
-    const config = await loadDecoderConfig(modelDir);
-    const limits = { maxRank: 16 };
-    const upload = await readAdapterUpload({ config: result.adapter.config, model: result.adapter.model, modelFileName: PEFT_MODEL_FILE }, { maxBytes: 16 << 20, base: config, limits });
-    const engine = await createEngine({ modelDir, cacheDir, maxBatch: 4, adapters: unpinnedAdapters(async (id) => loadPeftAdapter(id, upload.files, config, limits)) });
-    const template = await loadChatTemplate(modelDir);
-    try {
-      // The answers part where the pair does: greedy continuation of "NAME was very" in the assistant's turn.
-      const answer = async (e: PreferenceExample, adapter?: string) => {
-        const lead = e.chosen.slice(0, e.chosen.indexOf(" very ") + " very".length);
-        const text = template.render(e.messages, { addGenerationPrompt: true }) + lead;
-        const prompt = engine.tokenize(text, { addSpecialTokens: template.encodeWithSpecialTokens });
-        return `${lead}${(await collect(engine.generate({ promptTokens: prompt, params: sampling({ maxTokens: 6 }), adapter }))).text}`;
-      };
-      const rows = await Promise.all(validation.map(async (e) => ({ question: e.messages[0]!.content, tuned: await answer(e, "tuned"), base: await answer(e) })));
-      const count = (key: "tuned" | "base", word: string) => rows.filter((r) => r[key].includes(word)).length;
-      for (const r of rows) console.log(`${r.question} -> ${JSON.stringify(r.tuned)} (base: ${JSON.stringify(r.base)})`);
-      console.log(`greedy answers with "happy": base ${count("base", "happy")}, tuned ${count("tuned", "happy")}; with "sad": base ${count("base", "sad")}, tuned ${count("tuned", "sad")}`);
-      expect(count("tuned", "happy")).toBeGreaterThan(count("base", "happy"));
-      expect(count("tuned", "happy")).toBeGreaterThanOrEqual(Math.ceil(0.9 * rows.length));
-      expect(count("tuned", "sad")).toBeLessThanOrEqual(count("base", "sad"));
-    } finally {
-      await engine.close();
-    }
+    // The job's report (trainer/dpo/report.ts): the served adapter's greedy answers continue "NAME was very"
+    // (where the pair's answers part) in the assistant's turn, beside the base model's.
+    const report = (await reportPreferences({ modelDir, cacheDir, result }))!;
+    expect(report.pairs.map((r) => r.margin)).toEqual(result.bestMargins);
+    expect(report.pairs.map((r) => r.chosen)).toEqual(validation.map((e) => e.chosen));
+    expect(report.preferredShare).toBe(positive / result.bestMargins.length);
+    expect(report).toMatchObject({ method: "dpo", validationPairs: 8, answeredPairs: 8, bestStep: result.bestStep, reference: { loss: result.baseValidLoss }, adapter: { loss: result.bestValidLoss } });
+    console.log(describePreferenceResult(report));
+    for (const r of report.pairs) console.log(`${r.prompt} -> ${JSON.stringify(r.adapter)} (base: ${JSON.stringify(r.base)}; moved ${r.moved})`);
+    const count = (key: "adapter" | "base", word: string) => report.pairs.filter((r) => r[key]!.includes(word)).length;
+    for (const r of report.pairs) expect(r.adapter).toMatch(/^\S+ was very/);
+    expect(count("adapter", "happy")).toBeGreaterThan(count("base", "happy"));
+    expect(count("adapter", "happy")).toBeGreaterThanOrEqual(Math.ceil(0.9 * report.pairs.length));
+    expect(count("adapter", "sad")).toBeLessThanOrEqual(count("base", "sad"));
+    // The report's own reading of the same answers agrees: leaning and moves toward the chosen.
+    expect(report.adapterLeansChosen).toBeGreaterThanOrEqual(Math.ceil(0.9 * report.pairs.length));
+    expect(report.adapterLeansChosen).toBeGreaterThan(report.baseLeansChosen);
+    expect(report.movedTowardChosen).toBeGreaterThan(report.movedTowardRejected);
+    expect(report.movedTowardChosen).toBe(report.pairs.filter((r) => r.moved === "chosen").length);
   }, 300_000);
 
   it("is deterministic, resumes from a state checkpoint to the same bytes, and its fingerprint covers the method", async () => {

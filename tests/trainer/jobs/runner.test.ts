@@ -1,4 +1,5 @@
 /** The job runner with a stand-in training loop: files in, hyperparameters through, metrics out, the adapter published, the result reported; cancel, failure, lost lease. */
+import type { FineTuningResult } from "../../../ports/trainer.ts";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
@@ -77,7 +78,7 @@ describe("runJob", () => {
     expect(done.result).toMatchObject({ validationExamples: 3, answeredExamples: 3, bestStep: 2, base: { loss: 3.1, perplexity: Math.exp(3.1) }, adapter: { loss: 1.6, perplexity: Math.exp(1.6) } });
     const [completed, summary] = await events(job.id);
     expect(completed!.message).toMatch(/successfully completed/);
-    expect(summary).toMatchObject({ type: "message", level: "info", message: describeResult(done.result!) });
+    expect(summary).toMatchObject({ type: "message", level: "info", message: describeResult(done.result as FineTuningResult) });
   });
 
   it("says an early stop in one event with its step and the best step, and publishes the best step's adapter", async () => {
