@@ -123,16 +123,33 @@ function markerPlugin(state) {
 }
 
 const RESULT_ROWS = [["Loss", "loss", 4, false], ["Perplexity", "perplexity", 2, false], ["Token accuracy", "token_accuracy", 3, true], ["ROUGE-L", "rouge_l", 3, true], ["Exact match", "exact_match", 3, true]];
+// A DPO job's result compares the reference (the base, or the adapter it continued) with the adapter.
+const PREFERENCE_ROWS = [["DPO loss", "loss", 4, false], ["Reward accuracy", "reward_accuracy", 3, true], ["Answers leaning to the chosen", "leans_chosen", 0, true]];
+
+/** Base (or reference) and adapter columns of a job's result, whichever method made it. */
+function resultTable(result) {
+  if (result.method !== "dpo") {
+    return { caption: `Base model vs adapter (best step ${result.best_step}) on ${result.validation_examples} validation example(s), ${result.answered_examples} answered greedily`, rows: RESULT_ROWS, base: result.base, adapter: result.adapter };
+  }
+  const margin = `mean margin ${fmt(result.mean_margin, 3)}, positive on ${fmt(100 * result.preferred_share, 0)}% of pairs`;
+  return {
+    caption: `Reference vs adapter (best step ${result.best_step}) on ${result.validation_pairs} validation pair(s), ${result.answered_pairs} answered greedily: ${margin}`,
+    rows: PREFERENCE_ROWS,
+    base: { ...result.reference, leans_chosen: result.base_leans_chosen },
+    adapter: { ...result.adapter, leans_chosen: result.adapter_leans_chosen },
+  };
+}
 
 /** The job's base-vs-adapter result (validation set) as a table; hidden when the job has none. */
 function showResult(result) {
   const box = $("#ft-result");
   box.hidden = !result;
   if (!result) return;
-  $("#ft-result-caption").textContent = `Base model vs adapter (best step ${result.best_step}) on ${result.validation_examples} validation example(s), ${result.answered_examples} answered greedily`;
-  $("#ft-result tbody").replaceChildren(...RESULT_ROWS.map(([label, key, digits, higherIsBetter]) => {
-    const base = result.base[key];
-    const adapter = result.adapter[key];
+  const table = resultTable(result);
+  $("#ft-result-caption").textContent = table.caption;
+  $("#ft-result tbody").replaceChildren(...table.rows.map(([label, key, digits, higherIsBetter]) => {
+    const base = table.base[key];
+    const adapter = table.adapter[key];
     const better = typeof base === "number" && typeof adapter === "number" && adapter !== base ? (adapter > base) === higherIsBetter : null;
     return h("tr", { "data-metric": key },
       h("th", { scope: "row" }, label),
