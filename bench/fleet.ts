@@ -114,15 +114,21 @@ function startEdge(dataDir: string, nodes: Node[], routing: "rendezvous" | "rand
   );
 }
 
-async function chat(edge: string, key: string, model: string, seed: number): Promise<{ ok: boolean; ms: number }> {
+/** One chat; `error` is its status and code, or the connection failure (@hono/node-server can drop a keep-alive connection after an early error). */
+async function chat(edge: string, key: string, model: string, seed: number): Promise<{ ok: boolean; ms: number; error?: string }> {
   const started = performance.now();
-  const res = await fetch(`${edge}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "Tell me a story." }], max_tokens: OUTPUT_TOKENS, temperature: 1, seed }),
-  });
-  await res.arrayBuffer();
-  return { ok: res.status === 200, ms: performance.now() - started };
+  try {
+    const res = await fetch(`${edge}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "Tell me a story." }], max_tokens: OUTPUT_TOKENS, temperature: 1, seed }),
+    });
+    const body = (await res.json().catch(() => ({}))) as { error?: { code?: string } };
+    const ms = performance.now() - started;
+    return res.status === 200 ? { ok: true, ms } : { ok: false, ms, error: `${res.status} ${body.error?.code ?? ""}` };
+  } catch (err) {
+    return { ok: false, ms: performance.now() - started, error: String((err as { cause?: { code?: string } }).cause?.code ?? err) };
+  }
 }
 
 async function runConfig(dataDir: string, nodes: Node[], routing: "rendezvous" | "random", label: string) {
@@ -143,6 +149,9 @@ async function runConfig(dataDir: string, nodes: Node[], routing: "rendezvous" |
     const hits = after.hits - before.hits;
     const misses = after.misses - before.misses;
     const ok = samples.filter((s) => s.ok);
+    const errorKinds: Record<string, number> = {};
+    for (const s of samples) if (s.error) errorKinds[s.error] = (errorKinds[s.error] ?? 0) + 1;
+    if (Object.keys(errorKinds).length > 0) console.log(`${label}: errors`, errorKinds);
     const metrics = await (await fetch(`${platform.url}/metrics`)).text();
     const gauge = (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(metrics)?.[1] ?? 0);
     return {
