@@ -3,8 +3,9 @@
  * (`--inference-url`), stories260k. For one node, and for three nodes with rendezvous placement and
  * with random placement: 64 concurrent clients, each chatting (non-streamed, 8 tokens) with one of 30
  * adapters picked at random, for chats/s, latency p50/p99, errors, and the adapter-cache hit rate summed
- * over the nodes (each configuration gets 30 fresh adapters, so every one starts cold: a miss is an
- * adapter load). Then the edge's added latency per hop: sequential chats through the edge against the
+ * over the nodes (each configuration gets 30 fresh adapters, so every one starts cold; a miss is a
+ * request that found its adapter not loaded on its node: the load, or a wait on a load under way).
+ * The nodes' caches hold every adapter, so the hit rate shows the loads placement costs, not evictions. Then the edge's added latency per hop: sequential chats through the edge against the
  * same encode + generate sent straight to a node. The edge and the load run in this process; the
  * machine's cores are shared by all of it and reported. Run: `npm run bench -- fleet`; writes
  * bench-results/fleet.json.
@@ -157,7 +158,7 @@ async function runConfig(dataDir: string, nodes: Node[], routing: "rendezvous" |
     return {
       nodes: nodes.length, routing: nodes.length === 1 ? "-" : routing, chats: samples.length, errors: samples.length - ok.length,
       "chats/s": ok.length / seconds, "p50 ms": percentile(ok.map((s) => s.ms), 50), "p99 ms": percentile(ok.map((s) => s.ms), 99),
-      "hit rate %": (100 * hits) / Math.max(1, hits + misses), "adapter loads": misses, spills: gauge("switchyard_fleet_spills"), retries: gauge("switchyard_fleet_retries"),
+      "hit rate %": (100 * hits) / Math.max(1, hits + misses), "cache misses": misses, spills: gauge("switchyard_fleet_spills"), retries: gauge("switchyard_fleet_retries"),
     };
   } finally {
     await platform.close();

@@ -134,7 +134,7 @@ describe("an inference fleet behind one edge", () => {
     const owner = nodes[urls.indexOf(first(urls, id))]!;
     let page = "";
     let load: NodeLoad | undefined;
-    const outcome = await streamChat(edge, key, name, 64, () => {
+    const outcome = await streamChat(edge, key, name, 128, () => {
       void (async () => {
         [page, load] = [await (await owner.call("/metrics", { authorization: null })).text(), await nodeLoad(owner)];
       })();
