@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const ALL = ["engine", "adapters", "retrieval", "api", "trainer", "playground", "evals"];
+const ALL = ["engine", "adapters", "retrieval", "api", "fleet", "trainer", "playground", "evals"];
 // Sections run only when named: trainer-profile (where a training step's time goes). A word after a
 // section names a part of it: `retrieval quality` runs bench/retrieval-quality.ts.
 const args = process.argv.slice(2);

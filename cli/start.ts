@@ -34,7 +34,10 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   trainerLeaseMs: { value: "MS", text: "how long a trainer's claim on a job holds without a heartbeat (a killed trainer's job resumes after it)" },
   trainerHeartbeatMs: { value: "MS", text: "how often the trainer renews a running job's lease (under the lease)" },
   nodeSecret: { value: "SECRETS", text: "edge-to-node shared secrets, comma-separated (16+ characters each): nodes accept any, the edge sends the first" },
-  inferenceUrl: { value: "URL", text: "use this inference node (`switchyard serve inference`) instead of an in-process engine" },
+  inferenceUrl: { value: "URL[,URL...]", text: "use these inference nodes (`switchyard serve inference`) instead of an in-process engine; repeat the flag or separate with commas: two or more make a fleet" },
+  fleetRouting: { value: "rendezvous|random", text: "how a fleet places generations: each adapter on its rendezvous-hash node (its cache stays warm), or at random" },
+  fleetCheckIntervalMs: { value: "MS", text: "how often the edge reads each fleet node's load (health, queue depth)" },
+  fleetSpillQueue: { value: "N", text: "queued requests at which a fleet node is saturated and its adapters spill to their next node" },
   retrievalUrl: { value: "URL", text: "use this retrieval node (`switchyard serve retrieval`) instead of an in-process knowledge base" },
   nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
 };

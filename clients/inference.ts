@@ -7,6 +7,7 @@
 import { PlaneError } from "../ports/errors.ts";
 import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../ports/inference.ts";
 import { NodeClient, type NodeClientOptions } from "./node-call.ts";
+import { parseNodeLoad, type NodeLoad } from "./wire/load.ts";
 import { readNdjson } from "./wire/ndjson.ts";
 import { fromWireError } from "./wire/errors.ts";
 import { INFERENCE_ROUTES } from "./wire/routes.ts";
@@ -63,6 +64,14 @@ export class HttpInference implements Inference {
       signal?.removeEventListener("abort", abort);
       controller.abort(new Error("generation stream closed"));
     }
+  }
+
+  /** The node's queue depth and adapters (not part of the port: what a fleet router reads); `unavailable` while it loads. */
+  async load(timeoutMs?: number): Promise<NodeLoad> {
+    const value = await this.node.json<unknown>({ method: "GET", path: INFERENCE_ROUTES.load, idempotent: false, timeoutMs });
+    const load = parseNodeLoad(value);
+    if (!load) throw new PlaneError("unavailable", "The inference node's load report has an unexpected shape.", { code: "node_error" });
+    return load;
   }
 
   async close(): Promise<void> {}

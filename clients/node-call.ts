@@ -32,6 +32,8 @@ export interface CallInit {
   idempotent: boolean;
   /** The caller's signal: aborting it aborts the request (the node sees the connection close). */
   signal?: AbortSignal;
+  /** This call's per-attempt timeout, instead of the client's. */
+  timeoutMs?: number;
 }
 
 const RETRY_STATUS = new Set([502, 503, 504]);
@@ -61,7 +63,7 @@ export class NodeClient {
 
   // Tagged, not `instanceof Response`: @hono/node-server replaces the global Response with its own class.
   private async attempt(init: CallInit): Promise<{ response: Response } | { error: PlaneError; retryable: boolean }> {
-    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const timeout = AbortSignal.timeout(init.timeoutMs ?? this.options.timeoutMs ?? 30_000);
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     let response: Response;
     try {

@@ -72,8 +72,18 @@ export const ConfigSchema = z.object({
     .string()
     .refine((v) => v.split(",").every((s) => s.trim().length >= 16), "each secret must be at least 16 characters")
     .optional(),
-  /** An inference node (`switchyard serve inference`) the edge uses instead of an in-process engine. */
-  inferenceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Inference nodes (`switchyard serve inference`), comma-separated, the edge uses instead of an in-process engine; two or more make a fleet (clients/fleet.ts). */
+  inferenceUrl: z
+    .string()
+    .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+    .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1))
+    .optional(),
+  /** How a fleet places generations: by the adapter's rendezvous hash (its cache stays warm) or at random. */
+  fleetRouting: z.enum(["rendezvous", "random"]).default("rendezvous"),
+  /** How often the edge reads each fleet node's load (health and queue depth). */
+  fleetCheckIntervalMs: z.coerce.number().int().min(10).default(2_000),
+  /** Queued requests at which a fleet node counts as saturated: its adapters spill to their next node. */
+  fleetSpillQueue: z.coerce.number().int().min(1).default(16),
   /** A retrieval node (`switchyard serve retrieval`) the edge uses instead of an in-process knowledge base. */
   retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** Per-attempt timeout of edge-to-node calls (until the response head). */
@@ -114,6 +124,9 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },
   nodeSecret: { env: "SWITCHYARD_NODE_SECRET", flag: "--node-secret" },
   inferenceUrl: { env: "SWITCHYARD_INFERENCE_URL", flag: "--inference-url" },
+  fleetRouting: { env: "SWITCHYARD_FLEET_ROUTING", flag: "--fleet-routing" },
+  fleetCheckIntervalMs: { env: "SWITCHYARD_FLEET_CHECK_INTERVAL_MS", flag: "--fleet-check-interval-ms" },
+  fleetSpillQueue: { env: "SWITCHYARD_FLEET_SPILL_QUEUE", flag: "--fleet-spill-queue" },
   retrievalUrl: { env: "SWITCHYARD_RETRIEVAL_URL", flag: "--retrieval-url" },
   nodeTimeoutMs: { env: "SWITCHYARD_NODE_TIMEOUT_MS", flag: "--node-timeout-ms" },
 };
@@ -137,6 +150,9 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   throw new ConfigError(`invalid configuration: ${given}=${JSON.stringify(raw[key])}: ${issue.message}`);
 }
 
+/** Flags that may be given more than once: their values join as one comma-separated list. */
+const LIST_FLAGS = new Set([CONFIG_SOURCES.inferenceUrl.flag]);
+
 function parseFlags(argv: string[]): Map<string, string> {
   const known = new Set(Object.values(CONFIG_SOURCES).map((s) => s.flag));
   const flags = new Map<string, string>();
@@ -145,7 +161,8 @@ function parseFlags(argv: string[]): Map<string, string> {
     if (!known.has(flag)) throw new ConfigError(`unknown option ${flag} (known: ${[...known].join(", ")})`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new ConfigError(`option ${flag} needs a value`);
-    flags.set(flag, value);
+    const before = flags.get(flag);
+    flags.set(flag, before !== undefined && LIST_FLAGS.has(flag) ? `${before},${value}` : value);
   }
   return flags;
 }

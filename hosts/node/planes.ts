@@ -3,6 +3,7 @@ import type { Registry } from "prom-client";
 import type { EdgeOptions } from "../../edge/edge.ts";
 import type { Log } from "../../edge/env.ts";
 import type { Inference, Knowledge, ModelInfo, Planes } from "../../ports/index.ts";
+import { FleetInference } from "../../clients/fleet.ts";
 import { HttpInference } from "../../clients/inference.ts";
 import { HttpKnowledge } from "../../clients/knowledge.ts";
 import { parseSecrets } from "../../clients/wire/auth.ts";
@@ -19,7 +20,7 @@ import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
 import { ConfigError, type Config } from "./config.ts";
 import { startEngineThread, type EngineThread } from "./engine-thread.ts";
-import { registerEngineGauges } from "./prometheus.ts";
+import { registerEngineGauges, registerFleetGauges } from "./prometheus.ts";
 import { baseModelId, resolveNodeModel } from "./model.ts";
 
 export interface EmbeddedPlanes {
@@ -48,6 +49,10 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
   const modelConfig = await loadDecoderConfig(modelDir);
   const remote = remotePlanes(config);
+  if (remote.inference instanceof FleetInference) {
+    const fleet = remote.inference;
+    registerFleetGauges(metrics, () => fleet.stats());
+  }
   const inWorker = config.engineThread === "worker" && !remote.inference;
   let thread: EngineThread | undefined;
   const adapters = await createAdapterService({
@@ -119,19 +124,31 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     engineMetricsText: async () => (thread ? thread.metricsText() : ""),
     async close() {
       await engine?.close();
+      await remote.inference?.close();
       await localKnowledge?.close();
     },
   };
 }
 
+/** One node: its client; two or more: a fleet, its checks started. */
+function inferenceNodes(config: Config, urls: string[], secret: string): HttpInference | FleetInference {
+  if (urls.length === 1) return new HttpInference({ url: urls[0]!, secret, timeoutMs: config.nodeTimeoutMs });
+  const fleet = new FleetInference({
+    nodes: urls, secret, timeoutMs: config.nodeTimeoutMs,
+    placement: config.fleetRouting, checkIntervalMs: config.fleetCheckIntervalMs, spillQueueDepth: config.fleetSpillQueue,
+  });
+  fleet.start();
+  return fleet;
+}
+
 /** HTTP clients of the plane nodes the config names (none by default: everything in process). */
-function remotePlanes(config: Config): { inference?: Inference; knowledge?: Knowledge } {
+function remotePlanes(config: Config): { inference?: HttpInference | FleetInference; knowledge?: Knowledge } {
   if (!config.inferenceUrl && !config.retrievalUrl) return {};
   const secret = parseSecrets(config.nodeSecret)[0];
   if (secret === undefined) throw new ConfigError("--inference-url / --retrieval-url need SWITCHYARD_NODE_SECRET (the nodes refuse unauthenticated calls)");
   const client = (url: string) => ({ url, secret, timeoutMs: config.nodeTimeoutMs });
   return {
-    inference: config.inferenceUrl ? new HttpInference(client(config.inferenceUrl)) : undefined,
+    inference: config.inferenceUrl ? inferenceNodes(config, config.inferenceUrl, secret) : undefined,
     knowledge: config.retrievalUrl ? new HttpKnowledge(client(config.retrievalUrl)) : undefined,
   };
 }

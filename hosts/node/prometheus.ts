@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { FleetStats } from "../../clients/fleet.ts";
 import type { HttpMetrics } from "../../edge/middleware/request-context.ts";
 
 /** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
@@ -33,4 +34,21 @@ export function registerEngineGauges(registry: Registry, stats: () => { waiting:
   gauge("switchyard_engine_paused_sequences", "Sequences paused because their client is not reading", () => stats().paused);
   gauge("switchyard_engine_pauses", "Times a sequence was paused because its client fell behind", () => stats().pauses);
   gauge("switchyard_engine_decode_steps", "Decode steps run since start", () => stats().decodeSteps);
+}
+
+/** An edge's view of its inference fleet, read at scrape time: per node up, in flight and served; retries and spills. */
+export function registerFleetGauges(registry: Registry, stats: () => FleetStats): void {
+  const registers = [registry];
+  const perNode = (name: string, help: string, read: (n: FleetStats["nodes"][number]) => number) =>
+    new Gauge({
+      name, help, labelNames: ["node"], registers,
+      collect() {
+        for (const node of stats().nodes) this.set({ node: node.url }, read(node));
+      },
+    });
+  perNode("switchyard_fleet_node_up", "1 while the inference node answers its checks", (n) => (n.up ? 1 : 0));
+  perNode("switchyard_fleet_node_inflight", "Generations this edge has open on the node", (n) => n.inflight);
+  perNode("switchyard_fleet_node_served", "Generations the node served since the edge started", (n) => n.served);
+  new Gauge({ name: "switchyard_fleet_retries", help: "Generations moved to another node after a failure before their first event", registers, collect() { this.set(stats().retries); } });
+  new Gauge({ name: "switchyard_fleet_spills", help: "Generations sent past their saturated first node", registers, collect() { this.set(stats().spills); } });
 }

@@ -94,6 +94,11 @@ export class AdapterCache {
     return this.resident.has(id);
   }
 
+  /** The resident adapters' ids, least recently used first. */
+  residentIds(): string[] {
+    return [...this.resident.keys()];
+  }
+
   get bytesUsed(): number {
     return this.usedBytes;
   }

@@ -15,11 +15,13 @@ import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
 import { DecoderRunner } from "./decoder-runner.ts";
 import type { LoraSlots } from "./lora-feeds.ts";
 import { ContextOverflowError, InvalidGenerateRequestError } from "./errors.ts";
-import { Generation } from "./generation.ts";
+import { Generation, type GenerationContext } from "./generation.ts";
 import { Scheduler, type SchedulerStats } from "./scheduler.ts";
 import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
+import { AdapterRequestTally, type AdapterRequests } from "./adapter-requests.ts";
 import { LoraSlotTable } from "./slot-table.ts";
 
+export type { AdapterRequests } from "./adapter-requests.ts";
 export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
 
 export interface EngineOptions {
@@ -70,6 +72,10 @@ export interface Engine extends Inference {
   /** Token ids back to text, special tokens left out. */
   detokenize(tokens: number[]): string;
   stats(): EngineStats;
+  /** The adapters with waiting and with running requests (vLLM's lora_requests_info). */
+  adapterRequests(): AdapterRequests;
+  /** Most sequences decoded together (a node's capacity before requests queue). */
+  readonly maxBatch: number;
 }
 
 /**
@@ -114,13 +120,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   const maxAdaptersPerBatch = options.maxAdaptersPerBatch ?? 8;
   const maxLoraRank = options.maxLoraRank ?? 64;
+  const maxBatch = options.maxBatch ?? 32;
+  const tally = new AdapterRequestTally();
   const scheduler = new Scheduler(
     config,
     plain,
     withLora,
     withLora && (options.loraSlots ?? new LoraSlotTable(config, maxAdaptersPerBatch, maxLoraRank)),
     {
-      maxBatch: options.maxBatch ?? 32,
+      maxBatch,
       maxQueue: options.maxQueue ?? 256,
       prefillChunk: options.prefillChunk ?? 64,
       prefillBudget: options.prefillBudget ?? 8 * (options.prefillChunk ?? 64),
@@ -182,21 +190,32 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         contextLength: config.maxPositionEmbeddings,
         lease: acquireAdapter(request.adapter),
         poke: () => scheduler.poke(),
+        lifecycle: adapterLifecycle(tally, request.adapter),
       });
+      if (request.adapter !== undefined) tally.submitted(request.adapter);
       try {
         scheduler.submit(generation);
       } catch (e) {
         generation.releaseLease(); // refused (queue full, closed): the sequence never starts
+        if (request.adapter !== undefined) tally.ended(request.adapter, false);
         throw e;
       }
       return generation.events;
     },
     stats: () => ({ ...scheduler.stats(), sessionsCreated }),
+    adapterRequests: () => tally.snapshot(),
+    maxBatch,
     async close() {
       await scheduler.close();
       await Promise.all(sessions.map((s) => s.release()));
     },
   };
+}
+
+/** Moves an adapter request (counted as waiting at submit) to running, then out (nothing for the base model). */
+function adapterLifecycle(tally: AdapterRequestTally, id: string | undefined): GenerationContext["lifecycle"] {
+  if (id === undefined) return undefined;
+  return { started: () => tally.started(id), ended: (started) => tally.ended(id, started) };
 }
 
 /** Where each token starts in `text`: the length its predecessors decode to, at most the text's length. */

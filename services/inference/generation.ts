@@ -22,6 +22,8 @@ export interface GenerationContext {
   lease: Promise<AdapterLease | undefined>;
   /** Tells the scheduler something changed (a cancellation, a consumer catching up). */
   poke(): void;
+  /** Told when the sequence's first prompt chunk runs, and once when it leaves the scheduler (whether it had started). */
+  lifecycle?: { started(): void; ended(started: boolean): void };
 }
 
 export class Generation implements ScheduledSequence {
@@ -88,6 +90,7 @@ export class Generation implements ScheduledSequence {
   }
 
   started(): void {
+    if (this.startedAt === undefined) this.context.lifecycle?.started();
     this.startedAt = performance.now();
   }
 
@@ -111,6 +114,7 @@ export class Generation implements ScheduledSequence {
   finish(error?: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    this.context.lifecycle?.ended(this.startedAt !== undefined);
     const completed = error === undefined && !this.cancelled;
     this.releaseLease(completed ? this.completion : undefined);
     if (error !== undefined) return this.events.end(error);

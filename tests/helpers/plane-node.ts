@@ -15,6 +15,8 @@ export interface PlaneNodeChild {
   dataDir: string;
   /** fetch with the node secret (or the given Authorization header, or none with `null`). */
   call(path: string, init?: RequestInit & { authorization?: string | null }): Promise<Response>;
+  /** Sends the process a signal (SIGKILL: the node dies mid-request) and resolves once it exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +69,10 @@ export async function spawnPlaneNode(plane: "inference" | "retrieval", env: Reco
       const value = authorization === undefined ? `Bearer ${NODE_SECRET}` : authorization;
       if (value !== null) headers.set("authorization", value);
       return fetch(`${url}${path}`, { ...rest, headers });
+    },
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

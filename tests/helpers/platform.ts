@@ -21,9 +21,9 @@ export interface TestPlatform {
   stop(): Promise<void>;
 }
 
-/** Boots the real platform on a free port with a real SQLite file in a temp dir (`options.now`: the rate limits' clock). No trainer child unless `env` turns SWITCHYARD_TRAINER on. */
-export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now" | "trainerEnv"> = {}): Promise<TestPlatform> {
-  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
+/** Boots the real platform on a free port with a real SQLite file in a temp dir (or `options.dataDir`, removed on stop; `options.now`: the rate limits' clock). No trainer child unless `env` turns SWITCHYARD_TRAINER on. */
+export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now" | "trainerEnv"> & { dataDir?: string } = {}): Promise<TestPlatform> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "switchyard-test-"));
   const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", SWITCHYARD_TRAINER: "off", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
   const state = { platform: await startPlatform(config, { ...options, announce: () => {} }) };
   const handle: TestPlatform = {

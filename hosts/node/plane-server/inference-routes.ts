@@ -2,7 +2,8 @@
  * The Inference port served over HTTP (the other side of clients/inference.ts). `generate` reads the
  * first event before it answers, so a refusal is a plain JSON error with its status; then it streams
  * NDJSON. The engine's signal aborts when the caller goes away (the connection closes or the stream
- * is cancelled), which ends the sequence and frees its batch slot.
+ * is cancelled), which ends the sequence and frees its batch slot. `/v1/node/load` answers the node's
+ * queue depth and adapters (clients/wire/load.ts) for a fleet router.
  */
 import type { Hono } from "hono";
 import { z } from "zod";
@@ -11,6 +12,7 @@ import type { GenerateEvent, GenerateRequest, Inference } from "../../../ports/i
 import { ndjsonLine } from "../../../clients/wire/ndjson.ts";
 import { toWireError } from "../../../clients/wire/errors.ts";
 import { INFERENCE_ROUTES } from "../../../clients/wire/routes.ts";
+import type { NodeLoad } from "../../../clients/wire/load.ts";
 import { jsonBody } from "./node-app.ts";
 
 const Message = z.object({ role: z.enum(["system", "user", "assistant"]), content: z.string() });
@@ -30,8 +32,9 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   throw new PlaneError("invalid_request", `Invalid request: ${issue.path.join(".") || "body"}: ${issue.message}`, { code: "invalid_node_request", param: issue.path.join(".") || undefined });
 }
 
-export function mountInference(app: Hono, inference: () => Inference): void {
+export function mountInference(app: Hono, inference: () => Inference, load: () => NodeLoad): void {
   app.get(INFERENCE_ROUTES.model, async (c) => c.json(await inference().model()));
+  app.get(INFERENCE_ROUTES.load, (c) => c.json(load()));
   app.post(INFERENCE_ROUTES.encode, async (c) => c.json(await inference().encode(parse(EncodeBody, await jsonBody(c)))));
   app.post(INFERENCE_ROUTES.generate, async (c) => {
     const body = parse(GenerateBody, await jsonBody(c));

@@ -28,6 +28,8 @@ import { closeServer, listen } from "../server.ts";
 import { mountInference } from "./inference-routes.ts";
 import { mountKnowledge } from "./knowledge-routes.ts";
 import { createNodeApp } from "./node-app.ts";
+import { readNodeLoad, registerNodeLoadGauges } from "./node-load.ts";
+import type { NodeLoad } from "../../../clients/wire/load.ts";
 
 export type NodePlane = "inference" | "retrieval";
 
@@ -43,6 +45,8 @@ export class NodeSecretMissingError extends Error {}
 
 interface Loaded<P> {
   plane: P;
+  /** An inference node's load (wire/load.ts). */
+  load?: () => NodeLoad;
   close(): Promise<void>;
 }
 
@@ -57,7 +61,10 @@ export async function startPlaneNode(plane: NodePlane, config: Config): Promise<
   let loaded: Loaded<Inference | Knowledge> | undefined;
   const app = createNodeApp({ secrets, ready: () => loaded !== undefined, metrics: prometheus.http, metricsText: prometheus.text });
   const current = <P>() => loaded!.plane as P;
-  if (plane === "inference") mountInference(app, () => current<Inference>());
+  if (plane === "inference") {
+    mountInference(app, () => current<Inference>(), () => loaded!.load!());
+    registerNodeLoadGauges(prometheus.registry, () => loaded?.load?.());
+  }
   else mountKnowledge(app, () => current<Knowledge>(), { maxUploadBytes: config.maxUploadBody, ensureTenant: (id) => ensureTenant(database, id) });
 
   const server: Server = await listen(app.fetch, config.host, config.port);
@@ -108,7 +115,7 @@ async function loadInference(config: Config, dataDir: string, database: OpenData
   });
   registerEngineGauges(registry, () => engine.stats());
   logger.info({ model: engine.info.id, modelDir }, "model loaded");
-  return { plane: engine, close: () => engine.close() };
+  return { plane: engine, load: () => readNodeLoad(engine, adapters.cache, config.maxQueue), close: () => engine.close() };
 }
 
 async function loadRetrieval(config: Config, dataDir: string, database: OpenDatabase): Promise<Loaded<KnowledgeBase>> {

@@ -43,6 +43,7 @@ describe("engine adapter leases", () => {
     const config = await loadDecoderConfig(dir);
     adapters.set("r4", randomAdapter(config, "r4", 4, LORA_TARGETS, 1));
     adapters.set("r16", randomAdapter(config, "r16", 16, ["q_proj"], 2));
+    adapters.set("r16-small", randomAdapter(config, "r16-small", 4, ["q_proj"], 3));
     cacheDir = await mkdtemp(join(tmpdir(), "sy-engine-lease-"));
     counted = { acquired: [], released: [] };
     engine = await createEngine({ modelDir: dir, cacheDir, maxBatch: 1, maxQueue: 1, maxLoraRank: 8, adapters: countingLeases(adapters, counted) });
@@ -95,5 +96,22 @@ describe("engine adapter leases", () => {
     expect(counted.acquired).toEqual(["missing", "r4", "r4"]);
     expect(counted.released).toHaveLength(2);
     expect(counted.released.filter(([, n]) => n === undefined)).toHaveLength(1); // the refused one
+  });
+
+  it("reports the adapters with running and with waiting requests (lora_requests_info), and forgets them when they end or are refused", async () => {
+    const abort = new AbortController();
+    const seen: string[] = [];
+    // maxBatch 1, maxQueue 1: the first runs, the second waits, a third is refused at submit.
+    const running = collect(engine.generate({ promptTokens: [1, 2, 3], params: params({ maxTokens: 300, logprobs: 0 }), adapter: "r4", signal: abort.signal }), (n) => {
+      if (n === 2) seen.push(JSON.stringify(engine.adapterRequests()));
+      if (n === 3) abort.abort(new Error("done looking"));
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    const waiting = collect(engine.generate({ promptTokens: [1, 2], params: params({ maxTokens: 2 }), adapter: "r16-small" }));
+    expect(() => engine.generate({ promptTokens: [1], params: params({ maxTokens: 2 }), adapter: "r4" })).toThrow(/overloaded/);
+    await expect(running).rejects.toThrow(/done looking/);
+    await waiting.catch(() => undefined);
+    expect(seen).toEqual([JSON.stringify({ running: ["r4"], waiting: ["r16-small"] })]);
+    expect(engine.adapterRequests()).toEqual({ running: [], waiting: [] });
   });
 });
