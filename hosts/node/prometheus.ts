@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { HttpMetrics } from "../../edge/middleware/request-context.ts";
+import type { MonitoringMetrics } from "../../edge/monitoring/metrics.ts";
 
 /** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
 export function createPrometheus() {
@@ -33,4 +34,27 @@ export function registerEngineGauges(registry: Registry, stats: () => { waiting:
   gauge("switchyard_engine_paused_sequences", "Sequences paused because their client is not reading", () => stats().paused);
   gauge("switchyard_engine_pauses", "Times a sequence was paused because its client fell behind", () => stats().pauses);
   gauge("switchyard_engine_decode_steps", "Decode steps run since start", () => stats().decodeSteps);
+}
+
+/**
+ * Monitoring's metrics (edge/monitoring/metrics.ts), labelled by tenant and adapter ("" for none):
+ * - switchyard_monitor_score{tenant,adapter,monitor,metric}: the last check's mean of each metric;
+ * - switchyard_monitor_alerting{tenant,adapter,monitor}: 1 when the last check raised an alert;
+ * - switchyard_monitor_alerts_total{tenant,adapter,monitor,kind}: alerts raised (threshold, regression);
+ * - switchyard_input_drift{tenant,adapter}: the last input drift computed;
+ * - switchyard_feedback_total{tenant,adapter,strategy,rating}: ratings of served responses.
+ */
+export function monitoringMetrics(registry: Registry): MonitoringMetrics {
+  const score = new Gauge({ name: "switchyard_monitor_score", help: "Monitor check: mean of a metric over the test set", labelNames: ["tenant", "adapter", "monitor", "metric"], registers: [registry] });
+  const alerting = new Gauge({ name: "switchyard_monitor_alerting", help: "Monitor: 1 when its last check raised an alert", labelNames: ["tenant", "adapter", "monitor"], registers: [registry] });
+  const alerts = new Counter({ name: "switchyard_monitor_alerts_total", help: "Monitor alerts raised", labelNames: ["tenant", "adapter", "monitor", "kind"], registers: [registry] });
+  const drift = new Gauge({ name: "switchyard_input_drift", help: "Input drift of recent prompts against the adapter's training data (1 - centroid cosine)", labelNames: ["tenant", "adapter"], registers: [registry] });
+  const feedback = new Counter({ name: "switchyard_feedback_total", help: "Ratings of served chat completions", labelNames: ["tenant", "adapter", "strategy", "rating"], registers: [registry] });
+  return {
+    monitorScore: (labels, value) => score.set(labels, value),
+    monitorAlerting: (labels, on) => alerting.set(labels, on ? 1 : 0),
+    monitorAlert: (labels) => alerts.inc(labels),
+    inputDrift: (labels, value) => drift.set(labels, value),
+    feedback: (labels) => feedback.inc(labels),
+  };
 }
