@@ -109,6 +109,7 @@ export interface Monitors {
   /** The monitor's checks, oldest first. */
   history(monitorId: string): Promise<MonitorCheck[]>;
 
+  /** Stores an alert; one of the same check, kind and metric already stored is returned instead. */
   addAlert(alert: NewAlert): Promise<MonitorAlert>;
   setDelivery(alertId: string, delivery: AlertDelivery): Promise<void>;
   /** The monitor's alerts, newest first. */

@@ -9,7 +9,8 @@
  * - `settle()`: every running check whose run has finished: its metric means and alerts (checks.ts)
  *   are stored, the first succeeded check's run becomes the baseline unless one was pinned, gauges are
  *   set, and alerts are added to the run's events and sent to the webhook (signed, webhook.ts).
- * Steps never overlap (one queue), so a check is settled once. Web-standard APIs only.
+ * Steps never overlap (one queue), so a check is settled once; a check's status is stored last, after
+ * its alerts and their webhook delivery (at least once: a receiver deduplicates by alert id). Web-standard APIs only.
  */
 import type { EvalResult, EvalRun, Evals } from "../../ports/evals.ts";
 import type { Monitor, MonitorAlert, MonitorCheck, Monitors } from "../../ports/monitors.ts";
@@ -110,12 +111,14 @@ export class MonitorService {
     const becomesBaseline = baseline === undefined;
     const outcome = evaluateCheck(monitor, results, baseline, run.spec.seed);
     if (becomesBaseline) await monitors.setBaseline(monitor.id, run.id, false);
-    await monitors.finishCheck(check.id, { status: "succeeded", metrics: outcome.metrics, adapter: outcome.adapter, baseline: becomesBaseline });
+    // Alerts and their delivery first, the check's status last: a check the API shows finished has all of
+    // them, and one interrupted midway is settled again (alerts are unique per check; the webhook is at least once).
     const alerts: MonitorAlert[] = [];
     for (const alert of outcome.alerts) alerts.push(await monitors.addAlert({ ...alert, monitorId: monitor.id, checkId: check.id, adapter: outcome.adapter }));
-    this.report(monitor, outcome.adapter ?? "", outcome.metrics, alerts);
     for (const alert of alerts) await evals.addEvent(run.id, "warn", `Monitor alert (${alert.kind}): ${alert.message}`);
     if (alerts.length > 0 && monitor.webhook) await this.notify(monitor, check, run.id, alerts);
+    await monitors.finishCheck(check.id, { status: "succeeded", metrics: outcome.metrics, adapter: outcome.adapter, baseline: becomesBaseline });
+    this.report(monitor, outcome.adapter ?? "", outcome.metrics, alerts);
   }
 
   /** The baseline run's results; undefined when that run is gone (this check then becomes the baseline). */

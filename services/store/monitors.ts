@@ -7,6 +7,7 @@ import type { StoreDb } from "./store-db.ts";
 /**
  * The monitors port on SQLite or D1. Monitors are filtered by tenant; checks and alerts belong to a
  * monitor and go with it (ON DELETE CASCADE). The webhook secret is read only by `webhookSecret`.
+ * An alert is unique per check, kind and metric: adding it again returns the stored one.
  */
 export class MonitorStore implements Monitors {
   constructor(private readonly db: StoreDb) {}
@@ -108,8 +109,14 @@ export class MonitorStore implements Monitors {
         adapter: a.adapter ?? null,
         message: a.message,
       })
+      .onConflictDoNothing()
       .returning();
-    return alertOf(row!);
+    if (row) return alertOf(row);
+    const [existing] = await this.db
+      .select()
+      .from(evalMonitorAlerts)
+      .where(and(eq(evalMonitorAlerts.checkId, a.checkId), eq(evalMonitorAlerts.kind, a.kind), eq(evalMonitorAlerts.metric, a.metric)));
+    return alertOf(existing!);
   }
 
   async setDelivery(alertId: string, delivery: AlertDelivery): Promise<void> {

@@ -348,7 +348,8 @@ export const evalMonitorAlerts = sqliteTable(
     delivery: text("delivery", { mode: "json" }).$type<AlertDelivery>(),
     createdAt: createdAt(),
   },
-  (t) => [index("eval_monitor_alerts_monitor_idx").on(t.monitorId, t.createdAt)],
+  // One alert per check, kind and metric: a check settled again after a crash adds none twice.
+  (t) => [index("eval_monitor_alerts_monitor_idx").on(t.monitorId, t.createdAt), uniqueIndex("eval_monitor_alerts_check_idx").on(t.checkId, t.kind, t.metric)],
 );
 
 export const usage = sqliteTable(

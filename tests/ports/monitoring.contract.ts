@@ -111,6 +111,8 @@ export function monitoringContract(name: string, open: () => Promise<MonitoringF
 
       const alert = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "regression", metric: "rougeL", value: 0.2, baseline: 0.8, p: 0.004, adapter: "bad@1", message: "dropped" });
       const later = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "threshold", metric: "tokenF1", value: 0.1, threshold: 0.5, message: "below" });
+      const again = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "regression", metric: "rougeL", value: 0.1, message: "settled twice" });
+      expect(again).toMatchObject({ id: alert.id, value: 0.2, message: "dropped" }); // one per check, kind and metric
       await fx.monitors.setDelivery(alert.id, { status: "delivered", httpStatus: 204, attemptedAt: T0 });
       const alerts = await fx.monitors.alerts(m.id);
       expect(alerts.map((x) => x.id)).toEqual([later.id, alert.id]);

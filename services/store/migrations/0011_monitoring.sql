@@ -31,6 +31,7 @@ CREATE TABLE `eval_monitor_alerts` (
 );
 --> statement-breakpoint
 CREATE INDEX `eval_monitor_alerts_monitor_idx` ON `eval_monitor_alerts` (`monitor_id`,`created_at`);--> statement-breakpoint
+CREATE UNIQUE INDEX `eval_monitor_alerts_check_idx` ON `eval_monitor_alerts` (`check_id`,`kind`,`metric`);--> statement-breakpoint
 CREATE TABLE `eval_monitor_checks` (
 	`id` text PRIMARY KEY NOT NULL,
 	`monitor_id` text NOT NULL,

@@ -186,6 +186,11 @@ describe("monitors", () => {
     expect((await bad({ dataset: ds, every: "5s" }, 400)).param).toBe("every");
     expect((await bad({ dataset: ds, every: "1h", webhook: { url: "ftp://x" } }, 400)).param).toContain("webhook");
     expect((await bad({ dataset: ds, every: "1h", arm: { strategy: "adapter", adapter: "missing" } }, 404)).code).toBe("model_not_found");
+    const [, worse] = (await (await p.call("GET", `/v1/evals/monitors/${monitorId}/history`, { key })).json()).data;
+    expect((await p.call("POST", `/v1/evals/monitors/${monitorId}/baseline`, { key: otherKey, json: { run: worse.run } })).status).toBe(404);
+    expect((await p.call("POST", `/v1/evals/monitors/${monitorId}/baseline`, { key, json: { run: "evalrun_nope" } })).status).toBe(404);
+    const pinned = await p.call("POST", `/v1/evals/monitors/${monitorId}/baseline`, { key, json: { run: worse.run } });
+    expect(await pinned.json()).toMatchObject({ baseline_run: worse.run, baseline_pinned: true });
     expect((await p.call("DELETE", `/v1/evals/monitors/${monitorId}`, { key })).status).toBe(200);
     expect((await p.call("GET", `/v1/evals/monitors/${monitorId}`, { key })).status).toBe(404);
   });
