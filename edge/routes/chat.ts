@@ -3,18 +3,21 @@ import { accountingFor, type Accounting } from "../chat/accounting.ts";
 import { collect, finalTimings, generate, prepareCompletion, type PreparedCompletion } from "../chat/completion.ts";
 import type { ChatDeps } from "../chat/deps.ts";
 import { chunkJson, completionId, completionJson, extensionJson, logprobsJson, unixSeconds, usageJson } from "../chat/openai-format.ts";
+import { normalizeMessages, retrievalQuery } from "../chat/prompt.ts";
 import { ChatCompletionRequest, type ChatCompletionBody } from "../chat/schema.ts";
 import { streamEvents } from "../chat/sse.ts";
-import { planRequest } from "../chat/strategy.ts";
+import { planRequest, type Plan } from "../chat/strategy.ts";
 import type { AppEnv } from "../env.ts";
 import { describe, jsonBody } from "../middleware/body.ts";
 import { noMonitoringMetrics } from "../monitoring/metrics.ts";
-import { retrievalQuery, normalizeMessages } from "../chat/prompt.ts";
-import type { Plan } from "../chat/strategy.ts";
 import { rateRoute } from "./feedback.ts";
 import { unavailableRoutes } from "./unavailable.ts";
 
-/** OpenAI-compatible chat completions, mounted at /v1/chat. */
+/**
+ * OpenAI-compatible chat completions, mounted at /v1/chat. A finished completion (streamed or not) is
+ * kept for feedback and input drift when the host runs the feedback plane; it is rated at
+ * /completions/:id/feedback (routes/feedback.ts).
+ */
 export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
