@@ -45,7 +45,8 @@ export type CheckStatus = "running" | "succeeded" | "failed";
 export interface MonitorCheck {
   id: string;
   monitorId: string;
-  runId: string;
+  /** Absent when the check could not start (then it is failed, with its error). */
+  runId?: string;
   status: CheckStatus;
   /** The adapter that answered (`name@version`), from the run's results. */
   adapter?: string;
@@ -103,6 +104,8 @@ export interface Monitors {
   schedule(monitorId: string, ranAt: number, nextRunAt: number): Promise<void>;
 
   addCheck(monitorId: string, runId: string): Promise<MonitorCheck>;
+  /** Records a check that could not start, as failed with `error`. */
+  addFailedCheck(monitorId: string, error: string): Promise<MonitorCheck>;
   /** Every tenant's checks still running, oldest first. */
   runningChecks(): Promise<MonitorCheck[]>;
   finishCheck(checkId: string, outcome: Pick<MonitorCheck, "status" | "metrics" | "adapter" | "baseline" | "error">): Promise<void>;

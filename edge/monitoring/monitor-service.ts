@@ -1,7 +1,8 @@
 /**
  * The monitors' work, one step at a time, for a host's timer (Node: hosts/node/monitor-scheduler.ts;
  * Workers: a Cron Trigger's scheduled() would call `tick`):
- * - `tick()`: settles finished checks, then starts a check of every due monitor: an evaluation run of
+ * - `tick()`: settles finished checks, then starts a check of every due monitor (a failed check, saying
+ *   why, when its test set was deleted): an evaluation run of
  *   its test set through its arm (queued like any run, so the host's EvalWorker executes it, resumes it
  *   after a restart and shows it in /v1/evals/runs), and moves the monitor's schedule on by `every`
  *   from now (a host that was down runs one check, not the missed ones). A monitor whose previous check
@@ -77,7 +78,10 @@ export class MonitorService {
   private async start(monitor: Monitor): Promise<void> {
     const { evals, monitors } = this.options;
     const dataset = await evals.getDataset(monitor.tenantId, monitor.datasetId);
-    if (!dataset) throw new Error(`the monitor's test set ${monitor.datasetId} no longer exists`);
+    if (!dataset) {
+      await monitors.addFailedCheck(monitor.id, `The monitor's test set ${monitor.datasetId} no longer exists.`);
+      return;
+    }
     const environment = { ...(await this.options.environment?.()), monitor: monitor.id, dataset: { id: dataset.id, name: dataset.name, items: dataset.items.length } };
     const spec = { datasetId: dataset.id, arms: [monitor.arm], thresholds: monitor.thresholds, seed: MONITOR_SEED, environment };
     const run = await evals.createRun(monitor.tenantId, spec, dataset.items.length);
@@ -100,7 +104,7 @@ export class MonitorService {
     const { evals, monitors } = this.options;
     const monitor = await monitors.find(check.monitorId);
     if (!monitor) return;
-    const run = await evals.getRun(monitor.tenantId, check.runId);
+    const run = check.runId ? await evals.getRun(monitor.tenantId, check.runId) : undefined;
     if (run && !FINISHED.has(run.status)) return;
     if (!run || run.status !== "succeeded") {
       const error = run ? `the run ${run.status}${run.error ? `: ${run.error}` : ""}` : "the run was deleted";

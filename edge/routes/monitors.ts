@@ -76,7 +76,7 @@ export function monitorJson(m: Monitor) {
 }
 
 export function checkJson(c: MonitorCheck) {
-  return { id: c.id, object: "eval.monitor.check", run: c.runId, status: c.status, adapter: c.adapter ?? null, metrics: c.metrics, baseline: c.baseline, error: c.error ?? null, created_at: seconds(c.createdAt), finished_at: seconds(c.finishedAt) };
+  return { id: c.id, object: "eval.monitor.check", run: c.runId ?? null, status: c.status, adapter: c.adapter ?? null, metrics: c.metrics, baseline: c.baseline, error: c.error ?? null, created_at: seconds(c.createdAt), finished_at: seconds(c.finishedAt) };
 }
 
 export function monitorRoutes(deps: MonitorRouteDeps): Hono<AppEnv> {

@@ -76,6 +76,11 @@ export class MonitorStore implements Monitors {
     return checkOf(row!);
   }
 
+  async addFailedCheck(monitorId: string, error: string): Promise<MonitorCheck> {
+    const [row] = await this.db.insert(evalMonitorChecks).values({ id: newId("evalchk"), monitorId, runId: null, status: "failed", error, finishedAt: Date.now() }).returning();
+    return checkOf(row!);
+  }
+
   async runningChecks(): Promise<MonitorCheck[]> {
     const rows = await this.db.select().from(evalMonitorChecks).where(eq(evalMonitorChecks.status, "running")).orderBy(asc(evalMonitorChecks.createdAt), asc(sql`rowid`));
     return rows.map(checkOf);
@@ -153,7 +158,7 @@ function checkOf(row: EvalMonitorCheckRow): MonitorCheck {
   return {
     id: row.id,
     monitorId: row.monitorId,
-    runId: row.runId,
+    ...opt("runId", row.runId),
     status: row.status,
     ...opt("adapter", row.adapter),
     metrics: row.metrics,

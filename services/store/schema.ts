@@ -319,7 +319,8 @@ export const evalMonitorChecks = sqliteTable(
   {
     id: text("id").primaryKey(),
     monitorId: text("monitor_id").notNull().references(() => evalMonitors.id, { onDelete: "cascade" }),
-    runId: text("run_id").notNull(),
+    /** null: the check could not start (its test set was deleted). */
+    runId: text("run_id"),
     status: text("status", { enum: ["running", "succeeded", "failed"] }).notNull().default("running"),
     adapter: text("adapter"),
     metrics: text("metrics", { mode: "json" }).$type<Record<string, number>>().notNull().default(sql`'{}'`),

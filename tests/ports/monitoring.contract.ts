@@ -109,6 +109,11 @@ export function monitoringContract(name: string, open: () => Promise<MonitoringF
       expect(history[0]).toMatchObject({ metrics: { rougeL: 0.8 }, adapter: "good@1", baseline: true });
       expect(await fx.monitors.get(a, m.id)).toMatchObject({ baselineRunId: "evalrun_1", baselinePinned: false });
 
+      const unstarted = await fx.monitors.addFailedCheck(m.id, "The test set is gone.");
+      expect(unstarted).toMatchObject({ monitorId: m.id, status: "failed", error: "The test set is gone." });
+      expect(unstarted.runId).toBeUndefined();
+      expect((await fx.monitors.runningChecks()).map((c) => c.id)).not.toContain(unstarted.id);
+      expect((await fx.monitors.history(m.id)).at(-1)?.id).toBe(unstarted.id);
       const alert = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "regression", metric: "rougeL", value: 0.2, baseline: 0.8, p: 0.004, adapter: "bad@1", message: "dropped" });
       const later = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "threshold", metric: "tokenF1", value: 0.1, threshold: 0.5, message: "below" });
       const again = await fx.monitors.addAlert({ monitorId: m.id, checkId: second.id, kind: "regression", metric: "rougeL", value: 0.1, message: "settled twice" });

@@ -35,7 +35,7 @@ CREATE UNIQUE INDEX `eval_monitor_alerts_check_idx` ON `eval_monitor_alerts` (`c
 CREATE TABLE `eval_monitor_checks` (
 	`id` text PRIMARY KEY NOT NULL,
 	`monitor_id` text NOT NULL,
-	`run_id` text NOT NULL,
+	`run_id` text,
 	`status` text DEFAULT 'running' NOT NULL,
 	`adapter` text,
 	`metrics` text DEFAULT '{}' NOT NULL,

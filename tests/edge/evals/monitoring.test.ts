@@ -191,6 +191,14 @@ describe("monitors", () => {
     expect((await p.call("POST", `/v1/evals/monitors/${monitorId}/baseline`, { key, json: { run: "evalrun_nope" } })).status).toBe(404);
     const pinned = await p.call("POST", `/v1/evals/monitors/${monitorId}/baseline`, { key, json: { run: worse.run } });
     expect(await pinned.json()).toMatchObject({ baseline_run: worse.run, baseline_pinned: true });
+
+    // Its test set deleted, the next check fails saying why instead of vanishing.
+    expect((await p.call("DELETE", `/v1/evals/datasets/${ds}`, { key })).status).toBe(200);
+    clock += 3_600_000;
+    await p.platform.monitors!.tick();
+    const last = (await (await p.call("GET", `/v1/evals/monitors/${monitorId}/history`, { key })).json()).data.at(-1);
+    expect(last).toMatchObject({ status: "failed", run: null });
+    expect(last.error).toContain("no longer exists");
     expect((await p.call("DELETE", `/v1/evals/monitors/${monitorId}`, { key })).status).toBe(200);
     expect((await p.call("GET", `/v1/evals/monitors/${monitorId}`, { key })).status).toBe(404);
   });
