@@ -12,7 +12,9 @@
  * - files: /files (OpenAI's Files API; training data for fine-tuning)
  * - trainer: /fine_tuning (OpenAI's fine-tuning API over the `Trainer` port: /fine_tuning/jobs, events, checkpoints)
  * - preferences: /preferences (the playground's blind-compare choices; DPO download, win rates per arm)
- * - evals (with inference behind it): /evals (test sets, runs the host's EvalWorker executes, reports)
+ * - evals (with inference behind it): /evals (test sets, runs the host's EvalWorker executes, reports;
+ *   /evals/monitors with the monitors plane, /evals/drift with feedback, embeddings and files)
+ * - feedback: /chat/completions/:id/feedback (in the chat routes), /feedback/summary
  * - the playground: GET / and /ui/* (static assets from `options.assets`, when the host has them)
  */
 import type { Hono } from "hono";
@@ -27,7 +29,11 @@ import { adapterRoutes } from "./routes/adapters.ts";
 import { chatRoutes } from "./routes/chat.ts";
 import { compareRoutes } from "./routes/compare.ts";
 import { completionRoutes } from "./routes/completions.ts";
+import { driftRoutes } from "./routes/drift.ts";
 import { evalRoutes } from "./routes/evals.ts";
+import { feedbackRoutes } from "./routes/feedback.ts";
+import { monitorRoutes } from "./routes/monitors.ts";
+import { noMonitoringMetrics, type MonitoringMetrics } from "./monitoring/metrics.ts";
 import { fileRoutes } from "./routes/files.ts";
 import { fineTuningRoutes } from "./routes/fine-tuning.ts";
 import { knowledgeRoutes } from "./routes/knowledge.ts";
@@ -54,6 +60,10 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   version?: string;
   /** Called when an evaluation run is queued (the host's EvalWorker looks for work at once). */
   onEvalRunCreated?: () => void;
+  /** Called when a monitor is created (the host's scheduler looks at once). */
+  onMonitorCreated?: () => void;
+  /** Where monitoring's gauges and counters go (Prometheus on Node); default nowhere. */
+  monitoringMetrics?: MonitoringMetrics;
 }
 
 type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
@@ -86,6 +96,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
       ["/files", mount("files", planes.files, fileRoutes)],
       ["/fine_tuning", mount("trainer", planes.trainer, fineTuningRoutes)],
       ["/preferences", mount("preferences", planes.preferences, preferenceRoutes)],
+      ["/feedback", mount("feedback", planes.feedback, feedbackRoutes)],
       ["/evals", evals(planes, chat.deps, options)],
     ],
     adminPlanes: [["/adapters", adapterAdmin]],
@@ -107,7 +118,13 @@ function unavailableEach(plane: string, paths: string[]): Routes {
 function evals(planes: Planes, chat: ChatDeps | undefined, options: EdgeOptions): Hono<AppEnv> {
   if (!planes.evals) return unavailableRoutes("evals");
   if (!chat) return unavailableRoutes("inference");
-  return evalRoutes({ evals: planes.evals, resolveModel: chat.resolveModel, inference: chat.inference, version: options.version ?? "unknown", onRunCreated: options.onEvalRunCreated });
+  const { resolveModel } = chat;
+  const metrics = options.monitoringMetrics ?? noMonitoringMetrics;
+  const now = options.now ?? Date.now;
+  const monitors = planes.monitors && monitorRoutes({ monitors: planes.monitors, evals: planes.evals, resolveModel, now, onMonitorCreated: options.onMonitorCreated });
+  const { feedback, embeddings, files, trainer } = planes;
+  const drift = feedback && embeddings && files ? driftRoutes({ feedback, embeddings, files, trainer, resolveModel, metrics }) : undefined;
+  return evalRoutes({ evals: planes.evals, resolveModel, inference: chat.inference, version: options.version ?? "unknown", onRunCreated: options.onEvalRunCreated, monitors, drift });
 }
 
 /** The chat pipeline's dependencies over `planes` (undefined without inference or usage): what the host's EvalWorker runs items through. */
@@ -117,7 +134,7 @@ export function chatPipeline(planes: Planes, options: Pick<EdgeOptions, "now"> =
 }
 
 /** What chat, completions and compare need: inference and usage, with adapters, knowledge and evaluation when present. `plane` names the first one missing. */
-function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStallTimeoutMs">, resolveModel: ModelResolver | undefined) {
+function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStallTimeoutMs" | "monitoringMetrics">, resolveModel: ModelResolver | undefined) {
   const { inference, usage } = planes;
   if (!inference) return { plane: "inference" };
   if (!usage) return { plane: "usage" };
@@ -129,6 +146,8 @@ function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStal
     evaluation: planes.evaluation,
     tokenBudget: new TokenBudget(new SlidingWindow(options.now)),
     streamStallTimeoutMs: options.streamStallTimeoutMs,
+    feedback: planes.feedback,
+    monitoringMetrics: options.monitoringMetrics,
   };
   return { plane: "inference", deps };
 }

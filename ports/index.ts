@@ -5,10 +5,13 @@
  */
 import type { AdapterCatalog } from "./adapters.ts";
 import type { Evaluation } from "./evaluation.ts";
+import type { Embeddings } from "./embeddings.ts";
 import type { Evals } from "./evals.ts";
+import type { Feedback } from "./feedback.ts";
 import type { Files } from "./files.ts";
 import type { Inference } from "./inference.ts";
 import type { Knowledge } from "./knowledge.ts";
+import type { Monitors } from "./monitors.ts";
 import type { Preferences } from "./preferences.ts";
 import type { ApiKeys, Tenants } from "./tenants.ts";
 import type { Trainer } from "./trainer.ts";
@@ -18,10 +21,13 @@ export * from "./adapters.ts";
 export * from "./assets.ts";
 export * from "./errors.ts";
 export * from "./evaluation.ts";
+export * from "./embeddings.ts";
 export * from "./evals.ts";
+export * from "./feedback.ts";
 export * from "./files.ts";
 export * from "./inference.ts";
 export * from "./knowledge.ts";
+export * from "./monitors.ts";
 export * from "./preferences.ts";
 export * from "./tenants.ts";
 export * from "./trainer.ts";
@@ -44,4 +50,10 @@ export interface Planes {
   preferences?: Preferences;
   /** Evaluation test sets, runs and their per-item results (the host's EvalWorker executes the runs). */
   evals?: Evals;
+  /** Served chat completions, their ratings and recent prompts (SQLite or D1). */
+  feedback?: Feedback;
+  /** Evaluation monitors, their checks and alerts (the host's scheduler runs them). */
+  monitors?: Monitors;
+  /** The knowledge base's embedder, for input drift. */
+  embeddings?: Embeddings;
 }

@@ -1,4 +1,5 @@
-import type { Evaluation, Usage } from "../../ports/index.ts";
+import type { Evaluation, Feedback, Usage } from "../../ports/index.ts";
+import type { MonitoringMetrics } from "../monitoring/metrics.ts";
 import type { TokenBudget } from "../middleware/rate-limit.ts";
 import type { ModelResolver } from "./strategy.ts";
 import type { CompletionDeps } from "./completion.ts";
@@ -13,4 +14,7 @@ export interface ChatDeps extends CompletionDeps {
   tokenBudget: TokenBudget;
   /** Cancels a stream whose client has not read for this long (0 or absent: never). */
   streamStallTimeoutMs?: number;
+  /** Keeps served chat completions for ratings and input drift; absent: the feedback route answers 503. */
+  feedback?: Feedback;
+  monitoringMetrics?: MonitoringMetrics;
 }

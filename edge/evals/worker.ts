@@ -16,6 +16,8 @@ export interface EvalWorkerOptions {
   /** How long an idle worker waits before looking again (default 250 ms). */
   pollMs?: number;
   onError?: (err: unknown, run: EvalRun) => void;
+  /** Called after a run ends (succeeded, failed or cancelled; not when the worker stops mid-run). */
+  onRunFinished?: (run: EvalRun) => void;
 }
 
 export class EvalWorker {
@@ -78,9 +80,11 @@ export class EvalWorker {
         await evals.setStatus(run.id, "succeeded");
         await evals.addEvent(run.id, "info", "Finished.");
       } else if (outcome === "cancelled") await evals.addEvent(run.id, "info", "Cancelled.");
+      if (outcome !== "stopped") this.options.onRunFinished?.(run);
     } catch (err) {
       this.options.onError?.(err, run);
       await this.fail(run, err instanceof Error ? err.message : String(err));
+      this.options.onRunFinished?.(run);
     }
   }
 

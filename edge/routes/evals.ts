@@ -13,12 +13,14 @@ import { badRequest, notFound } from "../errors.ts";
 import { readMultipart } from "../middleware/multipart.ts";
 import { describe, jsonBody, queryParams, readJson, schemaError } from "../middleware/body.ts";
 import { STRATEGIES } from "../tenant-settings.ts";
+import { unavailableRoutes } from "./unavailable.ts";
 
 /**
  * Evaluations, mounted at /v1/evals: test sets (`/datasets`, JSONL validated line by line), runs of
  * every item through every arm (`/runs`, a background job the host's EvalWorker executes; status,
  * progress, events, cancel) and their reports (`/runs/:id/report` as JSON, `/runs/:id/report.html`
- * as one self-contained page). A tenant sees only its own datasets and runs: another's answer 404.
+ * as one self-contained page), monitors (`/monitors`) and input drift (`/drift`). A tenant sees only
+ * its own datasets, runs and monitors: another's answer 404.
  */
 
 export interface EvalRouteDeps {
@@ -29,11 +31,14 @@ export interface EvalRouteDeps {
   version: string;
   /** Called after a run is created (the host's worker looks for work at once). */
   onRunCreated?: () => void;
+  /** /monitors (routes/monitors.ts) and /drift (routes/drift.ts), when the host runs what they need; else 503. */
+  monitors?: Hono<AppEnv>;
+  drift?: Hono<AppEnv>;
 }
 
 const DatasetJson = z.object({ name: z.string().min(1).max(256).optional(), content: z.string() });
 
-const Arm = z
+export const Arm = z
   .object({
     strategy: z.enum(STRATEGIES),
     adapter: z.string().min(1).max(256).optional(),
@@ -164,6 +169,8 @@ export function evalRoutes(deps: EvalRouteDeps): Hono<AppEnv> {
   app.get("/runs/:id/report", describe({ summary: "The run's report: per-arm means with 95% bootstrap intervals, pairwise tests, per-item results.", tags }), async (c) => c.json(await report(c)));
   app.get("/runs/:id/report.html", describe({ summary: "The run's report as one self-contained HTML page.", tags }), async (c) => c.html(reportHtml(await report(c))));
 
+  app.route("/monitors", deps.monitors ?? unavailableRoutes("monitors"));
+  app.route("/drift", deps.drift ?? unavailableRoutes("embeddings"));
   return app;
 }
 

@@ -15,6 +15,8 @@ import { openKnowledgeBase, type KnowledgeBase } from "../../services/retrieval/
 import type { OpenDatabase } from "../../services/store/db.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
 import { EvalStore } from "../../services/store/evals.ts";
+import { FeedbackStore } from "../../services/store/feedback.ts";
+import { MonitorStore } from "../../services/store/monitors.ts";
 import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 import { StoreTrainer } from "../../trainer/jobs/store.ts";
@@ -116,6 +118,10 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
       evaluation: inProcessEvaluation,
       preferences: new PreferenceStore(database.db),
       evals: new EvalStore(database.db),
+      feedback: new FeedbackStore(database.db),
+      monitors: new MonitorStore(database.db),
+      // Input drift embeds with the knowledge base's embedder (absent with a retrieval node).
+      embeddings: localKnowledge?.embedder,
     },
     modelDir,
     loraLoadingByPath: config.loraDir !== undefined,

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { FleetStats } from "../../clients/fleet.ts";
 import type { HttpMetrics } from "../../edge/middleware/request-context.ts";
+import type { MonitoringMetrics } from "../../edge/monitoring/metrics.ts";
 
 /** Prometheus metrics for the Node entry: request counts and latency histograms by route and status. */
 export function createPrometheus() {
@@ -51,4 +52,27 @@ export function registerFleetGauges(registry: Registry, stats: () => FleetStats)
   perNode("switchyard_fleet_node_served", "Generations the node served since the edge started", (n) => n.served);
   new Gauge({ name: "switchyard_fleet_retries", help: "Generations moved to another node after a failure before their first event", registers, collect() { this.set(stats().retries); } });
   new Gauge({ name: "switchyard_fleet_spills", help: "Generations sent past their saturated first node", registers, collect() { this.set(stats().spills); } });
+}
+
+/**
+ * Monitoring's metrics (edge/monitoring/metrics.ts), labelled by tenant and adapter ("" for none):
+ * - switchyard_monitor_score{tenant,adapter,monitor,metric}: the last check's mean of each metric;
+ * - switchyard_monitor_alerting{tenant,adapter,monitor}: 1 when the last check raised an alert;
+ * - switchyard_monitor_alerts_total{tenant,adapter,monitor,kind}: alerts raised (threshold, regression);
+ * - switchyard_input_drift{tenant,adapter}: the last input drift computed;
+ * - switchyard_feedback_total{tenant,adapter,strategy,rating}: ratings of served responses.
+ */
+export function monitoringMetrics(registry: Registry): MonitoringMetrics {
+  const score = new Gauge({ name: "switchyard_monitor_score", help: "Monitor check: mean of a metric over the test set", labelNames: ["tenant", "adapter", "monitor", "metric"], registers: [registry] });
+  const alerting = new Gauge({ name: "switchyard_monitor_alerting", help: "Monitor: 1 when its last check raised an alert", labelNames: ["tenant", "adapter", "monitor"], registers: [registry] });
+  const alerts = new Counter({ name: "switchyard_monitor_alerts_total", help: "Monitor alerts raised", labelNames: ["tenant", "adapter", "monitor", "kind"], registers: [registry] });
+  const drift = new Gauge({ name: "switchyard_input_drift", help: "Input drift of recent prompts against the adapter's training data (1 - centroid cosine)", labelNames: ["tenant", "adapter"], registers: [registry] });
+  const feedback = new Counter({ name: "switchyard_feedback_total", help: "Ratings of served chat completions", labelNames: ["tenant", "adapter", "strategy", "rating"], registers: [registry] });
+  return {
+    monitorScore: (labels, value) => score.set(labels, value),
+    monitorAlerting: (labels, on) => alerting.set(labels, on ? 1 : 0),
+    monitorAlert: (labels) => alerts.inc(labels),
+    inputDrift: (labels, value) => drift.set(labels, value),
+    feedback: (labels) => feedback.inc(labels),
+  };
 }

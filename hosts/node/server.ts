@@ -4,6 +4,7 @@ import { serve } from "@hono/node-server";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { chatPipeline, createEdge } from "../../edge/edge.ts";
 import { EvalWorker } from "../../edge/evals/worker.ts";
+import { MonitorService } from "../../edge/monitoring/monitor-service.ts";
 import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import { lockDataDir, type DataDirLock } from "../../services/store/data-dir-lock.ts";
 import { openDatabase } from "../../services/store/db.ts";
@@ -11,7 +12,8 @@ import { TenantStore } from "../../services/store/tenants.ts";
 import { playgroundAssets } from "./assets.ts";
 import type { Config } from "./config.ts";
 import { startEmbeddedPlanes } from "./planes.ts";
-import { createPrometheus } from "./prometheus.ts";
+import { MonitorScheduler } from "./monitor-scheduler.ts";
+import { createPrometheus, monitoringMetrics } from "./prometheus.ts";
 import { superviseTrainer, type TrainerSupervisor } from "./trainer-supervisor.ts";
 import { SWITCHYARD_VERSION } from "./version.ts";
 
@@ -20,6 +22,8 @@ export interface Platform {
   logger: Logger;
   /** The supervised trainer child, when `config.trainer` is on. */
   trainer?: TrainerSupervisor;
+  /** The monitors' timer (tests call `tick()` after moving the clock). */
+  monitors?: MonitorScheduler;
   /** Stops accepting connections, lets in-flight requests finish (up to the shutdown timeout), closes the database. */
   close(): Promise<void>;
 }
@@ -29,7 +33,7 @@ export interface StartOptions {
   logDestination?: DestinationStream;
   /** Where the generated admin key is announced (default stderr). */
   announce?: (line: string) => void;
-  /** The clock of the rate-limit windows, unix ms (default Date.now); tests move it to expire them. */
+  /** The clock of the rate-limit windows and the monitors' schedule, unix ms (default Date.now); tests move it. */
   now?: () => number;
   /** Extra environment of the trainer child (tests: SWITCHYARD_TRAINER_FAKE_TRAIN). */
   trainerEnv?: Record<string, string>;
@@ -64,6 +68,9 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   const embedded = await startEmbeddedPlanes(config, dataDir, database, prometheus.registry, logger);
   const planes = { tenants, keys, ...embedded.planes };
   let evalWorker: EvalWorker | undefined;
+  const now = options.now ?? Date.now;
+  const metrics = monitoringMetrics(prometheus.registry);
+  const monitors = startMonitors(planes, metrics, now, () => evalWorker?.poke(), logger);
   const app = createEdge(
     planes,
     {
@@ -81,6 +88,8 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       assets: playgroundAssets(),
       version: SWITCHYARD_VERSION,
       onEvalRunCreated: () => evalWorker?.poke(),
+      onMonitorCreated: () => void monitors?.tick().catch((err) => logger.error({ err }, "monitor tick failed")),
+      monitoringMetrics: metrics,
     },
   );
 
@@ -89,7 +98,8 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   lock.setUrl(url);
-  evalWorker = startEvalWorker(planes, logger);
+  evalWorker = startEvalWorker(planes, logger, () => void monitors?.settle().catch((err) => logger.error({ err }, "monitor settle failed")));
+  monitors?.start();
   const trainer = config.trainer ? superviseTrainer({ env: trainerEnv(config, dataDir, embedded.modelDir, options.trainerEnv), logger }) : undefined;
   logger.info({ url, dataDir }, "switchyard listening");
 
@@ -98,6 +108,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
     (closing ??= (async () => {
       logger.info("shutting down: waiting for in-flight requests");
       await closeServer(server, config.shutdownTimeoutMs);
+      await monitors?.stop();
       await evalWorker?.stop();
       await trainer?.stop();
       await embedded.close();
@@ -105,14 +116,26 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
       lock.release();
       logger.info("shutdown complete");
     })());
-  return { url, logger, trainer, close };
+  return { url, logger, trainer, monitors, close };
 }
 
 /** The evaluation runs' loop, in this process (it resumes the runs a previous process left running). */
-function startEvalWorker(planes: Parameters<typeof chatPipeline>[0], logger: Logger): EvalWorker | undefined {
+function startEvalWorker(planes: Parameters<typeof chatPipeline>[0], logger: Logger, onRunFinished: () => void): EvalWorker | undefined {
   const chat = chatPipeline(planes);
   if (!planes.evals || !chat) return undefined;
-  return new EvalWorker({ evals: planes.evals, tenants: planes.tenants, chat, onError: (err, run) => logger.error({ err, run: run.id }, "evaluation run failed") }).start();
+  return new EvalWorker({ evals: planes.evals, tenants: planes.tenants, chat, onRunFinished, onError: (err, run) => logger.error({ err, run: run.id }, "evaluation run failed") }).start();
+}
+
+/** The monitors' scheduler over the evals plane (not started until the server listens). */
+function startMonitors(planes: Parameters<typeof chatPipeline>[0], metrics: ReturnType<typeof monitoringMetrics>, now: () => number, onRunCreated: () => void, logger: Logger): MonitorScheduler | undefined {
+  const { monitors, evals, inference } = planes;
+  if (!monitors || !evals) return undefined;
+  const environment = async () => {
+    const model = await inference?.model();
+    return { model: model?.id, context_length: model?.contextLength, switchyard_version: SWITCHYARD_VERSION };
+  };
+  const service = new MonitorService({ monitors, evals, tenants: planes.tenants, metrics, now, environment, onRunCreated, onError: (err, monitor) => logger.error({ err, monitor }, "monitor check failed") });
+  return new MonitorScheduler({ service, feedback: planes.feedback, now, onError: (err) => logger.error({ err }, "monitor tick failed") });
 }
 
 /** The trainer child's settings: this process's environment, with what it resolved (data dir, model folder) and the limits it uses. */

@@ -9,6 +9,8 @@ import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import * as schema from "../../services/store/schema.ts";
 import { TenantStore } from "../../services/store/tenants.ts";
 import { inProcessEvaluation } from "../../services/evaluation/index.ts";
+import { RESPONSE_RETENTION_MS } from "../../ports/feedback.ts";
+import { FeedbackStore } from "../../services/store/feedback.ts";
 import { PreferenceStore } from "../../services/store/preferences.ts";
 import { UsageStore } from "../../services/store/usage.ts";
 
@@ -17,7 +19,10 @@ import { UsageStore } from "../../services/store/usage.ts";
  * with `wrangler d1 migrations apply`). D1 holds tenants, keys and usage, so /v1/tenant, /v1/admin
  * and /v1/usage work here; inference, adapters and knowledge are not reachable from Workers yet
  * (the scale-out issue), so their routes answer 503 plane_unavailable. The playground page comes from
- * the [assets] binding, served by the same edge routes as on Node; its preference pairs are in D1.
+ * the [assets] binding, served by the same edge routes as on Node; its preference pairs are in D1, and
+ * so are served responses and their ratings (/v1/feedback/summary). The Cron Trigger in wrangler.toml
+ * calls scheduled(), which prunes responses past their retention: the Workers side of the Node host's
+ * monitor timer (hosts/node/monitor-scheduler.ts); running monitors there too needs the inference plane.
  */
 export interface WorkerEnv {
   DB: D1Database;
@@ -46,7 +51,7 @@ function appFor(env: WorkerEnv) {
   if (cached?.env === env) return cached;
   const db = drizzle(env.DB, { schema });
   const keys = new ApiKeyStore(db);
-  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db), evaluation: inProcessEvaluation, preferences: new PreferenceStore(db) };
+  const planes: Planes = { tenants: new TenantStore(db), keys, usage: new UsageStore(db), evaluation: inProcessEvaluation, preferences: new PreferenceStore(db), feedback: new FeedbackStore(db) };
   const app = createEdge(planes, {
     logger: consoleLog(env.LOG_LEVEL ?? "info", { service: "switchyard-edge" }),
     metrics: { observe: () => {} }, // Workers Analytics records requests; no Prometheus scrape here.
@@ -64,5 +69,8 @@ export default {
     const { app, ready } = appFor(env);
     await ready;
     return app.fetch(request, env, ctx);
+  },
+  async scheduled(controller: ScheduledController, env: WorkerEnv): Promise<void> {
+    await new FeedbackStore(drizzle(env.DB, { schema })).prune(controller.scheduledTime - RESPONSE_RETENTION_MS);
   },
 } satisfies ExportedHandler<WorkerEnv>;

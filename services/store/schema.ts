@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import type { EvalItem, EvalResult, EvalRunSpec } from "../../ports/evals.ts";
+import type { EvalArm, EvalItem, EvalResult, EvalRunSpec } from "../../ports/evals.ts";
+import type { AlertDelivery } from "../../ports/monitors.ts";
 
 /**
  * The one schema of Switchyard, shared by better-sqlite3 (embedded) and D1 (Workers).
@@ -267,6 +268,91 @@ export const evalEvents = sqliteTable(
   (t) => [index("eval_events_run_idx").on(t.runId)],
 );
 
+/**
+ * Served chat completions, kept for feedback and input drift (pruned after the retention period, see
+ * ports/feedback.ts): who served what, the last user message (cut to 2,000 characters) and at most one
+ * rating, which a later rating replaces.
+ */
+export const chatResponses = sqliteTable(
+  "chat_responses",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    strategy: text("strategy").notNull(),
+    /** The adapter as responses name it (`name@version`); "" for none. */
+    adapter: text("adapter").notNull().default(""),
+    prompt: text("prompt").notNull(),
+    rating: text("rating", { enum: ["up", "down"] }),
+    comment: text("comment"),
+    ratedAt: integer("rated_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("chat_responses_tenant_idx").on(t.tenantId, t.adapter, t.createdAt), index("chat_responses_created_idx").on(t.createdAt)],
+);
+
+/** Monitors: a test set re-run on a schedule through one arm, against a baseline run. */
+export const evalMonitors = sqliteTable(
+  "eval_monitors",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    datasetId: text("dataset_id").notNull(),
+    arm: text("arm", { mode: "json" }).$type<EvalArm>().notNull(),
+    everyMs: integer("every_ms").notNull(),
+    thresholds: text("thresholds", { mode: "json" }).$type<Record<string, number>>().notNull().default(sql`'{}'`),
+    /** Watched for significant drops against the baseline. */
+    metrics: text("metrics", { mode: "json" }).$type<string[]>().notNull(),
+    baselineRunId: text("baseline_run_id"),
+    baselinePinned: integer("baseline_pinned", { mode: "boolean" }).notNull().default(false),
+    webhookUrl: text("webhook_url"),
+    webhookSecret: text("webhook_secret"),
+    nextRunAt: integer("next_run_at").notNull(),
+    lastRunAt: integer("last_run_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("eval_monitors_tenant_idx").on(t.tenantId, t.createdAt), index("eval_monitors_next_idx").on(t.nextRunAt)],
+);
+
+/** One scheduled run of a monitor and the metric means it gave. */
+export const evalMonitorChecks = sqliteTable(
+  "eval_monitor_checks",
+  {
+    id: text("id").primaryKey(),
+    monitorId: text("monitor_id").notNull().references(() => evalMonitors.id, { onDelete: "cascade" }),
+    /** null: the check could not start (its test set was deleted). */
+    runId: text("run_id"),
+    status: text("status", { enum: ["running", "succeeded", "failed"] }).notNull().default("running"),
+    adapter: text("adapter"),
+    metrics: text("metrics", { mode: "json" }).$type<Record<string, number>>().notNull().default(sql`'{}'`),
+    baseline: integer("baseline", { mode: "boolean" }).notNull().default(false),
+    error: text("error"),
+    createdAt: createdAt(),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [index("eval_monitor_checks_monitor_idx").on(t.monitorId, t.createdAt), index("eval_monitor_checks_status_idx").on(t.status)],
+);
+
+export const evalMonitorAlerts = sqliteTable(
+  "eval_monitor_alerts",
+  {
+    id: text("id").primaryKey(),
+    monitorId: text("monitor_id").notNull().references(() => evalMonitors.id, { onDelete: "cascade" }),
+    checkId: text("check_id").notNull(),
+    kind: text("kind", { enum: ["threshold", "regression"] }).notNull(),
+    metric: text("metric").notNull(),
+    value: real("value").notNull(),
+    threshold: real("threshold"),
+    baseline: real("baseline"),
+    p: real("p"),
+    adapter: text("adapter"),
+    message: text("message").notNull(),
+    delivery: text("delivery", { mode: "json" }).$type<AlertDelivery>(),
+    createdAt: createdAt(),
+  },
+  // One alert per check, kind and metric: a check settled again after a crash adds none twice.
+  (t) => [index("eval_monitor_alerts_monitor_idx").on(t.monitorId, t.createdAt), uniqueIndex("eval_monitor_alerts_check_idx").on(t.checkId, t.kind, t.metric)],
+);
+
 export const usage = sqliteTable(
   "usage",
   {
@@ -295,3 +381,7 @@ export type FineTuneCheckpointRow = typeof fineTuneCheckpoints.$inferSelect;
 export type PreferencePairRow = typeof preferencePairs.$inferSelect;
 export type EvalDatasetRow = typeof evalDatasets.$inferSelect;
 export type EvalRunRow = typeof evalRuns.$inferSelect;
+export type ChatResponseRow = typeof chatResponses.$inferSelect;
+export type EvalMonitorRow = typeof evalMonitors.$inferSelect;
+export type EvalMonitorCheckRow = typeof evalMonitorChecks.$inferSelect;
+export type EvalMonitorAlertRow = typeof evalMonitorAlerts.$inferSelect;

@@ -45,6 +45,9 @@ describe("createEdge with only the tenants and keys ports", () => {
       ["GET", "/v1/fine_tuning/jobs/ftjob_1/metrics", "trainer"],
       ["GET", "/v1/evals/datasets", "evals"],
       ["GET", "/v1/evals/runs/evalrun_1/report.html", "evals"],
+      ["GET", "/v1/evals/monitors", "evals"],
+      ["GET", "/v1/feedback/summary", "feedback"],
+      ["POST", "/v1/chat/completions/chatcmpl-1/feedback", "inference"],
     ] as const) {
       const res = await call(method, path);
       expect({ path, status: res.status, code: res.body.error?.code }).toEqual({ path, status: 503, code: "plane_unavailable" });

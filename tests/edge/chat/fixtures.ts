@@ -4,9 +4,9 @@ import type { TestPlatform } from "../../helpers/platform.ts";
 /** stories260k's dims, for random adapters. */
 export const STORIES_SHAPE = { numLayers: 5, hiddenSize: 64, intermediateSize: 172, numHeads: 8, numKvHeads: 4, headDim: 8 };
 
-/** Uploads a random all-linear adapter for the tenant through the real API; returns its id. */
-export async function uploadRandomAdapter(p: TestPlatform, key: string, name: string, seed: number): Promise<string> {
-  const { files } = randomPeftAdapter(STORIES_SHAPE, { rank: 8, amplitude: 0.5, seed });
+/** Uploads a random all-linear adapter for the tenant through the real API (`amplitude`: of its weights; tiny: near the base); returns its id. */
+export async function uploadRandomAdapter(p: TestPlatform, key: string, name: string, seed: number, amplitude = 0.5): Promise<string> {
+  const { files } = randomPeftAdapter(STORIES_SHAPE, { rank: 8, amplitude, seed });
   const form = new FormData();
   form.append("name", name);
   form.append("adapter_config", new Blob([new Uint8Array(files.config)]), "adapter_config.json");

@@ -54,3 +54,15 @@ describe("usage on Workers", () => {
     expect((await call("GET", "/v1/usage")).status).toBe(401);
   });
 });
+
+describe("feedback on Workers", () => {
+  it("is a real plane over D1: the summary answers the tenant's (empty) ratings; rating needs the chat plane", async () => {
+    const { auth } = await tenantWithKey("feedback-edge-co");
+    const res = await call("GET", "/v1/feedback/summary?bucket=day", auth);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ object: "feedback.summary", group_by: ["adapter", "strategy"], bucket: "day", data: [] });
+    const rate = await call("POST", "/v1/chat/completions/chatcmpl-x/feedback", auth, { rating: "up" });
+    expect(rate.status).toBe(503);
+    expect((await call("GET", "/v1/feedback/summary")).status).toBe(401);
+  });
+});
