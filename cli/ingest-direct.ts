@@ -7,7 +7,7 @@ export function directTarget(kb: KnowledgeBase, tenant: string, policy: IngestPo
   return {
     async uploadBatch(files) {
       const items = await kb.uploadBatch(tenant, files.map(({ bytes, name }) => ({ bytes, fileName: name, title: name })), policy);
-      return items.map((item) => (item.ok ? { id: item.document.id, created: item.created } : { error: item.error.message }));
+      return items.map((item) => ({ file: item.upload, entry: item.entry, ...(item.ok ? { id: item.document.id, created: item.created } : { error: item.error.message }) }));
     },
     states: (ids) => Promise.all(ids.map((id) => kb.get(tenant, id))),
     wait: () => Promise.race([kb.idle(), new Promise<void>((r) => setTimeout(r, 200))]),

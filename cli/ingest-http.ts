@@ -22,7 +22,7 @@ async function request(baseUrl: string, path: string, key: string, init: Request
 }
 
 interface BatchView {
-  data: Array<{ status: "queued" | "exists" | "refused"; document: DocumentView | null; error: { message: string } | null }>;
+  data: Array<{ file_index: number; entry: string | null; status: "queued" | "exists" | "refused"; document: DocumentView | null; error: { message: string } | null }>;
 }
 
 /** Ids per progress request (the server's limit). */
@@ -41,7 +41,11 @@ export function httpTarget(baseUrl: string, key: string): IngestTarget {
       const form = new FormData();
       for (const { bytes, name } of files) form.append("file", new Blob([bytes]), name);
       const { body } = await call<BatchView>("/knowledge/documents/batch", { method: "POST", body: form });
-      return body.data.map((d) => (d.document ? { id: d.document.id, created: d.status === "queued" } : { error: d.error?.message ?? "refused" }));
+      return body.data.map((d) => ({
+        file: d.file_index,
+        ...(d.entry === null ? {} : { entry: d.entry }),
+        ...(d.document ? { id: d.document.id, created: d.status === "queued" } : { error: d.error?.message ?? "refused" }),
+      }));
     },
     async states(ids) {
       const out: DocumentState[] = [];

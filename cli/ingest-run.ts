@@ -14,12 +14,15 @@ export interface DocumentState {
   error?: string | null;
 }
 
-/** A file's upload outcome: stored (or already there), or refused with a readable reason. */
-export type UploadOutcome = { id: string; created: boolean } | { error: string };
+/**
+ * The upload outcome of a file of the batch (`file`: its index), or of one entry of an archive file
+ * (`entry`: its path inside): stored (or already there), or refused with a readable reason.
+ */
+export type UploadOutcome = ({ id: string; created: boolean } | { error: string }) & { file: number; entry?: string };
 
 /** Where `switchyard ingest` sends files: the knowledge base itself, or a running server's HTTP API. */
 export interface IngestTarget {
-  /** Stores a batch of files as one unit of ingestion; outcomes in file order. Throws (the whole batch refused) with a readable message. */
+  /** Stores a batch of files (an archive stands for its files) as one unit of ingestion; outcomes in file order. Throws (the whole batch refused) with a readable message. */
   uploadBatch(files: Array<{ bytes: Uint8Array; name: string }>): Promise<UploadOutcome[]>;
   /** States of stored documents, in `ids` order. */
   states(ids: string[]): Promise<DocumentState[]>;
@@ -43,24 +46,28 @@ export async function ingestFiles(target: IngestTarget, tenant: string, files: s
     try {
       outcomes = await target.uploadBatch(read.map(({ file, bytes }) => ({ bytes, name: basename(file) })));
     } catch (err) {
-      outcomes = batch.map(() => ({ error: (err as Error).message }));
+      outcomes = batch.map((_, i) => ({ error: (err as Error).message, file: i }));
     }
-    outcomes.forEach((outcome, i) => {
-      const file = batch[i];
-      if ("error" in outcome) return void failures.push(`${file}: ${outcome.error}`);
-      accepted.push({ file, id: outcome.id });
-      if (!outcome.created) out.write(`${file}: already in the knowledge base (${outcome.id})\n`);
-    });
+    for (const outcome of outcomes) {
+      const file = outcome.entry === undefined ? batch[outcome.file] : `${batch[outcome.file]}:${outcome.entry}`;
+      if ("error" in outcome) failures.push(`${file}: ${outcome.error}`);
+      else {
+        accepted.push({ file, id: outcome.id });
+        if (!outcome.created) out.write(`${file}: already in the knowledge base (${outcome.id})\n`);
+      }
+    }
     sent += batch.length;
     progress.update(sent / 2, failures.length);
   }
   const uploaded = files.length / 2;
+  // Archives make more documents than files: the second half of the bar is the documents' share settled.
+  const documents = accepted.length + failures.length;
   let states: DocumentState[];
   for (;;) {
     states = accepted.length > 0 ? await target.states(accepted.map((a) => a.id)) : [];
     const settled = states.filter(isSettled).length;
     const done = states.reduce((sum, d) => sum + (isSettled(d) ? 1 : d.progress), failures.length);
-    progress.update(uploaded + done / 2, settled + failures.length);
+    progress.update(uploaded + (uploaded * done) / Math.max(1, documents), Math.round(((settled + failures.length) * files.length) / Math.max(1, documents)));
     if (settled === accepted.length) break;
     await target.wait();
   }
@@ -74,7 +81,7 @@ export async function ingestFiles(target: IngestTarget, tenant: string, files: s
   progress.update(files.length, files.length);
   progress.stop();
   for (const line of failures) out.write(`failed: ${line}\n`);
-  out.write(`ingested ${files.length - failures.length} of ${files.length} files into tenant ${tenant} (${chunks} chunks)\n`);
+  out.write(`ingested ${documents - failures.length} of ${documents} files into tenant ${tenant} (${chunks} chunks)\n`);
   return failures.length > 0 ? 1 : 0;
 }
 

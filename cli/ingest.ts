@@ -17,7 +17,7 @@ const USAGE = "usage: switchyard ingest PATH... (--tenant ID | --key KEY) [--dat
 export const INGEST_HELP: CommandHelp = {
   usage: "ingest PATH... (--tenant ID | --key KEY) [options]",
   summary:
-    "Adds files, and folders recursively (.txt, .md, .html, .pdf, .jsonl), to a tenant's knowledge base.\n" +
+    "Adds files, and folders recursively (.txt, .md, .html, .pdf, .jsonl; .zip, .tar, .tar.gz archives of them), to a tenant's knowledge base.\n" +
     "With a server running on the data dir (or --url), the files go through its HTTP API; otherwise they are ingested directly.",
   options: [
     { flag: "--tenant ID", text: "the tenant whose knowledge base gets the files (or give --key)" },
@@ -28,7 +28,7 @@ export const INGEST_HELP: CommandHelp = {
     { flag: "--int8", text: "USE Lite with int8 dense layers, as the server's SWITCHYARD_EMBEDDING_INT8=1" },
   ],
 };
-const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson"]);
+const EXTENSIONS = new Set([".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".ndjson", ".zip", ".tar", ".tgz", ".gz"]);
 
 interface IngestArgs {
   paths: string[];

@@ -113,21 +113,28 @@ export interface UploadResult {
 /** Limits on one batch upload (the plane's defaults: DEFAULT_BATCH_LIMITS in services/retrieval/knowledge-base.ts). */
 export interface BatchLimits {
   maxDocuments: number;
-  /** Sum of the documents' bytes. */
+  /** Sum of the documents' bytes (an archive's entries counted decompressed). */
   maxBytes: number;
 }
 
-/** One document of a batch: accepted (queued, or already stored), or refused on its own without failing the others. */
-export type BatchItem =
+/**
+ * One document of a batch: accepted (queued, or already stored), or refused on its own without failing
+ * the others. `upload` is the index of the upload it answers; `entry` the document's path inside that
+ * upload when it is an archive (absent for a plain upload, and for an archive refused whole).
+ */
+export type BatchItem = (
   | ({ ok: true } & UploadResult)
-  | { ok: false; error: { kind: "invalid_request" | "too_large" | "unsupported_media_type"; message: string; param: string | null } };
+  | { ok: false; error: { kind: "invalid_request" | "too_large" | "unsupported_media_type"; message: string; param: string | null } }
+) & { upload: number; entry?: string };
 
 export interface Knowledge {
   upload(tenantId: string, upload: DocumentUpload, policy: IngestPolicy): Promise<UploadResult>;
   /**
    * Stores many documents as one unit of ingestion work (one index save for the batch) and returns
    * once each is accepted or refused, before ingestion ends: follow it with `get`. Items answer the
-   * uploads in order. Throws `too_large` when the batch exceeds its limits (nothing is stored then).
+   * uploads in order; a .zip, .tar or .tar.gz upload stands for its files (one item per entry, titled
+   * with its path; one refused item when the archive is corrupt). Throws `too_large` when the batch
+   * exceeds its limits, archive entries included (nothing is stored then).
    */
   uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]>;
   get(tenantId: string, documentId: string): Promise<KnowledgeDocument>;

@@ -56,7 +56,7 @@ export function knowledgeRoutes(kb: Knowledge): Hono<AppEnv> {
     return c.json(documentView(document), status);
   });
 
-  app.post("/documents/batch", describe({ summary: "Upload many documents as one unit of ingestion (multipart: repeated `file` fields; JSON: {documents: [...]}); per-document statuses.", tags, body: JsonBatch }), async (c) => {
+  app.post("/documents/batch", describe({ summary: "Upload many documents as one unit of ingestion (multipart: repeated `file` fields, each a document or a .zip/.tar/.tar.gz archive of documents; JSON: {documents: [...]}); per-document statuses.", tags, body: JsonBatch }), async (c) => {
     const tenant = c.get("tenant");
     const items = await kb.uploadBatch(tenant.id, await readBatch(c), ingestPolicy(tenant));
     const data = items.map((item, index) => batchItemView(item, index));
@@ -143,11 +143,16 @@ async function readBatch(c: Context<AppEnv>): Promise<DocumentUpload[]> {
   return parsed.data.documents.map(({ title, text, format, metadata }) => ({ bytes: new TextEncoder().encode(text), format, title, metadata }));
 }
 
-/** `queued`: stored, ingestion pending; `exists`: identical content was already stored; `refused`: this document only, with why. */
+/**
+ * `queued`: stored, ingestion pending; `exists`: identical content was already stored; `refused`: this
+ * document only, with why. `file_index`: the upload (multipart file or JSON document) it answers;
+ * `entry`: the path inside that upload when it is an archive, else null.
+ */
 function batchItemView(item: BatchItem, index: number) {
-  if (item.ok) return { index, status: item.created ? ("queued" as const) : ("exists" as const), document: documentView(item.document), error: null };
+  const source = { file_index: item.upload, entry: item.entry ?? null };
+  if (item.ok) return { index, ...source, status: item.created ? ("queued" as const) : ("exists" as const), document: documentView(item.document), error: null };
   const { status, ...error } = planeErrorView(item.error);
-  return { index, status: "refused" as const, document: null, http_status: status, error };
+  return { index, ...source, status: "refused" as const, document: null, http_status: status, error };
 }
 
 function planeErrorView({ kind, message, param }: Extract<BatchItem, { ok: false }>["error"]) {

@@ -9,7 +9,8 @@ import {
   type KnowledgeDocument, type QueryExpansion, type UploadResult,
 } from "../../ports/knowledge.ts";
 import { documents, type DocumentRow } from "../store/schema.ts";
-import { chunkDocument, countWordTokens, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
+import { chunkDocument, countWordTokens, type Chunk, type ChunkingOptions, type TokenCounter } from "./chunk.ts";
+import { expandArchives } from "./archive.ts";
 import { ChunkStore } from "./chunk-store.ts";
 import { KnowledgeError } from "./errors.ts";
 import { fuse, type Scored } from "./fusion.ts";
@@ -71,6 +72,8 @@ export const fusionDepth = (k: number) => Math.max(10 * k, 100);
 /** Text of parsed uploads held for their ingestion (UTF-16: up to 128 MB). */
 const PARSED_CACHE_CHARS = 64 * 1024 * 1024;
 const EXACT_SEARCH_MAX = 2048;
+/** Texts per embedding call (and chunks per ingestion group) when the options set none. */
+const DEFAULT_EMBED_CALL = 64;
 
 /** Opens the knowledge base: sweeps crash leftovers, loads every tenant's index, reconciles it with SQLite, resumes unfinished ingestion. */
 export async function createKnowledgeBase(options: KnowledgeBaseOptions): Promise<KnowledgeBase> {
@@ -118,23 +121,25 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     sweepLeftovers(this.indexDir, this.uploadDir, new Set(pending.map((d) => d.id)));
     const tenantIds = this.options.db.selectDistinct({ id: documents.tenantId }).from(documents).all().map((r) => r.id);
     for (const tenantId of tenantIds) await this.indexFor(tenantId);
-    for (const doc of pending) void this.scheduleIngest(doc.tenantId, doc.id);
+    const byTenant = new Map<string, string[]>();
+    for (const doc of pending) byTenant.set(doc.tenantId, (byTenant.get(doc.tenantId) ?? []).concat(doc.id));
+    for (const [tenantId, ids] of byTenant) void this.scheduleIngest(tenantId, ids);
   }
 
   async upload(tenantId: string, input: DocumentUpload, policy: IngestPolicy): Promise<UploadResult> {
     this.assertOpen();
     const accepted = await this.accept(tenantId, input, policy);
     if (!accepted.created) return accepted;
-    const ingested = this.scheduleIngest(tenantId, accepted.document.id);
+    const ingested = this.scheduleIngest(tenantId, [accepted.document.id]);
     if (input.bytes.length > (this.options.inlineBytes ?? 256 * 1024)) return accepted;
     await ingested;
     return { document: await this.get(tenantId, accepted.document.id), created: true };
   }
 
   /**
-   * Accepts every document first (parse, durable copy, `queued` row), then queues their ingestion
-   * back to back with no await between: the serial queue then holds the whole batch for the tenant,
-   * and the index is saved once, after its last document (see scheduleIngest).
+   * Accepts every document first (parse, durable copy, `queued` row), then queues their ingestion as
+   * one job: their chunks share embedding calls, and the index is saved once, after the last document
+   * (see scheduleIngest).
    */
   async uploadBatch(tenantId: string, uploads: DocumentUpload[], policy: IngestPolicy): Promise<BatchItem[]> {
     this.assertOpen();
@@ -145,19 +150,27 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     }
     const bytes = uploads.reduce((sum, u) => sum + u.bytes.length, 0);
     if (bytes > limits.maxBytes) throw new KnowledgeError("too_large", `batch holds ${bytes} bytes; the limit is ${limits.maxBytes}`, "documents");
+    // Archives are read whole (and the limits checked) before the first document is stored.
+    const expanded = await expandArchives(uploads, { maxBytes: limits.maxBytes, maxEntries: limits.maxDocuments });
     const items: BatchItem[] = [];
     try {
-      for (const input of uploads) {
+      for (const next of expanded) {
+        const entry = { upload: next.source, ...(next.entry === undefined ? {} : { entry: next.entry }) };
+        if ("refused" in next) {
+          items.push({ ok: false, error: refusal(next.refused), ...entry });
+          continue;
+        }
         try {
-          items.push({ ok: true, ...(await this.accept(tenantId, input, policy)) });
+          items.push({ ok: true, ...(await this.accept(tenantId, next.upload, policy)), ...entry });
         } catch (err) {
           if (!(err instanceof KnowledgeError) || err.kind === "not_found") throw err;
-          items.push({ ok: false, error: { kind: err.kind, message: err.message, param: err.param ?? null } });
+          items.push({ ok: false, error: refusal(err), ...entry });
         }
       }
     } finally {
       // Even when an unexpected error ends the batch, what was stored is ingested (not left queued until a restart).
-      for (const item of items) if (item.ok && item.created) void this.scheduleIngest(tenantId, item.document.id);
+      const created = items.flatMap((item) => (item.ok && item.created ? [item.document.id] : []));
+      if (created.length > 0) void this.scheduleIngest(tenantId, created);
     }
     return items;
   }
@@ -295,45 +308,106 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     if (this.options.ownsEmbedder) await this.embedder.close?.();
   }
 
-  /** Queues ingestion of a stored upload; resolves when it has finished (ready or failed). */
-  private scheduleIngest(tenantId: string, documentId: string): Promise<void> {
+  /**
+   * Queues ingestion of stored uploads as one job; resolves when each has finished (ready or failed).
+   * Documents go through in order, in groups that fill one embedding call (see ingestAll).
+   */
+  private scheduleIngest(tenantId: string, documentIds: string[]): Promise<void> {
     return this.jobs.run(tenantId, async () => {
       try {
-        await this.ingest(tenantId, documentId);
-      } catch (err) {
-        // Closing stops parses and embedding midway: the document is not at fault, and resumes at the next start.
-        if (!(err instanceof ShuttingDown) && !this.closed) this.fail(documentId, err);
+        await this.ingestAll(tenantId, documentIds);
       } finally {
-        this.parsed.take(documentId);
+        for (const id of documentIds) this.parsed.take(id);
       }
       // Save once the tenant has nothing more queued: one write per burst of uploads.
       if (this.jobs.pendingFor(tenantId) === 1) await this.flushIndex(tenantId);
     });
   }
 
-  private async ingest(tenantId: string, documentId: string): Promise<void> {
+  /**
+   * Small documents share embedding calls: consecutive documents join a group until it holds
+   * `embedBatchSize` chunks, and a group is embedded, then committed, together (one transaction, its
+   * documents `processing` meanwhile). A document larger than a call is a group of its own, as before.
+   * A document that cannot be read or chunked fails alone; a group whose embedding fails is retried
+   * one document at a time, so one bad document never fails the others.
+   */
+  private async ingestAll(tenantId: string, documentIds: string[]): Promise<void> {
+    const callSize = this.embedBatchSize();
+    let group: Prepared[] = [];
+    let chunksInGroup = 0;
+    for (const id of documentIds) {
+      if (this.closed) return;
+      const prepared = await this.failingAlone([id], () => this.prepare(id));
+      if (!prepared) continue;
+      group.push(prepared);
+      chunksInGroup += prepared.chunks.length;
+      if (chunksInGroup < callSize) continue;
+      await this.ingestGroup(tenantId, group);
+      group = [];
+      chunksInGroup = 0;
+    }
+    if (group.length > 0) await this.ingestGroup(tenantId, group);
+  }
+
+  private async ingestGroup(tenantId: string, group: Prepared[]): Promise<void> {
+    if (group.length === 1) {
+      await this.failingAlone([group[0].id], () => this.embedAndCommit(tenantId, group));
+      return;
+    }
+    try {
+      await this.embedAndCommit(tenantId, group);
+    } catch (err) {
+      if (err instanceof ShuttingDown || this.closed) return;
+      for (const doc of group) await this.failingAlone([doc.id], () => this.embedAndCommit(tenantId, [doc]));
+    }
+  }
+
+  /** Runs `work`; when it throws, marks the documents failed, except when closing (then they resume at the next start). */
+  private async failingAlone<T>(documentIds: string[], work: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof ShuttingDown) && !this.closed) for (const id of documentIds) this.fail(id, err);
+      return undefined;
+    }
+  }
+
+  /** A queued document, parsed and chunked; undefined when it was deleted meanwhile. */
+  private async prepare(documentId: string): Promise<Prepared | undefined> {
     const doc = this.options.db.select().from(documents).where(eq(documents.id, documentId)).get();
-    if (!doc || this.closed) return;
+    if (!doc || this.closed) return undefined;
     const path = this.uploadPath(documentId);
     if (!existsSync(path)) throw new Error("the uploaded file was lost before ingestion");
-    this.setProgress(documentId, 0);
     // Parsed by the upload, or (resumed after a restart, or past the cache's bound) parsed here under the same limits.
     const parsed = this.parsed.take(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
-    const list = chunkDocument(parsed, this.chunking(doc), this.countTokens);
-    const vectors = await this.embedAll(list.map((c) => c.text), (done) => this.setProgress(documentId, 0.99 * done));
+    const chunks = chunkDocument(parsed, this.chunking(doc), this.countTokens);
+    const warning = parsed.warning ?? (chunks.length === 0 ? "the document holds no text to index" : null);
+    return { id: documentId, chunks, warning };
+  }
+
+  private async embedAndCommit(tenantId: string, group: Prepared[]): Promise<void> {
+    const ids = group.map((d) => d.id);
+    this.setProgress(ids, 0);
+    const vectors = await this.embedAll(group.flatMap((d) => d.chunks.map((c) => c.text)), (done) => this.setProgress(ids, 0.99 * done));
     const index = await this.indexFor(tenantId);
     // No await from the commit to the last add: a delete cannot slip in between and leave orphans.
-    const warning = parsed.warning ?? (list.length === 0 ? "the document holds no text to index" : null);
-    const ids = this.chunkStore.commitDocument(documentId, tenantId, list, warning);
-    if (ids) {
-      ids.forEach((id, i) => index.add(id, vectors[i]));
-      this.dirty.add(tenantId);
-    }
-    rmSync(path, { force: true });
+    const committed = this.options.sqlite.transaction(() => group.map((d) => this.chunkStore.commitDocument(d.id, tenantId, d.chunks, d.warning)))();
+    let at = 0;
+    group.forEach((doc, i) => {
+      const chunkIds = committed[i];
+      chunkIds?.forEach((id, j) => index.add(id, vectors[at + j]));
+      at += doc.chunks.length;
+      if (chunkIds) this.dirty.add(tenantId);
+      rmSync(this.uploadPath(doc.id), { force: true });
+    });
+  }
+
+  private embedBatchSize(): number {
+    return this.options.embedBatchSize ?? DEFAULT_EMBED_CALL;
   }
 
   private async embedAll(texts: string[], onProgress: (fraction: number) => void): Promise<Float32Array[]> {
-    const batch = this.options.embedBatchSize ?? 32;
+    const batch = this.embedBatchSize();
     const out: Float32Array[] = [];
     for (let i = 0; i < texts.length; i += batch) {
       if (this.closed) throw new ShuttingDown();
@@ -367,8 +441,8 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     rmSync(this.uploadPath(documentId), { force: true });
   }
 
-  private setProgress(documentId: string, progress: number): void {
-    this.options.db.update(documents).set({ status: "processing", progress }).where(eq(documents.id, documentId)).run();
+  private setProgress(documentIds: string[], progress: number): void {
+    this.options.db.update(documents).set({ status: "processing", progress }).where(inArray(documents.id, documentIds)).run();
   }
 
   private row(tenantId: string, documentId: string): DocumentRow {
@@ -444,7 +518,18 @@ class SqliteKnowledgeBase implements KnowledgeBase {
 
 class ShuttingDown extends Error {}
 
+/** A stored upload, parsed and chunked, waiting for its vectors. */
+interface Prepared {
+  id: string;
+  chunks: Chunk[];
+  warning: string | null;
+}
+
 /** What the port shows of a stored document. */
+function refusal(err: KnowledgeError): Extract<BatchItem, { ok: false }>["error"] {
+  return { kind: err.kind as Extract<BatchItem, { ok: false }>["error"]["kind"], message: err.message, param: err.param ?? null };
+}
+
 function toKnowledgeDocument(row: DocumentRow): KnowledgeDocument {
   const { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt } = row;
   return { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt };

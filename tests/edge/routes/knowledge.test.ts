@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { zipSync } from "fflate";
 import { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { knowledgeRoutes } from "../../../edge/routes/knowledge.ts";
@@ -8,7 +9,7 @@ import { ApiError } from "../../../edge/errors.ts";
 import { onError } from "../../../edge/middleware/errors.ts";
 import { tenants } from "../../../services/store/schema.ts";
 import { eq } from "drizzle-orm";
-import { addTenant, gatedEmbedder, openTestKb, type TestKb } from "../../services/retrieval/helpers.ts";
+import { addTenant, gatedEmbedder, openTestKb, utf8, type TestKb } from "../../services/retrieval/helpers.ts";
 import { buildPdf } from "../../services/retrieval/pdf.ts";
 
 let t: TestKb;
@@ -177,7 +178,7 @@ describe("knowledge routes", () => {
       object: string;
       accepted: number;
       refused: number;
-      data: Array<{ index: number; status: string; document: { id: string; status: string } | null; http_status?: number; error: { message: string; param: string | null; code: string | null } | null }>;
+      data: Array<{ index: number; file_index: number; entry: string | null; status: string; document: { id: string; status: string } | null; http_status?: number; error: { message: string; param: string | null; code: string | null } | null }>;
     };
     type ProgressView = { progress: number; done: boolean; counts: Record<string, number>; data: Array<{ id: string; status: string; chunk_count: number }> };
     const progressOf = async (tenant: string, ids: string[]) => (await json(tenant, "POST", "/documents/progress", { ids })).json() as Promise<ProgressView>;
@@ -230,6 +231,25 @@ describe("knowledge routes", () => {
         ["hours.html", "html", "ready", { source: "handbook" }],
         ["returns.md", "markdown", "ready", { source: "handbook" }],
       ]);
+    });
+
+    it("takes a zip archive among the files: one item per entry, with the file it came from and its path", async () => {
+      const form = new FormData();
+      form.append("file", new File(["Doors lock at ten."], "doors.txt", { type: "text/plain" }));
+      const zip = zipSync({ "policies/leave.md": utf8("# Leave\n\nTwenty days a year."), "policies/../../x.txt": utf8("no") });
+      form.append("file", new File([zip], "policies.zip", { type: "application/zip" }));
+      const res = await app.request("/v1/knowledge/documents/batch", { method: "POST", headers: { "x-tenant": "acme" }, body: form });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as BatchBody;
+      expect(body).toMatchObject({ accepted: 2, refused: 1 });
+      expect(body.data.map((d) => [d.index, d.file_index, d.entry, d.status])).toEqual([
+        [0, 0, null, "queued"],
+        [1, 1, "policies/leave.md", "queued"],
+        [2, 1, "policies/../../x.txt", "refused"],
+      ]);
+      expect(body.data[2]).toMatchObject({ http_status: 400, error: { message: expect.stringMatching(/path traversal/) } });
+      await t.kb.idle();
+      expect((await t.kb.list("acme")).map((d) => [d.title, d.status]).sort()).toEqual([["doors.txt", "ready"], ["policies/leave.md", "ready"]]);
     });
 
     it("refuses batches over their limits, and malformed ones, storing nothing", async () => {
