@@ -5,7 +5,8 @@
  * are each side's own; rounds alternate the sides (A/B, then B/A) and keep each side's best, since on a
  * shared machine the best run is the least disturbed. One thread each; llama.cpp also at two threads.
  * The engine has F32 only: llama.cpp's Q8_0 and Q4_0 rows stand alone.
- * Run alone: `npm run bench -- engine vs-llama-cpp` (BENCH_PEER_ROUNDS, default 2; BENCH_PEER_MODELS=stories260k,tinyllama-4).
+ * Run alone: `npm run bench -- engine vs-llama-cpp` (BENCH_PEER_ROUNDS, default 2; BENCH_PEER_MODELS=stories260k,tinyllama-4;
+ * BENCH_PEER_TWO_THREADS=0 leaves out llama.cpp at two threads).
  */
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -44,12 +45,14 @@ export interface ModelComparison {
   ratios: Record<keyof PeerResult, number>;
 }
 
+/** The engine F32 and llama.cpp F32 come first: the ratios compare them. */
 const SIDES: Side[] = [
   { runner: "engine", weights: "F32", threads: 1 },
   { runner: "llama.cpp", weights: "F32", threads: 1 },
   { runner: "llama.cpp", weights: "Q8_0", threads: 1 },
   { runner: "llama.cpp", weights: "Q4_0", threads: 1 },
-  { runner: "llama.cpp", weights: "F32", threads: 2 },
+  // Slow on a busy 2-core machine (its threads spin at every barrier): BENCH_PEER_TWO_THREADS=0 leaves it out.
+  ...(process.env.BENCH_PEER_TWO_THREADS === "0" ? [] : [{ runner: "llama.cpp", weights: "F32", threads: 2 } satisfies Side]),
 ];
 const label = (s: Side) => `${s.runner} ${s.weights}${s.threads === 1 ? "" : `, ${s.threads} threads`}`;
 const RATES = ["prefill256", "decode1", "decode8", "decode32"] as const;
@@ -135,6 +138,7 @@ export async function benchSideBySide(models = (process.env.BENCH_PEER_MODELS ??
     for (const name of models) {
       const model = await prepare(name, work);
       out.push(await compare(model, prompt, rounds));
+      printSideBySide(out.slice(-1)); // each model's table as soon as it is measured
     }
     return out;
   } finally {
@@ -170,7 +174,6 @@ const format = (v: number) => v.toFixed(v < 100 ? 1 : 0);
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const comparisons = await benchSideBySide();
-  printSideBySide(comparisons);
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
   await writeFile(join(ROOT, "bench-results", "engine-vs-llama-cpp.json"), JSON.stringify({ section: "engine-vs-llama-cpp", comparisons }, null, 2) + "\n");
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
-import { benchSideBySide, printSideBySide } from "./engine-vs-llama-cpp.ts";
+import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
 
 export interface Row {
   metric: string;
@@ -120,7 +120,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const rows = await benchEngine();
   printTable(rows);
   const sideBySide = await benchSideBySide();
-  printSideBySide(sideBySide);
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
   await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide }, null, 2) + "\n");
 }
