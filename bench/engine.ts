@@ -1,6 +1,7 @@
 /**
  * Engine benchmark on stories260k: prefill tokens/s, batch-1 decode tokens/s, time to first
- * token, aggregate decode tokens/s at 8 and 32 concurrent sequences, resident memory.
+ * token, aggregate decode tokens/s at 8 and 32 concurrent sequences, resident memory; then the engine
+ * side by side with llama.cpp on the same weights (bench/engine-vs-llama-cpp.ts).
  * Run: `npx tsx bench/engine.ts` (or `npm run bench -- engine`); writes bench-results/engine.json.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -10,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
+import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
 
 export interface Row {
   metric: string;
@@ -117,6 +119,7 @@ function printTable(rows: Row[]): void {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const rows = await benchEngine();
   printTable(rows);
+  const sideBySide = await benchSideBySide();
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
-  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows }, null, 2) + "\n");
+  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide }, null, 2) + "\n");
 }

@@ -1,0 +1,125 @@
+/**
+ * One side of the engine benchmark's A/B run (bench/engine-vs-llama-cpp.ts), alone in its process so its
+ * peak RSS is its own: loads one model into the engine or into llama.cpp, measures, prints one JSON line.
+ */
+import type { LlamaContextSequence, Token } from "node-llama-cpp";
+import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
+import { createEngine, type Engine } from "../services/inference/engine.ts";
+import { cpuLlama } from "./llama-cpp.ts";
+
+export interface PeerJob {
+  runner: "engine" | "llama.cpp";
+  /** A Hugging Face folder for the engine, a GGUF file for llama.cpp. */
+  path: string;
+  threads: number;
+  /** The engine's compile cache. */
+  cacheDir: string;
+  /** 256 prompt token ids (the same for both sides). */
+  prompt: number[];
+  /** Tokens decoded by the batch-1 run, and by each of the concurrent sequences. */
+  decodeTokens: number;
+  sequenceTokens: number;
+}
+
+export interface PeerResult {
+  loadMs: number;
+  prefill256: number;
+  decode1: number;
+  decode8: number;
+  decode32: number;
+  peakRssMiB: number;
+}
+
+/** The prompt of concurrent sequence `i`: a few tokens, different lengths, as the engine bench uses. */
+const shortPrompt = (job: PeerJob, i: number) => job.prompt.slice(0, 4 + (i % 8));
+
+function greedy(maxTokens: number): SamplingParams {
+  return { maxTokens, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, seed: 1, stop: [] };
+}
+
+async function done(events: AsyncIterable<GenerateEvent>): Promise<Extract<GenerateEvent, { type: "done" }>> {
+  for await (const e of events) if (e.type === "done") return e;
+  throw new Error("generation ended without a done event");
+}
+
+async function engineConcurrent(engine: Engine, job: PeerJob, sequences: number): Promise<number> {
+  const start = performance.now();
+  const all = await Promise.all(
+    Array.from({ length: sequences }, (_, i) => done(engine.generate({ promptTokens: shortPrompt(job, i), params: greedy(job.sequenceTokens) }))),
+  );
+  return all.reduce((sum, d) => sum + d.completionTokens, 0) / ((performance.now() - start) / 1000);
+}
+
+async function measureEngine(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB">> {
+  const start = performance.now();
+  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads });
+  const loadMs = performance.now() - start;
+  try {
+    await done(engine.generate({ promptTokens: [1], params: greedy(4) })); // warm-up
+    const prefill = await done(engine.generate({ promptTokens: job.prompt, params: greedy(1) }));
+    const decode = await done(engine.generate({ promptTokens: [1], params: greedy(job.decodeTokens) }));
+    return {
+      loadMs,
+      prefill256: job.prompt.length / (prefill.timings.firstTokenMs / 1000),
+      decode1: (decode.completionTokens - 1) / ((decode.timings.totalMs - decode.timings.firstTokenMs) / 1000),
+      decode8: await engineConcurrent(engine, job, 8),
+      decode32: await engineConcurrent(engine, job, 32),
+    };
+  } finally {
+    await engine.close();
+  }
+}
+
+/** Greedy tokens of one sequence; the first token's and the last token's times. */
+async function llamaGreedy(sequence: LlamaContextSequence, prompt: number[], maxTokens: number): Promise<{ tokens: number; firstAt: number; lastAt: number }> {
+  let tokens = 0;
+  let firstAt = 0;
+  let lastAt = 0;
+  for await (const _ of sequence.evaluate(prompt as Token[], { temperature: 0 })) {
+    lastAt = performance.now();
+    if (++tokens === 1) firstAt = lastAt;
+    if (tokens === maxTokens) break;
+  }
+  return { tokens, firstAt, lastAt };
+}
+
+async function measureLlamaCpp(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB">> {
+  const llama = await cpuLlama();
+  const start = performance.now();
+  const model = await llama.loadModel({ modelPath: job.path, gpuLayers: 0 });
+  const single = await model.createContext({ contextSize: 512, batchSize: 256, threads: job.threads });
+  const loadMs = performance.now() - start;
+  try {
+    const sequence = single.getSequence();
+    await llamaGreedy(sequence, [1], 4); // warm-up
+    await sequence.clearHistory();
+    const prefillStart = performance.now();
+    await sequence.evaluateWithoutGeneratingNewTokens(job.prompt as Token[]);
+    const prefill256 = job.prompt.length / ((performance.now() - prefillStart) / 1000);
+    await sequence.clearHistory();
+    const decode = await llamaGreedy(sequence, [1], job.decodeTokens);
+    await single.dispose();
+
+    // One context per batch size, its KV cache sized to it; node-llama-cpp batches the sequences' steps together.
+    const concurrent = async (n: number) => {
+      const batched = await model.createContext({ contextSize: job.sequenceTokens + 16, sequences: n, batchSize: 512, threads: job.threads });
+      const sequences = Array.from({ length: n }, () => batched.getSequence());
+      const begin = performance.now();
+      const runs = await Promise.all(sequences.map((s, i) => llamaGreedy(s, shortPrompt(job, i), job.sequenceTokens)));
+      const rate = runs.reduce((sum, r) => sum + r.tokens, 0) / ((performance.now() - begin) / 1000);
+      await batched.dispose();
+      return rate;
+    };
+    const decode8 = await concurrent(8);
+    const decode32 = await concurrent(32);
+    return { loadMs, prefill256, decode1: (decode.tokens - 1) / ((decode.lastAt - decode.firstAt) / 1000), decode8, decode32 };
+  } finally {
+    await model.dispose();
+  }
+}
+
+const job = JSON.parse(process.argv[2] ?? "{}") as PeerJob;
+const measured = job.runner === "engine" ? await measureEngine(job) : await measureLlamaCpp(job);
+const result: PeerResult = { ...measured, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);
