@@ -34,7 +34,7 @@ it("chats with a prompt-tuning adapter as the reference forward with its virtual
   expect(uploaded.status).toBe(201);
   expect(await uploaded.json()).toMatchObject({ name: "soft-prompt", adapter_type: "prompt_tuning", num_virtual_tokens: 6, rank: 0 });
 
-  const messages = [{ role: "user", content: "Tell me about a cat." }];
+  const messages = [{ role: "user" as const, content: "Tell me about a cat." }];
   const res = await p.call("POST", "/v1/chat/completions", { key, json: { model: "soft-prompt", messages, max_tokens: 8, temperature: 0, logprobs: true } });
   expect(res.status).toBe(200);
   const body = await res.json();
