@@ -54,6 +54,7 @@ export interface PromptTuningResult {
   validationLoss: { before: number; after: number };
   /** Input tokens (virtual ones included) the training steps ran over. */
   tokens: number;
+  /** Wall time of the training steps (validation and graph building not included). */
   seconds: number;
 }
 
@@ -82,9 +83,9 @@ export async function trainPromptTuning(request: PromptTuningRequest): Promise<P
     }
     return sum / items;
   };
-  const started = performance.now();
   try {
     const before = await validate();
+    const started = performance.now();
     const optimizer = new AdamW([embeddings.length], { weightDecay: 0 });
     const training = request.training.map(prepend);
     let tokens = 0;
