@@ -35,6 +35,7 @@ import { openWeights, type WeightStore } from "../services/model/safetensors.ts"
 import { openDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
 import { writeSyntheticModel, type SyntheticShape } from "./synthetic-model.ts";
+import { requireLora } from "../services/model/prompt-tuning.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENCES = 32;
@@ -184,7 +185,7 @@ async function loadsAndSwitches(s: Setup): Promise<LoadRow> {
     cache.invalidate(first);
     coldLoads.push(await timeMs(() => cache.get(first)));
   }
-  const adapters = await Promise.all(s.ids.map((id) => cache.get(id)));
+  const adapters = await Promise.all(s.ids.map(async (id) => requireLora(await cache.get(id))));
   const hits: number[] = [];
   const slotHits: number[] = [];
   const slotCopies: number[] = [];
@@ -264,7 +265,7 @@ async function measure(model: string, level: ThroughputRow["level"], rounds: num
 async function graphThroughput(s: Setup): Promise<ThroughputRow[]> {
   const plain = await decodeRunner(s.config, s.weights, false, join(s.dir, "graphs"));
   const lora = await decodeRunner(s.config, s.weights, true, join(s.dir, "graphs"));
-  const adapters = await Promise.all(s.ids.map((id) => s.service.cache.get(id)));
+  const adapters = await Promise.all(s.ids.map(async (id) => requireLora(await s.service.cache.get(id))));
   try {
     return await measure(s.bench.name, "graph", s.bench.rounds, [
       { name: "base alone", distinct: 0, run: () => decodeThroughput(plain, s.bench) },

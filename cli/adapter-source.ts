@@ -6,8 +6,8 @@ import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AdapterInfo } from "../ports/adapters.ts";
-import { CONFIG_FILE, LocalAdapterBlobs, MODEL_FILE, StoreAdapterCatalog, loadPeftAdapter, type BaseModelShape } from "../services/adapters/index.ts";
-import type { LoraWeights } from "../services/model/lora-layout.ts";
+import { CONFIG_FILE, LocalAdapterBlobs, MODEL_FILE, StoreAdapterCatalog, loadAdapter, type BaseModelShape } from "../services/adapters/index.ts";
+import type { AdapterWeights } from "../services/model/prompt-tuning.ts";
 import { openDatabase } from "../services/store/db.ts";
 
 export interface AdapterContext {
@@ -17,13 +17,13 @@ export interface AdapterContext {
   maxRank: number;
 }
 
-export async function loadCliAdapter(ref: string, context: AdapterContext): Promise<LoraWeights> {
+export async function loadCliAdapter(ref: string, context: AdapterContext): Promise<AdapterWeights> {
   const limits = { maxRank: context.maxRank };
   if (existsSync(ref) && statSync(ref).isDirectory()) {
     const [config, model] = await Promise.all([readFile(join(ref, CONFIG_FILE)), readFile(join(ref, MODEL_FILE))]).catch(() => {
       throw new Error(`${ref} is not a PEFT adapter folder: it needs ${CONFIG_FILE} and ${MODEL_FILE}`);
     });
-    return loadPeftAdapter(ref, { config: new Uint8Array(config), model: new Uint8Array(model) }, context.shape, limits);
+    return loadAdapter(ref, { config: new Uint8Array(config), model: new Uint8Array(model) }, context.shape, limits);
   }
   const dbFile = join(context.dataDir, "switchyard.db");
   if (!existsSync(dbFile)) throw new Error(`no adapter folder ${ref}, and no adapter catalog in ${context.dataDir} to find it by name`);
@@ -32,7 +32,7 @@ export async function loadCliAdapter(ref: string, context: AdapterContext): Prom
     const blobs = new LocalAdapterBlobs(join(context.dataDir, "adapters"));
     const catalog = new StoreAdapterCatalog({ db: database.db, blobs, base: { id: context.baseId, shape: context.shape }, limits, maxUploadBytes: 0 });
     const id = findAdapter(await catalog.list({ admin: true }), ref);
-    return loadPeftAdapter(id, await blobs.read(id), context.shape, limits);
+    return loadAdapter(id, await blobs.read(id), context.shape, limits);
   } finally {
     database.close();
   }

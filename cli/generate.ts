@@ -12,6 +12,7 @@ import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.t
 import { loadCliAdapter } from "./adapter-source.ts";
 import { formatHelp, type CommandHelp } from "./help.ts";
 import { createProgressReporter, downloadProgress } from "./progress.ts";
+import { loraOf } from "../services/model/prompt-tuning.ts";
 
 /** The options, each with its help: the parser and `--help` both read this table. */
 const OPTIONS = {
@@ -120,7 +121,7 @@ async function run(args: GenerateArgs, modelDir: string, io: GenerateIo): Promis
   const engine = await createEngine({
     modelDir,
     cacheDir: join(args.dataDir, "compiled"),
-    ...(adapter && { adapters: unpinnedAdapters(async () => adapter), maxLoraRank: adapter.maxRank, maxAdaptersPerBatch: 1 }),
+    ...(adapter && { adapters: unpinnedAdapters(async () => adapter), maxLoraRank: loraOf(adapter)?.maxRank ?? 1, maxAdaptersPerBatch: 1 }),
   });
   try {
     // The model's template decides about BOS for chat; a raw prompt gets the tokenizer's specials.

@@ -1,11 +1,14 @@
 /**
- * The adapter catalog port: a node's LoRA adapters as the edge sees them. Serving never takes weights
+ * The adapter catalog port: a node's adapters (LoRA or prompt tuning) as the edge sees them. Serving never takes weights
  * through it (the inference plane loads them itself by id); `content` hands out the stored PEFT files
  * (the trainer continuing an adapter, downloads).
  */
 
 /** What an adapter name may be (vLLM's lora_name too). */
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The PEFT adapter types a node serves: LORA and PROMPT_TUNING. */
+export type AdapterKind = "lora" | "prompt_tuning";
 
 /** Who is asking: a tenant sees its own adapters and public ones; an admin sees all. */
 export type Viewer = { tenantId: string } | { admin: true };
@@ -17,9 +20,14 @@ export interface AdapterInfo {
   name: string;
   version: number;
   baseModel: string;
+  /** "lora", or "prompt_tuning": N trained virtual-token embeddings put before the prompt. */
+  kind: AdapterKind;
+  /** LoRA only (0, 0 and [] for prompt tuning). */
   rank: number;
   alpha: number;
   targetModules: string[];
+  /** Prompt tuning only, else null. */
+  numVirtualTokens: number | null;
   sha256: string;
   sizeBytes: number;
   status: "ready" | "deleted";

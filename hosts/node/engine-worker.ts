@@ -12,7 +12,7 @@ import { Registry } from "prom-client";
 import { AdapterCache } from "../../services/adapters/cache.ts";
 import { LocalAdapterBlobs } from "../../services/adapters/blob-store.ts";
 import { AdapterLeases } from "../../services/adapters/leases.ts";
-import { loadPeftAdapter } from "../../services/adapters/peft.ts";
+import { loadAdapter } from "../../services/adapters/validate.ts";
 import { createEngine } from "../../services/inference/engine.ts";
 import type { GenerateEvent } from "../../ports/inference.ts";
 import { errorToWire, EVENT_CREDIT, type EngineWorkerOptions, type FromWorker, type ToWorker } from "./engine-wire.ts";
@@ -46,7 +46,7 @@ async function start(options: EngineWorkerOptions) {
   if (adapters) {
     const blobs = new LocalAdapterBlobs(adapters.dir);
     const cache = new AdapterCache({
-      load: async (id) => loadPeftAdapter(id, await blobs.read(id), adapters.base, adapters.limits),
+      load: async (id) => loadAdapter(id, await blobs.read(id), adapters.base, adapters.limits),
       budgetBytes: adapters.cacheBudgetBytes,
       maxAdaptersPerBatch: adapters.maxAdaptersPerBatch,
       metrics,

@@ -1,13 +1,13 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { AdapterError } from "./errors.ts";
-import type { LoraWeights } from "../model/lora-layout.ts";
+import type { AdapterWeights } from "../model/prompt-tuning.ts";
 
 /** How many distinct adapters one decode batch may mix, unless the node configures otherwise. */
 export const DEFAULT_MAX_ADAPTERS_PER_BATCH = 32;
 
 export interface AdapterCacheOptions {
   /** Reads and converts an adapter (async file read, so other requests keep running). */
-  load(id: string): Promise<LoraWeights>;
+  load(id: string): Promise<AdapterWeights>;
   /** Bytes of LoRA tensors the cache may hold. */
   budgetBytes: number;
   maxAdaptersPerBatch?: number;
@@ -30,12 +30,12 @@ export interface AdapterCacheStats {
 
 /** A pinned adapter: it stays resident until released. */
 export interface CachedAdapter {
-  weights: LoraWeights;
+  weights: AdapterWeights;
   release(): void;
 }
 
 interface Entry {
-  weights: LoraWeights;
+  weights: AdapterWeights;
   pins: number;
 }
 
@@ -71,7 +71,7 @@ export class AdapterCache {
   }
 
   /** The adapter's weights, loading them if needed (not pinned: they may be evicted later). */
-  async get(id: string): Promise<LoraWeights> {
+  async get(id: string): Promise<AdapterWeights> {
     return (await this.entry(id)).weights;
   }
 
@@ -148,7 +148,7 @@ export class AdapterCache {
     if (weights.bytes > this.budgetBytes) {
       throw new AdapterError(
         "over_cache_budget",
-        `adapter "${id}" needs ${weights.bytes} bytes of LoRA tensors, more than the adapter cache's whole budget of ${this.budgetBytes} bytes`,
+        `adapter "${id}" needs ${weights.bytes} bytes of tensors, more than the adapter cache's whole budget of ${this.budgetBytes} bytes`,
       );
     }
     const entry: Entry = { weights, pins: 0 };

@@ -15,6 +15,8 @@ export type AdapterErrorCode =
   | "corrupt_safetensors"
   | "non_finite_weights"
   | "too_many_tensors"
+  | "missing_tensor"
+  | "too_many_virtual_tokens"
   | "not_found"
   | "forbidden"
   | "cache_full"

@@ -9,7 +9,8 @@ import { LocalAdapterBlobs } from "./blob-store.ts";
 import { AdapterCache } from "./cache.ts";
 import { StoreAdapterCatalog } from "./catalog.ts";
 import { AdapterLeases } from "./leases.ts";
-import { loadPeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
+import type { BaseModelShape, PeftLimits } from "./peft.ts";
+import { loadAdapter } from "./validate.ts";
 
 export { AdapterCache, DEFAULT_MAX_ADAPTERS_PER_BATCH, type AdapterCacheStats, type CachedAdapter } from "./cache.ts";
 export { AdapterError, type AdapterErrorCode } from "./errors.ts";
@@ -20,6 +21,7 @@ export { readAdapterUpload, type UploadRules, type ReadUpload } from "./upload.t
 export { extractAdapterArchive, type AdapterFiles } from "./archive.ts";
 export { writeAdapterArchive } from "./archive-writer.ts";
 export { loadPeftAdapter, validatePeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
+export { loadAdapter, validateAdapter, type AdapterKind, type AdapterSummary } from "./validate.ts";
 
 export interface AdapterServiceOptions {
   db: StoreDb;
@@ -51,7 +53,7 @@ const DEFAULT_MAX_UPLOAD_BYTES = 64 << 20;
 export async function createAdapterService(options: AdapterServiceOptions): Promise<AdapterService> {
   const blobs = await LocalAdapterBlobs.open(join(options.dataDir, "adapters"), (id) => join("adapters", id));
   const cache = new AdapterCache({
-    load: async (id) => loadPeftAdapter(id, await blobs.read(id), options.base.shape, options.limits),
+    load: async (id) => loadAdapter(id, await blobs.read(id), options.base.shape, options.limits),
     budgetBytes: options.cacheBudgetBytes,
     maxAdaptersPerBatch: options.maxAdaptersPerBatch,
     metrics: options.metrics,

@@ -4,8 +4,11 @@ import type { AdapterFiles } from "./archive.ts";
 import { AdapterError } from "./errors.ts";
 import { blockOf, LORA_TARGETS, type LoraModelShape, type LoraModuleKey, loraModuleName, type LoraModuleWeights, type LoraTarget, type LoraWeights, projectionShape } from "../model/lora-layout.ts";
 
-/** The base-model numbers an adapter is checked against (a structural subset of DecoderConfig). */
-export type BaseModelShape = LoraModelShape;
+/**
+ * The base-model numbers an adapter is checked against (a structural subset of DecoderConfig);
+ * with the context length, prompt-tuning adapters' virtual tokens are checked against it too.
+ */
+export type BaseModelShape = LoraModelShape & { maxPositionEmbeddings?: number };
 
 export interface PeftLimits {
   /** Largest LoRA rank this node accepts (the compiled graph's slot rank). */
@@ -62,7 +65,8 @@ export interface ValidatedAdapter {
 
 const invalid = (message: string) => new AdapterError("invalid_config", `adapter_config.json: ${message}`);
 
-export function parsePeftConfig(bytes: Uint8Array): PeftConfig {
+/** adapter_config.json as a JSON object (any PEFT type). */
+export function readConfigJson(bytes: Uint8Array): Record<string, unknown> {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
@@ -70,7 +74,11 @@ export function parsePeftConfig(bytes: Uint8Array): PeftConfig {
     throw invalid(`not valid JSON (${(e as Error).message})`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) throw invalid("expected a JSON object");
-  const parsed = peftConfigSchema.safeParse(json);
+  return json as Record<string, unknown>;
+}
+
+export function parsePeftConfig(bytes: Uint8Array): PeftConfig {
+  const parsed = peftConfigSchema.safeParse(readConfigJson(bytes));
   if (!parsed.success) throw invalid(z.prettifyError(parsed.error));
   rejectUnsupportedOptions(parsed.data);
   return parsed.data;
@@ -78,7 +86,7 @@ export function parsePeftConfig(bytes: Uint8Array): PeftConfig {
 
 function rejectUnsupportedOptions(c: PeftConfig): void {
   const refuse = (message: string) => new AdapterError("unsupported_option", `adapter_config.json: ${message}`);
-  if (c.peft_type !== "LORA") throw refuse(`peft_type "${c.peft_type}" is not supported; only LORA adapters can be served`);
+  if (c.peft_type !== "LORA") throw refuse(`peft_type "${c.peft_type}" is not supported; only LORA and PROMPT_TUNING adapters can be served`);
   if (c.fan_in_fan_out) throw refuse("fan_in_fan_out: true (Conv1D-style weights) is not supported; Llama-family linear layers store [out, in]");
   if (c.modules_to_save?.length) {
     throw refuse(`modules_to_save ${JSON.stringify(c.modules_to_save)} is not supported: it replaces whole base-model modules, which cannot be hot-swapped`);

@@ -75,3 +75,35 @@ export function randomPeftAdapter(base: BaseModelShape, options: RandomAdapterOp
   const model = writeSafetensors(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { dtype, shape: t.shape, data: t.data }])));
   return { files: { config: new TextEncoder().encode(JSON.stringify(config, null, 2)), model }, config, tensors };
 }
+
+export interface RandomPromptTuningOptions {
+  numVirtualTokens?: number;
+  /** Magnitude of the random embeddings. */
+  amplitude?: number;
+  seed?: number;
+  dtype?: TensorToWrite["dtype"];
+  /** Extra adapter_config.json fields, written last (for tests of refused options). */
+  extraConfig?: Record<string, unknown>;
+}
+
+/** A PEFT prompt-tuning folder (config + `prompt_embeddings` [N, hidden]) with random embeddings. */
+export function randomPromptTuningAdapter(base: Pick<BaseModelShape, "hiddenSize">, options: RandomPromptTuningOptions = {}): { files: AdapterFiles; embeddings: Float32Array } {
+  const n = options.numVirtualTokens ?? 4;
+  const random = seededRandom(options.seed ?? 1);
+  const amplitude = options.amplitude ?? 1;
+  const embeddings = Float32Array.from({ length: n * base.hiddenSize }, () => random() * amplitude);
+  const config = {
+    peft_type: "PROMPT_TUNING",
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: "stories260k",
+    num_virtual_tokens: n,
+    token_dim: base.hiddenSize,
+    num_transformer_submodules: 1,
+    prompt_tuning_init: "RANDOM",
+    prompt_tuning_init_text: null,
+    inference_mode: true,
+    ...options.extraConfig,
+  };
+  const model = writeSafetensors({ prompt_embeddings: { dtype: options.dtype ?? "F32", shape: [n, base.hiddenSize], data: embeddings } }, { format: "pt" });
+  return { files: { config: new TextEncoder().encode(JSON.stringify(config, null, 2)), model }, embeddings };
+}

@@ -4,13 +4,14 @@
  *
  * Order of the checks (each refusal is an AdapterError naming the reason): size, then the form
  * (a pickle `.bin` model is refused before anything is read), then extraction or the LoRA folder's
- * confinement, then PEFT validation against the base. Nothing is written here.
+ * confinement, then PEFT validation against the base (LoRA or prompt tuning, services/adapters/validate.ts). Nothing is written here.
  */
 import { PlaneError } from "../../ports/errors.ts";
 import type { AdapterSource } from "../../ports/adapters.ts";
 import { checkAdapterFiles, extractAdapterArchive, rejectPickle, type AdapterFiles } from "./archive.ts";
 import { readLoraPath } from "./lora-dir.ts";
-import { validatePeftAdapter, type BaseModelShape, type PeftLimits } from "./peft.ts";
+import type { BaseModelShape, PeftLimits } from "./peft.ts";
+import { validateAdapter, type AdapterSummary } from "./validate.ts";
 
 export interface UploadRules {
   /** Largest upload (archive or the two files), also the decompressed-size limit. */
@@ -21,11 +22,7 @@ export interface UploadRules {
   limits: PeftLimits;
 }
 
-export interface AdapterSummary {
-  rank: number;
-  alpha: number;
-  targetModules: string[];
-}
+export type { AdapterSummary } from "./validate.ts";
 
 export interface ReadUpload {
   files: AdapterFiles;
@@ -37,10 +34,8 @@ export interface ReadUpload {
 /** Reads, extracts and validates an upload; throws before anything is stored. */
 export async function readAdapterUpload(source: AdapterSource, rules: UploadRules): Promise<ReadUpload> {
   const files = await filesOf(source, rules);
-  const validated = validatePeftAdapter(files, rules.base, rules.limits);
-  validated.store.close();
-  const { rank, alpha, targetModules } = validated.summary;
-  return { files, summary: { rank, alpha, targetModules }, ...("path" in source && { sourcePath: source.path }) };
+  const summary = validateAdapter(files, rules.base, rules.limits);
+  return { files, summary, ...("path" in source && { sourcePath: source.path }) };
 }
 
 async function filesOf(source: AdapterSource, rules: UploadRules): Promise<AdapterFiles> {

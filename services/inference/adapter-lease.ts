@@ -1,4 +1,4 @@
-import type { LoraWeights } from "../model/lora-layout.ts";
+import type { AdapterWeights } from "../model/prompt-tuning.ts";
 
 /**
  * What the engine holds while a sequence uses an adapter: its weights, resident until `release`.
@@ -6,7 +6,7 @@ import type { LoraWeights } from "../model/lora-layout.ts";
  * ends (finished, failed or cancelled), with its completion tokens when it finished normally.
  */
 export interface AdapterLease {
-  weights: LoraWeights;
+  weights: AdapterWeights;
   release(completionTokens?: number): void;
 }
 
@@ -16,6 +16,6 @@ export interface AdapterLeaseSource {
 }
 
 /** Leases over a plain loader: nothing is pinned or counted (the CLI, benchmarks, engine tests). */
-export function unpinnedAdapters(load: (id: string) => Promise<LoraWeights>): AdapterLeaseSource {
+export function unpinnedAdapters(load: (id: string) => Promise<AdapterWeights>): AdapterLeaseSource {
   return { acquire: async (id) => ({ weights: await load(id), release: () => {} }) };
 }

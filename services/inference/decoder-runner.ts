@@ -9,6 +9,7 @@ import * as ort from "onnxruntime-node";
 import type { DecoderConfig } from "../model/config.ts";
 import type { BatchCache } from "./kv-cache.ts";
 import { segmentIndices, type LoraFeeds } from "./lora-feeds.ts";
+import { VIRTUAL_EMBEDDINGS_INPUT } from "../model/prompt-tuning.ts";
 
 export interface StepInput {
   /** The batch's cache; the step appends to it. */
@@ -20,6 +21,8 @@ export interface StepInput {
   /** Return logits for every new position instead of only the last one. */
   allLogits?: boolean;
   lora?: LoraFeeds;
+  /** The embeddings [E, hidden] of the virtual tokens (ids >= vocab) in `tokens` (prompt tuning). */
+  virtual?: Float32Array;
 }
 
 export interface StepOutput {
@@ -80,7 +83,10 @@ export class DecoderRunner {
       feeds[`past_key.${l}`] = new ort.Tensor("float32", cache.keys(l), pastDims);
       feeds[`past_value.${l}`] = new ort.Tensor("float32", cache.values(l), pastDims);
     }
-    const session = seq === 1 && picked === 1 ? (this.decodeSession ?? this.session) : this.session;
+    // Virtual tokens are embedded only by the general graph (the decode-only one has no such input).
+    const session = seq === 1 && picked === 1 && !input.virtual ? (this.decodeSession ?? this.session) : this.session;
+    if (session.inputNames.includes(VIRTUAL_EMBEDDINGS_INPUT)) feeds[VIRTUAL_EMBEDDINGS_INPUT] = this.virtualFeed(input.virtual);
+    else if (input.virtual) throw new Error("this decoder graph has no virtual_embeddings input (compile it with virtualTokens: true)");
     if (input.lora) Object.assign(feeds, input.lora.tensors, segmentIndices(input.lora.slots, seq, loraSlotCount(input.lora)));
     const out = await session.run(feeds);
     const added = (kind: "key" | "value") =>
@@ -91,6 +97,13 @@ export class DecoderRunner {
       });
     cache.append(newMask, seq, added("key"), added("value"));
     return { logits: out.logits.data as Float32Array, picked };
+  }
+
+  /** The step's virtual embeddings, or one unused zero row (the input is always there). */
+  private virtualFeed(virtual: Float32Array | undefined): ort.Tensor {
+    const hidden = this.config.hiddenSize;
+    const data = virtual ?? new Float32Array(hidden);
+    return new ort.Tensor("float32", data, [data.length / hidden, hidden]);
   }
 
 }

@@ -20,6 +20,7 @@ import { Scheduler, type SchedulerStats } from "./scheduler.ts";
 import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
 import { AdapterRequestTally, type AdapterRequests } from "./adapter-requests.ts";
 import { LoraSlotTable } from "./slot-table.ts";
+import { isPromptTuning, type AdapterWeights } from "../model/prompt-tuning.ts";
 
 export type { AdapterRequests } from "./adapter-requests.ts";
 export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
@@ -83,7 +84,7 @@ export interface Engine extends Inference {
  * decode steps (one token per sequence) run a leaner decode-only graph.
  */
 export const ENGINE_GRAPHS = {
-  prefill: { fused: true, kvOutput: "new" },
+  prefill: { fused: true, kvOutput: "new", virtualTokens: true },
   decode: { fused: true, decodeOnly: true },
 } satisfies Record<string, DecoderOptions>;
 
@@ -138,14 +139,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const info: ModelInfo = { id: options.modelId ?? basename(dir), contextLength: config.maxPositionEmbeddings, vocabSize: config.vocabSize };
 
   const eosTokenIds = new Set([...config.eosTokenIds, ...tokenizer.eosTokenIds]);
-  const acquireAdapter = async (id: string | undefined): Promise<AdapterLease | undefined> => {
+  const acquireAdapter = async (request: GenerateRequest): Promise<AdapterLease | undefined> => {
+    const id = request.adapter;
     if (id === undefined || !options.adapters) return undefined;
     const lease = await options.adapters.acquire(id);
-    const rank = lease.weights.maxRank;
     // Refused here, so only this request fails (the LoRA slots would otherwise fail the whole batch).
-    if (rank > maxLoraRank) {
+    try {
+      checkAdapterFits(request, lease.weights, config, maxLoraRank);
+    } catch (e) {
       lease.release();
-      throw new InvalidGenerateRequestError(`adapter ${id} has rank ${rank}, above this node's maximum LoRA rank ${maxLoraRank}`);
+      throw e;
     }
     return lease;
   };
@@ -188,7 +191,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         vocabSize: config.vocabSize,
         eosTokenIds,
         contextLength: config.maxPositionEmbeddings,
-        lease: acquireAdapter(request.adapter),
+        lease: acquireAdapter(request),
         poke: () => scheduler.poke(),
         lifecycle: adapterLifecycle(tally, request.adapter),
       });
@@ -221,6 +224,23 @@ function adapterLifecycle(tally: AdapterRequestTally, id: string | undefined): G
 /** Where each token starts in `text`: the length its predecessors decode to, at most the text's length. */
 function textOffsets(tokens: number[], text: string, detokenize: (tokens: number[]) => string): number[] {
   return tokens.map((_, i) => (i === 0 ? 0 : Math.min(detokenize(tokens.slice(0, i)).length, text.length)));
+}
+
+/** A LoRA adapter's rank within the slots'; a prompt-tuning one's embeddings of the model's width, its virtual tokens within the context. */
+function checkAdapterFits(request: GenerateRequest, weights: AdapterWeights, config: DecoderConfig, maxLoraRank: number): void {
+  if (!isPromptTuning(weights)) {
+    if (weights.maxRank > maxLoraRank) {
+      throw new InvalidGenerateRequestError(`adapter ${weights.id} has rank ${weights.maxRank}, above this node's maximum LoRA rank ${maxLoraRank}`);
+    }
+    return;
+  }
+  if (weights.embeddings.length !== weights.numVirtualTokens * config.hiddenSize) {
+    throw new InvalidGenerateRequestError(`prompt-tuning adapter ${weights.id} does not fit the model's hidden size ${config.hiddenSize}`);
+  }
+  const prompt = weights.numVirtualTokens + request.promptTokens.length;
+  if (prompt + request.params.maxTokens > config.maxPositionEmbeddings) {
+    throw new ContextOverflowError(prompt, request.params.maxTokens, config.maxPositionEmbeddings);
+  }
 }
 
 /** Rejects a request before any work: empty or out-of-range prompt, or one that cannot fit. */

@@ -3,7 +3,7 @@
  * sequences) and text into GenerateEvents, and decides when the sequence is finished.
  */
 import type { GenerateEvent, GenerateRequest, PromptTokenLogprob, TokenLogprob } from "../../ports/index.ts";
-import type { LoraWeights } from "../model/lora-layout.ts";
+import type { AdapterWeights } from "../model/prompt-tuning.ts";
 import type { AdapterLease } from "./adapter-lease.ts";
 import type { TextTokenizer } from "../model/tokenizer.ts";
 import { createDetokenizer, type Detokenizer } from "./detokenizer.ts";
@@ -29,7 +29,7 @@ export interface GenerationContext {
 export class Generation implements ScheduledSequence {
   readonly events: EventStream<GenerateEvent>;
   readonly promptTokens: number[];
-  readonly adapter: Promise<LoraWeights | undefined>;
+  readonly adapter: Promise<AdapterWeights | undefined>;
   private readonly sampler: Sampler;
   private readonly detokenizer: Detokenizer;
   private readonly stops: StopMatcher;

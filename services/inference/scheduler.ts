@@ -6,18 +6,24 @@
  * soon as its prompt is done and leaves it as soon as it finishes or is cancelled; the cache rows
  * move in and out in place between steps. A sequence whose consumer stops taking its events is
  * parked: its cache row leaves the batch (it keeps its batch slot) until the consumer catches up.
+ *
+ * A prompt-tuning adapter makes its sequence N virtual tokens longer at the front: they are
+ * prefilled (and chunked) like prompt tokens at positions 0..N-1, so once in the cache the sequence
+ * decodes like any other; only LoRA adapters take slots or count against `maxAdaptersPerBatch`.
  */
 import type { LoraWeights } from "../model/lora-layout.ts";
+import { isPromptTuning, type AdapterWeights, type PromptWeights } from "../model/prompt-tuning.ts";
 import type { DecoderRunner } from "./decoder-runner.ts";
 import { EngineClosedError, EngineOverloadedError } from "./errors.ts";
 import { BatchCache, type CacheShape } from "./kv-cache.ts";
 import { loraFeeds, type LoraFeeds, type LoraSlots } from "./lora-feeds.ts";
+import { sequenceSlice, virtualTable } from "./virtual-tokens.ts";
 
 /** What the scheduler needs from a request; sampling and text live behind `accept`. */
 export interface ScheduledSequence {
   readonly promptTokens: number[];
   /** Resolves to the adapter (or undefined for the base model) before the sequence may start. */
-  readonly adapter: Promise<LoraWeights | undefined>;
+  readonly adapter: Promise<AdapterWeights | undefined>;
   readonly cancelled: boolean;
   /** True while the sequence's consumer is not keeping up; a paused sequence is not decoded. */
   readonly paused: boolean;
@@ -53,7 +59,8 @@ interface Running {
 interface Prefilling {
   seq: ScheduledSequence;
   adapter?: LoraWeights;
-  /** Prompt tokens already in the cache. */
+  prompt?: PromptWeights;
+  /** Tokens of the sequence (virtual, then prompt) already in the cache. */
   done: number;
 }
 
@@ -72,6 +79,7 @@ interface PrefillGroup {
 interface Waiting {
   seq: ScheduledSequence;
   adapter?: LoraWeights;
+  prompt?: PromptWeights;
   ready: boolean;
   failed?: unknown;
 }
@@ -103,7 +111,7 @@ export class Scheduler {
   private counters = { decodeSteps: 0, prefillChunks: 0, peakBatch: 0, pauses: 0 };
 
   constructor(
-    private readonly shape: CacheShape & { vocabSize: number },
+    private readonly shape: CacheShape & { vocabSize: number; hiddenSize: number },
     private readonly plain: DecoderRunner,
     private readonly withLora: DecoderRunner | undefined,
     private readonly loraSlots: LoraSlots | undefined,
@@ -120,8 +128,9 @@ export class Scheduler {
     this.waiting.push(entry);
     seq.adapter.then(
       (adapter) => {
-        if (adapter && !this.withLora) entry.failed = new Error("this engine was created without adapter support");
-        entry.adapter = adapter;
+        if (isPromptTuning(adapter)) entry.prompt = adapter;
+        else if (adapter && !this.withLora) entry.failed = new Error("this engine was created without adapter support");
+        else entry.adapter = adapter;
         entry.ready = true;
         this.poke();
       },
@@ -237,23 +246,26 @@ export class Scheduler {
     let tokens = 0;
     for (let i = 0; i < this.waiting.length && this.running.length + this.parked.length + rows.length < this.options.maxBatch; i++) {
       const w = this.waiting[i];
-      const first = Math.min(w.seq.promptTokens.length, this.options.prefillChunk);
+      const first = Math.min(sequenceLength(w), this.options.prefillChunk);
       if (!w.ready || (rows.length > 0 && tokens + first > this.options.prefillBudget)) continue;
       if (w.adapter && !adapters.has(w.adapter.id) && adapters.size >= this.options.maxAdaptersPerBatch) continue;
       if (w.adapter) adapters.add(w.adapter.id);
       tokens += first;
       this.waiting.splice(i--, 1);
       w.seq.started();
-      rows.push({ seq: w.seq, adapter: w.adapter, done: 0 });
+      rows.push({ seq: w.seq, adapter: w.adapter, prompt: w.prompt, done: 0 });
     }
     if (rows.length) this.prefilling = { rows, cache: BatchCache.empty(this.shape, rows.length) };
   }
 
   private async prefillChunk(group: PrefillGroup): Promise<void> {
-    const chunks = group.rows.map((p) => p.seq.promptTokens.slice(p.done, p.done + this.options.prefillChunk));
+    const chunkSize = this.options.prefillChunk;
+    const { vocabSize, hiddenSize } = this.shape;
+    const virtual = virtualTable(group.rows.map((p) => (p.prompt && p.done < p.prompt.numVirtualTokens ? p.prompt : undefined)), vocabSize, hiddenSize);
+    const chunks = group.rows.map((p, i) => sequenceSlice(p.seq.promptTokens, virtualCount(p), p.done, chunkSize, virtual?.firstIds[i]));
     const lora = this.loraSlots && loraFeeds(this.loraSlots, group.rows.map((p) => p.adapter));
     const allLogits = group.rows.some((p) => p.seq.wantsPromptLogits);
-    const step = { cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora, allLogits };
+    const step = { cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora, allLogits, virtual: virtual?.embeddings };
     const out = await this.runnerFor(lora).step(step);
     this.counters.prefillChunks++;
     const vocab = this.shape.vocabSize;
@@ -263,20 +275,28 @@ export class Scheduler {
     group.rows.forEach((p, i) => {
       if (allLogits && p.seq.wantsPromptLogits) this.scorePrompt(p, chunks[i], (k) => at(i, out.picked - chunks[i].length + k));
       p.done += chunks[i].length;
-      if (p.done < p.seq.promptTokens.length) return;
+      if (p.done < sequenceLength(p)) return;
       done.push(i);
       const next = acceptSafely(p.seq, at(i, out.picked - 1));
       if (next === undefined) return;
       this.cache.join(group.cache.select([i]));
-      this.running.push({ seq: p.seq, adapter: p.adapter, next, position: p.seq.promptTokens.length });
+      this.running.push({ seq: p.seq, adapter: p.adapter, next, position: sequenceLength(p) });
     });
     this.removePrefillRows(group, done);
   }
 
-  /** Hands a row the logits after each of its chunk's tokens but the prompt's last (that one picks the first new token). */
+  /**
+   * Hands a row the logits after each of its chunk's prompt tokens but the last (that one picks the
+   * first new token); the logits after virtual tokens score nothing.
+   */
   private scorePrompt(p: Prefilling, chunk: number[], logitsAfter: (k: number) => Float32Array): void {
     const last = p.seq.promptTokens.length - 1;
-    for (let k = 0; k < chunk.length && p.done + k < last; k++) p.seq.acceptPromptLogits?.(logitsAfter(k), p.done + k);
+    const virtual = virtualCount(p);
+    for (let k = 0; k < chunk.length; k++) {
+      const position = p.done + k - virtual;
+      if (position >= last) break;
+      if (position >= 0) p.seq.acceptPromptLogits?.(logitsAfter(k), position);
+    }
   }
 
   private removePrefillRows(group: PrefillGroup, rows: number[]): void {
@@ -335,6 +355,11 @@ export class Scheduler {
     for (const seq of all) seq.finish(error);
   }
 }
+
+const virtualCount = (p: { prompt?: PromptWeights }) => p.prompt?.numVirtualTokens ?? 0;
+
+/** Tokens to prefill: the virtual ones, then the prompt. */
+const sequenceLength = (p: { seq: ScheduledSequence; prompt?: PromptWeights }) => virtualCount(p) + p.seq.promptTokens.length;
 
 /** The sequence's next token; undefined once it finished (done, cancelled, or failing alone on an error). */
 function acceptSafely(seq: ScheduledSequence, logits: Float32Array): number | undefined {

@@ -40,13 +40,14 @@
 import type { DecoderConfig } from "./config.ts";
 import { attr, Graph, type Value } from "./graph/ir.ts";
 import { attend, causalBias, groupQueries, headsFirst, lastQueryBias, mergeHeads, rotatedHeads, scaledScores } from "./llama/attention.ts";
-import { embeddingTable, outputHead } from "./llama/head.ts";
+import { embeddingTable, embedWithVirtualTokens, outputHead } from "./llama/head.ts";
 import { segmentedLora } from "./llama/lora.ts";
 import { swiGluMlp } from "./llama/mlp.ts";
 import { normWeight, rmsNorm, skipRmsNorm } from "./llama/norm.ts";
 import { layerLinear, type LayerLinear, type LoraBranch } from "./llama/projection.ts";
 import { rotaryEmbedding, type RotaryEmbedding } from "./llama/rope.ts";
 import type { DecoderWeights } from "./llama/weights.ts";
+import { VIRTUAL_EMBEDDINGS_INPUT } from "./prompt-tuning.ts";
 
 export type { DecoderWeights } from "./llama/weights.ts";
 
@@ -72,6 +73,12 @@ export interface DecoderOptions {
    * the many tiny per-head matrix products and the head transposes a general graph needs.
    */
   decodeOnly?: boolean;
+  /**
+   * Adds the `virtual_embeddings` input [E, hidden] for prompt tuning: an input id at or past the
+   * vocabulary size reads row (id - vocab) of it instead of the embedding table
+   * (services/model/prompt-tuning.ts). Not with `decodeOnly`: virtual tokens come only in prefill.
+   */
+  virtualTokens?: boolean;
 }
 
 /** The canonical form of `DecoderOptions`: what the graph depends on, nothing else. */
@@ -88,6 +95,7 @@ export function normalizeDecoderOptions(options: DecoderOptions = {}): Normalize
     fused: Boolean(options.fused ?? options.fusedNorm),
     kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"),
     decodeOnly: Boolean(options.decodeOnly),
+    virtualTokens: Boolean(options.virtualTokens) && !options.decodeOnly,
   };
 }
 
@@ -129,7 +137,9 @@ class ServingGraphBuilder {
     }
 
     const embedTokens = embeddingTable(g, c, this.w);
-    let h = g.gather(embedTokens, inputIds);
+    let h = options.virtualTokens
+      ? embedWithVirtualTokens(g, c, embedTokens, g.input(VIRTUAL_EMBEDDINGS_INPUT, "float32", ["virtual", c.hiddenSize]), inputIds)
+      : g.gather(embedTokens, inputIds);
     this.rope = rotaryEmbedding(g, c, positionIds, options.fused);
     const bias = options.decodeOnly ? lastQueryBias(g, mask) : causalBias(g, c, inputIds, mask);
 

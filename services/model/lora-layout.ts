@@ -83,6 +83,8 @@ export interface LoraModuleWeights {
 
 /** An adapter loaded into memory, ready to be fed to the decoder graph. */
 export interface LoraWeights {
+  /** Tells it from a prompt-tuning adapter (services/model/prompt-tuning.ts); absent means LoRA. */
+  kind?: "lora";
   id: string;
   /** Largest rank over its modules (ranks may differ per module with rank_pattern). */
   maxRank: number;

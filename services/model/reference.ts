@@ -77,13 +77,22 @@ export class ReferenceDecoder {
    * of every token. Prefill is `forward(cache, prompt)`; decoding is one token at a time.
    */
   forward(cache: ReferenceCache, tokens: number[]): Float32Array[] {
-    return tokens.map((token) => this.step(cache, token));
+    const hidden = this.config.hiddenSize;
+    return tokens.map((token) => this.step(cache, this.embed.slice(token * hidden, (token + 1) * hidden)));
   }
 
-  private step(cache: ReferenceCache, token: number): Float32Array {
+  /**
+   * As `forward`, for input embeddings instead of tokens (each [hidden]): prompt tuning's virtual
+   * tokens are `forwardEmbeddings(cache, virtual)` before `forward(cache, prompt)`.
+   */
+  forwardEmbeddings(cache: ReferenceCache, embeddings: Float32Array[]): Float32Array[] {
+    return embeddings.map((e) => this.step(cache, e.slice()));
+  }
+
+  private step(cache: ReferenceCache, input: Float32Array): Float32Array {
     const c = this.config;
     const position = cache.keys[0].length;
-    let h: Float32Array = this.embed.slice(token * c.hiddenSize, (token + 1) * c.hiddenSize);
+    let h: Float32Array = input;
     this.layers.forEach((layer, i) => {
       const attn = this.attention(layer, rmsNorm(h, layer.inputNorm, c.rmsNormEps), position, cache.keys[i], cache.values[i]);
       h = addVectors(h, attn);

@@ -53,6 +53,10 @@ export const adapters = sqliteTable(
     rank: integer("rank").notNull(),
     alpha: real("alpha").notNull(),
     targetModules: text("target_modules", { mode: "json" }).$type<string[]>().notNull(),
+    /** "lora", or "prompt_tuning" (rank, alpha and target_modules are then 0, 0, []). */
+    kind: text("kind", { enum: ["lora", "prompt_tuning"] }).notNull().default("lora"),
+    /** A prompt-tuning adapter's virtual tokens; null for LoRA. */
+    numVirtualTokens: integer("num_virtual_tokens"),
     /** Path relative to the data directory. */
     path: text("path").notNull(),
     /** Where the files were loaded from (POST /v1/load_lora_adapter's lora_path); null for uploads. */

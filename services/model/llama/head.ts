@@ -14,6 +14,19 @@ export function embeddingTable(g: Graph, c: HeadConfig, weights: DecoderWeights)
   return g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "model.embed_tokens.weight"));
 }
 
+/**
+ * Embeddings of `ids` where an id at or past the vocabulary is a virtual token, reading row
+ * (id - vocab) of `virtual` [E, hidden] (prompt tuning; services/model/prompt-tuning.ts).
+ */
+export function embedWithVirtualTokens(g: Graph, c: HeadConfig, table: Value, virtual: Value, ids: Value): Value {
+  const vocab = g.constInt64([c.vocabSize], []);
+  const zero = g.constInt64([0], []);
+  const isToken = g.less(ids, vocab);
+  const tokenRows = g.gather(table, g.where(isToken, ids, zero));
+  const virtualRows = g.gather(virtual, g.where(isToken, zero, g.sub(ids, vocab)));
+  return g.where(g.unsqueeze(isToken, [-1]), tokenRows, virtualRows);
+}
+
 /** hidden [.., hidden] · headᵀ -> logits [.., vocab]. */
 export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean): Value {
   if (fused) {

@@ -17,6 +17,9 @@
  *                   to; attention stays within a segment (segmentCausalBias) and position_ids restart at 0
  *                   in each, so a packed row computes what its sequences would separately. Without it the
  *                   graph is the same as before (causal + left padding).
+ *   virtual_embeddings  float [V, hidden]  only with `virtualTokens` (prompt tuning): an input id >= vocab
+ *                   reads row id - vocab of it instead of the embedding table, as the serving graph does
+ *                   (services/model/prompt-tuning.ts); differentiating the loss w.r.t. it trains the prompt
  * A target the adapter leaves out is fed zeros. Rows at padded positions are garbage (a trainer
  * masks them out of the loss).
  */
@@ -24,7 +27,8 @@ import type { DecoderConfig } from "../config.ts";
 import { Graph, type Value } from "../graph/ir.ts";
 import type { LoraTarget } from "../lora-layout.ts";
 import { attend, causalBias, groupQueries, headsFirst, mergeHeads, rotatedHeads, segmentCausalBias } from "./attention.ts";
-import { embeddingTable, outputHead } from "./head.ts";
+import { embeddingTable, embedWithVirtualTokens, outputHead } from "./head.ts";
+import { VIRTUAL_EMBEDDINGS_INPUT } from "../prompt-tuning.ts";
 import { singleLora } from "./lora.ts";
 import { swiGluMlp } from "./mlp.ts";
 import { normWeight, rmsNorm } from "./norm.ts";
@@ -37,6 +41,8 @@ export interface TrainingGraphOptions {
   dropoutTargets?: readonly LoraTarget[];
   /** Packed rows: a `segment_ids` input and a block-diagonal causal mask (default false: no such input). */
   packed?: boolean;
+  /** Prompt tuning: a `virtual_embeddings` input read for ids >= vocab (default false: no such input). */
+  virtualTokens?: boolean;
 }
 
 export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeights, options: TrainingGraphOptions = {}): Graph {
@@ -50,7 +56,9 @@ export function buildTrainingGraph(config: DecoderConfig, weights: DecoderWeight
   const norm = (x: Value, name: string) => rmsNorm(g, x, normWeight(g, weights, c.hiddenSize, name), c.rmsNormEps, false);
 
   const embedTokens = embeddingTable(g, c, weights);
-  let h = g.gather(embedTokens, inputIds);
+  let h = options.virtualTokens
+    ? embedWithVirtualTokens(g, c, embedTokens, g.input(VIRTUAL_EMBEDDINGS_INPUT, "float32", ["virtual", c.hiddenSize]), inputIds)
+    : g.gather(embedTokens, inputIds);
   const rope = rotaryEmbedding(g, c, positionIds, false);
   const bias = segmentIds ? segmentCausalBias(g, c, segmentIds, mask) : causalBias(g, c, inputIds, mask);
   for (let i = 0; i < c.numLayers; i++) {

@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createAdapterService } from "../../../services/adapters/index.ts";
 import { randomPeftAdapter } from "../../../services/adapters/synthetic.ts";
 import type { LoraWeights } from "../../../services/model/lora-layout.ts";
+import { requireLora } from "../../../services/model/prompt-tuning.ts";
 import { DecoderRunner } from "../../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../../services/inference/kv-cache.ts";
 import { buildLoraTensors, NO_ADAPTER } from "../../../services/inference/lora-feeds.ts";
@@ -78,7 +79,7 @@ async function checkAdapters(config: DecoderConfig, base: BaseWeights, baseId: s
   for (const [k, upload] of uploads.entries()) {
     const archive = zipOf({ "adapter/adapter_config.json": upload.files.config, "adapter/adapter_model.safetensors": upload.files.model });
     const row = await service.catalog.upload({ tenantId: "t_1", name: `recipe-${k}`, source: { archive } });
-    weights.push(await service.cache.get(row.id));
+    weights.push(requireLora(await service.cache.get(row.id)));
   }
 
   const runner = new DecoderRunner(
@@ -152,7 +153,7 @@ describe("PEFT adapters written by numpy (tests/fixtures/peft-tiny) on a numpy-w
       const read = (file: string) => new Uint8Array(readFileSync(join(FIXTURES, "peft-tiny", name, file)));
       const archive = zipOf({ "adapter_config.json": read("adapter_config.json"), "adapter_model.safetensors": read("adapter_model.safetensors") });
       const row = await service.catalog.upload({ tenantId: "t_1", name, source: { archive } });
-      weights.push(await service.cache.get(row.id));
+      weights.push(requireLora(await service.cache.get(row.id)));
       expected.push((JSON.parse(new TextDecoder().decode(read("expected.json"))) as { logits: number[][] }).logits);
     }
     const plain = JSON.parse(readFileSync(join(baseDir, "expected.json"), "utf8")) as { tokens: number[]; logits: number[][] };

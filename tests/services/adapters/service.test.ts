@@ -8,6 +8,7 @@ import { randomPeftAdapter } from "../../../services/adapters/synthetic.ts";
 import { openDatabase, type OpenDatabase } from "../../../services/store/db.ts";
 import { tenants } from "../../../services/store/schema.ts";
 import { STORIES } from "../../helpers/adapters.ts";
+import { requireLora } from "../../../services/model/prompt-tuning.ts";
 
 let dataDir: string;
 let store: OpenDatabase;
@@ -35,7 +36,7 @@ afterEach(() => {
 describe("adapter service", () => {
   it("loads stored adapters through the cache in the graph's layout", async () => {
     const row = await service.catalog.upload({ tenantId: "t_acme", name: "bot", source: randomPeftAdapter(STORIES, { rank: 8, targets: ["q_proj"] }).files });
-    const weights = await service.cache.get(row.id);
+    const weights = requireLora(await service.cache.get(row.id));
     expect(weights).toMatchObject({ id: row.id, maxRank: 8 });
     expect(weights.modules.get("layers.0.q_proj")!.a.length).toBe(64 * 8);
     expect(await service.cache.get(row.id)).toBe(weights);
@@ -49,7 +50,7 @@ describe("adapter service", () => {
     await expect(service.leases.acquire(row.id)).rejects.toThrow(/not found/); // no new request may start, cache hit or not
     expect(existsSync(service.blobs.dirOf(row.id))).toBe(true);
     expect(service.cache.has(row.id)).toBe(true);
-    expect(inUse.weights.modules.size).toBe(STORIES.numLayers);
+    expect(requireLora(inUse.weights).modules.size).toBe(STORIES.numLayers);
     inUse.release(7);
     await service.leases.settled();
     expect(existsSync(service.blobs.dirOf(row.id))).toBe(false);

@@ -5,16 +5,18 @@ import { tinyConfig } from "../../helpers/tiny-model.ts";
 
 describe("normalizeDecoderOptions", () => {
   it("fills defaults, folds the deprecated fusedNorm into fused and forces new keys for decode-only graphs", () => {
-    expect(normalizeDecoderOptions()).toEqual({ lora: false, fused: false, kvOutput: "present", decodeOnly: false });
-    expect(normalizeDecoderOptions({ fusedNorm: true })).toEqual({ lora: false, fused: true, kvOutput: "present", decodeOnly: false });
+    expect(normalizeDecoderOptions()).toEqual({ lora: false, fused: false, kvOutput: "present", decodeOnly: false, virtualTokens: false });
+    expect(normalizeDecoderOptions({ fusedNorm: true })).toEqual({ lora: false, fused: true, kvOutput: "present", decodeOnly: false, virtualTokens: false });
     expect(normalizeDecoderOptions({ fused: false, fusedNorm: true }).fused).toBe(false);
-    expect(normalizeDecoderOptions({ decodeOnly: true, kvOutput: "present" })).toEqual({ lora: false, fused: false, kvOutput: "new", decodeOnly: true });
+    expect(normalizeDecoderOptions({ virtualTokens: true }).virtualTokens).toBe(true);
+    expect(normalizeDecoderOptions({ virtualTokens: true, decodeOnly: true }).virtualTokens).toBe(false); // virtual tokens are prefill only
+    expect(normalizeDecoderOptions({ decodeOnly: true, kvOutput: "present" })).toEqual({ lora: false, fused: false, kvOutput: "new", decodeOnly: true, virtualTokens: false });
   });
 
   it("gives equivalent options one compile key", () => {
     const config = tinyConfig();
     expect(compileKey(config, "h", { fusedNorm: true })).toBe(compileKey(config, "h", { fused: true }));
-    expect(compileKey(config, "h", { decodeOnly: true })).toBe(compileKey(config, "h", { decodeOnly: true, kvOutput: "new" }));
-    expect(compileKey(config, "h", {})).toBe(compileKey(config, "h", { lora: false, fused: false, kvOutput: "present", decodeOnly: false }));
+    expect(compileKey(config, "h", { decodeOnly: true, virtualTokens: false })).toBe(compileKey(config, "h", { decodeOnly: true, kvOutput: "new" }));
+    expect(compileKey(config, "h", {})).toBe(compileKey(config, "h", { lora: false, fused: false, kvOutput: "present", decodeOnly: false, virtualTokens: false }));
   });
 });
