@@ -378,6 +378,7 @@ class SqliteKnowledgeBase implements KnowledgeBase {
     if (!doc || this.closed) return undefined;
     const path = this.uploadPath(documentId);
     if (!existsSync(path)) throw new Error("the uploaded file was lost before ingestion");
+    this.setProgress([documentId], 0);
     // Parsed by the upload, or (resumed after a restart, or past the cache's bound) parsed here under the same limits.
     const parsed = this.parsed.take(documentId) ?? (await this.parser.parse(doc.format as DocumentFormat, readFileSync(path)));
     const chunks = chunkDocument(parsed, this.chunking(doc), this.countTokens);
@@ -525,11 +526,12 @@ interface Prepared {
   warning: string | null;
 }
 
-/** What the port shows of a stored document. */
+/** A refused batch item's error, as the port carries it. */
 function refusal(err: KnowledgeError): Extract<BatchItem, { ok: false }>["error"] {
   return { kind: err.kind as Extract<BatchItem, { ok: false }>["error"]["kind"], message: err.message, param: err.param ?? null };
 }
 
+/** What the port shows of a stored document. */
 function toKnowledgeDocument(row: DocumentRow): KnowledgeDocument {
   const { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt } = row;
   return { id, tenantId, title, format, status, progress, chunkCount, sizeBytes, sha256, metadata, warning, error, createdAt };

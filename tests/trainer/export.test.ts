@@ -75,7 +75,7 @@ describe("PEFT export -> upload path -> serving engine (stories260k)", () => {
     const params = trained(config, spec, 11);
     const files = exportPeftAdapter(params, { baseModel: "stories260k" });
     const upload = await readAdapterUpload({ config: files.config, model: files.model, modelFileName: PEFT_MODEL_FILE }, rules);
-    expect(upload.summary).toEqual({ rank: spec.rank, alpha: spec.alpha, targetModules: SPEC.targets });
+    expect(upload.summary).toEqual({ kind: "lora", numVirtualTokens: null, rank: spec.rank, alpha: spec.alpha, targetModules: SPEC.targets });
     const want = toGraphWeights(params, "trained");
     const loaded = loadPeftAdapter("trained", upload.files, config, rules.limits);
     expectSameWeights(loaded, want);
