@@ -1,4 +1,4 @@
-// Adapters: the caller's and public adapters, upload a PEFT archive (progress shown), make one the
+// Adapters: the caller's and public adapters, upload a PEFT archive or folder (progress shown), make one the
 // tenant's default, delete. Every change refreshes the model pickers of chat and compare.
 import { api, upload } from "./api.js";
 import { $, h, showError } from "./dom.js";
@@ -26,15 +26,27 @@ async function act(path, method) {
   await refresh();
 }
 
+/** The adapter's part of the form: the archive, else the chosen folder's two PEFT files (the API takes either). */
+function appendAdapter(form) {
+  const archive = $("#adapter-file").files[0];
+  if (archive) return form.append("file", archive);
+  const inFolder = (name) => [...$("#adapter-folder").files].find((f) => f.name === name);
+  const config = inFolder("adapter_config.json");
+  const model = inFolder("adapter_model.safetensors");
+  if (!config || !model) throw new Error("Choose a PEFT archive, or a folder holding adapter_config.json and adapter_model.safetensors.");
+  form.append("adapter_config", config, config.name);
+  form.append("adapter_model", model, model.name);
+}
+
 async function send(e) {
   e.preventDefault();
-  const form = new FormData();
-  form.append("name", $("#adapter-name").value);
-  form.append("file", $("#adapter-file").files[0]);
   const bar = $("#adapter-progress");
-  bar.hidden = false;
   showError($("#adapter-error"), null);
   try {
+    const form = new FormData();
+    form.append("name", $("#adapter-name").value);
+    appendAdapter(form);
+    bar.hidden = false;
     await upload("/v1/adapters", form, (f) => (bar.value = Math.round(f * 100)));
     e.target.reset();
   } catch (err) {

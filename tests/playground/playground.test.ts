@@ -5,6 +5,9 @@
  * loss chart gaining points (the real trainer worker, in this process, with the stand-in training loop).
  * Every URL the page requests is checked for the key. Screenshots go to artefacts/playground/.
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pino } from "pino";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -114,6 +117,25 @@ describe("the playground", () => {
     await expect.poll(() => page.locator("#chat-model option").allTextContents()).toContain("pirate (adapter)");
     expect(await page.locator("#compare-model option").allTextContents()).toContain("pirate (adapter)");
     await screenshot(page, "adapters");
+  });
+
+  it("uploads an adapter from a PEFT folder, and says what a folder without its files lacks", async () => {
+    const { files } = randomPeftAdapter(STORIES, { rank: 4, amplitude: 0.5, seed: 8 });
+    const folder = await mkdtemp(join(tmpdir(), "peft-folder-"));
+    await page.locator("#adapter-name").fill("from-folder");
+    await page.locator("#adapter-folder").setInputFiles(folder); // empty: nothing to send
+    await page.getByRole("button", { name: "Upload" }).click();
+    await expect.poll(() => page.locator("#adapter-error").textContent()).toContain("adapter_config.json and adapter_model.safetensors");
+    await writeFile(join(folder, "adapter_config.json"), files.config);
+    await writeFile(join(folder, "adapter_model.safetensors"), files.model);
+    await writeFile(join(folder, "README.md"), "# not part of the upload\n");
+    await page.locator("#adapter-folder").setInputFiles(folder);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator('#adapters tbody tr[data-name="from-folder"]').waitFor();
+    const listed = (await (await p.call("GET", "/v1/adapters", { key })).json()).data.find((a: { name: string }) => a.name === "from-folder");
+    expect(listed).toMatchObject({ rank: 4 });
+    expect(await page.locator("#adapter-error").textContent()).toBe("");
+    await rm(folder, { recursive: true, force: true });
   });
 
   it("shows a fine-tuning job's loss chart gaining points while it runs, then chats with its model", async () => {
