@@ -7,6 +7,8 @@
  *      - a random model with TinyLlama-1.1B's layer shapes and vocabulary, 2 layers (bench/synthetic-model.ts),
  *        at 256 × 8 too (BENCH_TRAINER_TINYLLAMA_SEQ / _BATCH shorten it on a slow machine; the table says so).
  *      - DPO on stories260k at the same sizes (bench/trainer-dpo.ts): 4 pairs = 8 rows per run, pairs/s and tokens/s.
+ *      - prompt tuning on stories260k at the same sizes plus 8 virtual tokens a row (bench/trainer-prompt-tuning.ts;
+ *        `npm run bench -- trainer prompt-tuning` runs it alone).
  *      Peak RSS is the process's high-water mark so far: each row includes the rows before it.
  *   1b. Sequence packing (trainer/packing.ts): counted tokens/s of stories260k steps over 8 mixed-length
  *      examples with packing off and on, interleaved (bench-results/trainer-packing.json;
@@ -37,6 +39,7 @@ import { openStepRunner } from "../trainer/step-graph.ts";
 import { createTrainState, resolveHyperparameters, trainStep } from "../trainer/train.ts";
 import { percentile, report } from "./report.ts";
 import { dpoThroughput } from "./trainer-dpo.ts";
+import { promptTuningThroughput } from "./trainer-prompt-tuning.ts";
 import { tinyLlamaShape, writeSyntheticModel } from "./synthetic-model.ts";
 import { BATCH, randomExamples, SEQ } from "./trainer-case.ts";
 
@@ -239,6 +242,7 @@ async function main(): Promise<void> {
     }
     rows.push(...(await throughput({ name: "stories260k", modelDir: stories, seq: SEQ, batch: BATCH, threads: [1, 2], warmup: 2, steps: 6 }, cacheDir)));
     rows.push(...(await dpoThroughput(stories, cacheDir, [1, 2])));
+    rows.push(...(await promptTuningThroughput(stories, workDir, [1, 2])));
     const tinyDir = join(workDir, "tinyllama-2l");
     await writeSyntheticModel(tinyDir, tinyLlamaShape(2));
     const shortened = TINYLLAMA_SEQ !== SEQ || TINYLLAMA_BATCH !== BATCH ? "shortened by BENCH_TRAINER_TINYLLAMA_SEQ/_BATCH: too slow here" : undefined;
