@@ -11,6 +11,9 @@
  * Throughput is measured on the engine's decode graph alone, and for all but the 7B layer also as 32
  * generate() calls through the engine end to end (continuous batching, prefill, sampling).
  *
+ * Last, 32 sequences over mixed prompt-tuning and LoRA adapters against base alone
+ * (bench/adapters-prompt-tuning.ts, bench-results/adapters-prompt-tuning.json).
+ *
  *   npx tsx bench/adapters.ts        (prints tables, writes bench-results/adapters.json)
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -36,6 +39,8 @@ import { openDatabase } from "../services/store/db.ts";
 import { tenants } from "../services/store/schema.ts";
 import { writeSyntheticModel, type SyntheticShape } from "./synthetic-model.ts";
 import { requireLora } from "../services/model/prompt-tuning.ts";
+import { PROMPT_TUNING_SERVING, promptTuningServing } from "./adapters-prompt-tuning.ts";
+import { report } from "./report.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SEQUENCES = 32;
@@ -364,4 +369,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const out = join(REPO_ROOT, "bench-results");
   await mkdir(out, { recursive: true });
   await writeFile(join(out, "adapters.json"), `${JSON.stringify({ ...result, date: new Date().toISOString(), node: process.version }, null, 2)}\n`);
+  console.log("\nprompt tuning and LoRA mixed, 32 sequences on stories260k (bench/adapters-prompt-tuning.ts):");
+  report("adapters-prompt-tuning", await promptTuningServing(), PROMPT_TUNING_SERVING);
 }
