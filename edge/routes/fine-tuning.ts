@@ -33,7 +33,8 @@ const SupervisedHyperparameters = Hyperparameters.extend({
   prompt_tuning_init_text: z.string().min(1).max(2000),
 }).partial();
 
-const DpoHyperparameters = Hyperparameters.extend({ beta: auto(z.number().positive().max(100)) }).partial();
+/** DPO trains LoRA only: `adapter_type` may say so, and "prompt_tuning" is refused rather than ignored. */
+const DpoHyperparameters = Hyperparameters.extend({ beta: auto(z.number().positive().max(100)), adapter_type: z.literal("lora") }).partial();
 
 /** The extension: LoRA and schedule settings OpenAI's API has no field for. */
 const Extension = z

@@ -68,6 +68,9 @@ describe("a prompt-tuning fine-tuning job", () => {
       expect(res.status, JSON.stringify(hyperparameters)).toBe(400);
       expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
     }
+    const dpo = await p.call("POST", "/v1/fine_tuning/jobs", { key, json: { model: "stories260k", training_file: fileId, method: { type: "dpo", dpo: { hyperparameters: { adapter_type: "prompt_tuning" } } } } });
+    expect(dpo.status).toBe(400);
+    expect(((await dpo.json()) as { error: { param: string } }).error.param).toBe("method.dpo.hyperparameters.adapter_type");
     // continuing a LoRA adapter as a prompt-tuning job
     const lora = randomPeftAdapter(STORIES, { rank: 2 }).files;
     const form = new FormData();
