@@ -14,6 +14,7 @@ import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import { PlaneError } from "../ports/errors.ts";
+import { maxVirtualTokens } from "../services/adapters/prompt-tuning.ts";
 import { loadChatTemplate } from "../services/model/chat-template.ts";
 import { loadDecoderConfig } from "../services/model/config.ts";
 import { loadTokenizer } from "../services/model/tokenizer.ts";
@@ -51,7 +52,8 @@ export async function trainPromptTuningJob(request: PromptTuningJobRequest, hook
   const h = request.hyperparameters;
   const [config, tokenizer, template] = await Promise.all([loadDecoderConfig(request.modelDir), loadTokenizer(request.modelDir), loadChatTemplate(request.modelDir)]);
   const n = h.numVirtualTokens ?? PROMPT_TUNING_DEFAULTS.numVirtualTokens;
-  if (n >= config.maxPositionEmbeddings) throw invalid(`num_virtual_tokens ${n} leaves no room in the model's context of ${config.maxPositionEmbeddings} tokens`, "num_virtual_tokens");
+  const limit = maxVirtualTokens(config) ?? config.maxPositionEmbeddings - 1;
+  if (n > limit) throw invalid(`num_virtual_tokens ${n} is more than ${limit}, what the adapter catalog takes for a context of ${config.maxPositionEmbeddings} tokens`, "num_virtual_tokens");
   const initText = h.init === "random" ? undefined : h.initText;
   let init: PromptInit = "random";
   if (initText !== undefined) {
