@@ -10,6 +10,12 @@ export type FineTuningStatus = "validating_files" | "queued" | "running" | "succ
 export interface FineTuningHyperparameters {
   /** OpenAI's `method.type`: "supervised" (default) or "dpo" (preference pairs; trainer/dpo/). */
   method?: "supervised" | "dpo";
+  /** What a supervised job trains: a LoRA adapter (default) or PEFT prompt tuning (trainer/prompt-tuning.ts; no LoRA fields then). */
+  adapterType?: "lora" | "prompt_tuning";
+  /** Prompt tuning: virtual tokens trained (default 8), and their init: "text" (the embeddings of `promptTuningInitText`'s tokens; the default when a text is given) or "random". */
+  numVirtualTokens?: number;
+  promptTuningInit?: "text" | "random";
+  promptTuningInitText?: string;
   /** DPO: β (default 0.1) and the loss ("sigmoid", default, or "ipo"). */
   beta?: number;
   lossType?: "sigmoid" | "ipo";

@@ -7,10 +7,10 @@
  * then its own tokens; the virtual positions are never counted in the loss (PEFT's -100 labels).
  * Initialisation as PEFT: "text" takes the embedding rows of the init text's tokens (repeated or cut
  * to N), "random" draws N(0, 1) as torch.nn.Embedding does. AdamW without weight decay, constant rate.
- * The result exports as a PEFT prompt-tuning folder that the adapter catalog imports.
- *
- * This is the training loop only; `method.supervised` jobs with `adapter_type: "prompt_tuning"`
- * (job API, checkpoints, early stopping) do not drive it yet.
+ * The validation loss is measured before training, every `evalEvery` steps and after the last step;
+ * the embeddings of the lowest one are kept as `best` (step 0: the initial embeddings). The result
+ * exports as a PEFT prompt-tuning folder that the adapter catalog imports; fine-tuning jobs with
+ * `adapter_type: "prompt_tuning"` run it through trainer/prompt-tuning-job.ts.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -45,13 +45,31 @@ export interface PromptTuningRequest {
   batchSize: number;
   seed: number;
   threads?: number;
-  onStep?(step: number, loss: number): void;
+  /** Validation every this many steps (and after the last); default: only after the last. */
+  evalEvery?: number;
+  /** Checked before each step: true ends training there (`cancelled`). */
+  shouldStop?(): boolean;
+  onStep?(step: number, loss: number, info: PromptTuningStep): void | Promise<void>;
+}
+
+/** One step's numbers besides its loss. */
+export interface PromptTuningStep {
+  /** When this step was evaluated. */
+  validLoss?: number;
+  gradNorm: number;
+  tokens: number;
+  seconds: number;
 }
 
 export interface PromptTuningResult {
   /** [numVirtualTokens, hidden] */
   embeddings: Float32Array;
   validationLoss: { before: number; after: number };
+  /** The evaluated embeddings with the lowest validation loss (step 0: the initial ones). */
+  best: { step: number; validLoss: number; embeddings: Float32Array };
+  steps: number;
+  /** `shouldStop` ended training before `steps`. */
+  cancelled: boolean;
   /** Input tokens (virtual ones included) the training steps ran over. */
   tokens: number;
   /** Wall time of the training steps (validation and graph building not included). */
@@ -85,23 +103,39 @@ export async function trainPromptTuning(request: PromptTuningRequest): Promise<P
   };
   try {
     const before = await validate();
-    const started = performance.now();
+    const best = { step: 0, validLoss: before, embeddings: embeddings.slice() };
+    const evalEvery = request.evalEvery ?? request.steps;
+    let seconds = 0;
     const optimizer = new AdamW([embeddings.length], { weightDecay: 0 });
     const training = request.training.map(prepend);
     let tokens = 0;
-    for (let step = 0, epoch = 0; step < request.steps; epoch++) {
+    let step = 0;
+    let after: number | undefined;
+    let cancelled = false;
+    for (let epoch = 0; step < request.steps && !cancelled; epoch++) {
       const order = epochOrder(training.length, request.seed, epoch).map((i) => training[i]!);
       for (const group of chunks(order, request.batchSize)) {
         if (step >= request.steps) break;
+        if (request.shouldStop?.()) {
+          cancelled = true;
+          break;
+        }
+        const started = performance.now();
         const batch = makeBatch(group, 0);
         const out = await sessions.train.run(feeds(batch));
-        optimizer.update([embeddings], [out[`grad.${VIRTUAL_EMBEDDINGS_INPUT}`]!.data as Float32Array], request.learningRate);
+        const grad = out[`grad.${VIRTUAL_EMBEDDINGS_INPUT}`]!.data as Float32Array;
+        const gradNorm = Math.sqrt(grad.reduce((sum, g) => sum + g * g, 0));
+        optimizer.update([embeddings], [grad], request.learningRate);
+        const stepSeconds = (performance.now() - started) / 1000;
+        seconds += stepSeconds;
         tokens += batch.tokens;
-        request.onStep?.(++step, (out.loss!.data as Float32Array)[0]!);
+        step++;
+        after = step % evalEvery === 0 || step === request.steps ? await validate() : undefined;
+        if (after !== undefined && after < best.validLoss) Object.assign(best, { step, validLoss: after, embeddings: embeddings.slice() });
+        await request.onStep?.(step, (out.loss!.data as Float32Array)[0]!, { validLoss: after, gradNorm, tokens: batch.tokens, seconds: stepSeconds });
       }
     }
-    const seconds = (performance.now() - started) / 1000;
-    return { embeddings, validationLoss: { before, after: await validate() }, tokens, seconds };
+    return { embeddings, validationLoss: { before, after: after ?? (await validate()) }, best, steps: step, cancelled, tokens, seconds };
   } finally {
     await Promise.all([sessions.train.release(), sessions.evaluate.release()]);
   }

@@ -25,7 +25,16 @@ const Hyperparameters = z
   })
   .partial();
 
-const DpoHyperparameters = Hyperparameters.extend({ beta: auto(z.number().positive().max(100)) }).partial();
+/** A supervised job's extra fields: PEFT prompt tuning instead of LoRA (`adapter_type: "prompt_tuning"`). */
+const SupervisedHyperparameters = Hyperparameters.extend({
+  adapter_type: z.enum(["lora", "prompt_tuning"]),
+  num_virtual_tokens: z.number().int().min(1).max(256),
+  prompt_tuning_init: z.enum(["text", "random"]),
+  prompt_tuning_init_text: z.string().min(1).max(2000),
+}).partial();
+
+/** DPO trains LoRA only: `adapter_type` may say so, and "prompt_tuning" is refused rather than ignored. */
+const DpoHyperparameters = Hyperparameters.extend({ beta: auto(z.number().positive().max(100)), adapter_type: z.literal("lora") }).partial();
 
 /** The extension: LoRA and schedule settings OpenAI's API has no field for. */
 const Extension = z
@@ -59,11 +68,11 @@ const CreateJob = z.object({
     .record(z.string().max(64), z.string().max(512))
     .refine((m) => Object.keys(m).length <= 16, "at most 16 keys")
     .nullish(),
-  hyperparameters: Hyperparameters.optional(),
+  hyperparameters: SupervisedHyperparameters.optional(),
   method: z
     .object({
       type: z.enum(["supervised", "dpo", "reinforcement"]),
-      supervised: z.object({ hyperparameters: Hyperparameters.optional() }).optional(),
+      supervised: z.object({ hyperparameters: SupervisedHyperparameters.optional() }).optional(),
       dpo: z.object({ hyperparameters: DpoHyperparameters.optional() }).optional(),
     })
     .optional(),
@@ -126,10 +135,17 @@ export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobReq
   if (!dpo && x.loss_type !== undefined) throw badRequest("switchyard.loss_type applies to method 'dpo' only.", "switchyard.loss_type", "invalid_hyperparameters");
   if (dpo && (x.dropout ?? 0) > 0) throw badRequest("LoRA dropout is not supported with method 'dpo'.", "switchyard.dropout", "invalid_hyperparameters");
   const d = body.method?.dpo?.hyperparameters ?? {};
-  const h = (dpo ? d : body.method?.supervised?.hyperparameters) ?? body.hyperparameters ?? {};
+  const s = (dpo ? undefined : body.method?.supervised?.hyperparameters ?? body.hyperparameters) ?? {};
+  const h = dpo ? d : s;
   const given = (v: number | "auto" | undefined) => (v === "auto" ? undefined : v);
+  checkPromptTuning(s, x, body.method?.supervised?.hyperparameters ? "method.supervised.hyperparameters" : "hyperparameters");
+  const promptTuning = s.adapter_type === "prompt_tuning";
   const hyperparameters: FineTuningHyperparameters = {
     method: dpo ? "dpo" : undefined,
+    adapterType: promptTuning ? "prompt_tuning" : undefined,
+    numVirtualTokens: s.num_virtual_tokens,
+    promptTuningInit: s.prompt_tuning_init,
+    promptTuningInitText: s.prompt_tuning_init_text,
     beta: dpo ? given(d.beta) : undefined,
     lossType: x.loss_type,
     nEpochs: given(h.n_epochs),
@@ -158,6 +174,25 @@ export function jobRequest(tenantId: string, body: CreateBody): FineTuningJobReq
     metadata: body.metadata ?? undefined,
     hyperparameters: defined(hyperparameters),
   };
+}
+
+/** Extension fields a prompt-tuning job has no use for: the LoRA shape, and schedule settings its loop does not have. */
+const NOT_FOR_PROMPT_TUNING = ["r", "alpha", "dropout", "target_modules", "warmup_ratio", "weight_decay", "early_stopping", "packing"] as const;
+
+/** Prompt-tuning fields only with `adapter_type: "prompt_tuning"`, an init text only with the "text" init (which needs one), and no LoRA fields beside them. */
+function checkPromptTuning(s: z.output<typeof SupervisedHyperparameters>, x: z.output<typeof Extension>, at: string): void {
+  const invalid = (message: string, param: string) => badRequest(message, param, "invalid_hyperparameters");
+  if (s.adapter_type !== "prompt_tuning") {
+    for (const k of ["num_virtual_tokens", "prompt_tuning_init", "prompt_tuning_init_text"] as const) {
+      if (s[k] !== undefined) throw invalid(`${k} applies to adapter_type 'prompt_tuning' only.`, `${at}.${k}`);
+    }
+    return;
+  }
+  for (const k of NOT_FOR_PROMPT_TUNING) {
+    if (x[k] !== undefined) throw invalid(`switchyard.${k} is a LoRA setting; it does not apply to adapter_type 'prompt_tuning'.`, `switchyard.${k}`);
+  }
+  if (s.prompt_tuning_init === "text" && s.prompt_tuning_init_text === undefined) throw invalid("prompt_tuning_init 'text' needs prompt_tuning_init_text.", `${at}.prompt_tuning_init_text`);
+  if (s.prompt_tuning_init === "random" && s.prompt_tuning_init_text !== undefined) throw invalid("prompt_tuning_init_text applies to prompt_tuning_init 'text' only.", `${at}.prompt_tuning_init_text`);
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -195,7 +230,9 @@ export function jobJson(job: FineTuningJob) {
 /** OpenAI's `method` as the job was created: supervised, or dpo with β. */
 function methodJson(h: FineTuningHyperparameters, hyperparameters: { n_epochs: number | "auto"; batch_size: number | "auto"; learning_rate_multiplier: number | "auto" }) {
   if (h.method === "dpo") return { type: "dpo" as const, dpo: { hyperparameters: { ...hyperparameters, beta: h.beta ?? ("auto" as const) } } };
-  return { type: "supervised" as const, supervised: { hyperparameters } };
+  if (h.adapterType !== "prompt_tuning") return { type: "supervised" as const, supervised: { hyperparameters } };
+  const promptTuning = defined({ adapter_type: "prompt_tuning" as const, num_virtual_tokens: h.numVirtualTokens, prompt_tuning_init: h.promptTuningInit, prompt_tuning_init_text: h.promptTuningInitText });
+  return { type: "supervised" as const, supervised: { hyperparameters: { ...hyperparameters, ...promptTuning } } };
 }
 
 /** The job's result in snake_case: `base` and `adapter` side by side (a DPO job's: `reference` and `adapter`, and its pairs). */

@@ -4,6 +4,9 @@
  * the adapter through the AdapterCatalog as the tenant's adapter named `suffix` (default `ft-<id tail>`),
  * then reports base model vs adapter on the validation set (`report`, trainer/report.ts; a DPO job's
  * `reportDpo`, trainer/dpo/report.ts: reference vs adapter on the validation pairs) into the job's result. A report that fails leaves the job succeeded, without a result, and says why in a warning event.
+ * A supervised job with `adapterType: "prompt_tuning"` trains with trainer/prompt-tuning-job.ts instead:
+ * metrics events as SFT's, the best prompt published once at the end, a summary event, no result report,
+ * no state or epoch checkpoints.
  *
  * Crash recovery: with `checkpointDir`, the loop's state is written every `checkpointEvery` steps
  * (default: at each evaluation) to `<checkpointDir>/<job id>/` (trainer/checkpoint.ts: atomic files,
@@ -44,6 +47,7 @@ import { CheckpointDir } from "../checkpoint.ts";
 import type { ReportFn } from "../report.ts";
 import type { PreferenceReportFn } from "../dpo/report.ts";
 import { dpoFingerprint, trainDpo, type DpoTrainRequest, type DpoTrainResult } from "../dpo/train.ts";
+import { PROMPT_TUNING_DEFAULTS, trainPromptTuningJob, type PromptTuningJobRequest, type PromptTuningTrainFn } from "../prompt-tuning-job.ts";
 import type { ChatExample, EpochEnd, TrainCheckpoint, TrainFn, TrainHooks, TrainHyperparameters, TrainProgress, TrainRequest, TrainResult } from "../train-api.ts";
 import { DEFAULT_HYPERPARAMETERS, trainFingerprint } from "../train.ts";
 import type { Heartbeat, JobQueue, Outcome } from "./queue.ts";
@@ -55,6 +59,8 @@ export interface RunnerDeps {
   train: TrainFn;
   /** DPO jobs' loop (default trainer/dpo/train.ts `trainDpo`). */
   trainDpo?: DpoTrainFn;
+  /** Prompt-tuning jobs' loop (default trainer/prompt-tuning-job.ts `trainPromptTuningJob`). */
+  trainPromptTuning?: PromptTuningTrainFn;
   /** The result report (trainer/report.ts `reportTraining`); none: jobs succeed without a result. */
   report?: ReportFn;
   /** A DPO job's result report (trainer/dpo/report.ts `reportPreferences`); none: DPO jobs succeed without a result. */
@@ -115,7 +121,7 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
     const validation = job.validationFile ? await read(deps.files, job.tenantId, job.validationFile, "validation_file") : undefined;
     const start = await startingAdapter(job, deps);
     if (start) await deps.queue.event(job.id, { message: `Continuing adapter ${start.info.name}@${start.info.version} (${start.info.id})` });
-    const what = dpo ? "preference pairs (DPO)" : "examples";
+    const what = dpo ? "preference pairs (DPO)" : h.adapterType === "prompt_tuning" ? "examples (prompt tuning)" : "examples";
     await deps.queue.event(job.id, { message: `Training on ${training.length} ${what}${validation ? `, validating on ${validation.length}` : ""}` });
     const losses = new Map<number, number>();
     const common = {
@@ -127,7 +133,10 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
       initialAdapter: start?.files,
       memoryLimitMb: deps.memoryLimitMb,
     };
-    const run = dpo
+    const promptTuning = h.adapterType === "prompt_tuning";
+    const run = promptTuning
+      ? promptTuningRun({ modelDir: deps.modelDir, cacheDir: deps.cacheDir, seed: job.seed, training: training as ChatExample[], validation: validation as ChatExample[] | undefined, hyperparameters: promptTuningHyperparameters(h) }, deps.trainPromptTuning ?? trainPromptTuningJob)
+      : dpo
       ? dpoRun({ ...common, training: training as PreferenceExample[], validation: validation as PreferenceExample[] | undefined, dpo: { beta: h.beta, lossType: h.lossType } }, deps.trainDpo ?? trainDpo)
       : sftRun({ ...common, training: training as ChatExample[], validation: validation as ChatExample[] | undefined }, deps.train);
     const continuedName = start && start.info.tenantId === job.tenantId ? start.info.name : undefined;
@@ -163,7 +172,8 @@ async function train(job: FineTuneJobRow, deps: RunnerDeps, watch: LeaseWatch, s
     if (watch.state === "lost") return { status: "cancelled" };
     if (result.stoppedEarly) await deps.queue.event(job.id, earlyStopEvent(result));
     if ("bestRewards" in result) await deps.queue.event(job.id, dpoSummary(result as DpoTrainResult));
-    const makeReport = dpo ? () => reportDpo(job, deps, result as DpoTrainResult, start?.files) : () => report(job, deps, result);
+    if (promptTuning) await deps.queue.event(job.id, promptTuningSummary(result));
+    const makeReport = promptTuning ? () => Promise.resolve(undefined) : dpo ? () => reportDpo(job, deps, result as DpoTrainResult, start?.files) : () => report(job, deps, result);
     return await publish(job, deps, result, losses, continuedName, makeReport);
   } catch (e) {
     if (e instanceof JobFailure) return { status: "failed", error: e.error };
@@ -185,6 +195,25 @@ function sftRun(request: TrainRequest, train: TrainFn): MethodRun {
 
 function dpoRun(request: DpoTrainRequest, train: DpoTrainFn): MethodRun {
   return { fingerprint: () => dpoFingerprint(request), resume: (s) => void (request.resume = s), train: (hooks) => train(request, hooks) };
+}
+
+/** No state checkpoints are written for prompt tuning (trainer/prompt-tuning-job.ts), so none is ever resumed. */
+function promptTuningRun(request: PromptTuningJobRequest, train: PromptTuningTrainFn): MethodRun {
+  return {
+    fingerprint: () => `prompt_tuning:${JSON.stringify({ h: request.hyperparameters, seed: request.seed, model: request.modelDir })}`,
+    resume: () => {
+      throw new Error("prompt-tuning jobs do not resume from state checkpoints");
+    },
+    train: (hooks) => train(request, hooks),
+  };
+}
+
+/** A prompt-tuning job's validation outcome: the initial prompt's loss and the best one's. */
+function promptTuningSummary(r: TrainResult) {
+  return {
+    message: `Prompt tuning validation: loss ${r.baseValidLoss.toFixed(4)} (initial prompt) -> ${r.bestValidLoss.toFixed(4)} (step ${r.bestStep})`,
+    data: { best_step: r.bestStep, valid_loss: r.bestValidLoss, base_valid_loss: r.baseValidLoss },
+  };
 }
 
 /** Early stopping, as an event the playground marks on its loss chart (`early_stopping_step`, `best_step`). */
@@ -367,6 +396,13 @@ export function trainHyperparameters(h: FineTuningHyperparameters): TrainHyperpa
     packing: h.packing,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as TrainHyperparameters;
+}
+
+/** A prompt-tuning job's hyperparameters; the multiplier scales the prompt-tuning rate (PROMPT_TUNING_DEFAULTS). */
+export function promptTuningHyperparameters(h: FineTuningHyperparameters): PromptTuningJobRequest["hyperparameters"] {
+  const learningRate = h.learningRate ?? (h.learningRateMultiplier === undefined ? undefined : h.learningRateMultiplier * PROMPT_TUNING_DEFAULTS.learningRate);
+  const out = { epochs: h.nEpochs, batchSize: h.batchSize, learningRate, maxSteps: h.maxSteps, evalEvery: h.evalEvery, numVirtualTokens: h.numVirtualTokens, init: h.promptTuningInit, initText: h.promptTuningInitText };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
 }
 
 function metricsEvent(p: TrainProgress) {

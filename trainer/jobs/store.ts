@@ -169,6 +169,10 @@ export class StoreTrainer implements Trainer {
     if (adapter.baseModel !== base) {
       throw new PlaneError("invalid_request", `Adapter '${adapter.name}@${adapter.version}' was trained on '${adapter.baseModel}'; this node trains '${base}'.`, { code: "model_not_available", param: "model" });
     }
+    if (hyperparameters.adapterType === "prompt_tuning") {
+      const what = adapter.kind === "prompt_tuning" ? "a prompt-tuning adapter is not supported yet" : `the LoRA adapter '${adapter.name}@${adapter.version}' cannot be continued as a prompt-tuning adapter`;
+      throw new PlaneError("invalid_request", `A prompt-tuning job trains from the base model '${base}': continuing ${what}.`, { code: "adapter_type_conflict", param: "model" });
+    }
     const spec = { rank: adapter.rank, alpha: adapter.alpha, targets: adapter.targetModules as LoraTarget[] };
     continuedHyperparameters({ ...hyperparameters, targetModules: hyperparameters.targetModules as LoraTarget[] | undefined }, spec);
     return { model: `${base}:${adapter.id}`, hyperparameters };
