@@ -162,9 +162,18 @@ async function ensureAdminKey(keys: ApiKeyStore, configured: string | undefined,
   }
 }
 
+/**
+ * Idle keep-alive sockets stay open longer than the 60 s idle timeout of common proxies and load
+ * balancers (Node's default is 5 s): a server that closes an idle socket first races the client
+ * reusing it, and the client's request dies with EPIPE or ECONNRESET. Headers must time out later still.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 export function listen(fetch: (request: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<Server> {
   return new Promise((resolveListen, reject) => {
     const server = serve({ fetch, hostname, port }, () => resolveListen(server as Server)) as Server;
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
     server.once("error", reject);
   });
 }
