@@ -98,14 +98,10 @@ export function encodeExample(example: ChatExample, encoder: ChatEncoder, maxLen
   return kept.weights.some((w, t) => t > 0 && w > 0) ? kept : undefined;
 }
 
-/** Left-padded batch of next-token predictions (see the header). */
-export function makeBatch(examples: readonly EncodedExample[], padId: number): Batch {
-  if (examples.length === 0) throw new Error("makeBatch: no examples");
-  const batch = examples.length;
-  const seq = Math.max(...examples.map((e) => e.ids.length - 1));
-  if (seq < 1) throw new Error("makeBatch: every example needs at least two tokens");
+/** A batch of `batch` rows of `seq` padding tokens, nothing attended, counted or weighted yet. */
+function emptyBatch(batch: number, seq: number, padId: number): Batch {
   const size = batch * seq;
-  const out: Batch = {
+  return {
     batch,
     seq,
     inputIds: new BigInt64Array(size).fill(BigInt(padId)),
@@ -116,6 +112,15 @@ export function makeBatch(examples: readonly EncodedExample[], padId: number): B
     tokens: 0,
     items: 0,
   };
+}
+
+/** Left-padded batch of next-token predictions (see the header). */
+export function makeBatch(examples: readonly EncodedExample[], padId: number): Batch {
+  if (examples.length === 0) throw new Error("makeBatch: no examples");
+  const batch = examples.length;
+  const seq = Math.max(...examples.map((e) => e.ids.length - 1));
+  if (seq < 1) throw new Error("makeBatch: every example needs at least two tokens");
+  const out = emptyBatch(batch, seq, padId);
   examples.forEach((e, b) => {
     const n = e.ids.length - 1;
     const pad = seq - n;
@@ -161,19 +166,7 @@ export function makePackedBatch(rows: readonly (readonly EncodedExample[])[], pa
   const batch = rows.length;
   const seq = Math.max(...rows.map((r) => r.reduce((n, e) => n + inputLength(e), 0)));
   if (seq < 1) throw new Error("makePackedBatch: every example needs at least two tokens");
-  const size = batch * seq;
-  const out: Batch = {
-    batch,
-    seq,
-    inputIds: new BigInt64Array(size).fill(BigInt(padId)),
-    positionIds: new BigInt64Array(size),
-    attentionMask: new BigInt64Array(size),
-    labels: new BigInt64Array(size),
-    lossWeights: new Float32Array(size),
-    segmentIds: new BigInt64Array(size),
-    tokens: 0,
-    items: 0,
-  };
+  const out: Batch = { ...emptyBatch(batch, seq, padId), segmentIds: new BigInt64Array(batch * seq) };
   rows.forEach((row, b) => {
     let at = b * seq;
     row.forEach((e, k) => {

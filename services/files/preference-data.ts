@@ -13,7 +13,7 @@
  * as chat examples. A job with `method.type: "dpo"` needs a preference file (trainer/jobs/runner.ts).
  */
 import type { ChatMessage } from "../../ports/inference.ts";
-import { checkMessage, isObject, splitLines, type LineError, type TrainingMessage } from "./training-data.ts";
+import { checkMessage, isObject, parseObjectLine, splitLines, type LineError, type TrainingMessage } from "./training-data.ts";
 
 export interface PreferenceExample {
   /** 1-based line number in the file. */
@@ -61,13 +61,9 @@ export function parsePreferenceData(text: string): ParsedPreferenceData {
 }
 
 export function parsePreferenceLine(raw: string): Checked<Omit<PreferenceExample, "line">> {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (e) {
-    return { error: `not valid JSON (${(e as Error).message})` };
-  }
-  if (!isObject(value)) return { error: "not a JSON object" };
+  const parsed = parseObjectLine(raw);
+  if ("error" in parsed) return parsed;
+  const value = parsed.ok;
   if (!isObject(value.input)) return { error: 'no "input" object' };
   if (!Array.isArray(value.input.messages)) return { error: 'no "input.messages" array' };
   const prompt = checkPrompt(value.input.messages);

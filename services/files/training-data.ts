@@ -54,13 +54,9 @@ export function splitLines(text: string): string[] {
 
 /** One line: a JSON object whose `messages` is a valid conversation. */
 export function parseExampleLine(raw: string): Checked<TrainingMessage[]> {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (e) {
-    return { error: `not valid JSON (${(e as Error).message})` };
-  }
-  if (!isObject(value)) return { error: "not a JSON object" };
+  const parsed = parseObjectLine(raw);
+  if ("error" in parsed) return parsed;
+  const value = parsed.ok;
   if (!Array.isArray(value.messages)) return { error: 'no "messages" array' };
   return checkConversation(value.messages);
 }
@@ -91,6 +87,17 @@ export function checkMessage(item: unknown, n: number): Checked<TrainingMessage>
   if (role !== "assistant") return { error: `message ${n} (${role}) has a weight; only assistant messages may` };
   if (weight !== 0 && weight !== 1) return { error: `message ${n} (assistant) has weight ${JSON.stringify(weight)}; weight must be 0 or 1` };
   return { ok: { ...message, weight } };
+}
+
+/** One JSONL line that must hold a JSON object. */
+export function parseObjectLine(raw: string): Checked<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (e) {
+    return { error: `not valid JSON (${(e as Error).message})` };
+  }
+  return isObject(value) ? { ok: value } : { error: "not a JSON object" };
 }
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTrainer, type TrainerProcess } from "../../hosts/node/trainer.ts";
 import { trainLora } from "../../trainer/train.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
+import { until } from "../helpers/until.ts";
 
 const QA = readFileSync(join(import.meta.dirname, "../fixtures/training/qa.jsonl"), "utf8");
 const CHATS = QA.trim()
@@ -51,15 +52,6 @@ interface Result {
   best_step: number;
   base: Scores;
   adapter: Scores;
-}
-
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function answers(model: string): Promise<number> {

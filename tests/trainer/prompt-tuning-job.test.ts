@@ -16,6 +16,7 @@ import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { trainLora } from "../../trainer/train.ts";
 import { STORIES } from "../helpers/adapters.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../helpers/platform.ts";
+import { until } from "../helpers/until.ts";
 
 const QA = readFileSync(join(import.meta.dirname, "../fixtures/training/qa.jsonl"), "utf8");
 const QUESTION = "What is the name of the red dog?";
@@ -36,15 +37,6 @@ afterAll(async () => {
   await trainer?.close();
   await p.stop();
 });
-
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const create = (hyperparameters: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   p.call("POST", "/v1/fine_tuning/jobs", { key, json: { model: "stories260k", training_file: fileId, method: { type: "supervised", supervised: { hyperparameters } }, ...extra } });

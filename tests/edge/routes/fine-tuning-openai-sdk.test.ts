@@ -10,6 +10,7 @@ import { startTrainer, type TrainerProcess } from "../../../hosts/node/trainer.t
 import { fakeTrain } from "../../../trainer/jobs/fake-train.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../../helpers/platform.ts";
 import { trainingJsonl } from "../../ports/files.contract.ts";
+import { until } from "../../helpers/until.ts";
 
 let p: TestPlatform;
 let client: OpenAI;
@@ -27,15 +28,6 @@ afterAll(async () => {
 });
 
 const upload = async (n = 4) => (await client.files.create({ file: await toFile(Buffer.from(trainingJsonl(n)), "train.jsonl"), purpose: "fine-tune" })).id;
-
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("openai.fineTuning against the server", () => {
   it("creates, lists, cancels, trains, follows events and checkpoints, and serves the result in chat", async () => {

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTrainer, type TrainerProcess } from "../../../hosts/node/trainer.ts";
 import { trainLora } from "../../../trainer/train.ts";
 import { createTenantWithKey, startTestPlatform, type TestPlatform } from "../../helpers/platform.ts";
+import { until } from "../../helpers/until.ts";
 
 const LINES = readFileSync(join(import.meta.dirname, "../../fixtures/training/preferences.jsonl"), "utf8").trim().split("\n");
 const QA = readFileSync(join(import.meta.dirname, "../../fixtures/training/qa.jsonl"), "utf8");
@@ -31,15 +32,6 @@ afterAll(async () => {
   await trainer?.close();
   await p.stop();
 });
-
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const upload = async (text: string, name: string) => client.files.create({ file: await toFile(Buffer.from(text), name), purpose: "fine-tune" });
 
