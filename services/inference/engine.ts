@@ -13,6 +13,7 @@ import type { DecoderOptions } from "../model/decoder.ts";
 import { openWeights } from "../model/safetensors.ts";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
 import { DecoderRunner } from "./decoder-runner.ts";
+import { createDetokenizer } from "./detokenizer.ts";
 import type { LoraSlots } from "./lora-feeds.ts";
 import { ContextOverflowError, InvalidGenerateRequestError } from "./errors.ts";
 import { Generation, type GenerationContext } from "./generation.ts";
@@ -168,7 +169,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       const { text, tokens } = encodeSource(candidates[index]);
       const fits = tokens.length + reserve <= info.contextLength;
       if (!fits && index < candidates.length - 1) continue;
-      return { index, fits, text, tokens, offsets: offsets ? textOffsets(tokens, text, detokenize) : undefined };
+      return { index, fits, text, tokens, offsets: offsets ? textOffsets(tokens, text, tokenizer) : undefined };
     }
   };
 
@@ -222,8 +223,15 @@ function adapterLifecycle(tally: AdapterRequestTally, id: string | undefined): G
 }
 
 /** Where each token starts in `text`: the length its predecessors decode to, at most the text's length. */
-function textOffsets(tokens: number[], text: string, detokenize: (tokens: number[]) => string): number[] {
-  return tokens.map((_, i) => (i === 0 ? 0 : Math.min(detokenize(tokens.slice(0, i)).length, text.length)));
+/** Where each token starts in `text`: the length of the text its predecessors decode to, in one incremental pass. */
+function textOffsets(tokens: number[], text: string, tokenizer: TextTokenizer): number[] {
+  const detokenizer = createDetokenizer(tokenizer, { atStartOfText: true });
+  let length = 0;
+  return tokens.map((token) => {
+    const offset = Math.min(length, text.length);
+    length += detokenizer.push(token).length;
+    return offset;
+  });
 }
 
 /** A LoRA adapter's rank within the slots'; a prompt-tuning one's embeddings of the model's width, its virtual tokens within the context. */
