@@ -57,7 +57,9 @@ export async function prepareCompletion(
   const messages = normalizeMessages(body.messages);
   const { sources, retrievalMs } = await retrieveSources(deps, tenant.id, plan, retrievalQuery(messages), body.retrieval);
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const fitted = await fitPrompt(deps.inference, sources, requested, (used) => ({ messages: buildMessages(plan.strategy, settings, messages, used) }));
+  const fitted = await fitPrompt(deps.inference, sources, requested, (used) => ({ messages: buildMessages(plan.strategy, settings, messages, used) }), {
+    virtualTokens: plan.virtualTokens,
+  });
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
   return { plan, ...fitted, params: samplingParams(body, fitted.maxTokens, logprobs), retrievalMs };
 }
@@ -90,21 +92,22 @@ export interface FittedPrompt {
 /**
  * Encodes the prompt with as many sources as fit, in one call: fewer chunks rather than overflow,
  * dropping the lowest-ranked until the prompt and the completion (`requested`, else the rest of the
- * window) fit.
+ * window) fit. A prompt-tuning adapter's `virtualTokens` sit ahead of the prompt, so they count too.
  */
 export async function fitPrompt(
   inference: Inference,
   sources: SearchHit[],
   requested: number | undefined,
   render: (sources: SearchHit[]) => PromptSource,
-  options: { offsets?: boolean } = {},
+  options: { offsets?: boolean; virtualTokens?: number } = {},
 ): Promise<FittedPrompt & { offsets?: number[] }> {
   const { contextLength } = await inference.model();
+  const virtual = options.virtualTokens ?? 0;
   const candidates = Array.from({ length: sources.length + 1 }, (_, dropped) => render(sources.slice(0, sources.length - dropped)));
-  const encoded = await inference.encode({ candidates, reserve: requested ?? 1, offsets: options.offsets });
+  const encoded = await inference.encode({ candidates, reserve: (requested ?? 1) + virtual, offsets: options.offsets });
   const used = sources.length - encoded.index;
-  if (!encoded.fits) throw new ContextLengthError(encoded.tokens.length, Math.max(requested ?? 1, 1), contextLength);
-  const maxTokens = requested ?? contextLength - encoded.tokens.length;
+  if (!encoded.fits) throw new ContextLengthError(encoded.tokens.length + virtual, Math.max(requested ?? 1, 1), contextLength);
+  const maxTokens = requested ?? contextLength - virtual - encoded.tokens.length;
   return { prompt: encoded.text, promptTokens: encoded.tokens, offsets: encoded.offsets, maxTokens, sources: sources.slice(0, used), sourcesDropped: encoded.index };
 }
 

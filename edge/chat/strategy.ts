@@ -10,6 +10,8 @@ export interface Plan {
   adapterId?: string;
   /** The adapter as responses and usage name it (`name@version`), from the same lookup as its id. */
   adapterName?: string;
+  /** A prompt-tuning adapter's virtual tokens: they take context ahead of the prompt. */
+  virtualTokens?: number;
 }
 
 /** What `model` resolved to for a tenant: the base and, if any, the adapter's id and display name. */
@@ -17,6 +19,7 @@ export interface ResolvedPlan {
   base: string;
   adapterId?: string;
   adapterName?: string;
+  virtualTokens?: number;
 }
 
 interface TenantLike {
@@ -46,7 +49,8 @@ export async function planRequest(resolveModel: ModelResolver, tenant: TenantLik
       "adapter_required",
     );
   }
-  return { strategy: chosen, base: resolved.base, adapterId: resolved.adapterId, adapterName: resolved.adapterName };
+  const { adapterId, adapterName, virtualTokens } = resolved;
+  return { strategy: chosen, base: resolved.base, adapterId, adapterName, ...(virtualTokens ? { virtualTokens } : {}) };
 }
 
 /** The strategies a tenant can run: adapter ones only when it has an adapter to use. */

@@ -31,7 +31,7 @@ export async function prepareTextCompletion(
   const wantOffsets = !!body.echo && body.logprobs != null;
   let fitted;
   try {
-    fitted = await fitPrompt(deps.inference, sources, requested, render, { offsets: wantOffsets });
+    fitted = await fitPrompt(deps.inference, sources, requested, render, { offsets: wantOffsets, virtualTokens: plan.virtualTokens });
   } catch (err) {
     if (err instanceof ContextLengthError) throw contextLengthExceeded(err);
     throw err;

@@ -32,7 +32,8 @@ export async function resolveModelField(model: string | undefined, tenant: Tenan
   const defaultAdapter = effectiveSettings(tenant.settings).defaultAdapter;
   const resolved = await withParam("model", () => catalog.resolve(model, tenant.id, defaultAdapter));
   if (!resolved.adapter) return { base: resolved.base };
-  return { base: resolved.base, adapterId: resolved.adapter.id, adapterName: displayName(resolved.adapter) };
+  const virtualTokens = resolved.adapter.numVirtualTokens ?? undefined;
+  return { base: resolved.base, adapterId: resolved.adapter.id, adapterName: displayName(resolved.adapter), ...(virtualTokens ? { virtualTokens } : {}) };
 }
 
 /** `resolveModelField` bound to a catalog: the chat routes' `resolveModel`. */

@@ -16,6 +16,7 @@ import { MemoryWeights } from "../../helpers/tiny-model.ts";
 import { STORIES_SHAPE } from "./fixtures.ts";
 
 let p: TestPlatform;
+let key: string;
 beforeAll(async () => {
   p = await startTestPlatform();
 });
@@ -24,7 +25,7 @@ afterAll(async () => {
 });
 
 it("chats with a prompt-tuning adapter as the reference forward with its virtual tokens first", async () => {
-  const { key } = await createTenantWithKey(p, "pt-tenant");
+  ({ key } = await createTenantWithKey(p, "pt-tenant"));
   const { files, embeddings } = randomPromptTuningAdapter(STORIES_SHAPE, { numVirtualTokens: 6, seed: 21 });
   const form = new FormData();
   form.append("name", "soft-prompt");
@@ -62,4 +63,26 @@ it("chats with a prompt-tuning adapter as the reference forward with its virtual
   }
   expect(served.map((c) => c.token)).toEqual(pieces);
   expectClose(served.map((c) => c.logprob), want, 1e-4, "answer logprobs");
+});
+
+it("counts the virtual tokens when it fits a prompt: the rest of the window is what is left after them", async () => {
+  const dir = findModel("stories260k");
+  const [config, tokenizer, template] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
+  const promptLength = (content: string) =>
+    tokenizer.encode(template.render([{ role: "user", content }], { addGenerationPrompt: true }), { addSpecialTokens: template.encodeWithSpecialTokens }).length;
+  let words = 1;
+  while (promptLength("cat ".repeat(words + 1)) <= config.maxPositionEmbeddings - 10) words++;
+  const content = "cat ".repeat(words);
+  const room = config.maxPositionEmbeddings - promptLength(content); // 10 or a little more
+  const chat = (extra: object) => p.call("POST", "/v1/chat/completions", { key, json: { model: "soft-prompt", messages: [{ role: "user", content }], temperature: 0, ...extra } });
+
+  const rest = await chat({});
+  expect(rest.status).toBe(200);
+  expect((await rest.json()).usage.completion_tokens).toBeLessThanOrEqual(room - 6);
+
+  const tooMany = await chat({ max_tokens: room - 3 }); // fits the window without the 6 virtual tokens, not with them
+  expect(tooMany.status).toBe(400);
+  const error = (await tooMany.json()).error;
+  expect(error.code).toBe("context_length_exceeded");
+  expect(error.message).toContain(String(config.maxPositionEmbeddings - room + 6));
 });
