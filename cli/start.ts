@@ -40,6 +40,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   fleetSpillQueue: { value: "N", text: "queued requests at which a fleet node is saturated and its adapters spill to their next node" },
   retrievalUrl: { value: "URL", text: "use this retrieval node (`switchyard serve retrieval`) instead of an in-process knowledge base" },
   nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
+  webhookAllowPrivate: { value: "1|0", text: "let monitors' webhooks reach loopback and private addresses (off: public ones only)" },
 };
 
 export const START_HELP: CommandHelp = {

@@ -34,6 +34,8 @@ export interface MonitorServiceOptions {
   /** Called after a check's run is queued (the host's EvalWorker looks for work at once). */
   onRunCreated?: () => void;
   fetch?: WebhookFetch;
+  /** Waits before a webhook's second and third attempts (webhook.ts). */
+  webhookRetryDelaysMs?: readonly number[];
   onError?: (err: unknown, monitorId: string) => void;
 }
 
@@ -148,7 +150,7 @@ export class MonitorService {
       check: { id: check.id, run: runId },
       alerts: alerts.map(alertJson),
     };
-    const delivery = await deliverWebhook(monitor.webhook!.url, secret, "monitor.alert", payload, { fetch: this.options.fetch, nowMs: this.options.now() });
+    const delivery = await deliverWebhook(monitor.webhook!.url, secret, "monitor.alert", payload, { fetch: this.options.fetch, nowMs: this.options.now(), retryDelaysMs: this.options.webhookRetryDelaysMs });
     for (const alert of alerts) await this.options.monitors.setDelivery(alert.id, delivery);
   }
 }

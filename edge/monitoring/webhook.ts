@@ -5,8 +5,10 @@
  *
  * and checks it by recomputing the HMAC over the timestamp, a dot and the raw body, comparing in
  * constant time, and refusing timestamps older than a tolerance (5 minutes), which stops replays.
- * Web Crypto only, so the same code signs on Node and Workers. One delivery attempt per alert
- * (with a timeout); its outcome is stored with the alert.
+ * Web Crypto only, so the same code signs on Node and Workers. A delivery is tried up to three times
+ * (each with a timeout), again only after a network error, a 429 or a 5xx, with the same signed body
+ * (its timestamp stays within the tolerance); the last attempt's outcome is stored with the alert.
+ * Which addresses a webhook may reach is the host's `fetch` to decide (hosts/node/webhook-fetch.ts).
  */
 import type { AlertDelivery } from "../../ports/monitors.ts";
 
@@ -39,20 +41,49 @@ export async function verifySignature(secret: string, header: string, body: stri
 
 export type WebhookFetch = (url: string, init: RequestInit) => Promise<Response>;
 
-/** POSTs `payload` signed with `secret`; the outcome, never a throw. */
-export async function deliverWebhook(url: string, secret: string, event: string, payload: unknown, options: { fetch?: WebhookFetch; nowMs: number }): Promise<AlertDelivery> {
+export interface DeliveryOptions {
+  fetch?: WebhookFetch;
+  nowMs: number;
+  /** Waits before the second and third attempts. */
+  retryDelaysMs?: readonly number[];
+}
+
+const RETRY_DELAYS_MS = [1000, 4000];
+
+/** POSTs `payload` signed with `secret`, retrying what may pass on a retry; the outcome, never a throw. */
+export async function deliverWebhook(url: string, secret: string, event: string, payload: unknown, options: DeliveryOptions): Promise<AlertDelivery> {
   const body = JSON.stringify(payload);
   const timestamp = Math.floor(options.nowMs / 1000);
   const headers = { "content-type": "application/json", "user-agent": "Switchyard-Webhook/1", "switchyard-event": event, [SIGNATURE_HEADER]: await signatureHeader(secret, timestamp, body) };
-  const attemptedAt = options.nowMs;
+  const attempt = () => postOnce(options.fetch ?? fetch, url, { method: "POST", headers, body, redirect: "manual" }, options.nowMs);
+  let delivery = await attempt();
+  for (const delay of options.retryDelaysMs ?? RETRY_DELAYS_MS) {
+    if (!retryable(delivery)) break;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delivery = await attempt();
+  }
+  return delivery;
+}
+
+async function postOnce(send: WebhookFetch, url: string, init: RequestInit, attemptedAt: number): Promise<AlertDelivery> {
   try {
-    const res = await (options.fetch ?? fetch)(url, { method: "POST", headers, body, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS), redirect: "manual" });
+    const res = await send(url, { ...init, signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
     await res.body?.cancel();
     return res.ok ? { status: "delivered", httpStatus: res.status, attemptedAt } : { status: "failed", httpStatus: res.status, error: `the receiver answered ${res.status}`, attemptedAt };
   } catch (err) {
     return { status: "failed", error: err instanceof Error ? err.message : String(err), attemptedAt };
   }
 }
+
+/** A network error (no status), a 429 or a 5xx; a refused address is final (`WebhookAddressError`'s name). */
+function retryable(delivery: AlertDelivery): boolean {
+  if (delivery.status === "delivered") return false;
+  if (delivery.httpStatus === undefined) return !delivery.error?.startsWith(REFUSED_ADDRESS);
+  return delivery.httpStatus === 429 || delivery.httpStatus >= 500;
+}
+
+/** How a host's fetch words a refused address, so it is not retried. */
+export const REFUSED_ADDRESS = "webhook address refused";
 
 /** A random signing secret, `whsec_` and 32 hex bytes. */
 export function newWebhookSecret(): string {

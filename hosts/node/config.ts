@@ -88,6 +88,8 @@ export const ConfigSchema = z.object({
   retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** Per-attempt timeout of edge-to-node calls (until the response head). */
   nodeTimeoutMs: z.coerce.number().int().min(1).default(30_000),
+  /** Lets monitors' webhooks reach loopback and private addresses (receivers on your own network); off, only public ones. */
+  webhookAllowPrivate: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
 });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -129,6 +131,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   fleetSpillQueue: { env: "SWITCHYARD_FLEET_SPILL_QUEUE", flag: "--fleet-spill-queue" },
   retrievalUrl: { env: "SWITCHYARD_RETRIEVAL_URL", flag: "--retrieval-url" },
   nodeTimeoutMs: { env: "SWITCHYARD_NODE_TIMEOUT_MS", flag: "--node-timeout-ms" },
+  webhookAllowPrivate: { env: "SWITCHYARD_WEBHOOK_ALLOW_PRIVATE", flag: "--webhook-allow-private" },
 };
 
 export class ConfigError extends Error {}

@@ -5,6 +5,8 @@ import { pino, type DestinationStream, type Logger } from "pino";
 import { chatPipeline, createEdge } from "../../edge/edge.ts";
 import { EvalWorker } from "../../edge/evals/worker.ts";
 import { MonitorService } from "../../edge/monitoring/monitor-service.ts";
+import type { WebhookFetch } from "../../edge/monitoring/webhook.ts";
+import { webhookFetch } from "./webhook-fetch.ts";
 import { ApiKeyStore } from "../../services/store/api-keys.ts";
 import { lockDataDir, type DataDirLock } from "../../services/store/data-dir-lock.ts";
 import { openDatabase } from "../../services/store/db.ts";
@@ -70,7 +72,7 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   let evalWorker: EvalWorker | undefined;
   const now = options.now ?? Date.now;
   const metrics = monitoringMetrics(prometheus.registry);
-  const monitors = startMonitors(planes, metrics, now, () => evalWorker?.poke(), logger);
+  const monitors = startMonitors(planes, metrics, now, () => evalWorker?.poke(), logger, webhookFetch({ allowPrivate: config.webhookAllowPrivate }));
   const app = createEdge(
     planes,
     {
@@ -127,14 +129,21 @@ function startEvalWorker(planes: Parameters<typeof chatPipeline>[0], logger: Log
 }
 
 /** The monitors' scheduler over the evals plane (not started until the server listens). */
-function startMonitors(planes: Parameters<typeof chatPipeline>[0], metrics: ReturnType<typeof monitoringMetrics>, now: () => number, onRunCreated: () => void, logger: Logger): MonitorScheduler | undefined {
+function startMonitors(
+  planes: Parameters<typeof chatPipeline>[0],
+  metrics: ReturnType<typeof monitoringMetrics>,
+  now: () => number,
+  onRunCreated: () => void,
+  logger: Logger,
+  fetch: WebhookFetch,
+): MonitorScheduler | undefined {
   const { monitors, evals, inference } = planes;
   if (!monitors || !evals) return undefined;
   const environment = async () => {
     const model = await inference?.model();
     return { model: model?.id, context_length: model?.contextLength, switchyard_version: SWITCHYARD_VERSION };
   };
-  const service = new MonitorService({ monitors, evals, tenants: planes.tenants, metrics, now, environment, onRunCreated, onError: (err, monitor) => logger.error({ err, monitor }, "monitor check failed") });
+  const service = new MonitorService({ monitors, evals, tenants: planes.tenants, metrics, now, environment, onRunCreated, fetch, onError: (err, monitor) => logger.error({ err, monitor }, "monitor check failed") });
   return new MonitorScheduler({ service, feedback: planes.feedback, now, onError: (err) => logger.error({ err }, "monitor tick failed") });
 }
 

@@ -22,7 +22,7 @@ let hooks: Server;
 const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
 
 beforeAll(async () => {
-  p = await startTestPlatform({}, { now: () => clock });
+  p = await startTestPlatform({ SWITCHYARD_WEBHOOK_ALLOW_PRIVATE: "1" }, { now: () => clock }); // the receiver is on loopback
   ({ key, tenantId } = await createTenantWithKey(p, "watched"));
   ({ key: otherKey } = await createTenantWithKey(p, "other"));
   hooks = createServer((req, res) => {
