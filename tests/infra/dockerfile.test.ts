@@ -11,15 +11,16 @@ import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { DockerfileParser, type Instruction } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
-import { CONFIG_SOURCES } from "../../hosts/node/config.ts";
+import { CONFIG_SOURCES, loadConfig } from "../../hosts/node/config.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const dockerfile = DockerfileParser.parse(readFileSync(join(root, "infra/docker/Dockerfile"), "utf8"));
 const instructions = dockerfile.getInstructions();
 const froms = dockerfile.getFROMs();
-const finalStart = instructions.indexOf(froms[froms.length - 1]);
-const finalStage = instructions.slice(finalStart);
-const stageNames = new Set(froms.map((f) => f.getBuildStage()).filter((s): s is string => s !== null));
+/** Each stage's instructions, by name; the runtime stages are named runtime* (the last, `runtime`, is the default target). */
+const stages = new Map(froms.map((from, n) => [from.getBuildStage() ?? String(n), instructions.slice(instructions.indexOf(from), n + 1 < froms.length ? instructions.indexOf(froms[n + 1]) : undefined)]));
+const runtimes = [...stages].filter(([name]) => name.startsWith("runtime"));
+const stageNames = new Set(stages.keys());
 const keyword = (i: Instruction) => i.getKeyword().toUpperCase();
 const args = (i: Instruction) => i.getArguments().map((a) => a.getValue());
 const copies = instructions.filter((i) => keyword(i) === "COPY" || keyword(i) === "ADD");
@@ -58,9 +59,19 @@ describe("infra/docker/Dockerfile", () => {
     for (const from of froms) {
       if (stageNames.has(from.getImage() ?? "")) continue;
       expect(from.getImage(), "no build-time variables in FROM: the tag must be readable here").not.toMatch(/\$/);
-      expect(from.getImageTag(), `${from.getImage()}`).toMatch(/^\d+\.\d+\.\d+-[a-z]+(-slim)?$/);
+      expect(from.getImageTag(), `${from.getImage()}`).toMatch(/^\d+\.\d+\.\d+-[a-z0-9.-]+$/);
+      expect(from.getImageTag()).not.toContain("latest");
     }
-    expect(finalStage.filter((i) => keyword(i) === "COPY").some((c) => flag(c, "from") === "build" && args(c)[0] === "/app/node_modules")).toBe(true);
+    expect(froms[froms.length - 1].getBuildStage()).toBe("runtime");
+    expect(runtimes.map(([name]) => name).sort()).toEqual(["runtime", "runtime-cuda"]);
+    // Each runtime takes the app from the build stage (or one built on it), and nothing from the build context.
+    for (const [name, stage] of runtimes) {
+      const app = stage.find((i) => keyword(i) === "COPY" && args(i)[0] === "/app")!;
+      expect(app, name).toBeDefined();
+      let from = flag(app, "from")!;
+      while (from !== "build") from = stages.get(from)![0].getArguments()[0].getValue();
+      expect(stage.filter((i) => keyword(i) === "COPY").every((c) => flag(c, "from") !== undefined), name).toBe(true);
+    }
   });
 
   it("installs with `npm ci`, production dependencies only, never `npm install`", () => {
@@ -75,19 +86,19 @@ describe("infra/docker/Dockerfile", () => {
     expect(instructions.some((i) => keyword(i) === "ADD")).toBe(false);
   });
 
-  it("runs as a numeric non-root user, set before the healthcheck and the command, with an explicit owner on every COPY", () => {
-    const users = finalStage.filter((i) => keyword(i) === "USER");
+  it.each(runtimes)("%s runs as a numeric non-root user, set before the healthcheck and the command; every COPY names its owner", (_, stage) => {
+    const users = stage.filter((i) => keyword(i) === "USER");
     expect(users).toHaveLength(1);
     const [uid] = args(users[0])[0].split(":");
     expect(uid).toMatch(/^\d+$/);
     expect(Number(uid)).toBeGreaterThan(0);
-    const at = (k: string) => finalStage.findIndex((i) => keyword(i) === k);
-    for (const k of ["HEALTHCHECK", "ENTRYPOINT", "CMD"]) expect(at(k), k).toBeGreaterThan(finalStage.indexOf(users[0]));
+    const at = (k: string) => stage.findIndex((i) => keyword(i) === k);
+    for (const k of ["HEALTHCHECK", "ENTRYPOINT", "CMD"]) expect(at(k), k).toBeGreaterThan(stage.indexOf(users[0]));
     for (const copy of copies) expect(flag(copy, "chown"), copy.getTextContent()).toBe("root:root");
   });
 
-  it("has an exec-form HEALTHCHECK whose script is copied, and `switchyard start` as entrypoint and default command", () => {
-    const health = finalStage.find((i) => keyword(i) === "HEALTHCHECK");
+  it.each(runtimes)("%s has an exec-form HEALTHCHECK whose script is copied, and `switchyard start` as entrypoint and default command", (_, stage) => {
+    const health = stage.find((i) => keyword(i) === "HEALTHCHECK");
     expect(health).toBeDefined();
     const probe = /CMD\s+(\[.*\])\s*$/.exec(health!.getArgumentsContent() ?? "");
     const command = JSON.parse(probe![1]) as string[];
@@ -95,22 +106,25 @@ describe("infra/docker/Dockerfile", () => {
     expect(command[1].startsWith("/app/")).toBe(true);
     expect(contextSources).toContain(command[1].slice("/app/".length));
 
-    expect(execForm(finalStage.find((i) => keyword(i) === "ENTRYPOINT")!)).toEqual(["switchyard"]);
-    expect(execForm(finalStage.find((i) => keyword(i) === "CMD")!)).toEqual(["start"]);
-    const link = finalStage.filter((i) => keyword(i) === "RUN").map((i) => i.getArgumentsContent() ?? "").join("\n");
+    expect(execForm(stage.find((i) => keyword(i) === "ENTRYPOINT")!)).toEqual(["switchyard"]);
+    expect(execForm(stage.find((i) => keyword(i) === "CMD")!)).toEqual(["start"]);
+    const link = stage.filter((i) => keyword(i) === "RUN").map((i) => i.getArgumentsContent() ?? "").join("\n");
     expect(link).toMatch(/ln -s \/app\/bin\/switchyard\.mjs \/usr\/local\/bin\/switchyard/);
     expect(statSync(join(root, "bin/switchyard.mjs")).mode & 0o111).not.toBe(0);
   });
 
-  it("declares the data dir and the model search path as volumes, under the variables the code reads", () => {
-    const env = new Map(finalStage.filter((i) => keyword(i) === "ENV").flatMap((i) => args(i).map((a) => a.split("=", 2) as [string, string])));
+  it.each(runtimes)("%s declares the data dir and the model search path as volumes, under the variables the code reads", (_, stage) => {
+    const env = new Map(stage.filter((i) => keyword(i) === "ENV").flatMap((i) => args(i).map((a) => a.split("=", 2) as [string, string])));
     const known = new Set(Object.values(CONFIG_SOURCES).map((s) => s.env));
     for (const name of env.keys()) if (name.startsWith("SWITCHYARD_")) expect(known, name).toContain(name);
-    const volumes = execForm(finalStage.find((i) => keyword(i) === "VOLUME")!) as string[];
+    const volumes = execForm(stage.find((i) => keyword(i) === "VOLUME")!) as string[];
     expect(volumes).toContain(env.get(CONFIG_SOURCES.dataDir.env));
     for (const dir of env.get(CONFIG_SOURCES.modelPath.env)!.split(":")) expect(volumes).toContain(dir);
-    expect(args(finalStage.find((i) => keyword(i) === "EXPOSE")!)).toEqual([env.get(CONFIG_SOURCES.port.env)]);
+    expect(args(stage.find((i) => keyword(i) === "EXPOSE")!)).toEqual([env.get(CONFIG_SOURCES.port.env)]);
     expect(env.get(CONFIG_SOURCES.host.env)).toBe("0.0.0.0");
+    // The values parse as the code parses them.
+    const config = loadConfig(Object.fromEntries(env));
+    expect(config.executionProvider).toBe(env.get(CONFIG_SOURCES.executionProvider.env) ?? "cpu");
   });
 
   it("copies only paths that exist and that .dockerignore lets through", () => {
