@@ -4,18 +4,25 @@
 // a plane node's /healthz, the edge's /health. The trainer serves no HTTP (see infra/README.md): it is
 // healthy while it runs. Exit 0 healthy, 1 not.
 import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 
-const args = readFileSync("/proc/1/cmdline", "utf8").split("\0").filter(Boolean);
-const serving = args.indexOf("serve");
-const plane = serving >= 0 ? args[serving + 1] : undefined;
-if (plane === "trainer") process.exit(0);
+/** What to probe for a process started with `args` (its argv): a path and port, or nothing. */
+export function healthTarget(args, env) {
+  const serving = args.indexOf("serve");
+  const plane = serving >= 0 ? args[serving + 1] : undefined;
+  if (plane === "trainer") return undefined;
+  const at = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
+  const port = at < 0 ? (env.SWITCHYARD_PORT ?? "8787") : args[at].includes("=") ? args[at].slice("--port=".length) : args[at + 1];
+  return { path: plane === undefined ? "/health" : "/healthz", port };
+}
 
-const portFlag = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
-const port = portFlag < 0 ? (process.env.SWITCHYARD_PORT ?? "8787") : args[portFlag].includes("=") ? args[portFlag].split("=")[1] : args[portFlag + 1];
-const path = plane === undefined ? "/health" : "/healthz";
-try {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(4000) });
-  process.exit(response.ok ? 0 : 1);
-} catch {
-  process.exit(1);
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const target = healthTarget(readFileSync("/proc/1/cmdline", "utf8").split("\0").filter(Boolean), process.env);
+  if (target === undefined) process.exit(0);
+  try {
+    const response = await fetch(`http://127.0.0.1:${target.port}${target.path}`, { signal: AbortSignal.timeout(4000) });
+    process.exit(response.ok ? 0 : 1);
+  } catch {
+    process.exit(1);
+  }
 }

@@ -12,6 +12,10 @@ import { dirname, join, relative, resolve } from "node:path";
 import { DockerfileParser, type Instruction } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
 import { CONFIG_SOURCES, loadConfig } from "../../hosts/node/config.ts";
+import { NODE_HEALTH } from "../../clients/wire/routes.ts";
+import { healthRoutes } from "../../edge/routes/health.ts";
+// @ts-expect-error: a plain .mjs script (no types); its one export is checked below.
+import { healthTarget } from "../../infra/docker/healthcheck.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const dockerfile = DockerfileParser.parse(readFileSync(join(root, "infra/docker/Dockerfile"), "utf8"));
@@ -155,5 +159,15 @@ describe("infra/docker/Dockerfile", () => {
     }
     expect(imports.length).toBeGreaterThan(100);
     expect(missing).toEqual([]);
+  });
+
+  it("healthcheck.mjs asks each command's liveness path on its port, and leaves the trainer (no HTTP) alone", async () => {
+    const probe = healthTarget as (args: string[], env: Record<string, string>) => { path: string; port: string } | undefined;
+    const bin = ["node", "/usr/local/bin/switchyard"];
+    expect(probe([...bin, "serve", "inference", "--port", "9101"], {})).toEqual({ path: NODE_HEALTH.live, port: "9101" });
+    expect(probe([...bin, "serve", "retrieval", "--port=9102"], {})).toEqual({ path: NODE_HEALTH.live, port: "9102" });
+    expect(probe([...bin, "start"], { SWITCHYARD_PORT: "8787" })).toEqual({ path: "/health", port: "8787" });
+    expect(probe([...bin, "serve", "trainer"], {})).toBeUndefined();
+    expect((await healthRoutes({ checkDatabase: async () => {} }).request("/health")).status).toBe(200);
   });
 });
