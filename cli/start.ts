@@ -19,6 +19,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   model: { value: "MODEL", text: "model folder, search-path name or Hugging Face repo id (unset: first model on the search path)" },
   modelPath: { value: "PATHS", text: "colon-separated folders searched for models" },
   engineThread: { value: "worker|main", text: "where the engine runs: a worker thread (default; HTTP never waits on a decode step) or the HTTP thread" },
+  executionProvider: { value: "cpu|cuda", text: "onnxruntime execution provider of the engine (cuda: onnxruntime-node's CUDA 12 build, CUDA 12 and cuDNN 9; a provider that cannot load stops the start)" },
   maxQueue: { value: "N", text: "most generation requests waiting for a batch slot; more get 429" },
   trainerMemoryMb: { value: "MB", text: "memory one fine-tuning step may use (default: what is available); a job over it fails with out_of_memory" },
   maxLoraRank: { value: "N", text: "largest LoRA rank accepted" },

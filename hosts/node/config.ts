@@ -1,5 +1,6 @@
 import { statSync } from "node:fs";
 import { z } from "zod";
+import { EXECUTION_PROVIDERS } from "../../services/inference/execution-provider.ts";
 
 /**
  * Platform configuration: environment variables, overridden by CLI flags. Validated once at start;
@@ -33,6 +34,8 @@ export const ConfigSchema = z.object({
   /** Model folder, search-path name or Hugging Face repo id; empty = first model on the search path. */
   model: z.string().optional(),
   modelPath: z.string().default("./models:../shared/models"),
+  /** onnxruntime's execution provider for the engine (services/inference/engine.ts); "cuda" needs onnxruntime-node's CUDA build. */
+  executionProvider: z.enum(EXECUTION_PROVIDERS).default("cpu"),
   /** Where the engine runs: a worker thread (default; HTTP handling never waits on a decode step) or the edge's own thread. */
   engineThread: z.enum(["worker", "main"]).default("worker"),
   /** Most generation requests waiting for a batch slot; more get 429. */
@@ -116,6 +119,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   adapterCacheBytes: { env: "SWITCHYARD_ADAPTER_CACHE", flag: "--adapter-cache" },
   loraDir: { env: "SWITCHYARD_LORA_DIR", flag: "--lora-dir" },
   engineThread: { env: "SWITCHYARD_ENGINE_THREAD", flag: "--engine-thread" },
+  executionProvider: { env: "SWITCHYARD_EXECUTION_PROVIDER", flag: "--execution-provider" },
   maxParseBytes: { env: "SWITCHYARD_MAX_PARSE_BYTES", flag: "--max-parse-bytes" },
   parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },

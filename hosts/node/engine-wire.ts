@@ -7,6 +7,7 @@
 import { fromWireError, toWireError, type WireError as PlaneWireError } from "../../clients/wire/errors.ts";
 import { PlaneError } from "../../ports/errors.ts";
 import type { EncodeRequest, GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
+import type { ExecutionProvider } from "../../services/inference/execution-provider.ts";
 import type { BaseModelShape, PeftLimits } from "../../services/adapters/peft.ts";
 
 /** A PlaneError as the plane nodes' wire has it (clients/wire/errors.ts), or another error's name and message. */
@@ -31,6 +32,7 @@ export interface EngineWorkerOptions {
   cacheDir: string;
   maxQueue: number;
   maxLoraRank: number;
+  executionProvider?: ExecutionProvider;
   /** The adapter plane's blob folder, read (never swept) by the worker's own cache and leases. */
   adapters?: { dir: string; base: BaseModelShape; limits: PeftLimits; cacheBudgetBytes: number; maxAdaptersPerBatch: number };
 }

@@ -61,6 +61,7 @@ async function start(options: EngineWorkerOptions) {
     adapters: leases,
     maxAdaptersPerBatch: adapters?.maxAdaptersPerBatch,
     maxLoraRank: options.maxLoraRank,
+    executionProvider: options.executionProvider,
   });
   registerEngineGauges(metrics, () => engine.stats());
   return { engine, leases, metrics };

@@ -22,8 +22,10 @@ import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
 import { AdapterRequestTally, type AdapterRequests } from "./adapter-requests.ts";
 import { LoraSlotTable } from "./slot-table.ts";
 import { isPromptTuning, type AdapterWeights } from "../model/prompt-tuning.ts";
+import { ExecutionProviderError, type ExecutionProvider } from "./execution-provider.ts";
 
 export type { AdapterRequests } from "./adapter-requests.ts";
+export { EXECUTION_PROVIDERS, ExecutionProviderError, type ExecutionProvider } from "./execution-provider.ts";
 export { unpinnedAdapters, type AdapterLease, type AdapterLeaseSource } from "./adapter-lease.ts";
 
 export interface EngineOptions {
@@ -50,6 +52,8 @@ export interface EngineOptions {
   adapters?: AdapterLeaseSource;
   /** onnxruntime intra-op threads (default 1: for small models threads cost more than they give). */
   intraOpThreads?: number;
+  /** onnxruntime's execution provider (default "cpu"); one that cannot load fails the start (execution-provider.ts). */
+  executionProvider?: ExecutionProvider;
   /** Largest adapter rank served (default 64); the LoRA slots grow to the largest rank loaded, up to it. */
   maxLoraRank?: number;
   /**
@@ -98,11 +102,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const session = async (graph: DecoderOptions) => {
     const files = await compileDecoder({ config, weights, cacheDir, options: graph });
     sessionsCreated++;
+    const provider = options.executionProvider ?? "cpu";
     return ort.InferenceSession.create(files.modelPath, {
+      executionProviders: [provider],
       intraOpNumThreads: options.intraOpThreads ?? 1,
       interOpNumThreads: 1,
       executionMode: "sequential",
       graphOptimizationLevel: "all",
+    }).catch((err: unknown) => {
+      throw provider === "cpu" ? err : new ExecutionProviderError(provider, err);
     });
   };
   const sessions: ort.InferenceSession[] = [];

@@ -4,7 +4,9 @@
  * (`switchyard start`, or `switchyard ingest` with no server running) holds `<data dir>/switchyard.lock`:
  * a JSON file with its pid, its role and, for a server, the URL it listens on (the discovery record
  * `switchyard ingest` uses to send documents to the running server instead). A lock whose pid is no
- * longer alive (a killed process) is stale and taken over.
+ * longer alive (a killed process) is stale and taken over. So is a lock with this process's own pid
+ * written before this process started: in a container the server is always pid 1 (or another fixed
+ * pid), so a container restarted after a kill finds its predecessor's lock under its own pid.
  */
 import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -50,7 +52,7 @@ export function lockDataDir(dataDir: string, role: DataDirHolder["role"]): DataD
   for (;;) {
     if (createExclusively(path, holder)) break;
     const current = readHolder(path);
-    if (current && isAlive(current.pid)) throw new DataDirInUseError(resolve(dataDir), current);
+    if (current && holds(current)) throw new DataDirInUseError(resolve(dataDir), current);
     removeIfUnchanged(path, current);
   }
   return {
@@ -68,7 +70,7 @@ export function lockDataDir(dataDir: string, role: DataDirHolder["role"]): DataD
 /** The live process holding the data dir, if any (a stale lock counts as none). */
 export function dataDirHolder(dataDir: string): DataDirHolder | undefined {
   const current = readHolder(lockPath(dataDir));
-  return current && isAlive(current.pid) ? current : undefined;
+  return current && holds(current) ? current : undefined;
 }
 
 /** Written aside and hard-linked into place: the lock appears complete or not at all. */
@@ -111,6 +113,15 @@ function removeIfUnchanged(path: string, stale: DataDirHolder | undefined): void
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
 }
+
+/** Whether the lock's process still runs: its pid is alive, and if that pid is ours, we wrote the lock. */
+function holds(holder: DataDirHolder): boolean {
+  if (holder.pid === process.pid) return holder.startedAt >= PROCESS_STARTED_AT;
+  return isAlive(holder.pid);
+}
+
+/** When this process started (ms since the epoch), rounded down: a lock this process wrote is never older. */
+const PROCESS_STARTED_AT = Math.floor(Date.now() - process.uptime() * 1000) - 1;
 
 function isAlive(pid: number): boolean {
   try {

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ingestCommand } from "../../../cli/ingest.ts";
 import { loadConfig } from "../../../hosts/node/config.ts";
 import { startPlatform } from "../../../hosts/node/server.ts";
-import { DataDirInUseError, dataDirHolder, lockPath } from "../../../services/store/data-dir-lock.ts";
+import { DataDirInUseError, dataDirHolder, lockDataDir, lockPath } from "../../../services/store/data-dir-lock.ts";
 import { openDatabase } from "../../../services/store/db.ts";
 import { startTestPlatform } from "../../helpers/platform.ts";
 import { addTenant } from "../retrieval/helpers.ts";
@@ -75,5 +75,18 @@ describe("one process writes a data directory", () => {
     const platform = await startPlatform(loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir }), { announce: () => {} });
     expect(dataDirHolder(dataDir)).toEqual(expect.objectContaining({ pid: process.pid, role: "server", url: platform.url }));
     await platform.close();
+  });
+
+  it("takes over a lock left under its own pid by an earlier process (a restarted container's server is pid 1 again)", () => {
+    const dataDir = tempDir();
+    const before = Date.now() - process.uptime() * 1000 - 5_000;
+    writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, role: "server", startedAt: before }));
+    expect(dataDirHolder(dataDir)).toBeUndefined();
+    const lock = lockDataDir(dataDir, "server");
+    expect(lock.holder.startedAt).toBeGreaterThan(before);
+    // The lock this process now holds is live: a second taker in this process is refused.
+    expect(() => lockDataDir(dataDir, "server")).toThrow(DataDirInUseError);
+    lock.release();
+    expect(existsSync(lockPath(dataDir))).toBe(false);
   });
 });
