@@ -67,11 +67,13 @@ export const ConfigSchema = z.object({
   trainerLeaseMs: z.coerce.number().int().min(100).default(30_000),
   /** How often a running job's lease is renewed (well under the lease). */
   trainerHeartbeatMs: z.coerce.number().int().min(10).default(5_000),
-  /** Edge-to-node shared secrets, comma-separated: nodes accept any, clients send the first (clients/wire/auth.ts). */
+  /** Edge-to-node secrets, comma-separated: nodes accept a signature by any, clients sign with the first (clients/wire/auth.ts). */
   nodeSecret: z
     .string()
     .refine((v) => v.split(",").every((s) => s.trim().length >= 16), "each secret must be at least 16 characters")
     .optional(),
+  /** A node also accepts the old `Authorization: Bearer <secret>` (while edges are upgraded to signing; off otherwise). */
+  nodeAcceptBearer: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
   /** Inference nodes (`switchyard serve inference`), comma-separated, the edge uses instead of an in-process engine; two or more make a fleet (clients/fleet.ts). */
   inferenceUrl: z
     .string()
@@ -123,6 +125,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   trainerLeaseMs: { env: "SWITCHYARD_TRAINER_LEASE_MS", flag: "--trainer-lease-ms" },
   trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },
   nodeSecret: { env: "SWITCHYARD_NODE_SECRET", flag: "--node-secret" },
+  nodeAcceptBearer: { env: "SWITCHYARD_NODE_ACCEPT_BEARER", flag: "--node-accept-bearer" },
   inferenceUrl: { env: "SWITCHYARD_INFERENCE_URL", flag: "--inference-url" },
   fleetRouting: { env: "SWITCHYARD_FLEET_ROUTING", flag: "--fleet-routing" },
   fleetCheckIntervalMs: { env: "SWITCHYARD_FLEET_CHECK_INTERVAL_MS", flag: "--fleet-check-interval-ms" },
