@@ -39,7 +39,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   fleetRouting: { value: "rendezvous|random", text: "how a fleet places generations: each adapter on its rendezvous-hash node (its cache stays warm), or at random" },
   fleetCheckIntervalMs: { value: "MS", text: "how often the edge reads each fleet node's load (health, queue depth)" },
   fleetSpillQueue: { value: "N", text: "queued requests at which a fleet node is saturated and its adapters spill to their next node" },
-  retrievalUrl: { value: "URL", text: "use this retrieval node (`switchyard serve retrieval`) instead of an in-process knowledge base" },
+  retrievalUrl: { value: "URL[,URL...]", text: "use these retrieval nodes (`switchyard serve retrieval`) instead of an in-process knowledge base; repeat the flag or separate with commas: two or more hold each tenant's documents on its rendezvous-hash node" },
   nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
 };
 

@@ -10,6 +10,11 @@ const byteSize = z
   .string()
   .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, "expected a size like 1048576, 512kb or 64mb")
   .transform(parseByteSize);
+/** A comma-separated list of node URLs (http or https), at least one, in order. */
+const nodeUrls = z
+  .string()
+  .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+  .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1));
 
 export const ConfigSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
@@ -75,19 +80,15 @@ export const ConfigSchema = z.object({
   /** A node also accepts the old `Authorization: Bearer <secret>` (while edges are upgraded to signing; off otherwise). */
   nodeAcceptBearer: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
   /** Inference nodes (`switchyard serve inference`), comma-separated, the edge uses instead of an in-process engine; two or more make a fleet (clients/fleet.ts). */
-  inferenceUrl: z
-    .string()
-    .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-    .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1))
-    .optional(),
+  inferenceUrl: nodeUrls.optional(),
   /** How a fleet places generations: by the adapter's rendezvous hash (its cache stays warm) or at random. */
   fleetRouting: z.enum(["rendezvous", "random"]).default("rendezvous"),
   /** How often the edge reads each fleet node's load (health and queue depth). */
   fleetCheckIntervalMs: z.coerce.number().int().min(10).default(2_000),
   /** Queued requests at which a fleet node counts as saturated: its adapters spill to their next node. */
   fleetSpillQueue: z.coerce.number().int().min(1).default(16),
-  /** A retrieval node (`switchyard serve retrieval`) the edge uses instead of an in-process knowledge base. */
-  retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Retrieval nodes (`switchyard serve retrieval`), comma-separated, the edge uses instead of an in-process knowledge base; two or more are partitioned by tenant (clients/knowledge-partitions.ts). */
+  retrievalUrl: nodeUrls.optional(),
   /** Per-attempt timeout of edge-to-node calls (until the response head). */
   nodeTimeoutMs: z.coerce.number().int().min(1).default(30_000),
 });
@@ -154,7 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
 }
 
 /** Flags that may be given more than once: their values join as one comma-separated list. */
-const LIST_FLAGS = new Set([CONFIG_SOURCES.inferenceUrl.flag]);
+const LIST_FLAGS = new Set([CONFIG_SOURCES.inferenceUrl.flag, CONFIG_SOURCES.retrievalUrl.flag]);
 
 function parseFlags(argv: string[]): Map<string, string> {
   const known = new Set(Object.values(CONFIG_SOURCES).map((s) => s.flag));
