@@ -2,8 +2,9 @@
  * One call from the edge to a plane node, over fetch alone (runs on Node and Workers): signed with the
  * node secret (wire/auth.ts: each attempt signed afresh, a held body's digest computed once), a timeout
  * per attempt, and bounded retries with backoff for idempotent calls only, on a failure that did nothing
- * (no connection, a timeout, 502/503/504 or a plane error of kind `unavailable`/`busy`). A non-2xx answer becomes the PlaneError it carries (wire/errors.ts); a 401
- * (the node refused our signature) becomes `unavailable`, since the caller did nothing wrong.
+ * (no connection, a timeout, 502/503/504 or a plane error of kind `unavailable`/`busy`). A non-2xx answer
+ * becomes the PlaneError it carries (wire/errors.ts); a 401 (the node refused our signature) becomes
+ * `unavailable`, since the caller did nothing wrong.
  */
 import { PlaneError } from "../ports/errors.ts";
 import { bodyFacts, signedHeaders, type BodyFacts } from "./wire/auth.ts";
