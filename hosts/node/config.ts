@@ -11,6 +11,11 @@ const byteSize = z
   .string()
   .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, "expected a size like 1048576, 512kb or 64mb")
   .transform(parseByteSize);
+/** A comma-separated list of node URLs (http or https), at least one, in order. */
+const nodeUrls = z
+  .string()
+  .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+  .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1));
 
 export const ConfigSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
@@ -70,25 +75,23 @@ export const ConfigSchema = z.object({
   trainerLeaseMs: z.coerce.number().int().min(100).default(30_000),
   /** How often a running job's lease is renewed (well under the lease). */
   trainerHeartbeatMs: z.coerce.number().int().min(10).default(5_000),
-  /** Edge-to-node shared secrets, comma-separated: nodes accept any, clients send the first (clients/wire/auth.ts). */
+  /** Edge-to-node secrets, comma-separated: nodes accept a signature by any, clients sign with the first (clients/wire/auth.ts). */
   nodeSecret: z
     .string()
     .refine((v) => v.split(",").every((s) => s.trim().length >= 16), "each secret must be at least 16 characters")
     .optional(),
+  /** A node also accepts the old `Authorization: Bearer <secret>` (while edges are upgraded to signing; off otherwise). */
+  nodeAcceptBearer: z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true").default(false),
   /** Inference nodes (`switchyard serve inference`), comma-separated, the edge uses instead of an in-process engine; two or more make a fleet (clients/fleet.ts). */
-  inferenceUrl: z
-    .string()
-    .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-    .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1))
-    .optional(),
+  inferenceUrl: nodeUrls.optional(),
   /** How a fleet places generations: by the adapter's rendezvous hash (its cache stays warm) or at random. */
   fleetRouting: z.enum(["rendezvous", "random"]).default("rendezvous"),
   /** How often the edge reads each fleet node's load (health and queue depth). */
   fleetCheckIntervalMs: z.coerce.number().int().min(10).default(2_000),
   /** Queued requests at which a fleet node counts as saturated: its adapters spill to their next node. */
   fleetSpillQueue: z.coerce.number().int().min(1).default(16),
-  /** A retrieval node (`switchyard serve retrieval`) the edge uses instead of an in-process knowledge base. */
-  retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Retrieval nodes (`switchyard serve retrieval`), comma-separated, the edge uses instead of an in-process knowledge base; two or more are partitioned by tenant (clients/knowledge-partitions.ts). */
+  retrievalUrl: nodeUrls.optional(),
   /** Per-attempt timeout of edge-to-node calls (until the response head). */
   nodeTimeoutMs: z.coerce.number().int().min(1).default(30_000),
   /** Lets monitors' webhooks reach loopback and private addresses (receivers on your own network); off, only public ones. */
@@ -129,6 +132,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   trainerLeaseMs: { env: "SWITCHYARD_TRAINER_LEASE_MS", flag: "--trainer-lease-ms" },
   trainerHeartbeatMs: { env: "SWITCHYARD_TRAINER_HEARTBEAT_MS", flag: "--trainer-heartbeat-ms" },
   nodeSecret: { env: "SWITCHYARD_NODE_SECRET", flag: "--node-secret" },
+  nodeAcceptBearer: { env: "SWITCHYARD_NODE_ACCEPT_BEARER", flag: "--node-accept-bearer" },
   inferenceUrl: { env: "SWITCHYARD_INFERENCE_URL", flag: "--inference-url" },
   fleetRouting: { env: "SWITCHYARD_FLEET_ROUTING", flag: "--fleet-routing" },
   fleetCheckIntervalMs: { env: "SWITCHYARD_FLEET_CHECK_INTERVAL_MS", flag: "--fleet-check-interval-ms" },
@@ -158,7 +162,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
 }
 
 /** Flags that may be given more than once: their values join as one comma-separated list. */
-const LIST_FLAGS = new Set([CONFIG_SOURCES.inferenceUrl.flag]);
+const LIST_FLAGS = new Set([CONFIG_SOURCES.inferenceUrl.flag, CONFIG_SOURCES.retrievalUrl.flag]);
 
 function parseFlags(argv: string[]): Map<string, string> {
   const known = new Set(Object.values(CONFIG_SOURCES).map((s) => s.flag));

@@ -6,6 +6,7 @@ import type { Inference, Knowledge, ModelInfo, Planes } from "../../ports/index.
 import { FleetInference } from "../../clients/fleet.ts";
 import { HttpInference } from "../../clients/inference.ts";
 import { HttpKnowledge } from "../../clients/knowledge.ts";
+import { KnowledgePartitions } from "../../clients/knowledge-partitions.ts";
 import { parseSecrets } from "../../clients/wire/auth.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
@@ -45,7 +46,8 @@ export interface EmbeddedPlanes {
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
  * catalog, cache and leases, the knowledge base, uploaded files, fine-tuning jobs (rows; the trainer process runs them)
  * and usage accounting, over the node's SQLite database. With `inferenceUrl` / `retrievalUrl` the
- * inference and knowledge ports are HTTP clients of plane nodes instead (clients/), the rest unchanged.
+ * inference and knowledge ports are HTTP clients of plane nodes instead (clients/): a fleet for several inference
+ * nodes, tenant partitions for several retrieval nodes; the rest unchanged.
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
@@ -105,7 +107,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   });
   if (engine) logger.info({ model: engine.info.id, modelDir }, "model loaded");
   else logger.info({ inferenceUrl: config.inferenceUrl }, "using the inference node");
-  if (remote.knowledge) logger.info({ retrievalUrl: config.retrievalUrl }, "using the retrieval node");
+  if (remote.knowledge) logger.info({ retrievalUrl: config.retrievalUrl }, config.retrievalUrl!.length > 1 ? "using the retrieval nodes, partitioned by tenant" : "using the retrieval node");
 
   return {
     planes: {
@@ -148,14 +150,19 @@ function inferenceNodes(config: Config, urls: string[], secret: string): HttpInf
   return fleet;
 }
 
+/** One node: its client; two or more: each tenant on its rendezvous node (no spill: its documents live there). */
+function retrievalNodes(config: Config, urls: string[], secret: string): Knowledge {
+  if (urls.length === 1) return new HttpKnowledge({ url: urls[0]!, secret, timeoutMs: config.nodeTimeoutMs });
+  return new KnowledgePartitions({ nodes: urls, secret, timeoutMs: config.nodeTimeoutMs });
+}
+
 /** HTTP clients of the plane nodes the config names (none by default: everything in process). */
 function remotePlanes(config: Config): { inference?: HttpInference | FleetInference; knowledge?: Knowledge } {
   if (!config.inferenceUrl && !config.retrievalUrl) return {};
   const secret = parseSecrets(config.nodeSecret)[0];
   if (secret === undefined) throw new ConfigError("--inference-url / --retrieval-url need SWITCHYARD_NODE_SECRET (the nodes refuse unauthenticated calls)");
-  const client = (url: string) => ({ url, secret, timeoutMs: config.nodeTimeoutMs });
   return {
     inference: config.inferenceUrl ? inferenceNodes(config, config.inferenceUrl, secret) : undefined,
-    knowledge: config.retrievalUrl ? new HttpKnowledge(client(config.retrievalUrl)) : undefined,
+    knowledge: config.retrievalUrl ? retrievalNodes(config, config.retrievalUrl, secret) : undefined,
   };
 }

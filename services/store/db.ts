@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
-import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import { applyMigrations } from "./migrate.ts";
 import * as schema from "./schema.ts";
 
 export type Db = BetterSQLite3Database<typeof schema>;
@@ -17,15 +17,21 @@ export interface OpenDatabase {
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
-/** Opens (creating if needed) the SQLite file and applies every pending migration. */
+/**
+ * Opens (creating if needed) the SQLite file and applies every pending migration (migrate.ts: safe when
+ * several processes open one fresh file at once). The busy timeout is set first, so that switching a new
+ * file to WAL, which needs the file to itself for a moment, waits for another process instead of failing.
+ */
 export function openDatabase(path: string): OpenDatabase {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const sqlite = new Database(path);
+  // Migrating waits up to this long for another process's migration; queries use the usual 5 s.
+  sqlite.pragma("busy_timeout = 30000");
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
+  applyMigrations(sqlite, MIGRATIONS_DIR);
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema });
-  migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   return { db, sqlite, close: () => sqlite.close() };
 }

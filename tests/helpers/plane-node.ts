@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { bodyFacts, signedHeaders } from "../../clients/wire/auth.ts";
 import { findModel, REPO_ROOT } from "./model-path.ts";
 
 export const NODE_SECRET = "node-secret-0123456789abcdef";
@@ -13,8 +14,11 @@ export const NODE_SECRET = "node-secret-0123456789abcdef";
 export interface PlaneNodeChild {
   url: string;
   dataDir: string;
-  /** fetch with the node secret (or the given Authorization header, or none with `null`). */
-  call(path: string, init?: RequestInit & { authorization?: string | null }): Promise<Response>;
+  /**
+   * fetch signed with the node secret (or with `secret`); with `authorization` (a header, or `null` for
+   * none) unsigned instead.
+   */
+  call(path: string, init?: RequestInit & { authorization?: string | null; secret?: string }): Promise<Response>;
   /** Sends the process a signal (SIGKILL: the node dies mid-request) and resolves once it exited. */
   kill(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -63,11 +67,14 @@ export async function spawnPlaneNode(plane: "inference" | "retrieval", env: Reco
   return {
     url,
     dataDir: dir,
-    call(path, init = {}) {
-      const { authorization, ...rest } = init;
-      const headers = new Headers(rest.headers);
-      const value = authorization === undefined ? `Bearer ${NODE_SECRET}` : authorization;
-      if (value !== null) headers.set("authorization", value);
+    async call(path, init = {}) {
+      const { authorization, secret, ...rest } = init;
+      if (authorization !== undefined) {
+        const headers = new Headers(rest.headers);
+        if (authorization !== null) headers.set("authorization", authorization);
+        return fetch(`${url}${path}`, { ...rest, headers });
+      }
+      const headers = await signedHeaders(secret ?? NODE_SECRET, rest.method ?? "GET", path, rest.headers, await bodyFacts(rest.body));
       return fetch(`${url}${path}`, { ...rest, headers });
     },
     async kill(signal) {

@@ -1,19 +1,23 @@
 /**
  * What every plane node's HTTP app shares: /healthz (the process is up), /readyz (the plane is
- * loaded: 503 until then), /metrics (Prometheus), the bearer secret on everything else (401 without
- * it), request metrics, and PlaneErrors rendered in the one wire form (clients/wire/errors.ts).
+ * loaded: 503 until then), /metrics (Prometheus), signed calls on everything else (node-auth.ts: 401
+ * without a valid signature), request metrics, and PlaneErrors rendered in the one wire form (clients/wire/errors.ts).
  * Health and metrics stay open for probes and scrapers; they carry no tenant data.
  */
 import { Hono, type Context } from "hono";
 import { routePath } from "hono/route";
 import { PlaneError } from "../../../ports/errors.ts";
-import { isAuthorized } from "../../../clients/wire/auth.ts";
 import { toWireError, wireStatus } from "../../../clients/wire/errors.ts";
 import { NODE_HEALTH } from "../../../clients/wire/routes.ts";
 import type { HttpMetrics } from "../../../edge/middleware/request-context.ts";
+import { NodeAuthError, nodeAuth } from "./node-auth.ts";
 
 export interface NodeAppOptions {
   secrets: readonly string[];
+  /** Also accept the old bearer secret (SWITCHYARD_NODE_ACCEPT_BEARER; migration only). */
+  acceptBearer?: boolean;
+  /** Unix ms, for the signatures' replay window (tests move it). */
+  now?: () => number;
   /** Whether the plane is loaded (readiness). */
   ready: () => boolean;
   metrics: HttpMetrics;
@@ -30,14 +34,13 @@ export function createNodeApp(options: NodeAppOptions): Hono {
   app.get(NODE_HEALTH.live, (c) => c.json({ status: "ok" }));
   app.get(NODE_HEALTH.ready, (c) => (options.ready() ? c.json({ status: "ready" }) : c.json({ status: "loading" }, 503)));
   app.get(NODE_HEALTH.metrics, async (c) => c.text(await options.metricsText(), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.use("/v1/*", nodeAuth(options));
   app.use("/v1/*", async (c, next) => {
-    if (!isAuthorized(c.req.header("authorization"), options.secrets)) {
-      return renderError(c, new PlaneError("forbidden", "This node needs the node secret (Authorization: Bearer).", { code: "unauthenticated" }), 401);
-    }
     if (!options.ready()) return renderError(c, new PlaneError("unavailable", "The plane is still loading.", { code: "not_ready" }));
     await next();
   });
   app.onError((err, c) => {
+    if (err instanceof NodeAuthError) return renderError(c, err, 401);
     if (err instanceof PlaneError) return renderError(c, err);
     console.error(err);
     return renderError(c, new PlaneError("unavailable", "The plane node failed on this request.", { code: "internal_error" }), 500);
@@ -53,7 +56,8 @@ export function renderError(c: Context, error: PlaneError, status = wireStatus(e
 export async function jsonBody(c: Context): Promise<unknown> {
   try {
     return await c.req.json();
-  } catch {
+  } catch (err) {
+    if (err instanceof PlaneError) throw err; // the body's digest check (node-auth.ts)
     throw new PlaneError("invalid_request", "The request body is not valid JSON.", { code: "invalid_json" });
   }
 }

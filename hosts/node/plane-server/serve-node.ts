@@ -1,7 +1,7 @@
 /**
  * One plane alone in this process, over HTTP (`switchyard serve inference|retrieval`). The node listens
  * first (healthz answers, readyz says loading) and loads its plane after, so an orchestrator sees
- * "alive, not ready" while a model compiles. Every /v1 call needs the node secret.
+ * "alive, not ready" while a model compiles. Every /v1 call must be signed with the node secret (node-auth.ts).
  *
  * - inference: the engine on the resolved model, adapters leased from the data dir's adapter store (shared
  *   with the edge that catalogs them; no data-dir lock, like the trainer);
@@ -59,7 +59,7 @@ export async function startPlaneNode(plane: NodePlane, config: Config): Promise<
   const database = openDatabase(join(dataDir, "switchyard.db"));
   const prometheus = createPrometheus();
   let loaded: Loaded<Inference | Knowledge> | undefined;
-  const app = createNodeApp({ secrets, ready: () => loaded !== undefined, metrics: prometheus.http, metricsText: prometheus.text });
+  const app = createNodeApp({ secrets, acceptBearer: config.nodeAcceptBearer, ready: () => loaded !== undefined, metrics: prometheus.http, metricsText: prometheus.text });
   const current = <P>() => loaded!.plane as P;
   if (plane === "inference") {
     mountInference(app, () => current<Inference>(), () => loaded!.load!());

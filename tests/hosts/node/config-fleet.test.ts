@@ -1,4 +1,4 @@
-/** The inference node list: comma-separated in the environment or a flag, the flag repeatable, each entry a URL. */
+/** The inference and retrieval node lists: comma-separated in the environment or a flag, the flag repeatable, each entry a URL. */
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../hosts/node/config.ts";
 
@@ -17,5 +17,13 @@ describe("--inference-url", () => {
     expect(() => loadConfig({ SWITCHYARD_INFERENCE_URL: "http://a:1,ftp://b" })).toThrow(ConfigError);
     expect(() => loadConfig({ SWITCHYARD_INFERENCE_URL: "," })).toThrow(/SWITCHYARD_INFERENCE_URL/);
     expect(() => loadConfig({ SWITCHYARD_FLEET_ROUTING: "round-robin" })).toThrow(/SWITCHYARD_FLEET_ROUTING/);
+  });
+});
+
+describe("--retrieval-url", () => {
+  it("takes one URL or a list, like --inference-url, and refuses an entry that is not a URL", () => {
+    expect(loadConfig({ SWITCHYARD_RETRIEVAL_URL: "http://r0:9102" }).retrievalUrl).toEqual(["http://r0:9102"]);
+    expect(loadConfig({}, ["--retrieval-url", "http://r0:9102", "--retrieval-url=http://r1:9102"]).retrievalUrl).toEqual(["http://r0:9102", "http://r1:9102"]);
+    expect(() => loadConfig({ SWITCHYARD_RETRIEVAL_URL: "http://r0:9102,r1" })).toThrow(/SWITCHYARD_RETRIEVAL_URL/);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * `switchyard serve inference|retrieval` as real processes on loopback: the node secret (none, wrong,
- * rotated), health, readiness and metrics, cancellation across HTTP (the engine's sequence ends when
+ * `switchyard serve inference|retrieval` as real processes on loopback: signed calls (none, bearer,
+ * wrong secret, rotated; the signing itself is unit-tested in tests/clients/node-auth.test.ts), health, readiness and metrics, cancellation across HTTP (the engine's sequence ends when
  * the client aborts), a typed error crossing intact, and the client's retries (idempotent calls only).
  */
 import { createServer } from "node:net";
@@ -39,15 +39,18 @@ describe("plane nodes over HTTP", () => {
     await Promise.all([inference?.stop(), retrieval?.stop()]);
   });
 
-  it("refuse calls without the node secret or with a wrong one (401), and accept every secret of the rotated list", async () => {
+  it("refuse unsigned calls, the bare bearer secret and a wrong secret's signature (401), and accept a signature by every secret of the rotated list", async () => {
     for (const node of [inference, retrieval]) {
       const path = node === inference ? "/v1/model" : "/v1/tenants/acme/documents";
-      for (const authorization of [null, "Bearer wrong-secret-0123456789", `Basic ${NODE_SECRET}`]) {
+      for (const authorization of [null, `Bearer ${NODE_SECRET}`, `Basic ${NODE_SECRET}`]) {
         const refused = await node.call(path, { authorization });
         expect(refused.status).toBe(401);
-        expect((await refused.json()) as unknown).toMatchObject({ error: { code: "unauthenticated" } });
+        expect((await refused.json()) as unknown).toMatchObject({ error: { kind: "forbidden", code: "unauthenticated" } });
       }
-      expect((await node.call(path, { authorization: `Bearer ${OLD_SECRET}` })).status).toBe(200);
+      const wrong = await node.call(path, { secret: "wrong-secret-0123456789" });
+      expect(wrong.status).toBe(401);
+      expect((await wrong.json()) as unknown).toMatchObject({ error: { code: "signature_invalid" } });
+      expect((await node.call(path, { secret: OLD_SECRET })).status).toBe(200);
       expect((await node.call(path)).status).toBe(200);
     }
     // A client with a wrong secret sees the node as unavailable (the caller did nothing wrong), not a retry loop.
