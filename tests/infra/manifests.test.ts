@@ -177,7 +177,7 @@ describe("infra/k8s manifests", () => {
       return service.spec.selector["app.kubernetes.io/component"];
     };
     expect(edge.config.inferenceUrl!.map(target)).toEqual(["inference"]);
-    expect(target(edge.config.retrievalUrl!)).toBe("retrieval");
+    expect(edge.config.retrievalUrl!.map(target)).toEqual(["retrieval"]); // one partition per StatefulSet replica
   });
 
   it("probe paths the node and edge apps answer: readiness on the plane loaded, liveness on the process", async () => {
