@@ -41,6 +41,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   fleetCheckIntervalMs: { value: "MS", text: "how often the edge reads each fleet node's load (health, queue depth)" },
   fleetSpillQueue: { value: "N", text: "queued requests at which a fleet node is saturated and its adapters spill to their next node" },
   retrievalUrl: { value: "URL[,URL...]", text: "use these retrieval nodes (`switchyard serve retrieval`) instead of an in-process knowledge base; repeat the flag or separate with commas: two or more hold each tenant's documents on its rendezvous-hash node" },
+  trainerUrl: { value: "URL", text: "use this control node (`switchyard serve trainer --port N`) for fine-tuning jobs, adapters and files (it runs the jobs: no trainer child); an in-process engine then needs its data dir" },
   nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
   webhookAllowPrivate: { value: "1|0", text: "let monitors' webhooks reach loopback and private addresses (off: public ones only)" },
 };
