@@ -114,20 +114,21 @@ export class BatchCache {
     if (this.used + added > this.cap) throw new Error(`cache capacity ${this.cap} exceeded; reserve first`);
     const { numKvHeads: heads, headDim } = this.shape;
     for (let r = 0; r < this.rowCount; r++) this.maskData.set(newMask.subarray(r * added, (r + 1) * added), r * this.cap + this.used);
-    const span = added * headDim;
     for (let l = 0; l < this.shape.numLayers; l++) {
-      for (const [src, dst] of [
-        [keys[l], this.keyData[l]],
-        [values[l], this.valueData[l]],
-      ]) {
-        for (let rh = 0; rh < this.rowCount * heads; rh++) {
-          const from = rh * span;
-          const to = (rh * this.cap + this.used) * headDim;
-          for (let i = 0; i < span; i++) dst[to + i] = src[from + i];
-        }
-      }
+      this.writeColumns(keys[l], this.keyData[l], added, heads, headDim);
+      this.writeColumns(values[l], this.valueData[l], added, heads, headDim);
     }
     this.used += added;
+  }
+
+  /** Copies [rows, heads, added, headDim] into the columns from `used` of one layer's buffer. */
+  private writeColumns(src: Float32Array, dst: Float32Array, added: number, heads: number, headDim: number): void {
+    const span = added * headDim;
+    for (let rh = 0; rh < this.rowCount * heads; rh++) {
+      const from = rh * span;
+      const to = (rh * this.cap + this.used) * headDim;
+      for (let i = 0; i < span; i++) dst[to + i] = src[from + i];
+    }
   }
 
   /** Appends the rows of `other` in place: each keeps its columns, right-aligned to the width. */
