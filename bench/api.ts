@@ -3,21 +3,22 @@
  * non-streaming chats of 32 output tokens: requests/s, latency p50/p99, errors, and the edge overhead
  * (the server's total time for a request minus the engine's and retrieval's time), for the engine in a
  * worker thread and on the edge's thread (SWITCHYARD_ENGINE_THREAD), one platform each, rounds interleaved.
- * The load runs in this process, on the edge's thread. Run: `npm run bench -- api`; writes bench-results/api.json.
+ * Each platform runs in its own process (bench/platform-child.ts), so the load generated here never
+ * shares the edge's event loop. Run: `npm run bench -- api` (BENCH_CLIENTS, BENCH_ROUNDS, BENCH_STRATEGIES,
+ * BENCH_ENGINE_THREADS); writes bench-results/api.json.
  */
+import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../hosts/node/config.ts";
-import { startPlatform } from "../hosts/node/server.ts";
 import { randomPeftAdapter } from "../services/adapters/synthetic.ts";
-import { percentile, report } from "./report.ts";
+import { BENCH_ROOT, percentile, report } from "./report.ts";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const OUTPUT_TOKENS = 32;
 const ADMIN = "bench-admin-key-0123456789";
-const STRATEGIES = ["prompt", "rag", "adapter", "rag+adapter"] as const;
+const STRATEGIES = (process.env.BENCH_STRATEGIES ?? "prompt,rag,adapter,rag+adapter").split(",");
 const THREADS = (process.env.BENCH_ENGINE_THREADS ?? "worker,main").split(",") as ("worker" | "main")[];
 
 interface Target {
@@ -30,18 +31,21 @@ interface Target {
 
 async function startTarget(thread: Target["thread"]): Promise<Target> {
   const dataDir = mkdtempSync(join(tmpdir(), `sy-bench-api-${thread}-`));
-  const platform = await startPlatform(
-    loadConfig({
-      SWITCHYARD_DATA_DIR: dataDir,
-      SWITCHYARD_PORT: "0",
-      SWITCHYARD_LOG_LEVEL: "warn",
-      SWITCHYARD_ADMIN_KEY: ADMIN,
-      SWITCHYARD_REQUESTS_PER_MINUTE: "0",
-      SWITCHYARD_ENGINE_THREAD: thread,
-    }),
-    { announce: () => {} },
-  );
-  const target = { thread, url: platform.url, dataDir, key: "", close: () => platform.close() };
+  const env = {
+    SWITCHYARD_DATA_DIR: dataDir,
+    SWITCHYARD_PORT: "0",
+    SWITCHYARD_LOG_LEVEL: "warn",
+    SWITCHYARD_ADMIN_KEY: ADMIN,
+    SWITCHYARD_REQUESTS_PER_MINUTE: "0",
+    SWITCHYARD_ENGINE_THREAD: thread,
+  };
+  const child = fork(join(BENCH_ROOT, "bench", "platform-child.ts"), [JSON.stringify(env)], { cwd: BENCH_ROOT, execArgv: ["--import", "tsx"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("message", (message) => resolve((message as { url: string }).url));
+    child.once("exit", (code) => reject(new Error(`the ${thread} platform exited (code ${code}) before it listened`)));
+  });
+  const close = () => new Promise<void>((resolve) => (child.once("exit", () => resolve()), child.send("close")));
+  const target = { thread, url, dataDir, key: "", close };
   target.key = await setUpTenant(target.url);
   return target;
 }

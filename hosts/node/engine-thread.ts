@@ -8,11 +8,18 @@
  * sequence in the engine, and the stream throws the abort reason as in process; a reader that stops
  * taking events stops granting credit, so the worker stops pulling and the engine pauses the sequence.
  * If the worker dies, every call and stream fails with `unavailable`.
+ *
+ * Prompts are encoded here, with the model's own tokenizer and chat template (the engine's encoder,
+ * services/inference/prompt-encoder.ts): a round trip would wait for a turn of the worker's loop, that is up to
+ * a whole decode step, where encoding a chat prompt takes a fraction of a millisecond.
  */
 import { Worker } from "node:worker_threads";
 import { PlaneError } from "../../ports/errors.ts";
 import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../ports/inference.ts";
 import type { EngineStats } from "../../services/inference/engine.ts";
+import { promptEncoder } from "../../services/inference/prompt-encoder.ts";
+import { loadChatTemplate } from "../../services/model/chat-template.ts";
+import { loadTokenizer } from "../../services/model/tokenizer.ts";
 import { errorFromWire, EVENT_CREDIT, type EngineWorkerOptions, type FromWorker, type ToWorker, type WireError } from "./engine-wire.ts";
 
 const ENTRY = new URL("./engine-worker.mjs", import.meta.url);
@@ -31,7 +38,7 @@ interface Stream {
   end(error?: Error): void;
 }
 
-type Request = Exclude<ToWorker, { type: "generate" | "credit" | "cancel" }>;
+type Request = Exclude<ToWorker, { type: "generate" | "credits" | "cancel" }>;
 type Call = { [K in Request["type"]]: Omit<Extract<Request, { type: K }>, "id"> }[Request["type"]];
 
 /** Starts the worker and resolves once its engine is loaded (rejects with the load's error). */
@@ -44,7 +51,21 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
   const post = (message: ToWorker) => {
     if (!dead) worker.postMessage(message);
   };
+  /** Credit of every stream, gathered over one turn of this loop and posted once at its end. */
+  let grants = new Map<number, number>();
+  const grant = (id: number, n: number) => {
+    if (grants.size === 0) {
+      process.nextTick(() => {
+        const all = [...grants];
+        grants = new Map();
+        post({ type: "credits", grants: all });
+      });
+    }
+    grants.set(id, (grants.get(id) ?? 0) + n);
+  };
 
+  const tokenizer = Promise.all([loadTokenizer(options.modelDir), loadChatTemplate(options.modelDir)]);
+  tokenizer.catch(() => undefined); // awaited below, once the worker is ready
   const info = await new Promise<ModelInfo>((resolve, reject) => {
     const onExit = (code: number) => reject(new Error(`the engine worker exited (code ${code}) before its model loaded`));
     worker.once("error", reject);
@@ -56,6 +77,8 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
       else reject(message.type === "failed" ? errorFromWire(message.error) : new Error(`unexpected first message ${message.type}`));
     });
   });
+
+  const encoder = promptEncoder(...(await tokenizer), info);
 
   const fail = (error: Error) => {
     dead ??= new PlaneError("unavailable", `inference engine worker stopped: ${error.message}`, { code: "inference_unavailable" });
@@ -121,7 +144,7 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
         for (;;) {
           while (buffered.length) {
             if (++taken >= EVENT_CREDIT / 2) {
-              post({ type: "credit", id, n: taken });
+              grant(id, taken);
               taken = 0;
             }
             yield buffered.shift()!;
@@ -145,7 +168,10 @@ export async function startEngineThread(options: EngineWorkerOptions): Promise<E
   return {
     info,
     model: async () => info,
-    encode: (request: EncodeRequest) => call<EncodedPrompt>({ type: "encode", request }),
+    encode: async (request: EncodeRequest): Promise<EncodedPrompt> => {
+      if (dead) throw dead;
+      return encoder.encode(request);
+    },
     generate,
     retire: (adapter) => call<void>({ type: "retire", adapter }),
     metricsText: () => call<string>({ type: "metrics" }),

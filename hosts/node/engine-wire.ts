@@ -6,7 +6,7 @@
  */
 import { fromWireError, toWireError, type WireError as PlaneWireError } from "../../clients/wire/errors.ts";
 import { PlaneError } from "../../ports/errors.ts";
-import type { EncodeRequest, GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
+import type { GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
 import type { ExecutionProvider } from "../../services/inference/execution-provider.ts";
 import type { BaseModelShape, PeftLimits } from "../../services/adapters/peft.ts";
 
@@ -41,10 +41,9 @@ export interface EngineWorkerOptions {
 export const EVENT_CREDIT = 8;
 
 export type ToWorker =
-  | { type: "encode"; id: number; request: EncodeRequest }
   | { type: "generate"; id: number; request: Omit<GenerateRequest, "signal"> }
-  /** The reader took `n` more events: the worker may send as many more. */
-  | { type: "credit"; id: number; n: number }
+  /** Readers took more events: for each [id, n], the worker may send n more of that generation (one post per turn of the edge's loop). */
+  | { type: "credits"; grants: [id: number, n: number][] }
   | { type: "cancel"; id: number }
   /** The adapter was deleted: no new lease; its files go when the worker's last holder lets go. */
   | { type: "retire"; id: number; adapter: string }

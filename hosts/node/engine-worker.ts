@@ -28,11 +28,15 @@ interface Running {
 }
 
 const port = parentPort!;
-/** Messages of one turn of this thread's loop (a decode step's events of every sequence) go as one post. */
+/**
+ * Messages of one turn of this thread's loop (a decode step's events of every sequence) go as one post,
+ * at the end of the turn: a tick runs once the turn's promise jobs are done, before the loop's next
+ * callback, so the events never wait behind the next decode step (which an immediate would).
+ */
 let outbox: FromWorker[] = [];
 const send = (message: FromWorker) => {
   if (outbox.push(message) > 1) return;
-  setImmediate(() => {
+  process.nextTick(() => {
     const messages = outbox;
     outbox = [];
     port.postMessage(messages.length === 1 ? messages[0] : { type: "batch", messages });
@@ -101,8 +105,6 @@ async function reply(id: number, work: () => Promise<unknown>): Promise<void> {
 function handle(started: Started, message: ToWorker): void {
   const { engine, leases, metrics } = started;
   switch (message.type) {
-    case "encode":
-      return void reply(message.id, () => engine.encode(message.request));
     case "generate": {
       const abort = new AbortController();
       let iterator: AsyncIterator<GenerateEvent>;
@@ -115,12 +117,18 @@ function handle(started: Started, message: ToWorker): void {
       running.set(message.id, generation);
       return void pump(message.id, generation);
     }
-    case "credit":
+    case "credits":
+      for (const [id, n] of message.grants) {
+        const generation = running.get(id);
+        if (!generation) continue;
+        generation.credit += n;
+        generation.wake?.();
+      }
+      return;
     case "cancel": {
       const generation = running.get(message.id);
       if (!generation) return;
-      if (message.type === "credit") generation.credit += message.n;
-      else generation.abort.abort(new Error("generation cancelled"));
+      generation.abort.abort(new Error("generation cancelled"));
       return generation.wake?.();
     }
     case "retire":

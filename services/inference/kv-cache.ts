@@ -43,6 +43,9 @@ export class BatchCache {
     private valueData: Float32Array[],
   ) {}
 
+  /** Bumped by every change but `append` (buffers, rows, capacity, columns moved), so feeds built on the layout can be kept until it changes. */
+  private layoutVersion = 0;
+
   static empty(shape: CacheShape, rows: number, capacity = COLUMN_CHUNK, rowCapacity = rows): BatchCache {
     const size = Math.max(rows, rowCapacity) * shape.numKvHeads * capacity * shape.headDim;
     const layer = () => Array.from({ length: shape.numLayers }, () => new Float32Array(size));
@@ -55,6 +58,10 @@ export class BatchCache {
   /** Columns in use. */
   get width(): number {
     return this.used;
+  }
+  /** Unchanged while only `append` ran: the buffers, rows and columns in use before it are where they were. */
+  get layout(): number {
+    return this.layoutVersion;
   }
   /** Columns allocated per row (the past length the graph sees). */
   get capacity(): number {
@@ -89,6 +96,7 @@ export class BatchCache {
     if (needed <= this.cap && rows <= this.rowCapacity) return;
     const capacity = needed <= this.cap ? this.cap : Math.ceil(needed / COLUMN_CHUNK) * COLUMN_CHUNK;
     const rowCapacity = rows <= this.rowCapacity ? this.rowCapacity : Math.max(rows, 2 * this.rowCapacity);
+    this.layoutVersion++;
     const grown = BatchCache.empty(this.shape, this.rowCount, capacity, rowCapacity);
     for (let r = 0; r < this.rowCount; r++) copyRow(this, r, 0, grown, r, 0, this.used);
     this.rowCapacity = grown.rowCapacity;
@@ -106,20 +114,21 @@ export class BatchCache {
     if (this.used + added > this.cap) throw new Error(`cache capacity ${this.cap} exceeded; reserve first`);
     const { numKvHeads: heads, headDim } = this.shape;
     for (let r = 0; r < this.rowCount; r++) this.maskData.set(newMask.subarray(r * added, (r + 1) * added), r * this.cap + this.used);
-    const span = added * headDim;
     for (let l = 0; l < this.shape.numLayers; l++) {
-      for (const [src, dst] of [
-        [keys[l], this.keyData[l]],
-        [values[l], this.valueData[l]],
-      ]) {
-        for (let rh = 0; rh < this.rowCount * heads; rh++) {
-          const from = rh * span;
-          const to = (rh * this.cap + this.used) * headDim;
-          for (let i = 0; i < span; i++) dst[to + i] = src[from + i];
-        }
-      }
+      this.writeColumns(keys[l], this.keyData[l], added, heads, headDim);
+      this.writeColumns(values[l], this.valueData[l], added, heads, headDim);
     }
     this.used += added;
+  }
+
+  /** Copies [rows, heads, added, headDim] into the columns from `used` of one layer's buffer. */
+  private writeColumns(src: Float32Array, dst: Float32Array, added: number, heads: number, headDim: number): void {
+    const span = added * headDim;
+    for (let rh = 0; rh < this.rowCount * heads; rh++) {
+      const from = rh * span;
+      const to = (rh * this.cap + this.used) * headDim;
+      for (let i = 0; i < span; i++) dst[to + i] = src[from + i];
+    }
   }
 
   /** Appends the rows of `other` in place: each keeps its columns, right-aligned to the width. */
@@ -130,6 +139,7 @@ export class BatchCache {
     });
     const width = Math.max(this.used, ...spans.map((s) => s.count));
     this.reserve(width - this.used, this.rowCount + other.rows);
+    this.layoutVersion++;
     this.used = width;
     for (const { row, start, count } of spans) {
       const to = this.rowCount++;
@@ -144,6 +154,7 @@ export class BatchCache {
    */
   removeRows(remove: number[]): number[] {
     const order = Array.from({ length: this.rowCount }, (_, i) => i);
+    if (remove.length) this.layoutVersion++;
     for (const row of [...new Set(remove)].sort((a, b) => b - a)) {
       const last = this.rowCount - 1;
       if (row !== last) {
@@ -198,6 +209,7 @@ export class BatchCache {
     const width = Math.max(...lengths);
     if (this.used - width < COLUMN_CHUNK) return;
     const capacity = Math.max(COLUMN_CHUNK, Math.ceil(width / COLUMN_CHUNK) * COLUMN_CHUNK);
+    this.layoutVersion++;
     const compact = BatchCache.empty(this.shape, this.rowCount, capacity, this.rowCapacity);
     runs.forEach((rowRuns, r) => {
       let to = width - lengths[r];

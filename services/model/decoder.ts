@@ -10,10 +10,13 @@
  *   -> logits       float [B, K, vocab]
  *   -> present_key.{i} / present_value.{i}  float [B, kvHeads, S, headDim] = past ++ new
  *
- * With `kvOutput: "new"` the graph returns only the new keys and values instead,
- *   -> new_key.{i} / new_value.{i}  float [B, kvHeads, T, headDim]
+ * With `kvOutput: "new"` the graph returns only the new keys and values instead, every layer's in
+ * one tensor (one output costs the caller far less per step than 2·layers of them),
+ *   -> new_kv  float [2·layers·B, kvHeads, T, headDim]: block 2i is layer i's keys [B, kvHeads, T, headDim],
+ *              block 2i + 1 its values
  * and attends to past and new without concatenating them, so a caller that keeps the cache in
  * preallocated buffers (unused columns masked out) never has the whole cache copied per step.
+ * A `decodeOnly` graph has no `logits_index` input (its one position is the one returned).
  *
  * Padding is LEFT padding: every sequence's newest token sits in the last column, so appending a
  * step's keys is a plain concat for the whole batch; masked columns are ignored and a column is
@@ -52,7 +55,7 @@ import { VIRTUAL_EMBEDDINGS_INPUT } from "./prompt-tuning.ts";
 export type { DecoderWeights } from "./llama/weights.ts";
 
 /** Bumped whenever the emitted graph changes, so cached compilations are invalidated. */
-export const DECODER_COMPILER_VERSION = "decoder-6";
+export const DECODER_COMPILER_VERSION = "decoder-7";
 
 export interface DecoderOptions {
   /** Adds the LoRA inputs and branches (see above). */
@@ -127,7 +130,7 @@ class ServingGraphBuilder {
     const inputIds = g.input("input_ids", "int64", ["batch", seq]);
     const positionIds = g.input("position_ids", "int64", ["batch", seq]);
     const mask = g.input("attention_mask", "int64", ["batch", "total"]);
-    const logitsIndex = g.input("logits_index", "int64", ["batch", options.decodeOnly ? 1 : "picked"]);
+    const logitsIndex = options.decodeOnly ? undefined : g.input("logits_index", "int64", ["batch", "picked"]);
     const past = Array.from({ length: c.numLayers }, (_, i) => ({
       key: g.input(`past_key.${i}`, "float32", ["batch", c.numKvHeads, "past", c.headDim]),
       value: g.input(`past_value.${i}`, "float32", ["batch", c.numKvHeads, "past", c.headDim]),
@@ -145,17 +148,19 @@ class ServingGraphBuilder {
 
     const splitSizes = options.kvOutput === "new" && !options.decodeOnly ? this.pastAndNewSizes(past[0].key, inputIds) : undefined;
     let normed = rmsNorm(g, h, this.normWeight("model.layers.0.input_layernorm.weight"), c.rmsNormEps, options.fused);
+    const newKv: Value[] = [];
     for (let i = 0; i < c.numLayers; i++) {
       const linear = layerLinear(g, c, this.w, i, this.lora);
-      const attn = this.attention(linear, i, normed, bias, past[i], splitSizes);
+      const attn = this.attention(linear, i, normed, bias, past[i], splitSizes, newKv);
       [normed, h] = this.addAndNorm(h, attn, `model.layers.${i}.post_attention_layernorm.weight`);
       const mlp = swiGluMlp(g, linear, normed, c.intermediateSize);
       const next = i + 1 < c.numLayers ? `model.layers.${i + 1}.input_layernorm.weight` : "model.norm.weight";
       [normed, h] = this.addAndNorm(h, mlp, next);
     }
 
+    if (newKv.length) g.output(g.concat(newKv, 0), "new_kv");
     // A decode step has one position per sequence: its logits are the only ones.
-    const picked = options.decodeOnly ? normed : this.pickPositions(normed, logitsIndex);
+    const picked = logitsIndex ? this.pickPositions(normed, logitsIndex) : normed;
     g.output(outputHead(g, c, this.w, picked, embedTokens, options.fused), "logits");
     return g;
   }
@@ -172,7 +177,8 @@ class ServingGraphBuilder {
     return [rmsNorm(g, sum, this.normWeight(weightName), c.rmsNormEps, false), sum];
   }
 
-  private attention(linear: LayerLinear, layer: number, x: Value, bias: Value, past: PastKv, splitSizes: Value | undefined): Value {
+  /** The layer's attention; with `kvOutput: "new"` its new keys and values are appended to `newKv`. */
+  private attention(linear: LayerLinear, layer: number, x: Value, bias: Value, past: PastKv, splitSizes: Value | undefined, newKv: Value[]): Value {
     const { g, c } = this;
     const { numHeads, numKvHeads, headDim } = c;
     const fused = this.options.fused;
@@ -182,7 +188,8 @@ class ServingGraphBuilder {
       const heads = g.reshape(qkv, [0, numHeads + 2 * numKvHeads, 1, headDim]);
       const [qk, v] = g.split(heads, [numHeads + numKvHeads, numKvHeads], 1);
       const [q, k] = g.split(this.rope.apply(qk, "bnsh"), [numHeads, numKvHeads], 1);
-      return this.decodeAttention(linear, layer, q, k, v, bias, past);
+      newKv.push(k, v);
+      return this.decodeAttention(linear, q, k, v, bias, past);
     }
     const { q, k, v } = rotatedHeads(g, c, qkv, this.rope, fused);
     const newKey = headsFirst(g, k);
@@ -191,8 +198,7 @@ class ServingGraphBuilder {
 
     let context: Value;
     if (splitSizes) {
-      g.output(newKey, `new_key.${layer}`);
-      g.output(newValue, `new_value.${layer}`);
+      newKv.push(newKey, newValue);
       const scores = g.concat([scaledScores(g, c, queries, past.key, fused), scaledScores(g, c, queries, newKey, fused)], -1);
       const [toPast, toNew] = g.op("Split", [g.softmax(g.add(scores, bias)), splitSizes], { attrs: { axis: attr.int(-1) }, outputs: 2 });
       context = g.add(g.matmul(toPast, past.value), g.matmul(toNew, newValue));
@@ -211,12 +217,10 @@ class ServingGraphBuilder {
    * is [B, heads, 1, D], so no transposes; the score against the new key and its share of the
    * value are elementwise products instead of per-head matrix products.
    */
-  private decodeAttention(linear: LayerLinear, layer: number, q: Value, newKey: Value, newValue: Value, bias: Value, past: PastKv): Value {
+  private decodeAttention(linear: LayerLinear, q: Value, newKey: Value, newValue: Value, bias: Value, past: PastKv): Value {
     const { g, c } = this;
     const { numHeads, numKvHeads, headDim } = c;
     const queries = g.reshape(q, [0, numKvHeads, numHeads / numKvHeads, headDim]); // [B, kvHeads, group, D]
-    g.output(newKey, `new_key.${layer}`);
-    g.output(newValue, `new_value.${layer}`);
     const scale = g.constFloat([1 / Math.sqrt(headDim)], []);
     const toNew = g.mul(g.reduceSum(g.mul(queries, newKey), [-1]), scale); // [B, kvHeads, group, 1]
     const scores = g.add(g.concat([scaledScores(g, c, queries, past.key, this.options.fused), toNew], -1), bias);
