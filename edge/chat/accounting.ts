@@ -1,3 +1,4 @@
+import type { Tenant } from "../../ports/tenants.ts";
 import type { ChatDeps } from "./deps.ts";
 import type { Plan } from "./strategy.ts";
 
@@ -8,13 +9,14 @@ export interface Accounting {
   record(promptTokens: number, completionTokens: number): Promise<void>;
 }
 
-export function accountingFor(deps: ChatDeps, tenantId: string, plan: Plan): Accounting {
+export function accountingFor(deps: ChatDeps, tenant: Pick<Tenant, "id" | "limits">, plan: Plan): Accounting {
   const adapterName = plan.adapterName;
+  const tenantId = tenant.id;
   return {
     adapterName,
-    record(promptTokens, completionTokens) {
-      deps.tokenBudget.charge(tenantId, promptTokens + completionTokens);
-      return deps.usage.record({ tenantId, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
+    async record(promptTokens, completionTokens) {
+      await deps.tokenBudget.charge(tenant, promptTokens + completionTokens);
+      await deps.usage.record({ tenantId, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
     },
   };
 }

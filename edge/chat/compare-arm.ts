@@ -41,7 +41,7 @@ export async function* runArm(ctx: ArmContext, strategy: Strategy): AsyncGenerat
   try {
     const plan = await planRequest(deps.resolveModel, tenant, body.model, strategy);
     const prepared = await prepareCompletion(deps, tenant, body, plan);
-    deps.tokenBudget.check(tenant, prepared.promptTokens.length);
+    await deps.tokenBudget.check(tenant, prepared.promptTokens.length);
     let text = "";
     for await (const event of generate(deps, prepared, ctx.signal)) {
       if (event.type === "prompt") continue;
@@ -51,7 +51,7 @@ export async function* runArm(ctx: ArmContext, strategy: Strategy): AsyncGenerat
         continue;
       }
       const timings = finalTimings(prepared, event, ctx.startedAt);
-      const accounting = accountingFor(deps, tenant.id, plan);
+      const accounting = accountingFor(deps, tenant, plan);
       await accounting.record(event.promptTokens, event.completionTokens);
       const context = usesRetrieval(strategy) ? prepared.sources.map((s) => s.text).join("\n") : undefined;
       const scores = body.reference === undefined ? null : await score(deps, text, body.reference, context);

@@ -33,13 +33,13 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
       const tenant = c.get("tenant");
       const plan = await planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await Promise.all(promptList(body.prompt).map((prompt) => prepareTextCompletion(deps, tenant, body, plan, prompt)));
-      deps.tokenBudget.check(tenant, sum(prepared.map((p) => p.promptTokens.length)));
+      await deps.tokenBudget.check(tenant, sum(prepared.map((p) => p.promptTokens.length)));
       const meta: Meta = {
         id: textCompletionId(),
         created: unixSeconds(),
         model: body.model ?? plan.base,
         startedAt: c.get("startedAt"),
-        accounting: accountingFor(deps, tenant.id, plan),
+        accounting: accountingFor(deps, tenant, plan),
       };
       if (body.stream) return streamCompletions(c, deps, body, prepared, meta);
 
