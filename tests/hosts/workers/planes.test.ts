@@ -1,21 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, tenantWithKey } from "./helpers.ts";
 
-/** The planes Workers does not run yet (inference, adapters, knowledge, files, trainer): one request per route group. */
+/** The planes Workers has no node for yet (adapters, files, trainer, evals): one request per route group. */
 const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: unknown]> = [
-  ["POST", "/v1/chat/completions", "inference", { messages: [{ role: "user", content: "Hi" }] }],
-  ["POST", "/v1/completions", "inference", { prompt: "Hi" }],
-  ["POST", "/v1/compare", "inference", { messages: [{ role: "user", content: "Hi" }] }],
   ["GET", "/v1/models", "adapters"],
   ["GET", "/v1/models/anything", "adapters"],
   ["GET", "/v1/adapters", "adapters"],
-  ["POST", "/v1/knowledge/search", "knowledge", { query: "fox" }],
-  ["GET", "/v1/knowledge/documents", "knowledge"],
   ["GET", "/v1/files", "files"],
   ["GET", "/v1/files/file_x/content", "files"],
   ["POST", "/v1/fine_tuning/jobs", "trainer", { model: "m", training_file: "file_x" }],
   ["GET", "/v1/fine_tuning/jobs", "trainer"],
   ["GET", "/v1/fine_tuning/jobs/ftjob_x/events", "trainer"],
+  ["GET", "/v1/evals", "evals"],
 ];
 
 describe("planes Workers does not run", () => {
@@ -56,13 +52,13 @@ describe("usage on Workers", () => {
 });
 
 describe("feedback on Workers", () => {
-  it("is a real plane over D1: the summary answers the tenant's (empty) ratings; rating needs the chat plane", async () => {
+  it("is a real plane over D1: the summary answers the tenant's (empty) ratings; an unknown completion is not found", async () => {
     const { auth } = await tenantWithKey("feedback-edge-co");
     const res = await call("GET", "/v1/feedback/summary?bucket=day", auth);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ object: "feedback.summary", group_by: ["adapter", "strategy"], bucket: "day", data: [] });
     const rate = await call("POST", "/v1/chat/completions/chatcmpl-x/feedback", auth, { rating: "up" });
-    expect(rate.status).toBe(503);
+    expect(rate.status).toBe(404);
     expect((await call("GET", "/v1/feedback/summary")).status).toBe(401);
   });
 });
