@@ -12,11 +12,13 @@ export const SERVE_HELP: CommandHelp = {
     "Runs one plane alone. `inference` and `retrieval`: the plane over HTTP on --host/--port (its port's routes, /healthz, /readyz, /metrics),\n" +
     "refusing calls without SWITCHYARD_NODE_SECRET (required); an edge uses it with `switchyard start --inference-url URL` / `--retrieval-url URL`.\n" +
     "A retrieval node holds its data dir's lock: give it a data dir of its own. `trainer`: the fine-tuning worker loop over the data dir's database and the model, until SIGINT/SIGTERM.\n" +
-    "`switchyard start` runs it as a child process (SWITCHYARD_TRAINER=off: not); it takes the same options as `start` and does not hold the data dir's lock.",
+    "`switchyard start` runs it as a child process (SWITCHYARD_TRAINER=off: not); it takes the same options as `start` and does not hold the data dir's lock.\n" +
+    "`trainer --port N` (the flag on the command line): the control node, the worker loop plus the fine-tuning jobs, adapter catalog and files over HTTP\n" +
+    "(same secret, health and metrics as the other nodes); an edge uses it with `switchyard start --trainer-url URL`, inference nodes share its data dir.",
   options: [{ flag: "--data-dir DIR, --model MODEL, ...", text: "as for `switchyard start` (see `switchyard start --help`)" }],
 };
 
-/** `switchyard serve trainer [--data-dir DIR ...]`. */
+/** `switchyard serve inference|retrieval|trainer [--port N] [--data-dir DIR ...]`. */
 export async function serveCommand(argv: string[]): Promise<number> {
   const [plane, ...rest] = argv;
   if (plane !== "trainer" && plane !== "inference" && plane !== "retrieval") {
@@ -31,7 +33,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stderr.write(`switchyard: ${err.message}\n`);
     return 2;
   }
-  if (plane !== "trainer") return serveNode(plane, config);
+  if (plane !== "trainer" || rest.some((a) => a === "--port" || a.startsWith("--port="))) return serveNode(plane, config);
   const logger = pino({ level: config.logLevel, base: { service: "switchyard-trainer" } });
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
@@ -44,7 +46,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `switchyard serve inference|retrieval`: until SIGINT/SIGTERM. */
+/** `switchyard serve inference|retrieval` and `serve trainer --port N` (the control node): until SIGINT/SIGTERM. */
 async function serveNode(plane: NodePlane, config: Parameters<typeof startPlaneNode>[1]): Promise<number> {
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", resolve);

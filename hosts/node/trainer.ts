@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
+import type { AdapterCatalog } from "../../ports/adapters.ts";
 import { StoreAdapterCatalog } from "../../services/adapters/catalog.ts";
 import { LocalAdapterBlobs } from "../../services/adapters/blob-store.ts";
 import { LocalFileBlobs } from "../../services/files/blob-store.ts";
@@ -48,13 +49,16 @@ const noTokenizer: Tokenizer = {
   encode: () => Promise.reject(new Error("the trainer process validates no uploads")),
 };
 
-/** `report`: the succeeded job's result (default trainer/report.ts, a serving engine of its own for the time it answers). */
-export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = trainerTimings(config), report: ReportFn = reportTraining): Promise<TrainerProcess> {
+/**
+ * `report`: the succeeded job's result (default trainer/report.ts, a serving engine of its own for the time it answers).
+ * `catalog`: the catalog jobs publish through; default a reader of the data dir's (the control node passes the one it serves).
+ */
+export async function startTrainer(config: Config, train: TrainFn, logger: Logger, timings: TrainerTimings = trainerTimings(config), report: ReportFn = reportTraining, published?: AdapterCatalog): Promise<TrainerProcess> {
   const dataDir = resolve(config.dataDir);
   const database = openDatabase(join(dataDir, "switchyard.db"));
   const modelDir = await resolveNodeModel(config, dataDir);
   const shape = await loadDecoderConfig(modelDir);
-  const catalog = new StoreAdapterCatalog({
+  const catalog = published ?? new StoreAdapterCatalog({
     db: database.db,
     blobs: new LocalAdapterBlobs(join(dataDir, "adapters"), (id) => join("adapters", id)),
     base: { id: baseModelId(modelDir), shape },

@@ -5,7 +5,7 @@
  */
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
-import type { EncodedPrompt, EncodeRequest, GenerateEvent, GenerateRequest, Inference, ModelInfo, PromptSource } from "../../ports/inference.ts";
+import type { GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../ports/inference.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
@@ -16,6 +16,7 @@ import { DecoderRunner } from "./decoder-runner.ts";
 import type { LoraSlots } from "./lora-feeds.ts";
 import { ContextOverflowError, InvalidGenerateRequestError } from "./errors.ts";
 import { Generation, type GenerationContext } from "./generation.ts";
+import { promptEncoder } from "./prompt-encoder.ts";
 import { Scheduler, type SchedulerStats } from "./scheduler.ts";
 import type { AdapterLease, AdapterLeaseSource } from "./adapter-lease.ts";
 import { AdapterRequestTally, type AdapterRequests } from "./adapter-requests.ts";
@@ -153,24 +154,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     return lease;
   };
 
-  const tokenize = (text: string, tokenizeOptions?: { addSpecialTokens?: boolean }) =>
-    tokenizer.encode(text, { addSpecialTokens: tokenizeOptions?.addSpecialTokens ?? true });
-  const detokenize = (tokens: number[]) => (tokens.length > 0 ? tokenizer.decode(tokens, { skipSpecialTokens: true }) : "");
-  const encodeSource = (source: PromptSource): { text: string; tokens: number[] } => {
-    if ("tokens" in source) return { text: detokenize(source.tokens), tokens: source.tokens };
-    if ("text" in source) return { text: source.text, tokens: tokenize(source.text) };
-    const text = chatTemplate.render(source.messages, { addGenerationPrompt: true });
-    return { text, tokens: tokenizer.encode(text, { addSpecialTokens: chatTemplate.encodeWithSpecialTokens }) };
-  };
-  const encode = async ({ candidates, reserve = 1, offsets }: EncodeRequest): Promise<EncodedPrompt> => {
-    if (candidates.length === 0) throw new InvalidGenerateRequestError("encode needs at least one prompt candidate");
-    for (let index = 0; ; index++) {
-      const { text, tokens } = encodeSource(candidates[index]);
-      const fits = tokens.length + reserve <= info.contextLength;
-      if (!fits && index < candidates.length - 1) continue;
-      return { index, fits, text, tokens, offsets: offsets ? textOffsets(tokens, text, detokenize) : undefined };
-    }
-  };
+  const { encode, tokenize, detokenize } = promptEncoder(tokenizer, chatTemplate, info);
 
   return {
     config,
@@ -219,11 +203,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 function adapterLifecycle(tally: AdapterRequestTally, id: string | undefined): GenerationContext["lifecycle"] {
   if (id === undefined) return undefined;
   return { started: () => tally.started(id), ended: (started) => tally.ended(id, started) };
-}
-
-/** Where each token starts in `text`: the length its predecessors decode to, at most the text's length. */
-function textOffsets(tokens: number[], text: string, detokenize: (tokens: number[]) => string): number[] {
-  return tokens.map((_, i) => (i === 0 ? 0 : Math.min(detokenize(tokens.slice(0, i)).length, text.length)));
 }
 
 /** A LoRA adapter's rank within the slots'; a prompt-tuning one's embeddings of the model's width, its virtual tokens within the context. */

@@ -1,6 +1,6 @@
 /**
- * A plane node as a child process (`bin/switchyard.mjs serve inference|retrieval`) on a free loopback
- * port, on stories260k, resolved once its plane is ready.
+ * A plane node as a child process (`bin/switchyard.mjs serve inference|retrieval`, or the control node
+ * `serve trainer --port 0`) on a free loopback port, on stories260k, resolved once its plane is ready.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,9 +20,9 @@ export interface PlaneNodeChild {
   stop(): Promise<void>;
 }
 
-export async function spawnPlaneNode(plane: "inference" | "retrieval", env: Record<string, string> = {}, dataDir?: string): Promise<PlaneNodeChild> {
+export async function spawnPlaneNode(plane: "inference" | "retrieval" | "trainer", env: Record<string, string> = {}, dataDir?: string): Promise<PlaneNodeChild> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), `switchyard-${plane}-node-`));
-  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/switchyard.mjs"), "serve", plane], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/switchyard.mjs"), "serve", plane, ...(plane === "trainer" ? ["--port", "0"] : [])], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

@@ -13,7 +13,7 @@ import { ndjsonLine } from "../../../clients/wire/ndjson.ts";
 import { toWireError } from "../../../clients/wire/errors.ts";
 import { INFERENCE_ROUTES } from "../../../clients/wire/routes.ts";
 import type { NodeLoad } from "../../../clients/wire/load.ts";
-import { jsonBody } from "./node-app.ts";
+import { jsonBody, parseWire } from "./node-app.ts";
 
 const Message = z.object({ role: z.enum(["system", "user", "assistant"]), content: z.string() });
 const Source = z.union([z.object({ messages: z.array(Message) }), z.object({ text: z.string() }), z.object({ tokens: z.array(z.number().int()) })]);
@@ -25,19 +25,12 @@ const Params = z.object({
 });
 const GenerateBody = z.object({ promptTokens: z.array(z.number().int()), params: Params, adapter: z.string().optional(), promptLogprobs: z.number().int().optional() });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  throw new PlaneError("invalid_request", `Invalid request: ${issue.path.join(".") || "body"}: ${issue.message}`, { code: "invalid_node_request", param: issue.path.join(".") || undefined });
-}
-
 export function mountInference(app: Hono, inference: () => Inference, load: () => NodeLoad): void {
   app.get(INFERENCE_ROUTES.model, async (c) => c.json(await inference().model()));
   app.get(INFERENCE_ROUTES.load, (c) => c.json(load()));
-  app.post(INFERENCE_ROUTES.encode, async (c) => c.json(await inference().encode(parse(EncodeBody, await jsonBody(c)))));
+  app.post(INFERENCE_ROUTES.encode, async (c) => c.json(await inference().encode(parseWire(EncodeBody, await jsonBody(c)))));
   app.post(INFERENCE_ROUTES.generate, async (c) => {
-    const body = parse(GenerateBody, await jsonBody(c));
+    const body = parseWire(GenerateBody, await jsonBody(c));
     const controller = new AbortController();
     const callerGone = () => controller.abort(new Error("the edge closed the generation"));
     c.req.raw.signal.addEventListener("abort", callerGone, { once: true });

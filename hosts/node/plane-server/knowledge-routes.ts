@@ -10,8 +10,9 @@ import { PlaneError } from "../../../ports/errors.ts";
 import { DOCUMENT_FORMATS, type DocumentUpload, type Knowledge, type SearchRequest } from "../../../ports/knowledge.ts";
 import type { UploadHeader } from "../../../clients/knowledge.ts";
 import { decodeBatch } from "../../../clients/wire/batch.ts";
+import { readCapped } from "../../../clients/wire/body.ts";
 import { UPLOAD_HEADER } from "../../../clients/wire/routes.ts";
-import { jsonBody } from "./node-app.ts";
+import { invalidNodeRequest, jsonBody } from "./node-app.ts";
 
 export interface KnowledgeRouteOptions {
   /** The node's own cap on one upload's bytes. */
@@ -29,7 +30,7 @@ const Batch = z.object({ policy: Policy, documents: z.array(Header.omit({ policy
 const Search = z.object({ query: z.string() }).passthrough();
 const count = (v: string | undefined) => (v === undefined ? undefined : z.coerce.number().int().min(0).parse(v));
 
-const invalid = (message: string) => new PlaneError("invalid_request", message, { code: "invalid_node_request" });
+const invalid = (message: string) => invalidNodeRequest(message);
 
 export function mountKnowledge(app: Hono, knowledge: () => Knowledge, options: KnowledgeRouteOptions): void {
   const base = "/v1/tenants/:tenant";
@@ -37,7 +38,7 @@ export function mountKnowledge(app: Hono, knowledge: () => Knowledge, options: K
     const tenant = c.req.param("tenant");
     const header = uploadHeader(c.req.header(UPLOAD_HEADER));
     // The node's cap stops a huge body early; the plane checks the policy's maxDocumentBytes itself (same error as in process).
-    const bytes = await readCapped(c, options.maxUploadBytes);
+    const bytes = await readUpload(c, options.maxUploadBytes);
     options.ensureTenant(tenant);
     const { policy, ...fields } = header;
     const result = await knowledge().upload(tenant, { ...fields, bytes }, policy);
@@ -45,7 +46,7 @@ export function mountKnowledge(app: Hono, knowledge: () => Knowledge, options: K
   });
   app.post(`${base}/documents/batch`, async (c) => {
     const tenant = c.req.param("tenant");
-    const { policy, uploads } = batchBody(await readCapped(c, options.maxUploadBytes));
+    const { policy, uploads } = batchBody(await readUpload(c, options.maxUploadBytes));
     options.ensureTenant(tenant);
     return c.json({ data: await knowledge().uploadBatch(tenant, uploads, policy) });
   });
@@ -94,24 +95,8 @@ function batchBody(body: Uint8Array): { policy: z.output<typeof Policy>; uploads
 }
 
 /** The body's bytes, refused once they pass `limit` (before the rest is read). */
-async function readCapped(c: Context, limit: number): Promise<Uint8Array> {
+function readUpload(c: Context, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new PlaneError("too_large", `The document is larger than ${limit} bytes.`, { code: "document_too_large" });
   if (Number(c.req.header("content-length") ?? 0) > limit) throw tooLarge();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = c.req.raw.body?.getReader();
-  for (;;) {
-    const { value, done } = reader ? await reader.read() : { value: undefined, done: true };
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader!.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) bytes.set(chunk, (at += chunk.length) - chunk.length);
-  return bytes;
+  return readCapped(c.req.raw.body, limit, tooLarge);
 }

@@ -5,6 +5,7 @@
  * Health and metrics stay open for probes and scrapers; they carry no tenant data.
  */
 import { Hono, type Context } from "hono";
+import type { z } from "zod";
 import { routePath } from "hono/route";
 import { PlaneError } from "../../../ports/errors.ts";
 import { isAuthorized } from "../../../clients/wire/auth.ts";
@@ -56,4 +57,17 @@ export async function jsonBody(c: Context): Promise<unknown> {
   } catch {
     throw new PlaneError("invalid_request", "The request body is not valid JSON.", { code: "invalid_json" });
   }
+}
+
+export function invalidNodeRequest(message: string, param?: string): PlaneError {
+  return new PlaneError("invalid_request", message, { code: "invalid_node_request", param: param || undefined });
+}
+
+/** `value` as `schema` says, else invalid_request naming the first bad field (of `what`, default the body). */
+export function parseWire<T>(schema: z.ZodType<T>, value: unknown, what = "body"): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const path = issue.path.join(".");
+  throw invalidNodeRequest(`Invalid request: ${path || what}: ${issue.message}`, path);
 }

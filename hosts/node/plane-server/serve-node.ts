@@ -1,12 +1,15 @@
 /**
- * One plane alone in this process, over HTTP (`switchyard serve inference|retrieval`). The node listens
+ * One plane alone in this process, over HTTP (`switchyard serve inference|retrieval|trainer`). The node listens
  * first (healthz answers, readyz says loading) and loads its plane after, so an orchestrator sees
  * "alive, not ready" while a model compiles. Every /v1 call needs the node secret.
  *
  * - inference: the engine on the resolved model, adapters leased from the data dir's adapter store (shared
  *   with the edge that catalogs them; no data-dir lock, like the trainer);
  * - retrieval: the knowledge base, holding its data dir's lock (its indexes have one writer): give it a
- *   data dir of its own.
+ *   data dir of its own;
+ * - trainer (the control node): the adapter catalog, files and fine-tuning jobs of its data dir, and the
+ *   trainer's worker loop over them (control-planes.ts); no data-dir lock (it writes no index), so it
+ *   shares its data dir with the inference nodes that serve its adapters.
  */
 import { join, resolve } from "node:path";
 import type { Server } from "node:http";
@@ -26,12 +29,16 @@ import { baseModelId, resolveNodeModel } from "../model.ts";
 import { createPrometheus, registerEngineGauges } from "../prometheus.ts";
 import { closeServer, listen } from "../server.ts";
 import { mountInference } from "./inference-routes.ts";
+import { mountAdapters } from "./adapter-routes.ts";
+import { loadControlPlanes, type ControlPlanes } from "./control-planes.ts";
+import { mountFiles } from "./file-routes.ts";
 import { mountKnowledge } from "./knowledge-routes.ts";
+import { mountTrainer } from "./trainer-routes.ts";
 import { createNodeApp } from "./node-app.ts";
 import { readNodeLoad, registerNodeLoadGauges } from "./node-load.ts";
 import type { NodeLoad } from "../../../clients/wire/load.ts";
 
-export type NodePlane = "inference" | "retrieval";
+export type NodePlane = "inference" | "retrieval" | "trainer";
 
 export interface PlaneNode {
   url: string;
@@ -58,14 +65,19 @@ export async function startPlaneNode(plane: NodePlane, config: Config): Promise<
   const lock = plane === "retrieval" ? lockDataDir(dataDir, "server") : undefined;
   const database = openDatabase(join(dataDir, "switchyard.db"));
   const prometheus = createPrometheus();
-  let loaded: Loaded<Inference | Knowledge> | undefined;
+  let loaded: Loaded<Inference | Knowledge | ControlPlanes> | undefined;
   const app = createNodeApp({ secrets, ready: () => loaded !== undefined, metrics: prometheus.http, metricsText: prometheus.text });
   const current = <P>() => loaded!.plane as P;
+  const known = (id: string) => ensureTenant(database, id);
   if (plane === "inference") {
     mountInference(app, () => current<Inference>(), () => loaded!.load!());
     registerNodeLoadGauges(prometheus.registry, () => loaded?.load?.());
+  } else if (plane === "retrieval") mountKnowledge(app, () => current<Knowledge>(), { maxUploadBytes: config.maxUploadBody, ensureTenant: known });
+  else {
+    mountTrainer(app, () => current<ControlPlanes>().trainer, known);
+    mountAdapters(app, () => current<ControlPlanes>().adapters, { maxUploadBytes: config.maxUploadBody, ensureTenant: known });
+    mountFiles(app, () => current<ControlPlanes>().files, { maxBytes: config.maxUploadBody, ensureTenant: known });
   }
-  else mountKnowledge(app, () => current<Knowledge>(), { maxUploadBytes: config.maxUploadBody, ensureTenant: (id) => ensureTenant(database, id) });
 
   const server: Server = await listen(app.fetch, config.host, config.port);
   const address = server.address();
@@ -73,7 +85,8 @@ export async function startPlaneNode(plane: NodePlane, config: Config): Promise<
   lock?.setUrl(url);
   logger.info({ url, plane, dataDir }, "switchyard node listening");
 
-  const loading = (plane === "inference" ? loadInference(config, dataDir, database, prometheus.registry, logger) : loadRetrieval(config, dataDir, database)).then((l) => {
+  const load = { inference: () => loadInference(config, dataDir, database, prometheus.registry, logger), retrieval: () => loadRetrieval(config, dataDir, database), trainer: () => loadControl(config, dataDir, database, logger) }[plane];
+  const loading = load().then((l: Loaded<Inference | Knowledge | ControlPlanes>) => {
     loaded = l;
     logger.info({ plane }, "plane ready");
   });
@@ -127,7 +140,12 @@ async function loadRetrieval(config: Config, dataDir: string, database: OpenData
   return { plane: knowledge, close: () => knowledge.close() };
 }
 
-/** The node's documents reference their tenant; the edge owns tenants, so the node keeps a bare row per tenant id it has seen. */
+async function loadControl(config: Config, dataDir: string, database: OpenDatabase, logger: Logger): Promise<Loaded<ControlPlanes>> {
+  const planes = await loadControlPlanes(config, dataDir, database, logger, process.env);
+  return { plane: planes, close: () => planes.worker.close() };
+}
+
+/** The node's rows (documents; files, adapters, jobs) reference their tenant; the edge owns tenants, so the node keeps a bare row per tenant id it has seen. */
 function ensureTenant(database: OpenDatabase, id: string): void {
   database.db.insert(tenants).values({ id, name: id, limits: {}, settings: {} }).onConflictDoNothing().run();
 }
