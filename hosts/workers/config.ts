@@ -16,6 +16,8 @@ export interface WorkerEnv {
   INFERENCE_URLS?: string;
   /** Var: the retrieval node's base URL. */
   RETRIEVAL_URL?: string;
+  /** Var: the control node's base URL (`switchyard serve trainer`: adapters, files, fine-tuning). */
+  TRAINER_URL?: string;
   /** Var: per-attempt timeout of a call to a node, ms (default 30 s). */
   NODE_TIMEOUT_MS?: string;
   LOG_LEVEL?: LogLevel;
@@ -28,6 +30,7 @@ export interface WorkerEnv {
 export interface WorkerConfig {
   inferenceUrls: string[];
   retrievalUrl?: string;
+  trainerUrl?: string;
   /** The secret sent to the nodes (present whenever a node URL is). */
   nodeSecret?: string;
   nodeTimeoutMs: number;
@@ -39,15 +42,16 @@ export class WorkerConfigError extends Error {}
 
 export function workerConfig(env: WorkerEnv): WorkerConfig {
   const inferenceUrls = urlList(env.INFERENCE_URLS, "INFERENCE_URLS");
-  const retrievalUrl = urlList(env.RETRIEVAL_URL, "RETRIEVAL_URL");
-  if (retrievalUrl.length > 1) throw new WorkerConfigError("RETRIEVAL_URL names one retrieval node");
+  const retrievalUrl = oneUrl(env.RETRIEVAL_URL, "RETRIEVAL_URL");
+  const trainerUrl = oneUrl(env.TRAINER_URL, "TRAINER_URL");
   const nodeSecret = parseSecrets(env.NODE_SECRET)[0];
-  if ((inferenceUrls.length > 0 || retrievalUrl.length > 0) && nodeSecret === undefined) {
-    throw new WorkerConfigError("INFERENCE_URLS / RETRIEVAL_URL need the NODE_SECRET secret (the nodes refuse unauthenticated calls)");
+  if ((inferenceUrls.length > 0 || retrievalUrl || trainerUrl) && nodeSecret === undefined) {
+    throw new WorkerConfigError("INFERENCE_URLS / RETRIEVAL_URL / TRAINER_URL need the NODE_SECRET secret (the nodes refuse unauthenticated calls)");
   }
   return {
     inferenceUrls,
-    retrievalUrl: retrievalUrl[0],
+    retrievalUrl,
+    trainerUrl,
     nodeSecret,
     nodeTimeoutMs: positive(env.NODE_TIMEOUT_MS, "NODE_TIMEOUT_MS", 30_000),
     requestsPerMinute: positive(env.REQUESTS_PER_MINUTE, "REQUESTS_PER_MINUTE", 600, true),
@@ -60,6 +64,12 @@ function urlList(value: string | undefined, name: string): string[] {
     if (!isHttpUrl(url)) throw new WorkerConfigError(`${name}: "${url}" is not an http(s) URL`);
   }
   return urls;
+}
+
+function oneUrl(value: string | undefined, name: string): string | undefined {
+  const urls = urlList(value, name);
+  if (urls.length > 1) throw new WorkerConfigError(`${name} names one node`);
+  return urls[0];
 }
 
 function isHttpUrl(text: string): boolean {

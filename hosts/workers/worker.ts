@@ -24,12 +24,12 @@ export { RateLimiter } from "./rate-limiter.ts";
 /**
  * Cloudflare Workers entry: the same edge as on Node with other port implementations. D1 (migrations in
  * services/store/migrations, applied with `wrangler d1 migrations apply`) holds tenants, keys, usage,
- * preference pairs, served responses and their ratings; inference and knowledge are the HTTP clients of
- * plane nodes named by vars (INFERENCE_URLS, RETRIEVAL_URL) and reached with the NODE_SECRET secret
- * (node-planes.ts); requests and tokens per minute are counted in one Durable Object per tenant and
- * counter (rate-limiter.ts), shared by every isolate. Planes without a node here (adapters, files,
- * fine-tuning, evals) keep their routes, which answer 503 plane_unavailable. The playground page comes
- * from the [assets] binding. The Cron Trigger in wrangler.toml calls scheduled(), which prunes responses
+ * preference pairs, served responses and their ratings; inference, knowledge, adapters, files and
+ * fine-tuning are the HTTP clients of plane nodes named by vars (INFERENCE_URLS, RETRIEVAL_URL,
+ * TRAINER_URL) and reached with the NODE_SECRET secret (node-planes.ts); requests and tokens per minute
+ * are counted in one Durable Object per tenant and counter (rate-limiter.ts), shared by every isolate.
+ * A plane without a URL, and evals (its runs need a long-lived worker loop), keep their routes, which
+ * answer 503 plane_unavailable. The playground page comes from the [assets] binding. The Cron Trigger in wrangler.toml calls scheduled(), which prunes responses
  * past their retention (the Node host's monitor timer does the same, hosts/node/monitor-scheduler.ts).
  */
 

@@ -5,7 +5,7 @@
  * text: streamed and not, compare's arms and the chats of the same strategies.
  */
 import { SELF } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { call, tenantWithKey } from "./helpers.ts";
 
 const DOC = "Lily had a red ball. She played with the ball in the park every day with her dog Max.";
@@ -94,3 +94,63 @@ describe("the Workers edge with inference and retrieval nodes", () => {
     expect(rag.sources[0].title).toBe("Lily");
   });
 });
+
+describe("adapters, files and fine-tuning on the control node", () => {
+  let auth: Auth;
+  beforeAll(async () => {
+    ({ auth } = await tenantWithKey("control-co"));
+  });
+
+  it("uploads an adapter through the Worker, lists it in /v1/models, and serves a chat with it from the inference node", async () => {
+    const { config, model } = inject("adapterFiles");
+    const form = new FormData();
+    form.set("name", "edge-tuned");
+    form.set("adapter_config", new File([base64(config)], "adapter_config.json"));
+    form.set("adapter_model", new File([base64(model)], "adapter_model.safetensors"));
+    const uploaded = await SELF.fetch("https://edge.test/v1/adapters", { method: "POST", headers: { authorization: auth.authorization! }, body: form });
+    expect(uploaded.status, await uploaded.clone().text()).toBe(201);
+    const adapter = (await uploaded.json()) as { id: string; name: string; version: number };
+    expect(adapter).toMatchObject({ name: "edge-tuned", version: 1 });
+
+    const models = await call("GET", "/v1/models", auth);
+    expect(models.status).toBe(200);
+    expect(models.json.data.map((m: { id: string }) => m.id)).toEqual(["stories260k", "edge-tuned"]);
+    expect(models.json.data[1]).toMatchObject({ parent: "stories260k", adapter_id: adapter.id });
+    expect((await call("GET", "/v1/models/edge-tuned", (await tenantWithKey("control-other")).auth)).status).toBe(404);
+
+    const base = await call("POST", "/v1/chat/completions", auth, CHAT);
+    const tuned = await call("POST", "/v1/chat/completions", auth, { ...CHAT, model: "edge-tuned" });
+    expect(tuned.status, JSON.stringify(tuned.json)).toBe(200);
+    expect(tuned.json.switchyard).toMatchObject({ strategy: "adapter", adapter: "edge-tuned@1" });
+    expect(tuned.json.choices[0].message.content).not.toBe(base.json.choices[0].message.content);
+  });
+
+  it("stores a training file and lists the fine-tuning job made from it", async () => {
+    const form = new FormData();
+    form.set("purpose", "fine-tune");
+    form.set("file", new File([trainingJsonl(4)], "train.jsonl"));
+    const file = await SELF.fetch("https://edge.test/v1/files", { method: "POST", headers: { authorization: auth.authorization! }, body: form });
+    expect(file.status, await file.clone().text()).toBe(200);
+    const { id: fileId } = (await file.json()) as { id: string };
+    expect((await call("GET", "/v1/files", auth)).json.data.map((f: { id: string }) => f.id)).toEqual([fileId]);
+
+    const job = await call("POST", "/v1/fine_tuning/jobs", auth, { model: "stories260k", training_file: fileId });
+    expect(job.status, JSON.stringify(job.json)).toBe(200);
+    const listed = await call("GET", "/v1/fine_tuning/jobs", auth);
+    expect(listed.json).toMatchObject({ object: "list", has_more: false });
+    expect(listed.json.data.map((j: { id: string; training_file: string }) => [j.id, j.training_file])).toEqual([[job.json.id, fileId]]);
+    const other = await tenantWithKey("control-stranger");
+    expect((await call("GET", "/v1/fine_tuning/jobs", other.auth)).json.data).toEqual([]);
+    expect((await call("GET", `/v1/fine_tuning/jobs/${job.json.id}`, other.auth)).status).toBe(404);
+  });
+});
+
+function base64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** n chat examples in OpenAI's fine-tuning JSONL. */
+function trainingJsonl(n: number): string {
+  const line = (i: number) => JSON.stringify({ messages: [{ role: "user", content: `What is ${i} plus one?` }, { role: "assistant", content: `${i + 1}.` }] });
+  return Array.from({ length: n }, (_, i) => line(i)).join("\n") + "\n";
+}

@@ -6,8 +6,8 @@ const root = join(import.meta.dirname, "../../..");
 
 /**
  * The edge inside workerd (Miniflare), on a local D1 database migrated with the project's migrations, its
- * rate limiter Durable Object, and real inference and retrieval nodes on loopback (plane-nodes.global.ts,
- * one pair for the whole project) as its INFERENCE_URLS / RETRIEVAL_URL vars.
+ * rate limiter Durable Object, and real inference, retrieval and control nodes on loopback
+ * (plane-nodes.global.ts, one set for the whole project) as its INFERENCE_URLS / RETRIEVAL_URL / TRAINER_URL vars.
  */
 export default defineConfig({
   plugins: [
@@ -20,6 +20,7 @@ export default defineConfig({
           LOG_LEVEL: "silent",
           INFERENCE_URLS: inject("inferenceUrl"),
           RETRIEVAL_URL: inject("retrievalUrl"),
+          TRAINER_URL: inject("trainerUrl"),
           NODE_SECRET: inject("nodeSecret"),
           TEST_MIGRATIONS: await readD1Migrations(join(root, "services/store/migrations")),
         },
