@@ -39,6 +39,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   fleetCheckIntervalMs: { value: "MS", text: "how often the edge reads each fleet node's load (health, queue depth)" },
   fleetSpillQueue: { value: "N", text: "queued requests at which a fleet node is saturated and its adapters spill to their next node" },
   retrievalUrl: { value: "URL", text: "use this retrieval node (`switchyard serve retrieval`) instead of an in-process knowledge base" },
+  trainerUrl: { value: "URL", text: "use this control node (`switchyard serve trainer --port N`) for fine-tuning jobs, adapters and files (it runs the jobs: no trainer child); an in-process engine then needs its data dir" },
   nodeTimeoutMs: { value: "MS", text: "per-attempt timeout of edge-to-node calls" },
 };
 

@@ -86,6 +86,8 @@ export const ConfigSchema = z.object({
   fleetSpillQueue: z.coerce.number().int().min(1).default(16),
   /** A retrieval node (`switchyard serve retrieval`) the edge uses instead of an in-process knowledge base. */
   retrievalUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** A control node (`switchyard serve trainer --port N`) the edge uses for fine-tuning jobs, the adapter catalog and files; it runs the jobs, so no trainer child is started. */
+  trainerUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** Per-attempt timeout of edge-to-node calls (until the response head). */
   nodeTimeoutMs: z.coerce.number().int().min(1).default(30_000),
 });
@@ -128,6 +130,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   fleetCheckIntervalMs: { env: "SWITCHYARD_FLEET_CHECK_INTERVAL_MS", flag: "--fleet-check-interval-ms" },
   fleetSpillQueue: { env: "SWITCHYARD_FLEET_SPILL_QUEUE", flag: "--fleet-spill-queue" },
   retrievalUrl: { env: "SWITCHYARD_RETRIEVAL_URL", flag: "--retrieval-url" },
+  trainerUrl: { env: "SWITCHYARD_TRAINER_URL", flag: "--trainer-url" },
   nodeTimeoutMs: { env: "SWITCHYARD_NODE_TIMEOUT_MS", flag: "--node-timeout-ms" },
 };
 

@@ -5,7 +5,10 @@ import type { Log } from "../../edge/env.ts";
 import type { Inference, Knowledge, ModelInfo, Planes } from "../../ports/index.ts";
 import { FleetInference } from "../../clients/fleet.ts";
 import { HttpInference } from "../../clients/inference.ts";
+import { HttpAdapterCatalog } from "../../clients/adapters.ts";
+import { HttpFiles } from "../../clients/files.ts";
 import { HttpKnowledge } from "../../clients/knowledge.ts";
+import { HttpTrainer } from "../../clients/trainer.ts";
 import { parseSecrets } from "../../clients/wire/auth.ts";
 import { createAdapterService } from "../../services/adapters/index.ts";
 import { createEngine, type Engine } from "../../services/inference/engine.ts";
@@ -45,7 +48,10 @@ export interface EmbeddedPlanes {
  * The planes behind the edge, in this process: the inference engine on the resolved model, the adapter
  * catalog, cache and leases, the knowledge base, uploaded files, fine-tuning jobs (rows; the trainer process runs them)
  * and usage accounting, over the node's SQLite database. With `inferenceUrl` / `retrievalUrl` the
- * inference and knowledge ports are HTTP clients of plane nodes instead (clients/), the rest unchanged.
+ * inference and knowledge ports are HTTP clients of plane nodes instead (clients/), the rest unchanged;
+ * with `trainerUrl` the trainer, adapter catalog and files ports are clients of the control node. An
+ * in-process engine still reads adapter weights from this data dir's adapters/ folder, so with a
+ * control node it must be the control node's data dir (as inference nodes' is).
  */
 export async function startEmbeddedPlanes(config: Config, dataDir: string, database: OpenDatabase, metrics: Registry, logger: Log): Promise<EmbeddedPlanes> {
   const modelDir = await resolveNodeModel(config, dataDir, (p) => logger.debug({ file: p.file, received: p.received, total: p.total }, "downloading model"));
@@ -96,25 +102,26 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
   });
   const inference: Inference = engine ?? remote.inference!;
   const knowledge: Knowledge = localKnowledge ?? remote.knowledge!;
-  const files = await createFileService({
+  const files = remote.control?.files ?? (await createFileService({
     db: database.db,
     dataDir,
     tokenizer: inference,
     limits: { maxBytes: config.maxUploadBody, maxLines: config.maxTrainingFileLines },
-  });
+  }));
   if (engine) logger.info({ model: engine.info.id, modelDir }, "model loaded");
   else logger.info({ inferenceUrl: config.inferenceUrl }, "using the inference node");
   if (remote.knowledge) logger.info({ retrievalUrl: config.retrievalUrl }, "using the retrieval node");
+  if (remote.control) logger.info({ trainerUrl: config.trainerUrl }, "using the control node");
 
   return {
     planes: {
       inference,
-      adapters: adapters.catalog,
+      adapters: remote.control?.adapters ?? adapters.catalog,
       knowledge,
       usage: new UsageStore(database.db),
       files,
       // Job rows only: the trainer process (`switchyard serve trainer`) runs them.
-      trainer: new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel(), adapters: adapters.catalog }),
+      trainer: remote.control?.trainer ?? new StoreTrainer({ db: database.db, files, baseModel: () => adapters.catalog.baseModel(), adapters: adapters.catalog }),
       evaluation: inProcessEvaluation,
       preferences: new PreferenceStore(database.db),
       evals: new EvalStore(database.db),
@@ -147,14 +154,23 @@ function inferenceNodes(config: Config, urls: string[], secret: string): HttpInf
   return fleet;
 }
 
+interface RemotePlanes {
+  inference?: HttpInference | FleetInference;
+  knowledge?: Knowledge;
+  /** The control node's ports (--trainer-url). */
+  control?: { trainer: HttpTrainer; adapters: HttpAdapterCatalog; files: HttpFiles };
+}
+
 /** HTTP clients of the plane nodes the config names (none by default: everything in process). */
-function remotePlanes(config: Config): { inference?: HttpInference | FleetInference; knowledge?: Knowledge } {
-  if (!config.inferenceUrl && !config.retrievalUrl) return {};
+function remotePlanes(config: Config): RemotePlanes {
+  if (!config.inferenceUrl && !config.retrievalUrl && !config.trainerUrl) return {};
   const secret = parseSecrets(config.nodeSecret)[0];
-  if (secret === undefined) throw new ConfigError("--inference-url / --retrieval-url need SWITCHYARD_NODE_SECRET (the nodes refuse unauthenticated calls)");
+  if (secret === undefined) throw new ConfigError("--inference-url / --retrieval-url / --trainer-url need SWITCHYARD_NODE_SECRET (the nodes refuse unauthenticated calls)");
   const client = (url: string) => ({ url, secret, timeoutMs: config.nodeTimeoutMs });
+  const control = config.trainerUrl ? client(config.trainerUrl) : undefined;
   return {
     inference: config.inferenceUrl ? inferenceNodes(config, config.inferenceUrl, secret) : undefined,
     knowledge: config.retrievalUrl ? new HttpKnowledge(client(config.retrievalUrl)) : undefined,
+    control: control && { trainer: new HttpTrainer(control), adapters: new HttpAdapterCatalog({ ...control, maxDownloadBytes: 2 * config.maxUploadBody }), files: new HttpFiles({ ...control, maxDownloadBytes: config.maxUploadBody }) },
   };
 }

@@ -100,7 +100,8 @@ async function startHoldingLock(config: Config, options: StartOptions, lock: Dat
   lock.setUrl(url);
   evalWorker = startEvalWorker(planes, logger, () => void monitors?.settle().catch((err) => logger.error({ err }, "monitor settle failed")));
   monitors?.start();
-  const trainer = config.trainer ? superviseTrainer({ env: trainerEnv(config, dataDir, embedded.modelDir, options.trainerEnv), logger }) : undefined;
+  // With a control node (--trainer-url) the jobs run there.
+  const trainer = config.trainer && !config.trainerUrl ? superviseTrainer({ env: trainerEnv(config, dataDir, embedded.modelDir, options.trainerEnv), logger }) : undefined;
   logger.info({ url, dataDir }, "switchyard listening");
 
   let closing: Promise<void> | undefined;

@@ -1,8 +1,9 @@
 /**
- * The files port's contract, for every implementation: the in-process store here, an HTTP client of
- * it later. `make` gives a fresh, empty files plane where the tenants CONTRACT_TENANTS exist, with
+ * The files port's contract, for every implementation: the in-process store, and the HTTP client of a
+ * control node. `make` gives a fresh, empty files plane where the tenants CONTRACT_TENANTS exist, with
  * the limits CONTRACT_LIMITS, counting tokens with a model whose context is at most CONTRACT_CONTEXT
- * tokens and where a word is at least one token (stories260k, or a stand-in).
+ * tokens and where a word is at least one token (stories260k, or a stand-in). A plane shared by the
+ * suite (one node process) names instead two tenants no test has used, and its own limits.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { FileObject, Files } from "../../ports/files.ts";
@@ -14,10 +15,12 @@ export const CONTRACT_CONTEXT = 512;
 
 export interface FilesUnderTest {
   files: Files;
+  /** A shared plane: this test's two tenants (they need not exist yet). */
+  tenants?: [string, string];
+  /** Its limits, when not CONTRACT_LIMITS. */
+  limits?: typeof CONTRACT_LIMITS;
   close(): Promise<void>;
 }
-
-const [ACME, GLOBEX] = CONTRACT_TENANTS;
 const encoder = new TextEncoder();
 
 /** A JSONL file of `n` question-and-answer examples. */
@@ -32,12 +35,17 @@ export function describeFilesContract(name: string, make: () => Promise<FilesUnd
   describe(`files contract: ${name}`, () => {
     let subject: FilesUnderTest;
     let files: Files;
+    let ACME: string = CONTRACT_TENANTS[0];
+    let GLOBEX: string = CONTRACT_TENANTS[1];
+    let limits = CONTRACT_LIMITS;
     const upload = (tenantId: string, text: string, filename = "train.jsonl") => files.upload({ tenantId, filename, purpose: "fine-tune", bytes: encoder.encode(text) });
     const ids = (list: FileObject[]) => list.map((f) => f.id);
 
     beforeEach(async () => {
       subject = await make();
       files = subject.files;
+      [ACME, GLOBEX] = subject.tenants ?? CONTRACT_TENANTS;
+      limits = subject.limits ?? CONTRACT_LIMITS;
     });
     afterEach(async () => {
       await subject.close();
@@ -76,8 +84,8 @@ export function describeFilesContract(name: string, make: () => Promise<FilesUnd
     });
 
     it("refuses a file over the byte or line limit as too_large, and one with no examples as invalid", async () => {
-      expect((await refused(upload(ACME, "x".repeat(CONTRACT_LIMITS.maxBytes + 1)), "too_large")).message).toMatch(/bytes/);
-      expect((await refused(upload(ACME, "\n".repeat(CONTRACT_LIMITS.maxLines + 1)), "too_large")).message).toMatch(/lines/);
+      expect((await refused(upload(ACME, "x".repeat(limits.maxBytes + 1)), "too_large")).message).toMatch(/bytes/);
+      expect((await refused(upload(ACME, "\n".repeat(limits.maxLines + 1)), "too_large")).message).toMatch(/lines/);
       expect((await refused(upload(ACME, "\n\n"), "invalid_request")).message).toMatch(/no examples/);
       expect((await files.list(ACME)).data).toEqual([]);
     });

@@ -1,19 +1,21 @@
 /**
- * The trainer port's contract, for every implementation: the store-backed one here (with a stand-in
- * training loop behind `run`), an HTTP client of it later. `make` gives a fresh trainer where the
- * tenants CONTRACT_TENANTS exist, whose base model is `base`, with `upload` storing a valid fine-tune
- * file for a tenant and `run` training every queued job to its end.
+ * The trainer port's contract, for every implementation: the store-backed one (with a stand-in
+ * training loop behind `run`), and the HTTP client of a control node. `make` gives a fresh trainer where
+ * the tenants CONTRACT_TENANTS exist, whose base model is `base`, with `upload` storing a valid fine-tune
+ * file for a tenant and `run` training every queued job to its end. A trainer shared by the suite (one
+ * node process) names instead two tenants no test has used.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Trainer } from "../../ports/trainer.ts";
 import { refused } from "../helpers/refused.ts";
 
 export const CONTRACT_TENANTS = ["t_acme", "t_globex"] as const;
-const [ACME, GLOBEX] = CONTRACT_TENANTS;
 
 export interface TrainerUnderTest {
   trainer: Trainer;
   base: string;
+  /** A shared trainer: this test's two tenants (they need not exist yet). */
+  tenants?: [string, string];
   upload(tenantId: string): Promise<string>;
   run(): Promise<void>;
   close(): Promise<void>;
@@ -22,8 +24,11 @@ export interface TrainerUnderTest {
 export function describeTrainerContract(name: string, make: () => Promise<TrainerUnderTest>): void {
   describe(`Trainer contract: ${name}`, () => {
     let t: TrainerUnderTest;
+    let ACME: string = CONTRACT_TENANTS[0];
+    let GLOBEX: string = CONTRACT_TENANTS[1];
     beforeEach(async () => {
       t = await make();
+      [ACME, GLOBEX] = t.tenants ?? CONTRACT_TENANTS;
     });
     afterEach(async () => {
       await t.close();

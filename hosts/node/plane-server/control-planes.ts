@@ -3,7 +3,8 @@
  * what the trainer needs — the adapter catalog (rows and blobs; it sweeps what a crash left, as
  * `switchyard start` does), the uploaded files (validated against the model's tokenizer alone, no
  * engine) and the fine-tuning jobs — and runs the trainer's worker loop (hosts/node/trainer.ts) over
- * them, publishing through the catalog it serves. Inference nodes read the adapters it catalogs from
+ * them, publishing through the catalog it serves; with SWITCHYARD_TRAINER=off it only serves, and the
+ * jobs are run by trainer processes (`switchyard serve trainer` without --port) on the same data dir. Inference nodes read the adapters it catalogs from
  * the same data dir (its SQLite file and adapters/ folder), so they are started on it.
  */
 import type { Logger } from "pino";
@@ -25,8 +26,8 @@ export interface ControlPlanes {
   trainer: Trainer;
   adapters: AdapterCatalog;
   files: Files;
-  /** The worker loop running the jobs. */
-  worker: TrainerProcess;
+  /** The worker loop running the jobs (none with `config.trainer` off). */
+  worker?: TrainerProcess;
 }
 
 /** `env` picks the training loop (hosts/node/train-fn.ts). */
@@ -45,6 +46,6 @@ export async function loadControlPlanes(config: Config, dataDir: string, databas
   });
   const files = await createFileService({ db: database.db, dataDir, tokenizer: encoder, limits: { maxBytes: config.maxUploadBody, maxLines: config.maxTrainingFileLines } });
   const trainer = new StoreTrainer({ db: database.db, files, baseModel: () => catalog.baseModel(), adapters: catalog });
-  const worker = await startTrainer({ ...config, model: modelDir, dataDir }, await loadTrainFn(env), logger, undefined, undefined, catalog);
+  const worker = config.trainer ? await startTrainer({ ...config, model: modelDir, dataDir }, await loadTrainFn(env), logger, undefined, undefined, catalog) : undefined;
   return { trainer, adapters: catalog, files, worker };
 }

@@ -142,7 +142,7 @@ async function loadRetrieval(config: Config, dataDir: string, database: OpenData
 
 async function loadControl(config: Config, dataDir: string, database: OpenDatabase, logger: Logger): Promise<Loaded<ControlPlanes>> {
   const planes = await loadControlPlanes(config, dataDir, database, logger, process.env);
-  return { plane: planes, close: () => planes.worker.close() };
+  return { plane: planes, close: async () => planes.worker?.close() };
 }
 
 /** The node's rows (documents; files, adapters, jobs) reference their tenant; the edge owns tenants, so the node keeps a bare row per tenant id it has seen. */
