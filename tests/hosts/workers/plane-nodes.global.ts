@@ -1,7 +1,7 @@
 /**
  * The Workers project's plane nodes, on the Node side, one set for the whole project (stories260k, the
  * test node secret, loopback): `serve inference`, `serve retrieval` and the control node `serve trainer`
- * (adapters, files, fine-tuning; the fake training loop, so a job needs no graph compile). The control
+ * (adapters, files, fine-tuning; without its worker loop: a job stays queued, listed, never trained). The control
  * and inference nodes share one data dir (the inference node reads the adapters the control node
  * catalogs), migrated here first so the two never race to create its tables. Their URLs go to the pool
  * (vitest.config.ts injects them as the Worker's vars), with a random LoRA for stories260k that the tests
@@ -33,7 +33,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const [inference, retrieval, trainer] = await Promise.all([
     spawnPlaneNode("inference", {}, shared),
     spawnPlaneNode("retrieval"),
-    spawnPlaneNode("trainer", { SWITCHYARD_TRAINER_FAKE_TRAIN: "1" }, shared),
+    spawnPlaneNode("trainer", { SWITCHYARD_TRAINER: "off" }, shared),
   ]);
   const { files } = randomPeftAdapter(STORIES, { rank: 4, amplitude: 0.5, seed: 17 });
   project.provide("inferenceUrl", inference.url);
