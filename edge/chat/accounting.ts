@@ -1,4 +1,3 @@
-import type { Tenant } from "../../ports/tenants.ts";
 import type { ChatDeps } from "./deps.ts";
 import type { Plan } from "./strategy.ts";
 
@@ -9,13 +8,12 @@ export interface Accounting {
   record(promptTokens: number, completionTokens: number): Promise<void>;
 }
 
-export function accountingFor(deps: ChatDeps, tenant: Pick<Tenant, "id" | "limits">, plan: Plan): Accounting {
+export function accountingFor(deps: ChatDeps, tenantId: string, plan: Plan): Accounting {
   const adapterName = plan.adapterName;
-  const tenantId = tenant.id;
   return {
     adapterName,
     async record(promptTokens, completionTokens) {
-      await deps.tokenBudget.charge(tenant, promptTokens + completionTokens);
+      await deps.tokenBudget.charge(tenantId, promptTokens + completionTokens);
       await deps.usage.record({ tenantId, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
     },
   };

@@ -51,7 +51,7 @@ export async function* runArm(ctx: ArmContext, strategy: Strategy): AsyncGenerat
         continue;
       }
       const timings = finalTimings(prepared, event, ctx.startedAt);
-      const accounting = accountingFor(deps, tenant, plan);
+      const accounting = accountingFor(deps, tenant.id, plan);
       await accounting.record(event.promptTokens, event.completionTokens);
       const context = usesRetrieval(strategy) ? prepared.sources.map((s) => s.text).join("\n") : undefined;
       const scores = body.reference === undefined ? null : await score(deps, text, body.reference, context);

@@ -69,7 +69,7 @@ async function answerItem(chat: EvalChatDeps, tenant: Tenant, item: EvalItem, it
     const plan = await planRequest(chat.resolveModel, tenant, arm.adapter, arm.strategy);
     const prepared = await prepareCompletion(chat, tenant, body, plan);
     const completion = await collect(generate(chat, prepared, signal), prepared, startedAt);
-    const accounting = accountingFor(chat as ChatDeps, tenant, plan);
+    const accounting = accountingFor(chat as ChatDeps, tenant.id, plan);
     await accounting.record(completion.promptTokens, completion.completionTokens);
     const sources = prepared.sources.map((s) => ({ documentId: s.documentId, title: s.title, score: s.score }));
     const context = usesRetrieval(plan.strategy) ? prepared.sources.map((s) => s.text).join("\n") : undefined;

@@ -82,8 +82,8 @@ export class TokenBudget {
     if (wait > 0) throw tooManyRequests(`Token rate limit reached: ${perMinute} tokens per minute. Try again in ${Math.ceil(wait)} s.`, wait, "tokens_rate_limit_exceeded");
   }
 
-  async charge(tenant: { id: string; limits: Record<string, unknown> }, tokens: number): Promise<void> {
-    if (((tenant.limits as TenantLimits).tokensPerMinute ?? 0) <= 0) return;
-    await this.window.add(`tokens:${tenant.id}`, tokens);
+  /** Charged whatever the tenant's limit, so a budget set later counts the minute's tokens already spent. */
+  async charge(tenantId: string, tokens: number): Promise<void> {
+    await this.window.add(`tokens:${tenantId}`, tokens);
   }
 }

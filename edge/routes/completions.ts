@@ -39,7 +39,7 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
         created: unixSeconds(),
         model: body.model ?? plan.base,
         startedAt: c.get("startedAt"),
-        accounting: accountingFor(deps, tenant, plan),
+        accounting: accountingFor(deps, tenant.id, plan),
       };
       if (body.stream) return streamCompletions(c, deps, body, prepared, meta);
 
