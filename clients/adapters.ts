@@ -8,7 +8,7 @@
  * answer not_found for a delete the first attempt did).
  */
 import { PlaneError } from "../ports/errors.ts";
-import type { AdapterArchive, AdapterArchiveFormat, AdapterCatalog, AdapterContent, AdapterInfo, AdapterUpload, ResolvedModel, Viewer } from "../ports/adapters.ts";
+import type { AdapterArchive, AdapterArchiveFormat, AdapterArchiveStream, AdapterCatalog, AdapterContent, AdapterInfo, AdapterUpload, ResolvedModel, Viewer } from "../ports/adapters.ts";
 import { NodeClient, type NodeClientOptions } from "./node-call.ts";
 import { DEFAULT_MAX_DOWNLOAD_BYTES, readCapped } from "./wire/body.ts";
 import { ADAPTER_HEADER, ADAPTER_ROUTES, adapterPath, CONFIG_LENGTH_HEADER, UPLOAD_HEADER } from "./wire/routes.ts";
@@ -25,13 +25,6 @@ export type AdapterUploadHeader =
   | { tenantId: string | null; name: string; source: "archive" }
   | { tenantId: string | null; name: string; source: "files"; configBytes: number; modelFileName?: string }
   | { tenantId: string | null; name: string; source: "path"; path: string };
-
-/** An archive as the node's response stream (AdapterArchive without the bytes read). */
-export interface AdapterArchiveStream {
-  adapter: AdapterInfo;
-  format: AdapterArchiveFormat;
-  body: ReadableStream<Uint8Array>;
-}
 
 const JSON_HEADERS = { "content-type": "application/json" };
 

@@ -69,6 +69,13 @@ export interface AdapterArchive {
   bytes: Uint8Array;
 }
 
+/** A downloaded adapter as a byte stream: what a catalog across a network hands on without holding the archive whole. */
+export interface AdapterArchiveStream {
+  adapter: AdapterInfo;
+  format: AdapterArchiveFormat;
+  body: ReadableStream<Uint8Array>;
+}
+
 /** The OpenAI `model` field read for a tenant. */
 export interface ResolvedModel {
   base: string;
@@ -90,6 +97,8 @@ export interface AdapterCatalog {
   resolve(model: string | undefined, tenantId: string, defaultAdapter?: string | null): Promise<ResolvedModel>;
   /** The adapter's PEFT folder as one archive; not_found as `get`. */
   archive(id: string, viewer: Viewer, format: AdapterArchiveFormat): Promise<AdapterArchive>;
+  /** The same archive as a stream, where the catalog has one to give (an HTTP client); the edge's download prefers it. */
+  archiveStream?(id: string, viewer: Viewer, format: AdapterArchiveFormat): Promise<AdapterArchiveStream>;
   /** The stored files of an adapter the viewer may use; not_found as `get`. */
   content(id: string, viewer: Viewer): Promise<AdapterContent>;
   /** Validates (size, archive, PEFT against the base) and stores; an existing name gets its next version. */

@@ -58,6 +58,8 @@ export interface Files {
   get(tenantId: string, id: string): Promise<FileObject>;
   /** The bytes as uploaded; not_found as `get`. */
   content(tenantId: string, id: string): Promise<Uint8Array>;
+  /** The same bytes as a stream, where the plane has one to give (an HTTP client); the edge's download prefers it. */
+  contentStream?(tenantId: string, id: string): Promise<ReadableStream<Uint8Array>>;
   /** Removes the file and its bytes; not_found as `get`. */
   delete(tenantId: string, id: string): Promise<FileObject>;
 }

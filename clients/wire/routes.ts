@@ -14,9 +14,9 @@ export const NODE_HEALTH = { live: "/healthz", ready: "/readyz", metrics: "/metr
 
 /**
  * The control node's routes (`switchyard serve trainer --port N`): fine-tuning jobs and files per
- * tenant, and the adapter catalog, whose viewer travels as `?tenant=ID` or `?admin=1` (VIEWER_QUERY).
+ * tenant, and the adapter catalog, whose viewer travels as `?tenant=ID` or `?admin=1` (wire/viewer.ts).
  * Uploads send the bytes as the body and their other fields in the UPLOAD_HEADER; an archive's or a
- * file's bytes come back as the response body, the adapter it belongs to in the ADAPTER_HEADER.
+ * file's bytes come back as the response body (an archive's adapter in the ADAPTER_HEADER).
  */
 export const jobsPath = (tenantId: string) => `${tenantPath(tenantId)}/fine-tuning/jobs`;
 export const jobPath = (tenantId: string, jobId: string) => `${jobsPath(tenantId)}/${encodeURIComponent(jobId)}`;
@@ -26,7 +26,7 @@ export const filePath = (tenantId: string, fileId: string) => `${filesPath(tenan
 export const ADAPTER_ROUTES = { list: "/v1/catalog/adapters", base: "/v1/catalog/base", resolve: "/v1/catalog/resolve" } as const;
 export const adapterPath = (id: string) => `${ADAPTER_ROUTES.list}/${encodeURIComponent(id)}`;
 
-/** The adapter (AdapterInfo as URI-encoded JSON) an archive or content response belongs to. */
+/** The adapter (AdapterInfo as URI-encoded JSON) an archive response belongs to. */
 export const ADAPTER_HEADER = "x-switchyard-adapter";
 /** A content response's body is adapter_config.json then adapter_model.safetensors; this header gives the first one's length. */
 export const CONFIG_LENGTH_HEADER = "x-switchyard-config-length";

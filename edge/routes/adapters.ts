@@ -83,12 +83,17 @@ export function adapterRoutes(deps: AdapterRouteDeps): Hono<AppEnv> {
     }),
     async (c) => {
       const format = archiveFormat(c.req.query("format"), c.req.header("accept"));
-      const { adapter, bytes } = await withParam("id", () => catalog.archive(c.req.param("id"), viewerOf(c), format));
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      const headers = (adapter: AdapterInfo) => ({
         "content-type": ARCHIVE_CONTENT_TYPES[format],
         "content-disposition": `attachment; filename="${adapter.name}-v${adapter.version}.${format}"`,
-        "content-length": String(bytes.byteLength),
       });
+      // A remote catalog's archive streams through, never held whole here.
+      if (catalog.archiveStream) {
+        const { adapter, body } = await withParam("id", () => catalog.archiveStream!(c.req.param("id"), viewerOf(c), format));
+        return c.body(body, 200, headers(adapter));
+      }
+      const { adapter, bytes } = await withParam("id", () => catalog.archive(c.req.param("id"), viewerOf(c), format));
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { ...headers(adapter), "content-length": String(bytes.byteLength) });
     },
   );
 

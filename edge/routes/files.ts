@@ -54,8 +54,10 @@ export function fileRoutes(files: Files): Hono<AppEnv> {
     const tenantId = c.get("tenant").id;
     const id = c.req.param("id");
     const file = await withParam("file_id", () => files.get(tenantId, id));
-    const bytes = await withParam("file_id", () => files.content(tenantId, id));
-    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+    // A remote plane's bytes stream through, never held whole here.
+    const read = (): Promise<Uint8Array | ReadableStream<Uint8Array>> => (files.contentStream ? files.contentStream(tenantId, id) : files.content(tenantId, id));
+    const bytes = await withParam("file_id", read);
+    return c.body(bytes as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>, 200, {
       "content-type": "application/octet-stream",
       "content-disposition": `attachment; filename="${file.filename.replace(/["\\\r\n]/g, "_")}"`,
     });

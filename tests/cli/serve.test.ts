@@ -26,12 +26,13 @@ describe("switchyard serve", () => {
     expect(run.err).toMatch(/expected a plane to serve \('inference', 'retrieval' or 'trainer'\), got "adapters"/);
   });
 
-  it("inference and retrieval: refuse to start without the node secret", async () => {
-    for (const plane of ["inference", "retrieval"]) {
-      const run = await runCli(["serve", plane, "--data-dir", dataDir, "--port", "0"], { SWITCHYARD_NODE_SECRET: "" });
+  it("inference, retrieval and the control node (trainer --port): refuse to start without the node secret", async () => {
+    const planes = ["inference", "retrieval", "trainer"];
+    const runs = await Promise.all(planes.map((plane) => runCli(["serve", plane, "--data-dir", dataDir, "--port", "0"], { SWITCHYARD_NODE_SECRET: "" })));
+    runs.forEach((run, i) => {
       expect(run.code).toBe(2);
-      expect(run.err).toMatch(new RegExp(`cannot serve ${plane}: a plane node needs SWITCHYARD_NODE_SECRET`));
-    }
+      expect(run.err).toMatch(new RegExp(`cannot serve ${planes[i]}: a plane node needs SWITCHYARD_NODE_SECRET`));
+    });
   });
 
   it("trainer: starts beside the data dir's lock holder, and stops when its parent is not the server it was given", async () => {

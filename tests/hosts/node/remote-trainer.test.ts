@@ -4,7 +4,8 @@
  * the jobs and the adapter catalog, and the edge reaches them only through the HTTP clients. The two
  * share one data dir (the node started first, then the edge, one at a time), so the edge's in-process
  * engine serves the adapter the node's loop published. The whole OpenAI flow goes through the edge:
- * upload, fine-tune, the job's events, the adapter in /v1/models, its download, and a chat with it.
+ * upload (and the file's bytes back), fine-tune, the job's events, the adapter in /v1/models, its download
+ * (streamed through the edge), and a chat with it.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,6 +42,8 @@ describe("a Node edge with a control node (--trainer-url)", () => {
     // The file lives on the control node, under the edge's tenant id.
     const held = (await (await node.call(`/v1/tenants/${encodeURIComponent(tenantId)}/files`)).json()) as { data: { id: string }[] };
     expect(held.data.map((f) => f.id)).toEqual([file.id]);
+    // Its bytes stream back through the edge unchanged.
+    expect(await (await edge.call("GET", `/v1/files/${file.id}/content`, { key })).text()).toBe(trainingJsonl(3));
 
     const created = await edge.call("POST", "/v1/fine_tuning/jobs", { key, json: { model: "stories260k", training_file: file.id, suffix: "remote" } });
     expect(created.status, await created.clone().text()).toBe(200);
