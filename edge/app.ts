@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import type { RateWindow } from "../ports/rate-limits.ts";
 import type { ApiKeys, Tenants } from "../ports/tenants.ts";
 import type { AppEnv, Log } from "./env.ts";
 import { requireKey } from "./middleware/auth.ts";
@@ -32,12 +33,14 @@ export interface AppDeps {
   pages?: Hono<AppEnv>;
   /** The clock of the request rate limit, unix ms (default Date.now); tests move it to expire the window. */
   now?: () => number;
+  /** Where requests per minute are counted (default this process's memory, on `now`). */
+  rateWindow?: RateWindow;
 }
 
 /** The public HTTP API. Runtime-agnostic: Web Request/Response only, every plane behind a port. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const rateLimit = requestRateLimit(deps.limits.requestsPerMinute, new SlidingWindow(deps.now));
+  const rateLimit = requestRateLimit(deps.limits.requestsPerMinute, deps.rateWindow ?? new SlidingWindow(deps.now));
   const asTenant = requireKey("tenant", deps.keys, deps.tenants);
 
   app.use("*", requestContext(deps.logger, deps.metrics));

@@ -20,6 +20,7 @@
 import type { Hono } from "hono";
 import type { StaticAssets } from "../ports/assets.ts";
 import { modelNotFound, type Planes } from "../ports/index.ts";
+import type { RateWindow } from "../ports/rate-limits.ts";
 import { createApp, type AppDeps } from "./app.ts";
 import type { ChatDeps } from "./chat/deps.ts";
 import type { ModelResolver } from "./chat/strategy.ts";
@@ -54,6 +55,9 @@ export interface EdgeOptions extends Pick<AppDeps, "logger" | "metrics" | "healt
   loraLoadingByPath?: boolean;
   /** The clock of the requests- and tokens-per-minute windows, unix ms (default Date.now); tests move it. */
   now?: () => number;
+  /** Where requests and tokens per minute are counted: default this process's memory (on `now`); a host with
+   * several isolates or processes gives one shared counter (Workers: a Durable Object). */
+  rateWindow?: RateWindow;
   /** The playground's files, served at / and /ui/* (absent: no page). */
   assets?: StaticAssets;
   /** Switchyard's version (package.json), for evaluation reports. */
@@ -72,7 +76,8 @@ type Routes = Array<[path: string, routes: Hono<AppEnv>]>;
 export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
   const { adapters: catalog, tenants } = planes;
   const resolveModel = catalog && modelResolver(catalog);
-  const chat = chatDeps(planes, options, resolveModel);
+  const rateWindow = options.rateWindow ?? new SlidingWindow(options.now);
+  const chat = chatDeps(planes, { ...options, rateWindow }, resolveModel);
   const adapterAdmin = mount("adapters", catalog, (c) => adapterRoutes({ catalog: c, tenants, maxUploadBytes: options.limits.maxUploadBody }));
   const loraLoading = catalog ? loraLoadingRoutes({ catalog, tenants, loadingByPath: options.loraLoadingByPath ?? false }) : unavailableEach("adapters", ["/load_lora_adapter", "/unload_lora_adapter"]);
 
@@ -82,6 +87,7 @@ export function createEdge(planes: Planes, options: EdgeOptions): Hono<AppEnv> {
     health: options.health,
     limits: options.limits,
     now: options.now,
+    rateWindow,
     pages: options.assets && playgroundRoutes(options.assets),
     tenants,
     keys: planes.keys,
@@ -128,13 +134,13 @@ function evals(planes: Planes, chat: ChatDeps | undefined, options: EdgeOptions)
 }
 
 /** The chat pipeline's dependencies over `planes` (undefined without inference or usage): what the host's EvalWorker runs items through. */
-export function chatPipeline(planes: Planes, options: Pick<EdgeOptions, "now"> = {}): ChatDeps | undefined {
+export function chatPipeline(planes: Planes, options: Pick<EdgeOptions, "now" | "rateWindow"> = {}): ChatDeps | undefined {
   const { adapters: catalog } = planes;
   return chatDeps(planes, options, catalog && modelResolver(catalog)).deps;
 }
 
 /** What chat, completions and compare need: inference and usage, with adapters, knowledge and evaluation when present. `plane` names the first one missing. */
-function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStallTimeoutMs" | "monitoringMetrics">, resolveModel: ModelResolver | undefined) {
+function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "rateWindow" | "streamStallTimeoutMs" | "monitoringMetrics">, resolveModel: ModelResolver | undefined) {
   const { inference, usage } = planes;
   if (!inference) return { plane: "inference" };
   if (!usage) return { plane: "usage" };
@@ -144,7 +150,7 @@ function chatDeps(planes: Planes, options: Pick<EdgeOptions, "now" | "streamStal
     resolveModel: resolveModel ?? baseOnly(inference),
     usage,
     evaluation: planes.evaluation,
-    tokenBudget: new TokenBudget(new SlidingWindow(options.now)),
+    tokenBudget: new TokenBudget(options.rateWindow ?? new SlidingWindow(options.now)),
     streamStallTimeoutMs: options.streamStallTimeoutMs,
     feedback: planes.feedback,
     monitoringMetrics: options.monitoringMetrics,

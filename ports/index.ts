@@ -29,6 +29,7 @@ export * from "./inference.ts";
 export * from "./knowledge.ts";
 export * from "./monitors.ts";
 export * from "./preferences.ts";
+export * from "./rate-limits.ts";
 export * from "./tenants.ts";
 export * from "./trainer.ts";
 export * from "./usage.ts";

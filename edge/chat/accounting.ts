@@ -12,9 +12,9 @@ export function accountingFor(deps: ChatDeps, tenantId: string, plan: Plan): Acc
   const adapterName = plan.adapterName;
   return {
     adapterName,
-    record(promptTokens, completionTokens) {
-      deps.tokenBudget.charge(tenantId, promptTokens + completionTokens);
-      return deps.usage.record({ tenantId, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
+    async record(promptTokens, completionTokens) {
+      await deps.tokenBudget.charge(tenantId, promptTokens + completionTokens);
+      await deps.usage.record({ tenantId, strategy: plan.strategy, adapter: adapterName, promptTokens, completionTokens });
     },
   };
 }

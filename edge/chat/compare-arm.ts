@@ -41,7 +41,7 @@ export async function* runArm(ctx: ArmContext, strategy: Strategy): AsyncGenerat
   try {
     const plan = await planRequest(deps.resolveModel, tenant, body.model, strategy);
     const prepared = await prepareCompletion(deps, tenant, body, plan);
-    deps.tokenBudget.check(tenant, prepared.promptTokens.length);
+    await deps.tokenBudget.check(tenant, prepared.promptTokens.length);
     let text = "";
     for await (const event of generate(deps, prepared, ctx.signal)) {
       if (event.type === "prompt") continue;

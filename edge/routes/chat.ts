@@ -31,7 +31,7 @@ export function chatRoutes(deps: ChatDeps): Hono<AppEnv> {
       const tenant = c.get("tenant");
       const plan = await planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await prepareCompletion(deps, tenant, body, plan);
-      deps.tokenBudget.check(tenant, prepared.promptTokens.length);
+      await deps.tokenBudget.check(tenant, prepared.promptTokens.length);
       const accounting = accountingFor(deps, tenant.id, plan);
       const meta = { id: completionId(), created: unixSeconds(), model: body.model ?? plan.base };
       const served = () => keepResponse(c, deps, meta.id, tenant.id, plan, body);

@@ -33,7 +33,7 @@ export function completionRoutes(deps: ChatDeps): Hono<AppEnv> {
       const tenant = c.get("tenant");
       const plan = await planRequest(deps.resolveModel, tenant, body.model, body.strategy);
       const prepared = await Promise.all(promptList(body.prompt).map((prompt) => prepareTextCompletion(deps, tenant, body, plan, prompt)));
-      deps.tokenBudget.check(tenant, sum(prepared.map((p) => p.promptTokens.length)));
+      await deps.tokenBudget.check(tenant, sum(prepared.map((p) => p.promptTokens.length)));
       const meta: Meta = {
         id: textCompletionId(),
         created: unixSeconds(),

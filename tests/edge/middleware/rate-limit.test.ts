@@ -14,9 +14,9 @@ function manualClock(start = 1_800_000_000_000) {
 }
 
 /** What `check` threw: the 429 with its Retry-After and code, or "ok" when the budget allows it. */
-function tokenCheck(budget: TokenBudget, tenant: { id: string; limits: Record<string, unknown> }, promptTokens: number) {
+async function tokenCheck(budget: TokenBudget, tenant: { id: string; limits: Record<string, unknown> }, promptTokens: number) {
   try {
-    budget.check(tenant, promptTokens);
+    await budget.check(tenant, promptTokens);
     return "ok";
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
@@ -80,37 +80,37 @@ describe("requests per minute, over HTTP, on an injected clock", () => {
 describe("tokens per minute on an injected clock", () => {
   const tenant = { id: "ten_tokens", limits: { tokensPerMinute: 100 } };
 
-  it("charges the tokens used and frees them as their minute passes", () => {
+  it("charges the tokens used and frees them as their minute passes", async () => {
     const clock = manualClock();
     const budget = new TokenBudget(new SlidingWindow(clock.now));
-    expect(tokenCheck(budget, tenant, 90)).toBe("ok");
-    budget.charge(tenant.id, 70); // t = 0
+    expect(await tokenCheck(budget, tenant, 90)).toBe("ok");
+    await budget.charge(tenant.id, 70); // t = 0
     clock.advance(15_000);
-    budget.charge(tenant.id, 25); // t = 15 s: 95 spent
-    expect(tokenCheck(budget, tenant, 5)).toBe("ok");
-    expect(tokenCheck(budget, tenant, 6)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "45" });
+    await budget.charge(tenant.id, 25); // t = 15 s: 95 spent
+    expect(await tokenCheck(budget, tenant, 5)).toBe("ok");
+    expect(await tokenCheck(budget, tenant, 6)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "45" });
     clock.advance(44_999);
-    expect(tokenCheck(budget, tenant, 6)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "1" });
+    expect(await tokenCheck(budget, tenant, 6)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "1" });
     clock.advance(1); // t = 60 s: the 70 have left, 25 remain
-    expect(tokenCheck(budget, tenant, 75)).toBe("ok");
-    expect(tokenCheck(budget, tenant, 76)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "15" });
+    expect(await tokenCheck(budget, tenant, 75)).toBe("ok");
+    expect(await tokenCheck(budget, tenant, 76)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "15" });
     clock.advance(15_000); // t = 75 s: nothing remains
-    expect(tokenCheck(budget, tenant, 100)).toBe("ok");
+    expect(await tokenCheck(budget, tenant, 100)).toBe("ok");
   });
 
-  it("lets a prompt larger than the whole budget run once the window is empty, never before", () => {
+  it("lets a prompt larger than the whole budget run once the window is empty, never before", async () => {
     const clock = manualClock();
     const budget = new TokenBudget(new SlidingWindow(clock.now));
-    expect(tokenCheck(budget, tenant, 500)).toBe("ok"); // capped at the budget: it could never fit otherwise
-    budget.charge(tenant.id, 1);
-    expect(tokenCheck(budget, tenant, 500)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "60" });
+    expect(await tokenCheck(budget, tenant, 500)).toBe("ok"); // capped at the budget: it could never fit otherwise
+    await budget.charge(tenant.id, 1);
+    expect(await tokenCheck(budget, tenant, 500)).toEqual({ status: 429, code: "tokens_rate_limit_exceeded", retryAfter: "60" });
     clock.advance(60_000);
-    expect(tokenCheck(budget, tenant, 500)).toBe("ok");
+    expect(await tokenCheck(budget, tenant, 500)).toBe("ok");
   });
 
-  it("does not limit a tenant without tokensPerMinute", () => {
+  it("does not limit a tenant without tokensPerMinute", async () => {
     const budget = new TokenBudget(new SlidingWindow(manualClock().now));
-    budget.charge("ten_free", 1_000_000);
-    expect(tokenCheck(budget, { id: "ten_free", limits: {} }, 1_000_000)).toBe("ok");
+    await budget.charge("ten_free", 1_000_000);
+    expect(await tokenCheck(budget, { id: "ten_free", limits: {} }, 1_000_000)).toBe("ok");
   });
 });

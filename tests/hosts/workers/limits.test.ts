@@ -1,5 +1,6 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import worker, { type WorkerEnv } from "../../../hosts/workers/worker.ts";
 import { ADMIN, call, tenantWithKey } from "./helpers.ts";
 
 const DB = (env as unknown as { DB: D1Database }).DB;
@@ -46,6 +47,40 @@ describe("rate limits on D1", () => {
     expect(bad.status).toBe(400);
     expect(bad.json.error).toMatchObject({ type: "invalid_request_error", param: "limits.requestsPerMinute" });
     expect((await storedTenant(id)).limits).toEqual({ requestsPerMinute: 5 });
+  });
+});
+
+/**
+ * A second edge, as another isolate has it: worker.ts builds one edge per env object, so a copy of the env
+ * gets an edge of its own, with nothing in memory from the first. What it refuses, it refuses from the
+ * shared counter (the RateLimiter Durable Object).
+ */
+async function viaOtherEdge(method: string, path: string, headers: Record<string, string>, body?: unknown) {
+  const other = { ...(env as unknown as WorkerEnv) };
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(new Request(`https://edge.test${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }), other, ctx);
+  await waitOnExecutionContext(ctx);
+  return { status: res.status, json: (await res.json()) as { error?: { code: string } } };
+}
+
+describe("limits on the shared counter (a Durable Object per tenant and counter)", () => {
+  it("holds requests per minute across edges: the second edge refuses what the first spent", async () => {
+    const { auth } = await tenantWithKey("shared-requests", { requestsPerMinute: 1 });
+    expect((await call("GET", "/v1/tenant", auth)).status).toBe(200);
+    const refused = await viaOtherEdge("GET", "/v1/tenant", auth);
+    expect(refused.status).toBe(429);
+    expect(refused.json.error?.code).toBe("rate_limit_exceeded");
+  });
+
+  it("holds token budgets across edges: tokens a chat spent on one edge count on the other", async () => {
+    const { auth } = await tenantWithKey("shared-tokens", { tokensPerMinute: 40 });
+    const chat = { temperature: 0, max_tokens: 24, messages: [{ role: "user", content: "Tell me a story about a cat." }] };
+    const first = await call("POST", "/v1/chat/completions", auth, chat);
+    expect(first.status, JSON.stringify(first.json)).toBe(200);
+    expect(first.json.usage.total_tokens).toBeGreaterThanOrEqual(40);
+    const refused = await viaOtherEdge("POST", "/v1/chat/completions", auth, chat);
+    expect(refused.status).toBe(429);
+    expect(refused.json.error?.code).toBe("tokens_rate_limit_exceeded");
   });
 });
 

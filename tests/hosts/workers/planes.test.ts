@@ -1,21 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, tenantWithKey } from "./helpers.ts";
 
-/** The planes Workers does not run yet (inference, adapters, knowledge, files, trainer): one request per route group. */
+/** What Workers does not run: evaluation runs need a long-lived worker loop (the Node host's EvalWorker). */
 const UNAVAILABLE: Array<[method: string, path: string, plane: string, body?: unknown]> = [
-  ["POST", "/v1/chat/completions", "inference", { messages: [{ role: "user", content: "Hi" }] }],
-  ["POST", "/v1/completions", "inference", { prompt: "Hi" }],
-  ["POST", "/v1/compare", "inference", { messages: [{ role: "user", content: "Hi" }] }],
-  ["GET", "/v1/models", "adapters"],
-  ["GET", "/v1/models/anything", "adapters"],
-  ["GET", "/v1/adapters", "adapters"],
-  ["POST", "/v1/knowledge/search", "knowledge", { query: "fox" }],
-  ["GET", "/v1/knowledge/documents", "knowledge"],
-  ["GET", "/v1/files", "files"],
-  ["GET", "/v1/files/file_x/content", "files"],
-  ["POST", "/v1/fine_tuning/jobs", "trainer", { model: "m", training_file: "file_x" }],
-  ["GET", "/v1/fine_tuning/jobs", "trainer"],
-  ["GET", "/v1/fine_tuning/jobs/ftjob_x/events", "trainer"],
+  ["GET", "/v1/evals/datasets", "evals"],
+  ["POST", "/v1/evals/runs", "evals", { dataset_id: "evalds_x", arms: [{ strategy: "prompt" }] }],
 ];
 
 describe("planes Workers does not run", () => {
@@ -35,13 +24,13 @@ describe("planes Workers does not run", () => {
       expect({ path, status: res.status, type: res.json.error?.type }).toEqual({ path, status: 401, type: "authentication_error" });
     }
   });
+});
 
-  it("answer 503 on the admin adapter routes and vLLM's load/unload endpoints behind the admin key", async () => {
-    for (const path of ["/v1/admin/adapters", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"]) {
-      const res = await call("POST", path, ADMIN, { lora_name: "x", lora_path: "x" });
-      expect({ path, status: res.status, code: res.json.error.code }).toEqual({ path, status: 503, code: "plane_unavailable" });
-      expect((await call("POST", path, { "content-type": "application/json" }, {})).status).toBe(401);
-    }
+describe("vLLM's adapter loading on Workers", () => {
+  it("is behind the admin key, and loading by path is off (the control node owns the adapter files)", async () => {
+    const res = await call("POST", "/v1/load_lora_adapter", ADMIN, { lora_name: "x", lora_path: "x" });
+    expect(res.status).toBe(403);
+    expect((await call("POST", "/v1/load_lora_adapter", { "content-type": "application/json" }, {})).status).toBe(401);
   });
 });
 
@@ -56,13 +45,13 @@ describe("usage on Workers", () => {
 });
 
 describe("feedback on Workers", () => {
-  it("is a real plane over D1: the summary answers the tenant's (empty) ratings; rating needs the chat plane", async () => {
+  it("is a real plane over D1: the summary answers the tenant's (empty) ratings; an unknown completion is not found", async () => {
     const { auth } = await tenantWithKey("feedback-edge-co");
     const res = await call("GET", "/v1/feedback/summary?bucket=day", auth);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ object: "feedback.summary", group_by: ["adapter", "strategy"], bucket: "day", data: [] });
     const rate = await call("POST", "/v1/chat/completions/chatcmpl-x/feedback", auth, { rating: "up" });
-    expect(rate.status).toBe(503);
+    expect(rate.status).toBe(404);
     expect((await call("GET", "/v1/feedback/summary")).status).toBe(401);
   });
 });
