@@ -11,7 +11,7 @@
  * pulls them back to PEFT's with gradientsFromGraph.
  *
  * The cache key (as services/model/compile-cache.ts) hashes the step compiler version, the weights'
- * content hash, the config and the trained targets; files are written atomically by writeOnnx.
+ * identity (services/model/safetensors.ts: sizes, mtimes, headers), the config and the trained targets; files are written atomically by writeOnnx.
  * Sessions stay referenced for the runner's life and are released by `close()` (finalizing many
  * sessions mid-run has crashed vitest workers; see tests/helpers/gradients.ts).
  */

@@ -117,9 +117,13 @@ async function build(request: CompileRequest, dir: string, targets: [string, Dec
   const writer = await WeightFileWriter.open(dir);
   const weights = shareDerived(request.weights);
   const models: [string, Uint8Array][] = [];
-  for (const [path, options] of targets) {
-    const graph = buildDecoderGraph(request.config, weights, options);
-    models.push([path, emitOnnx(graph, { place: (name, bytes) => writer.place(name, bytes) }).model]);
+  try {
+    for (const [path, options] of targets) {
+      const graph = buildDecoderGraph(request.config, weights, options);
+      models.push([path, emitOnnx(graph, { place: (name, bytes) => writer.place(name, bytes) }).model]);
+    }
+  } finally {
+    writer.closeReader();
   }
   const appended = writer.appended;
   await writer.commit();

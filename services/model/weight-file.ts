@@ -18,7 +18,7 @@
  *   lock is taken over).
  */
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomically, type ExternalPlacement } from "./graph/onnx.ts";
 
@@ -141,7 +141,8 @@ export class WeightFileWriter {
     return true;
   }
 
-  private closeReader(): void {
+  /** Closes the file the comparisons read (commit does too). */
+  closeReader(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
@@ -159,8 +160,7 @@ export async function withWeightFileLock<T>(dir: string, work: () => Promise<T>)
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const holder = Number(await readFile(lock, "utf8").catch(() => ""));
-      if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) await rm(lock, { force: true });
+      if (await isStale(lock)) await rm(lock, { force: true });
       else await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -169,6 +169,14 @@ export async function withWeightFileLock<T>(dir: string, work: () => Promise<T>)
   } finally {
     await rm(lock, { force: true });
   }
+}
+
+/** A lock whose holder is dead, or that names none and is older than a writer needs to write its pid. */
+async function isStale(lock: string): Promise<boolean> {
+  const holder = Number(await readFile(lock, "utf8").catch(() => ""));
+  if (Number.isInteger(holder) && holder > 0) return !isAlive(holder);
+  const modified = await stat(lock).then((s) => s.mtimeMs, () => 0);
+  return Date.now() - modified > 10_000;
 }
 
 function isAlive(pid: number): boolean {

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +8,7 @@ import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkSourceWeights, compileDecoder, compileDecoders, compileKey, modelKey } from "../../../services/model/compile-cache.ts";
 import { openWeights, writeSafetensors, type TensorToWrite } from "../../../services/model/safetensors.ts";
-import { WEIGHT_FILE, WeightFileWriter, readWeightManifest } from "../../../services/model/weight-file.ts";
+import { WEIGHT_FILE, WeightFileWriter, readWeightManifest, withWeightFileLock } from "../../../services/model/weight-file.ts";
 import { engineSessionOptions, engineVariants } from "../../../services/inference/engine.ts";
 import { hfShape, randomArray, randomWeights, tinyConfig } from "../../helpers/tiny-model.ts";
 
@@ -123,6 +124,12 @@ describe("compiled-graph cache", () => {
     expect(reopened.appended).toBe(0);
     reopened.place("u", a);
     expect(reopened.appended).toBe(1);
+    reopened.closeReader();
+
+    // A writer that died holding the lock does not block the next one.
+    await writeFile(join(dir, "weights.lock"), String(spawnSync("true").pid));
+    expect(await withWeightFileLock(dir, async () => "took over")).toBe("took over");
+    expect(await readdir(dir)).not.toContain("weights.lock");
   });
 
   it("keys by an identity that changes with the file, and checks the content off the start path", async () => {
