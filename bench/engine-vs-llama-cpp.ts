@@ -4,7 +4,10 @@
  * (4 layers). Every measurement runs in its own process (bench/peer-child.ts), so load time and peak RSS
  * are each side's own; rounds alternate the sides (A/B, then B/A) and keep each side's best, since on a
  * shared machine the best run is the least disturbed. One thread each; llama.cpp also at two threads.
- * The engine has F32 only: llama.cpp's Q8_0 and Q4_0 rows stand alone.
+ * The engine has F32 only: llama.cpp's Q8_0 and Q4_0 rows stand alone. The engine runs in both of its
+ * weight-memory modes (mapped: one mapped file shared by four sessions; packed: one prepacked session),
+ * each with a compile cache of its own, so its first run is a cold start (compiling) and later ones warm.
+ * Memory is PSS (bench/resident.ts): RSS counts the mapped weight file once per session.
  * Run alone: `npm run bench -- engine vs-llama-cpp` (BENCH_PEER_ROUNDS, default 2; BENCH_PEER_MODELS=stories260k,tinyllama-4;
  * BENCH_PEER_TWO_THREADS=0 leaves out llama.cpp at two threads).
  */
@@ -17,6 +20,7 @@ import { promisify } from "node:util";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { loadTokenizer } from "../services/model/tokenizer.ts";
 import { writeGguf, type GgufWeightType } from "./gguf.ts";
+import type { WeightMemory } from "../services/inference/engine.ts";
 import type { PeerJob, PeerResult } from "./peer-child.ts";
 import { tinyLlamaShape, writeSyntheticModel } from "./synthetic-model.ts";
 
@@ -28,11 +32,13 @@ export interface Side {
   runner: PeerJob["runner"];
   weights: GgufWeightType;
   threads: number;
+  /** The engine's `weightMemory` (services/inference/engine.ts). */
+  memory?: WeightMemory;
 }
 
 export interface SideResult extends Side {
   label: string;
-  /** Best over the rounds (rates: highest; load and RSS: lowest). */
+  /** Best over the rounds (rates: highest; load and memory: lowest). */
   best: PeerResult;
   /** The engine's first load in a fresh compile cache (later rounds load compiled graphs). */
   coldLoadMs?: number;
@@ -47,15 +53,17 @@ export interface ModelComparison {
 
 /** The engine F32 and llama.cpp F32 come first: the ratios compare them. */
 const SIDES: Side[] = [
-  { runner: "engine", weights: "F32", threads: 1 },
+  { runner: "engine", weights: "F32", threads: 1, memory: "mapped" },
   { runner: "llama.cpp", weights: "F32", threads: 1 },
+  { runner: "engine", weights: "F32", threads: 1, memory: "packed" },
   { runner: "llama.cpp", weights: "Q8_0", threads: 1 },
   { runner: "llama.cpp", weights: "Q4_0", threads: 1 },
   // Slow on a busy 2-core machine (its threads spin at every barrier): BENCH_PEER_TWO_THREADS=0 leaves it out.
   ...(process.env.BENCH_PEER_TWO_THREADS === "0" ? [] : [{ runner: "llama.cpp", weights: "F32", threads: 2 } satisfies Side]),
 ];
-const label = (s: Side) => `${s.runner} ${s.weights}${s.threads === 1 ? "" : `, ${s.threads} threads`}`;
+const label = (s: Side) => `${s.runner} ${s.weights}${s.memory ? ` ${s.memory}` : ""}${s.threads === 1 ? "" : `, ${s.threads} threads`}`;
 const RATES = ["prefill256", "decode1", "decode8", "decode32"] as const;
+const LOWER_IS_BETTER = ["loadMs", "peakRssMiB", "peakPssMiB", "pssMiB", "weightsMiB", "anonymousMiB", "otherMiB"] as const;
 
 interface PreparedModel {
   name: string;
@@ -86,7 +94,9 @@ async function measure(model: PreparedModel, side: Side, prompt: number[]): Prom
     runner: side.runner,
     path: side.runner === "engine" ? model.hfDir : model.gguf[side.weights],
     threads: side.threads,
-    cacheDir: model.cacheDir,
+    // Each engine side its own compile cache, so each has a cold start of its own.
+    cacheDir: `${model.cacheDir}-${side.memory ?? "none"}`,
+    weightMemory: side.memory,
     prompt,
     decodeTokens: model.decodeTokens,
     sequenceTokens: model.sequenceTokens,
@@ -99,20 +109,19 @@ function bestOf(results: PeerResult[]): PeerResult {
   const best = { ...results[0]! };
   for (const r of results.slice(1)) {
     for (const k of RATES) best[k] = Math.max(best[k], r[k]);
-    best.loadMs = Math.min(best.loadMs, r.loadMs);
-    best.peakRssMiB = Math.min(best.peakRssMiB, r.peakRssMiB);
+    for (const k of LOWER_IS_BETTER) best[k] = Math.min(best[k], r[k]);
   }
   return best;
 }
 
 async function compare(model: PreparedModel, prompt: number[], rounds: number): Promise<ModelComparison> {
   const results = new Map<Side, PeerResult[]>(SIDES.map((s) => [s, []]));
-  let coldLoadMs: number | undefined;
+  const coldLoadMs = new Map<Side, number>();
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? SIDES : [...SIDES].reverse();
     for (const side of order) {
       const result = await measure(model, side, prompt);
-      if (side.runner === "engine" && coldLoadMs === undefined) coldLoadMs = result.loadMs;
+      if (side.runner === "engine" && !coldLoadMs.has(side)) coldLoadMs.set(side, result.loadMs);
       results.get(side)!.push(result);
       process.stderr.write(`  ${model.name}, round ${round + 1}: ${label(side)} done\n`);
     }
@@ -121,7 +130,7 @@ async function compare(model: PreparedModel, prompt: number[], rounds: number): 
     // The engine's first run compiles its graphs: its load time and peak are the cold start's, kept apart.
     const runs = results.get(s)!;
     const warm = s.runner === "engine" && runs.length > 1 ? runs.slice(1) : runs;
-    return { ...s, label: label(s), best: bestOf(warm), coldLoadMs: s.runner === "engine" ? coldLoadMs : undefined };
+    return { ...s, label: label(s), best: bestOf(warm), coldLoadMs: coldLoadMs.get(s) };
   });
   const [ours, theirs] = [sides[0]!.best, sides[1]!.best];
   const ratios = Object.fromEntries((Object.keys(ours) as (keyof PeerResult)[]).map((k) => [k, ours[k] / theirs[k]])) as Record<keyof PeerResult, number>;
@@ -153,7 +162,13 @@ export function printSideBySide(comparisons: ModelComparison[]): void {
     ["decode8", "decode, 8 sequences", "tokens/s"],
     ["decode32", "decode, 32 sequences", "tokens/s"],
     ["loadMs", "load (warm for the engine)", "ms"],
-    ["peakRssMiB", "peak RSS", "MiB"],
+    ["peakRssMiB", "peak RSS (double counts a file mapped twice)", "MiB"],
+    ["peakPssMiB", "peak PSS", "MiB"],
+    ["pssMiB", "resident after the runs (PSS)", "MiB"],
+    ["weightsMiB", "  of it the weight file's pages", "MiB"],
+    ["anonymousMiB", "  anonymous (KV, heaps, packed copies)", "MiB"],
+    ["otherMiB", "  the rest (code, libraries)", "MiB"],
+    ["weightFileMiB", "weight file on disk", "MiB"],
   ];
   for (const c of comparisons) {
     console.log(`\n${c.model}: engine vs llama.cpp (node-llama-cpp), best of the A/B rounds`);
@@ -163,8 +178,8 @@ export function printSideBySide(comparisons: ModelComparison[]): void {
       ...c.sides.map((s) => (s.runner === "engine" && s.weights !== "F32" ? "—" : format(s.best[key]))),
       c.ratios[key].toFixed(2) + "×",
     ]);
-    const cold = c.sides[0]!.coldLoadMs;
-    if (cold !== undefined) rows.push(["engine cold load, compiling (ms)", format(cold), ...c.sides.slice(1).map(() => ""), (cold / c.sides[1]!.best.loadMs).toFixed(2) + "×"]);
+    rows.push(["cold load, compiling for the engine (ms)", ...c.sides.map((s) => (s.coldLoadMs === undefined ? "" : format(s.coldLoadMs))), ((c.sides[0]!.coldLoadMs ?? NaN) / c.sides[1]!.best.loadMs).toFixed(2) + "×"]);
+    rows.push(["resident / weight file", ...c.sides.map((s) => (s.best.pssMiB / s.best.weightFileMiB).toFixed(2) + "×"), ""]);
     const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [heads, ...rows]) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "));
   }

@@ -12,6 +12,7 @@ import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
+import { residentSplit } from "./resident.ts";
 
 export interface Row {
   metric: string;
@@ -101,7 +102,9 @@ export async function benchEngine(threadCounts: number[] = [1, 2]): Promise<Row[
         await engine.close();
       }
     }
-    rows.push({ metric: "resident memory (RSS)", value: process.memoryUsage().rss / 2 ** 20, unit: "MiB" });
+    const memory = residentSplit(/weights\.bin$/);
+    rows.push({ metric: "resident memory (RSS, counts a file mapped twice twice)", value: memory.rssMiB, unit: "MiB" });
+    rows.push({ metric: "resident memory (PSS)", value: memory.pssMiB, unit: "MiB" });
     return rows;
   } finally {
     await rm(cacheDir, { recursive: true, force: true });

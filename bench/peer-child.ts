@@ -1,11 +1,16 @@
 /**
  * One side of the engine benchmark's A/B run (bench/engine-vs-llama-cpp.ts), alone in its process so its
- * peak RSS is its own: loads one model into the engine or into llama.cpp, measures, prints one JSON line.
+ * memory is its own: loads one model into the engine or into llama.cpp, measures, prints one JSON line.
+ * Memory is PSS split by bench/resident.ts (RSS double counts the engine's weight file, which each
+ * of its sessions maps), peak PSS sampled through the run.
  */
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
-import { createEngine, type Engine } from "../services/inference/engine.ts";
+import { createEngine, type Engine, type WeightMemory } from "../services/inference/engine.ts";
 import { cpuLlama } from "./llama-cpp.ts";
+import { residentSplit, samplePeakPss } from "./resident.ts";
 
 export interface PeerJob {
   runner: "engine" | "llama.cpp";
@@ -14,6 +19,8 @@ export interface PeerJob {
   threads: number;
   /** The engine's compile cache. */
   cacheDir: string;
+  /** The engine's weight memory mode (default its own). */
+  weightMemory?: WeightMemory;
   /** 256 prompt token ids (the same for both sides). */
   prompt: number[];
   /** Tokens decoded by the batch-1 run, and by each of the concurrent sequences. */
@@ -27,8 +34,23 @@ export interface PeerResult {
   decode1: number;
   decode8: number;
   decode32: number;
+  /** maxRSS: counts a weight file mapped by several sessions once per mapping (see bench/resident.ts). */
   peakRssMiB: number;
+  /** Highest PSS sampled during the run: the process's true share of memory. */
+  peakPssMiB: number;
+  /** After the measurements, before closing: PSS in all, of the weight file's mappings, anonymous, the rest. */
+  pssMiB: number;
+  weightsMiB: number;
+  anonymousMiB: number;
+  otherMiB: number;
+  /** Size of the weight file on disk (the engine's compiled weights.bin, llama.cpp's GGUF). */
+  weightFileMiB: number;
 }
+
+type Measured = Omit<PeerResult, "peakRssMiB" | "peakPssMiB" | "weightFileMiB">;
+
+/** Weight files as the two engines map them. */
+const WEIGHT_FILES = /(weights\.bin|\.gguf)$/;
 
 /** The prompt of concurrent sequence `i`: a few tokens, different lengths, as the engine bench uses. */
 const shortPrompt = (job: PeerJob, i: number) => job.prompt.slice(0, 4 + (i % 8));
@@ -50,9 +72,17 @@ async function engineConcurrent(engine: Engine, job: PeerJob, sequences: number)
   return all.reduce((sum, d) => sum + d.completionTokens, 0) / ((performance.now() - start) / 1000);
 }
 
-async function measureEngine(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB">> {
+function resident(): Pick<PeerResult, "pssMiB" | "weightsMiB" | "anonymousMiB" | "otherMiB"> {
+  const { pssMiB, weightsMiB, anonymousMiB, otherMiB } = residentSplit(WEIGHT_FILES);
+  return { pssMiB, weightsMiB, anonymousMiB, otherMiB };
+}
+
+async function measureEngine(job: PeerJob): Promise<Measured> {
   const start = performance.now();
-  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads });
+  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weightMemory: job.weightMemory,
+    // The background content check (a one-off hash of the source weights) would share the cores with the measurements.
+    verifyWeights: false,
+  });
   const loadMs = performance.now() - start;
   try {
     await done(engine.generate({ promptTokens: [1], params: greedy(4) })); // warm-up
@@ -64,6 +94,7 @@ async function measureEngine(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB
       decode1: (decode.completionTokens - 1) / ((decode.timings.totalMs - decode.timings.firstTokenMs) / 1000),
       decode8: await engineConcurrent(engine, job, 8),
       decode32: await engineConcurrent(engine, job, 32),
+      ...resident(),
     };
   } finally {
     await engine.close();
@@ -83,7 +114,7 @@ async function llamaGreedy(sequence: LlamaContextSequence, prompt: number[], max
   return { tokens, firstAt, lastAt };
 }
 
-async function measureLlamaCpp(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB">> {
+async function measureLlamaCpp(job: PeerJob): Promise<Measured> {
   const llama = await cpuLlama();
   const start = performance.now();
   const model = await llama.loadModel({ modelPath: job.path, gpuLayers: 0 });
@@ -112,14 +143,23 @@ async function measureLlamaCpp(job: PeerJob): Promise<Omit<PeerResult, "peakRssM
     };
     const decode8 = await concurrent(8);
     const decode32 = await concurrent(32);
-    return { loadMs, prefill256, decode1: (decode.tokens - 1) / ((decode.lastAt - decode.firstAt) / 1000), decode8, decode32 };
+    return { loadMs, prefill256, decode1: (decode.tokens - 1) / ((decode.lastAt - decode.firstAt) / 1000), decode8, decode32, ...resident() };
   } finally {
     await model.dispose();
   }
 }
 
+/** The weight file this run mapped: the GGUF, or the engine's one compiled weights.bin for this model. */
+async function weightFileMiB(job: PeerJob): Promise<number> {
+  if (job.runner === "llama.cpp") return (await stat(job.path)).size / 2 ** 20;
+  const files = (await readdir(job.cacheDir, { recursive: true })).filter((f) => f.endsWith("weights.bin"));
+  if (files.length !== 1) throw new Error(`expected one compiled weight file in ${job.cacheDir}, found ${files.length}`);
+  return (await stat(join(job.cacheDir, files[0]!))).size / 2 ** 20;
+}
+
 const job = JSON.parse(process.argv[2] ?? "{}") as PeerJob;
+const peak = samplePeakPss();
 const measured = job.runner === "engine" ? await measureEngine(job) : await measureLlamaCpp(job);
-const result: PeerResult = { ...measured, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+const result: PeerResult = { ...measured, peakRssMiB: process.resourceUsage().maxRSS / 1024, peakPssMiB: peak.stop(), weightFileMiB: await weightFileMiB(job) };
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

@@ -11,7 +11,7 @@
  * pulls them back to PEFT's with gradientsFromGraph.
  *
  * The cache key (as services/model/compile-cache.ts) hashes the step compiler version, the weights'
- * content hash, the config and the trained targets; files are written atomically by writeOnnx.
+ * identity (services/model/safetensors.ts: sizes, mtimes, headers), the config and the trained targets; files are written atomically by writeOnnx.
  * Sessions stay referenced for the runner's life and are released by `close()` (finalizing many
  * sessions mid-run has crashed vitest workers; see tests/helpers/gradients.ts).
  */
@@ -35,7 +35,7 @@ export const STEP_COMPILER_VERSION = "train-step-2";
 
 export interface StepGraphRequest {
   config: DecoderConfig;
-  weights: DecoderWeights & { contentHash: string };
+  weights: DecoderWeights & { identity: string };
   targets: readonly LoraTarget[];
   cacheDir: string;
   /** onnxruntime intra-op threads (default: min(4, available cores)). */
@@ -71,9 +71,9 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-export function stepGraphKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[], dropout = false, packed = false): string {
+export function stepGraphKey(config: DecoderConfig, identity: string, targets: readonly LoraTarget[], dropout = false, packed = false): string {
   const ordered = LORA_TARGETS.filter((t) => targets.includes(t));
-  const parts: unknown[] = [STEP_COMPILER_VERSION, contentHash, config, ordered];
+  const parts: unknown[] = [STEP_COMPILER_VERSION, identity, config, ordered];
   if (dropout) parts.push("lora-dropout");
   if (packed) parts.push("packed");
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32);
@@ -138,7 +138,7 @@ export async function exists(path: string): Promise<boolean> {
 export async function openStepRunner(request: StepGraphRequest): Promise<StepRunner> {
   const { config, weights, targets } = request;
   const packed = request.packed ?? false;
-  const key = stepGraphKey(config, weights.contentHash, targets, request.dropout, packed);
+  const key = stepGraphKey(config, weights.identity, targets, request.dropout, packed);
   const dir = join(request.cacheDir, key);
   const trainPath = join(dir, "train.onnx");
   const evalPath = join(dir, "eval.onnx");

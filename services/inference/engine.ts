@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../ports/inference.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
-import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
+import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
 import { openWeights } from "../model/safetensors.ts";
@@ -61,11 +61,20 @@ export interface EngineOptions {
    * one per adapter a batch may hold, an adapter copied in only when first needed.
    */
   loraSlots?: LoraSlots;
+  /** Hashes the source weights in the background after start to catch a change their identity misses (default true). */
+  verifyWeights?: boolean;
+  /** How sessions hold the weights (see `WeightMemory`); default `SWITCHYARD_WEIGHT_MEMORY` or "mapped". */
+  weightMemory?: WeightMemory;
 }
 
 export interface EngineStats extends SchedulerStats {
   /** InferenceSessions this engine created; constant after start (adapters never add one). */
   sessionsCreated: number;
+  /**
+   * The background content check of the source weights (services/model/compile-cache.ts
+   * `checkSourceWeights`): "checking" until it ends, "changed" if they changed under the same identity.
+   */
+  weightsCheck: WeightsCheck | "checking" | "off" | "failed";
 }
 
 export interface Engine extends Inference {
@@ -93,40 +102,92 @@ export const ENGINE_GRAPHS = {
   decode: { fused: true, decodeOnly: true },
 } satisfies Record<string, DecoderOptions>;
 
+export type EngineVariant = "prefill" | "decode" | "prefillLora" | "decodeLora";
+
+/** The four graph variants the engine runs, all over one weight file. */
+export function engineVariants(): Record<EngineVariant, DecoderOptions> {
+  return {
+    prefill: ENGINE_GRAPHS.prefill,
+    decode: ENGINE_GRAPHS.decode,
+    prefillLora: { ...ENGINE_GRAPHS.prefill, lora: true },
+    decodeLora: { ...ENGINE_GRAPHS.decode, lora: true },
+  };
+}
+
+/**
+ * How the sessions hold the weights; both keep one copy in memory (one per LoRA-ness for "packed").
+ * - "mapped" (default): every variant's session computes from the one memory-mapped weight file
+ *   (services/model/weight-file.ts) with onnxruntime's weight prepacking off, which would otherwise
+ *   copy every MatMul weight into a packed buffer per session. Four sessions (prefill, decode-only,
+ *   LoRA or not) share its pages; start is fast (nothing is packed). Multi-row matrix products
+ *   pack the weights on the fly, so prefill and batched decode are slower than packed.
+ * - "packed": prepacking on, and only the general graph's session (it decodes too), so the one copy
+ *   is the packed one: faster prefill and batched decode, slower start (packing), and the embedding
+ *   stays mapped besides (Gather reads it) while the tied head packs its own copy. With adapters the
+ *   LoRA graph's session packs a second copy.
+ * `SWITCHYARD_WEIGHT_MEMORY=mapped|packed` sets the default.
+ */
+export type WeightMemory = "mapped" | "packed";
+
+export function weightMemoryFromEnv(env: NodeJS.ProcessEnv = process.env): WeightMemory {
+  const value = env.SWITCHYARD_WEIGHT_MEMORY ?? "mapped";
+  if (value !== "mapped" && value !== "packed") throw new Error(`SWITCHYARD_WEIGHT_MEMORY must be mapped or packed, got "${value}"`);
+  return value;
+}
+
+/** Session options of every engine session (see `WeightMemory` for prepacking). */
+export function engineSessionOptions(intraOpThreads: number, weightMemory: WeightMemory = "mapped"): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    extra: { session: { disable_prepacking: weightMemory === "mapped" ? "1" : "0" } },
+  };
+}
+
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const dir = options.modelDir;
   const [config, tokenizer, chatTemplate] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
   const cacheDir = options.cacheDir ?? defaultCompileCacheDir();
+  const weightMemory = options.weightMemory ?? weightMemoryFromEnv();
   const weights = await openWeights(dir);
-  let sessionsCreated = 0;
-  const session = async (graph: DecoderOptions) => {
-    const files = await compileDecoder({ config, weights, cacheDir, options: graph });
-    sessionsCreated++;
-    const provider = options.executionProvider ?? "cpu";
-    return ort.InferenceSession.create(files.modelPath, {
-      executionProviders: [provider],
-      intraOpNumThreads: options.intraOpThreads ?? 1,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-    }).catch((err: unknown) => {
-      throw provider === "cpu" ? err : new ExecutionProviderError(provider, err);
-    });
-  };
-  const sessions: ort.InferenceSession[] = [];
-  const runner = async (lora: boolean) => {
-    const prefill = await session({ ...ENGINE_GRAPHS.prefill, lora });
-    const decode = await session({ ...ENGINE_GRAPHS.decode, lora });
-    sessions.push(prefill, decode);
-    return new DecoderRunner(prefill, config, decode);
-  };
-  let plain: DecoderRunner;
-  let withLora: DecoderRunner | undefined;
+  let compiled: CompiledModel<EngineVariant>;
   try {
-    plain = await runner(false);
-    withLora = options.adapters ? await runner(true) : undefined;
+    // All variants at once, LoRA ones too: one weight file, each packed weight derived once, and a later start with adapters is warm.
+    compiled = await compileDecoders({ config, weights, cacheDir }, engineVariants());
   } finally {
     weights.close();
+  }
+  const sessions: ort.InferenceSession[] = [];
+  const session = async (variant: EngineVariant) => {
+    const provider = options.executionProvider ?? "cpu";
+    const sessionOptions = { ...engineSessionOptions(options.intraOpThreads ?? 1, weightMemory), executionProviders: [provider] };
+    const created = await ort.InferenceSession.create(compiled.graphs[variant].modelPath, sessionOptions).catch((err: unknown) => {
+      throw provider === "cpu" ? err : new ExecutionProviderError(provider, err);
+    });
+    sessions.push(created);
+    return created;
+  };
+  const packed = weightMemory === "packed";
+  const runner = async (lora: boolean) => {
+    const general = await session(lora ? "prefillLora" : "prefill");
+    // Packed: each session would hold its own packed copy, so the general graph decodes too.
+    return new DecoderRunner(general, config, packed ? undefined : await session(lora ? "decodeLora" : "decode"));
+  };
+  const plain = await runner(false);
+  const withLora = options.adapters ? await runner(true) : undefined;
+  const sessionsCreated = sessions.length;
+  let weightsCheck: WeightsCheck | "checking" | "off" | "failed" = "off";
+  if (options.verifyWeights ?? true) {
+    weightsCheck = "checking";
+    void checkSourceWeights(compiled.dir, () => weights.contentHash()).then(
+      (result) => {
+        weightsCheck = result;
+        if (result === "changed") console.warn(`${dir}: the weights changed since they were compiled; serving the compiled copy, the next start recompiles`);
+      },
+      () => (weightsCheck = "failed"),
+    );
   }
   const maxAdaptersPerBatch = options.maxAdaptersPerBatch ?? 8;
   const maxLoraRank = options.maxLoraRank ?? 64;
@@ -197,7 +258,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       }
       return generation.events;
     },
-    stats: () => ({ ...scheduler.stats(), sessionsCreated }),
+    stats: () => ({ ...scheduler.stats(), sessionsCreated, weightsCheck }),
     adapterRequests: () => tally.snapshot(),
     maxBatch,
     async close() {

@@ -1,48 +1,138 @@
 /**
- * On-disk cache of compiled decoder graphs, keyed by the model's weight content hash, its config,
- * the compile options and the compiler version, so a restart loads the .onnx instead of rebuilding.
+ * On-disk cache of compiled decoder graphs, so a restart loads the .onnx files instead of rebuilding.
+ *
+ * Layout: `<cacheDir>/<model key>/` per model, its key the weights' identity
+ * (services/model/safetensors.ts `identity`: sizes, mtimes and headers, not a content hash), the
+ * config, the compiler version and every option that changes the weights' bytes (a weight format
+ * is one): so a model × weight format has one folder, holding
+ *   weights.bin + weights.json   ONE copy of the initializers for all variants (./weight-file.ts)
+ *   <variant key>.onnx           one per graph variant (prefill/decode, LoRA or not, ...), its
+ *                                large initializers all external data in weights.bin
+ * A variant's .onnx is written only after the weights it references are committed, so an existing
+ * .onnx is a complete compilation: a warm start reads no weights at all.
+ *
+ * Compiling several variants in one call derives each packed weight once and writes it once
+ * (./llama/weights.ts `shareDerived`); a variant compiled later appends only what the file lacks.
  */
 import { createHash } from "node:crypto";
-import { access } from "node:fs/promises";
+import { access, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DecoderConfig } from "./config.ts";
 import { buildDecoderGraph, DECODER_COMPILER_VERSION, normalizeDecoderOptions, type DecoderOptions, type DecoderWeights } from "./decoder.ts";
-import { writeOnnx, type OnnxFiles } from "./graph/onnx.ts";
+import { emitOnnx, writeFileAtomically } from "./graph/onnx.ts";
+import { shareDerived } from "./llama/weights.ts";
+import { WEIGHT_FILE, WeightFileWriter, withWeightFileLock } from "./weight-file.ts";
 
 export interface CompileRequest {
   config: DecoderConfig;
-  weights: DecoderWeights & { contentHash: string };
-  options?: DecoderOptions;
+  /** `identity` names the weights' bytes (safetensors.ts `WeightStore.identity`). */
+  weights: DecoderWeights & { identity: string };
   /** Folder holding compiled graphs; see `defaultCompileCacheDir`. */
   cacheDir: string;
 }
 
-export interface CompiledDecoder extends OnnxFiles {
+export interface CompiledGraph {
+  modelPath: string;
+  /** The model's one weight file, which this graph's external data references. */
+  dataPath: string;
   key: string;
   /** True when the graph was found in the cache. */
   cached: boolean;
 }
 
+export interface CompiledDecoder extends CompiledGraph {}
+
+export interface CompiledModel<V extends string> {
+  /** The model folder's key (weights, config, compiler, weight format). */
+  modelKey: string;
+  dir: string;
+  /** The one weight file all `graphs` reference. */
+  dataPath: string;
+  graphs: Record<V, CompiledGraph>;
+  /** Tensors this call appended to the weight file (0 on a warm start). */
+  appendedTensors: number;
+}
+
+/** Options that shape the graph only; every other (normalised) option changes the weights and so the model folder. */
+const GRAPH_ONLY_OPTIONS: ReadonlySet<string> = new Set(["lora", "fused", "kvOutput", "decodeOnly", "virtualTokens"]);
+
 export function defaultCompileCacheDir(dataDir = process.env.SWITCHYARD_DATA_DIR ?? "./data"): string {
   return join(dataDir, "compiled");
 }
 
-export function compileKey(config: DecoderConfig, contentHash: string, options: DecoderOptions = {}): string {
-  const canonicalOptions = normalizeDecoderOptions(options);
-  return createHash("sha256")
-    .update(JSON.stringify([DECODER_COMPILER_VERSION, contentHash, config, canonicalOptions]))
-    .digest("hex")
-    .slice(0, 32);
+/** The model folder's key: weights identity, config, compiler version and the weight-changing options. */
+export function modelKey(config: DecoderConfig, identity: string, options: DecoderOptions = {}): string {
+  const weightOptions = Object.entries(normalizeDecoderOptions(options)).filter(([name]) => !GRAPH_ONLY_OPTIONS.has(name));
+  return shortHash([DECODER_COMPILER_VERSION, identity, config, weightOptions]);
 }
 
-/** Returns the compiled graph files, building and writing them on a cache miss. */
-export async function compileDecoder(request: CompileRequest): Promise<CompiledDecoder> {
-  const key = compileKey(request.config, request.weights.contentHash, request.options);
-  const dir = join(request.cacheDir, key);
-  const files = { modelPath: join(dir, "decoder.onnx"), dataPath: join(dir, "decoder.bin") };
-  if ((await exists(files.modelPath)) && (await exists(files.dataPath))) return { ...files, key, cached: true };
-  const graph = buildDecoderGraph(request.config, request.weights, request.options);
-  return { ...(await writeOnnx(graph, dir, "decoder")), key, cached: false };
+/** A variant's key: its graph-shaping options (unique within a model folder). */
+export function variantKey(options: DecoderOptions = {}): string {
+  const graphOptions = Object.entries(normalizeDecoderOptions(options)).filter(([name]) => GRAPH_ONLY_OPTIONS.has(name));
+  return shortHash(graphOptions);
+}
+
+/** The full key of one compiled graph (model and variant). */
+export function compileKey(config: DecoderConfig, identity: string, options: DecoderOptions = {}): string {
+  return `${modelKey(config, identity, options)}/${variantKey(options)}`;
+}
+
+/**
+ * Returns the compiled graphs of `variants` (same weight-changing options in all), building and
+ * writing the missing ones. All of them reference one weight file.
+ */
+export async function compileDecoders<V extends string>(request: CompileRequest, variants: Record<V, DecoderOptions>): Promise<CompiledModel<V>> {
+  const names = Object.keys(variants) as V[];
+  if (names.length === 0) throw new Error("compileDecoders needs at least one variant");
+  const keys = names.map((n) => modelKey(request.config, request.weights.identity, variants[n]));
+  if (new Set(keys).size !== 1) throw new Error("compileDecoders: the variants change the weights differently; compile them apart");
+  const dir = join(request.cacheDir, keys[0]!);
+  const dataPath = join(dir, WEIGHT_FILE);
+  const graphOf = (n: V, cached: boolean): CompiledGraph => ({ modelPath: join(dir, `${variantKey(variants[n])}.onnx`), dataPath, key: `${keys[0]}/${variantKey(variants[n])}`, cached });
+  const missing = async (): Promise<V[]> => {
+    const present = await Promise.all(names.map((n) => exists(graphOf(n, true).modelPath)));
+    return names.filter((_, i) => !present[i]);
+  };
+
+  let toBuild = await missing();
+  let appendedTensors = 0;
+  if (toBuild.length > 0) {
+    await withWeightFileLock(dir, async () => {
+      toBuild = await missing(); // another process may have compiled them meanwhile
+      if (toBuild.length > 0) appendedTensors = await build(request, dir, toBuild.map((n) => [graphOf(n, false).modelPath, variants[n]]));
+    });
+  }
+  const graphs = Object.fromEntries(names.map((n) => [n, graphOf(n, !toBuild.includes(n))])) as Record<V, CompiledGraph>;
+  return { modelKey: keys[0]!, dir, dataPath, graphs, appendedTensors };
+}
+
+/** One variant; see `compileDecoders`. */
+export async function compileDecoder(request: CompileRequest & { options?: DecoderOptions }): Promise<CompiledDecoder> {
+  const { graphs } = await compileDecoders(request, { graph: request.options ?? {} });
+  return graphs.graph;
+}
+
+/** Builds the graphs, places their initializers in the weight file, commits it, then writes the .onnx files. */
+async function build(request: CompileRequest, dir: string, targets: [string, DecoderOptions][]): Promise<number> {
+  const writer = await WeightFileWriter.open(dir);
+  const weights = shareDerived(request.weights);
+  const models: [string, Uint8Array][] = [];
+  try {
+    for (const [path, options] of targets) {
+      const graph = buildDecoderGraph(request.config, weights, options);
+      models.push([path, emitOnnx(graph, { place: (name, bytes) => writer.place(name, bytes) }).model]);
+    }
+  } finally {
+    writer.closeReader();
+  }
+  const appended = writer.appended;
+  await writer.commit();
+  for (const [path, model] of models) await writeFileAtomically(path, [model]);
+  return appended;
+}
+
+function shortHash(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -52,4 +142,28 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+const SOURCE_RECORD = "source.json";
+
+export type WeightsCheck = "unchanged" | "recorded" | "changed";
+
+/**
+ * The background half of the identity policy (services/model/safetensors.ts): the first full content
+ * hash of a model folder's source weights is recorded in it (`source.json`); a later one that differs
+ * means the weights changed under an unchanged identity (same sizes, headers and mtimes), and the
+ * folder is removed so the next start compiles afresh. Sessions already running keep the weights
+ * they mapped (the compiled copy, consistent in itself).
+ */
+export async function checkSourceWeights(dir: string, contentHash: () => Promise<string>): Promise<WeightsCheck> {
+  const path = join(dir, SOURCE_RECORD);
+  const recorded = await readFile(path, "utf8").then((t) => (JSON.parse(t) as { sha256: string }).sha256, () => undefined);
+  const actual = await contentHash();
+  if (recorded === undefined) {
+    await writeFileAtomically(path, [new TextEncoder().encode(JSON.stringify({ sha256: actual }))]);
+    return "recorded";
+  }
+  if (recorded === actual) return "unchanged";
+  await rm(dir, { recursive: true, force: true });
+  return "changed";
 }

@@ -2,11 +2,20 @@
  * Safetensors reader and writer. Files on disk are never read whole: the header is parsed once and
  * each tensor's byte range is read on demand with positioned reads. Sharded models
  * (`model.safetensors.index.json`) are one store over several files.
+ *
+ * Identity policy (what compiled graphs are keyed by): a store's `identity` is a hash of each
+ * file's name, size, modification time (ns) and header bytes, read when it opens, never of the
+ * tensor bytes, so opening multi-GB weights costs one header read per file. Any rewrite of a file
+ * (new data, new shapes, a copy) changes its mtime, size or header, and so the identity. What it
+ * cannot see is a file rewritten in place with identical size and header and its mtime set back
+ * (`touch -d`, `cp -p` of a same-shaped file): `contentHash()` is the full hash for that, computed
+ * only when asked (the engine verifies it in the background after it starts, see
+ * services/inference/weights-check.ts).
  */
-import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 export type WeightDtype = "F32" | "F16" | "BF16";
 
@@ -21,8 +30,10 @@ export interface WeightStore {
   info(name: string): TensorInfo;
   /** The tensor converted to float32 (a fresh array the caller owns). */
   getF32(name: string): Float32Array<ArrayBuffer>;
-  /** sha256 (hex) over the weight files, in a fixed order. */
-  contentHash: string;
+  /** Names the weights' bytes cheaply: sizes, mtimes and headers of the files (see the header). */
+  identity: string;
+  /** sha256 (hex) over the weight files' bytes, in a fixed order: reads everything, computed once when first asked. */
+  contentHash(): Promise<string>;
   close(): void;
 }
 
@@ -173,14 +184,16 @@ function toFloat32(entry: TensorEntry): Float32Array<ArrayBuffer> {
   return out;
 }
 
-function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], contentHash: string, where: string): WeightStore {
+function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], identity: string, hashContent: () => Promise<string>, where: string): WeightStore {
   const entry = (name: string): TensorEntry => {
     const found = entries.get(name);
     if (!found) throw new Error(`tensor "${name}" not found in ${where}`);
     return found;
   };
+  let content: Promise<string> | undefined;
   return {
-    contentHash,
+    identity,
+    contentHash: () => (content ??= hashContent()),
     names: () => [...entries.keys()],
     has: (name) => entries.has(name),
     info: (name) => {
@@ -221,19 +234,22 @@ async function shardFiles(dir: string): Promise<{ files: string[]; weightMap?: R
 export async function openWeights(dir: string): Promise<WeightStore> {
   const { files, weightMap } = await shardFiles(dir);
   const sources: ByteSource[] = [];
+  const identity = createHash("sha256").update("safetensors-identity-1");
   try {
     const entries = new Map<string, TensorEntry>();
     for (const file of files) {
       const source = fileSource(file);
       sources.push(source);
       for (const [name, entry] of parseHeader(source)) entries.set(name, entry);
+      identity.update(JSON.stringify([basename(file), source.size, statSync(file, { bigint: true }).mtimeNs.toString()]));
+      identity.update(readHeaderBytes(source));
     }
     for (const [name, shard] of Object.entries(weightMap ?? {})) {
       if (entries.get(name)?.source.label !== join(dir, shard)) {
         throw new Error(`tensor "${name}" listed in model.safetensors.index.json is missing from ${shard}`);
       }
     }
-    return createStore(entries, sources, await hashFiles(files), dir);
+    return createStore(entries, sources, identity.digest("hex"), () => hashFiles(files), dir);
   } catch (error) {
     sources.forEach((s) => s.close());
     throw error;
@@ -245,7 +261,7 @@ export function parseSafetensorsBytes(bytes: Uint8Array, label = "<in-memory saf
   const source = memorySource(bytes, label);
   const entries = parseHeader(source, limits);
   const contentHash = createHash("sha256").update(bytes).digest("hex");
-  return createStore(entries, [source], contentHash, label);
+  return createStore(entries, [source], contentHash, async () => contentHash, label);
 }
 
 export interface TensorToWrite {

@@ -117,7 +117,7 @@ describe("a packed batch's loss and gradients equal the unpacked batch's (tiny r
 
   it("for every LoRA tensor of every target, and through trainStep's accumulation", async () => {
     dir = await mkdtemp(join(tmpdir(), "sy-packing-"));
-    const weights = Object.assign(randomWeights(config, 5), { contentHash: "tiny-5" });
+    const weights = Object.assign(randomWeights(config, 5), { identity: "tiny-5" });
     const open = (packed: boolean) => openStepRunner({ config, weights, targets: LORA_TARGETS, cacheDir: dir, threads: 1, packed });
     const [plain, packed] = [await open(false), await open(true)];
     runners.push(plain, packed);

@@ -56,7 +56,7 @@ describe("one training step equals a plain float64 reference step (tiny random m
 
   it("gives the reference's loss, gradient norm and updated A/B after two steps with accumulation", async () => {
     dir = await mkdtemp(join(tmpdir(), "sy-train-step-"));
-    const weights = Object.assign(randomWeights(CONFIG, 5), { contentHash: "tiny-5" });
+    const weights = Object.assign(randomWeights(CONFIG, 5), { identity: "tiny-5" });
     runner = await openStepRunner({ config: CONFIG, weights, targets: H.targetModules, cacheDir: dir, threads: 1 });
     const random = seededRandom(9);
     const examples = [example(random, 9, 4), example(random, 6, 3), example(random, 8, 5)];

@@ -29,7 +29,7 @@ export const DPO_STEP_COMPILER_VERSION = "dpo-step-1";
 
 export interface DpoStepRequest {
   config: DecoderConfig;
-  weights: DecoderWeights & { contentHash: string };
+  weights: DecoderWeights & { identity: string };
   targets: readonly LoraTarget[];
   lossType: PreferenceLossType;
   cacheDir: string;
@@ -51,9 +51,9 @@ export interface DpoStepRunner {
   close(): Promise<void>;
 }
 
-export function dpoStepKey(config: DecoderConfig, contentHash: string, targets: readonly LoraTarget[], lossType: PreferenceLossType): string {
+export function dpoStepKey(config: DecoderConfig, identity: string, targets: readonly LoraTarget[], lossType: PreferenceLossType): string {
   const ordered = LORA_TARGETS.filter((t) => targets.includes(t));
-  return createHash("sha256").update(JSON.stringify([DPO_STEP_COMPILER_VERSION, contentHash, config, ordered, lossType])).digest("hex").slice(0, 32);
+  return createHash("sha256").update(JSON.stringify([DPO_STEP_COMPILER_VERSION, identity, config, ordered, lossType])).digest("hex").slice(0, 32);
 }
 
 /** Training graph + sequence log-probs + preference loss + gradients of the trained LoRA inputs. */
@@ -82,7 +82,7 @@ function dropLogits(g: Graph): Value {
 
 export async function openDpoStepRunner(request: DpoStepRequest): Promise<DpoStepRunner> {
   const { config, weights, targets } = request;
-  const key = dpoStepKey(config, weights.contentHash, targets, request.lossType);
+  const key = dpoStepKey(config, weights.identity, targets, request.lossType);
   const dir = join(request.cacheDir, key);
   const trainPath = join(dir, "dpo-train.onnx");
   const logpPath = join(dir, "logps.onnx");

@@ -4,7 +4,7 @@
  * load the model by path: `InferenceSession.create(files.modelPath)`.
  */
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   AttributeProto_AttributeType,
@@ -36,9 +36,22 @@ const MS_DOMAIN = "com.microsoft";
 const DEFAULT_EXTERNAL_THRESHOLD = 1024;
 const ALIGNMENT = 64;
 
+/** Where an initializer already lies in a shared external data file (see `EmitOptions.place`). */
+export interface ExternalPlacement {
+  /** File name relative to the .onnx. */
+  location: string;
+  offset: number;
+}
+
 export interface EmitOptions {
   /** File name (relative to the .onnx) for external data; omit to keep everything inline. */
   externalDataFile?: string;
+  /**
+   * Places a large initializer in a file written by someone else (services/model/weight-file.ts, one
+   * per model shared by every graph variant): the tensor is referenced there and not emitted. Takes
+   * precedence over `externalDataFile`; an initializer it returns nothing for is handled as without it.
+   */
+  place?: (name: string, bytes: Uint8Array) => ExternalPlacement | undefined;
   externalThreshold?: number;
   producer?: string;
 }
@@ -61,17 +74,14 @@ export function emitOnnx(g: Graph, options: EmitOptions = {}): EmittedModel {
   let offset = 0;
   const initializer = g.initializers.map(({ value, tensor }) => {
     const bytes = tensorBytes(tensor);
-    if (!options.externalDataFile || bytes.byteLength < threshold) return tensorProto(value.name, tensor, bytes);
+    if (bytes.byteLength < threshold) return tensorProto(value.name, tensor, bytes);
+    const placed = options.place?.(value.name, bytes);
+    if (placed) return externalTensorProto(value.name, tensor, placed.location, placed.offset, bytes.byteLength);
+    if (!options.externalDataFile) return tensorProto(value.name, tensor, bytes);
     const pad = (ALIGNMENT - (offset % ALIGNMENT)) % ALIGNMENT;
     if (pad) externalData.push(new Uint8Array(pad));
     offset += pad;
-    const proto = tensorProto(value.name, tensor, new Uint8Array(0));
-    proto.dataLocation = TensorProto_DataLocation.EXTERNAL;
-    proto.externalData = [
-      entry("location", options.externalDataFile),
-      entry("offset", String(offset)),
-      entry("length", String(bytes.byteLength)),
-    ];
+    const proto = externalTensorProto(value.name, tensor, options.externalDataFile, offset, bytes.byteLength);
     externalData.push(bytes);
     offset += bytes.byteLength;
     return proto;
@@ -132,9 +142,22 @@ export async function writeOnnx(g: Graph, dir: string, base = "model"): Promise<
   return { modelPath, dataPath };
 }
 
+/** Writes one file atomically (a temporary name, synced, then renamed), sweeping dead writers' temporaries first. */
+export async function writeFileAtomically(path: string, chunks: Uint8Array[]): Promise<void> {
+  await sweepOrphanedTemporaries(dirname(path));
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeChunks(tmp, chunks);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 const TEMPORARY = /\.tmp-(\d+)-\d+$/;
 
-async function sweepOrphanedTemporaries(dir: string): Promise<void> {
+export async function sweepOrphanedTemporaries(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     const pid = TEMPORARY.exec(name)?.[1];
     if (pid !== undefined && !isAlive(Number(pid))) await rm(join(dir, name), { force: true });
@@ -158,6 +181,13 @@ async function writeChunks(path: string, chunks: Uint8Array[]): Promise<void> {
   } finally {
     await file.close();
   }
+}
+
+function externalTensorProto(name: string, t: Tensor, location: string, offset: number, length: number): TensorProto {
+  const proto = tensorProto(name, t, new Uint8Array(0));
+  proto.dataLocation = TensorProto_DataLocation.EXTERNAL;
+  proto.externalData = [entry("location", location), entry("offset", String(offset)), entry("length", String(length))];
+  return proto;
 }
 
 function entry(key: string, value: string) {

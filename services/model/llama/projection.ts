@@ -6,7 +6,7 @@
 import type { DecoderConfig } from "../config.ts";
 import type { Graph, Value } from "../graph/ir.ts";
 import { loraModuleName, projectionShape, type LoraTarget } from "../lora-layout.ts";
-import { requireWeight, type DecoderWeights } from "./weights.ts";
+import { derived, requireWeight, type DecoderWeights } from "./weights.ts";
 
 export interface ProjectionShape {
   in: number;
@@ -25,7 +25,7 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
     const shapes = targets.map((t) => projectionShape(c, t));
     const outTotal = shapes.reduce((a, s) => a + s.out, 0);
     const name = `layers.${layer}.${targets.map((t) => t.replace("_proj", "")).join("")}`;
-    const packed = packTransposed(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.weight`)), shapes);
+    const packed = derived(weights, name, () => packTransposed(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.weight`)), shapes));
     let y = g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], packed));
     if (withBias) {
       const bias = concatenated(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.bias`)));
@@ -36,6 +36,9 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
   };
 }
 
+/** Tile edge of the transpose: tiles of both matrices stay in cache (a plain loop's strided writes miss on every element). */
+const TILE = 32;
+
 /** Hugging Face [out, in] weights (same `in`) -> one row-major [in, Σout] matrix. */
 function packTransposed(weights: Float32Array[], shapes: readonly ProjectionShape[]): Float32Array {
   const inSize = shapes[0].in;
@@ -44,7 +47,16 @@ function packTransposed(weights: Float32Array[], shapes: readonly ProjectionShap
   let column = 0;
   weights.forEach((w, k) => {
     const out = shapes[k].out;
-    for (let o = 0; o < out; o++) for (let i = 0; i < inSize; i++) packed[i * outTotal + column + o] = w[o * inSize + i];
+    for (let o0 = 0; o0 < out; o0 += TILE) {
+      const o1 = Math.min(o0 + TILE, out);
+      for (let i0 = 0; i0 < inSize; i0 += TILE) {
+        const i1 = Math.min(i0 + TILE, inSize);
+        for (let i = i0; i < i1; i++) {
+          const row = i * outTotal + column;
+          for (let o = o0; o < o1; o++) packed[row + o] = w[o * inSize + i];
+        }
+      }
+    }
     column += out;
   });
   return packed;

@@ -10,3 +10,29 @@ export function requireWeight(weights: DecoderWeights, name: string): Float32Arr
   if (!weights.has(name)) throw new Error(`missing tensor "${name}" in the model weights`);
   return weights.getF32(name);
 }
+
+const derivedTensors = new WeakMap<DecoderWeights, Map<string, Float32Array>>();
+
+/**
+ * A view of `weights` under which `derived` tensors (packed, transposed, quantized) are made once and
+ * shared by every graph built from the view: the compile cache builds all variants of a model from
+ * one view, so each is derived once and is the same array in each graph (written once). The
+ * tensors live as long as the view; plain weights objects derive afresh each time.
+ */
+export function shareDerived<W extends DecoderWeights>(weights: W): W {
+  const view = Object.assign(Object.create(null) as object, weights, {
+    has: (name: string) => weights.has(name),
+    getF32: (name: string) => weights.getF32(name),
+  }) as W;
+  derivedTensors.set(view, new Map());
+  return view;
+}
+
+/** The tensor `key` derived from `weights` by `make`, made once per `shareDerived` view. */
+export function derived(weights: DecoderWeights, key: string, make: () => Float32Array): Float32Array {
+  const cache = derivedTensors.get(weights);
+  if (!cache) return make();
+  let tensor = cache.get(key);
+  if (!tensor) cache.set(key, (tensor = make()));
+  return tensor;
+}

@@ -74,7 +74,9 @@ describe("engine with LoRA adapters on stories260k", () => {
     const together = await Promise.all(jobs.map(([adapter, prompt]) => run(adapter, prompt)));
     together.forEach((got, i) => {
       expect(got.tokens).toEqual(alone[i].tokens);
-      expectClose(got.logprobs, alone[i].logprobs, 1e-4, `request ${i} logprobs`);
+      // The mapped weights are not prepacked: onnxruntime multiplies one row (GEMV) and several (GEMM, packing
+      // on the fly) in different summation orders, so a row's logprobs alone and in a batch differ by float noise.
+      expectClose(got.logprobs, alone[i].logprobs, 2e-4, `request ${i} logprobs`);
     });
     expect(engine.stats().peakBatch).toBeGreaterThanOrEqual(4);
     expect(engine.stats().sessionsCreated).toBe(sessions);

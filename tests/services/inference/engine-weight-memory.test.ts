@@ -1,0 +1,49 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { createEngine, weightMemoryFromEnv } from "../../../services/inference/engine.ts";
+import { collect, params } from "../../helpers/generate.ts";
+import { findModel } from "../../helpers/model-path.ts";
+
+const KNOWN_ANSWER = "Once upon a time, there was a little girl named Lily.";
+
+describe("engine weight memory", () => {
+  const dirs: string[] = [];
+  afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+  it("mapped and packed engines share one compiled weight file and give the same greedy tokens", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "sy-engine-memory-"));
+    dirs.push(cacheDir);
+    const modelDir = findModel("stories260k");
+    const mapped = await createEngine({ modelDir, cacheDir, weightMemory: "mapped" });
+    const packed = await createEngine({ modelDir, cacheDir, weightMemory: "packed", verifyWeights: false });
+    try {
+      const request = { promptTokens: [1], params: params({ maxTokens: 30, logprobs: 0 }) };
+      const [a, b] = [await collect(mapped.generate(request)), await collect(packed.generate(request))];
+      expect(a.text.startsWith(KNOWN_ANSWER)).toBe(true);
+      expect(b.tokens).toEqual(a.tokens);
+      expect(mapped.stats().sessionsCreated).toBe(2); // prefill and decode-only over the mapped file
+      expect(packed.stats().sessionsCreated).toBe(1); // one packed copy: the general graph decodes too
+      expect(packed.stats().weightsCheck).toBe("off");
+
+      // One model folder, one weight file, for every variant of both engines.
+      const folders = await readdir(cacheDir);
+      expect(folders).toHaveLength(1);
+      const files = await readdir(join(cacheDir, folders[0]!));
+      expect(files.filter((f) => f.endsWith(".bin"))).toEqual(["weights.bin"]);
+      expect(files.filter((f) => f.endsWith(".onnx"))).toHaveLength(4);
+      // The background check hashed the source once and recorded it in the folder.
+      await expect.poll(() => mapped.stats().weightsCheck).toBe("recorded");
+      expect(await readdir(join(cacheDir, folders[0]!))).toContain("source.json");
+    } finally {
+      await Promise.all([mapped.close(), packed.close()]);
+    }
+  });
+
+  it("reads the mode from SWITCHYARD_WEIGHT_MEMORY and refuses others", () => {
+    expect(weightMemoryFromEnv({})).toBe("mapped");
+    expect(weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "packed" })).toBe("packed");
+    expect(() => weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "int8" })).toThrow(/mapped or packed/);
+  });
+});
