@@ -48,6 +48,7 @@ import { layerLinear, type LayerLinear, type LoraBranch } from "./llama/projecti
 import { rotaryEmbedding, type RotaryEmbedding } from "./llama/rope.ts";
 import type { DecoderWeights } from "./llama/weights.ts";
 import { VIRTUAL_EMBEDDINGS_INPUT } from "./prompt-tuning.ts";
+import type { WeightFormat } from "./quantize.ts";
 
 export type { DecoderWeights } from "./llama/weights.ts";
 
@@ -79,6 +80,12 @@ export interface DecoderOptions {
    * (services/model/prompt-tuning.ts). Not with `decodeOnly`: virtual tokens come only in prefill.
    */
   virtualTokens?: boolean;
+  /**
+   * The base weights' serving format (SWITCHYARD_WEIGHTS): "f32" (default), or the q/k/v/o/gate/up/down
+   * projections and the output head quantized at build time, int8 per output channel or int4 in blocks of
+   * 32 (services/model/quantize.ts), multiplied by com.microsoft MatMulNBits. LoRA branches stay float.
+   */
+  weights?: WeightFormat;
 }
 
 /** The canonical form of `DecoderOptions`: what the graph depends on, nothing else. */
@@ -96,6 +103,7 @@ export function normalizeDecoderOptions(options: DecoderOptions = {}): Normalize
     kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"),
     decodeOnly: Boolean(options.decodeOnly),
     virtualTokens: Boolean(options.virtualTokens) && !options.decodeOnly,
+    weights: options.weights ?? "f32",
   };
 }
 
@@ -146,7 +154,7 @@ class ServingGraphBuilder {
     const splitSizes = options.kvOutput === "new" && !options.decodeOnly ? this.pastAndNewSizes(past[0].key, inputIds) : undefined;
     let normed = rmsNorm(g, h, this.normWeight("model.layers.0.input_layernorm.weight"), c.rmsNormEps, options.fused);
     for (let i = 0; i < c.numLayers; i++) {
-      const linear = layerLinear(g, c, this.w, i, this.lora);
+      const linear = layerLinear(g, c, this.w, i, this.lora, options.weights);
       const attn = this.attention(linear, i, normed, bias, past[i], splitSizes);
       [normed, h] = this.addAndNorm(h, attn, `model.layers.${i}.post_attention_layernorm.weight`);
       const mlp = swiGluMlp(g, linear, normed, c.intermediateSize);
@@ -156,7 +164,7 @@ class ServingGraphBuilder {
 
     // A decode step has one position per sequence: its logits are the only ones.
     const picked = options.decodeOnly ? normed : this.pickPositions(normed, logitsIndex);
-    g.output(outputHead(g, c, this.w, picked, embedTokens, options.fused), "logits");
+    g.output(outputHead(g, c, this.w, picked, embedTokens, options.fused, options.weights), "logits");
     return g;
   }
 
