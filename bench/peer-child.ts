@@ -5,6 +5,7 @@
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
+import type { WeightFormat } from "../services/model/quantize.ts";
 import { cpuLlama } from "./llama-cpp.ts";
 
 export interface PeerJob {
@@ -12,6 +13,8 @@ export interface PeerJob {
   /** A Hugging Face folder for the engine, a GGUF file for llama.cpp. */
   path: string;
   threads: number;
+  /** The engine's base weights format (SWITCHYARD_WEIGHTS); llama.cpp's is its GGUF file's. */
+  weights?: WeightFormat;
   /** The engine's compile cache. */
   cacheDir: string;
   /** 256 prompt token ids (the same for both sides). */
@@ -52,7 +55,7 @@ async function engineConcurrent(engine: Engine, job: PeerJob, sequences: number)
 
 async function measureEngine(job: PeerJob): Promise<Omit<PeerResult, "peakRssMiB">> {
   const start = performance.now();
-  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads });
+  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weights: job.weights });
   const loadMs = performance.now() - start;
   try {
     await done(engine.generate({ promptTokens: [1], params: greedy(4) })); // warm-up

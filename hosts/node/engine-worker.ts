@@ -61,6 +61,7 @@ async function start(options: EngineWorkerOptions) {
     adapters: leases,
     maxAdaptersPerBatch: adapters?.maxAdaptersPerBatch,
     maxLoraRank: options.maxLoraRank,
+    weights: options.weights,
   });
   registerEngineGauges(metrics, () => engine.stats());
   return { engine, leases, metrics };

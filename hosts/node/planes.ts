@@ -76,6 +76,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     cacheDir: join(dataDir, "compiled"),
     maxQueue: config.maxQueue,
     maxLoraRank: config.maxLoraRank,
+    weights: config.weights,
   };
   let engine: Engine | EngineThread | undefined;
   if (remote.inference) engine = undefined;

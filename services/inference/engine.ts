@@ -10,6 +10,7 @@ import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { compileDecoder, defaultCompileCacheDir } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
+import type { WeightFormat } from "../model/quantize.ts";
 import { openWeights } from "../model/safetensors.ts";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
 import { DecoderRunner } from "./decoder-runner.ts";
@@ -56,6 +57,12 @@ export interface EngineOptions {
    * one per adapter a batch may hold, an adapter copied in only when first needed.
    */
   loraSlots?: LoraSlots;
+  /**
+   * The base weights' format in every graph (SWITCHYARD_WEIGHTS): "f32" (default), "int8" (per output
+   * channel) or "int4" (blocks of 32), quantized when the graphs are compiled (and cached per format).
+   * LoRA adapters and prompt-tuning embeddings stay float.
+   */
+  weights?: WeightFormat;
 }
 
 export interface EngineStats extends SchedulerStats {
@@ -95,7 +102,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const weights = await openWeights(dir);
   let sessionsCreated = 0;
   const session = async (graph: DecoderOptions) => {
-    const files = await compileDecoder({ config, weights, cacheDir, options: graph });
+    const files = await compileDecoder({ config, weights, cacheDir, options: { ...graph, weights: options.weights } });
     sessionsCreated++;
     return ort.InferenceSession.create(files.modelPath, {
       intraOpNumThreads: options.intraOpThreads ?? 1,

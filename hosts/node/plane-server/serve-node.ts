@@ -112,6 +112,7 @@ async function loadInference(config: Config, dataDir: string, database: OpenData
     adapters: adapters.leases,
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
+    weights: config.weights,
   });
   registerEngineGauges(registry, () => engine.stats());
   logger.info({ model: engine.info.id, modelDir }, "model loaded");

@@ -14,7 +14,8 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { quantizedQuality, type FormatQuality } from "../../../bench/quantized-quality.ts";
+import { GREEDY_PROMPT, quantizedQuality, type FormatQuality } from "../../../bench/quantized-quality.ts";
+import { createEngine } from "../../../services/inference/engine.ts";
 import { compileKey } from "../../../services/model/compile-cache.ts";
 import { loadDecoderConfig } from "../../../services/model/config.ts";
 import { findModel } from "../../helpers/model-path.ts";
@@ -44,6 +45,18 @@ describe("stories260k with quantized weights", () => {
   it("every format's logits match the reference forward on its dequantized weights (within 8% of the largest logit: the ops' activation rounding)", () => {
     expect(quality.f32.relativeLogitError).toBeLessThan(1e-5);
     for (const format of ["int8", "int4"]) expect(quality[format].relativeLogitError, format).toBeLessThan(0.08);
+  });
+
+  it("an engine created with weights int8 serves from the cached int8 graphs and gives their greedy ids", async () => {
+    const engine = await createEngine({ modelDir: dir, cacheDir, weights: "int8" });
+    try {
+      const params = { maxTokens: 24, temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, seed: 1, stop: [] };
+      const ids: number[] = [];
+      for await (const e of engine.generate({ promptTokens: engine.tokenize(GREEDY_PROMPT), params })) if (e.type === "text") ids.push(e.tokenId);
+      expect(ids).toEqual(quality.int8.greedy.slice(0, 24));
+    } finally {
+      await engine.close();
+    }
   });
 
   it("each format is its own compile cache entry", async () => {
