@@ -5,7 +5,7 @@
  *
  * Measured (perplexity of the fixed text; max |Δlogit| against the dequantized reference): F32 2.126;
  * int8 2.105, 1.01 (4.6% of the largest logit); int4 2.374, 0.43 (2.0%). int8's greedy ids equal F32's for
- * 56 tokens from "Once upon a time"; the 57th is a near tie between two tokens that int8 breaks the other
+ * 57 tokens from "Once upon a time"; the 58th is a near tie between two tokens that int8 breaks the other
  * way, so the test compares 48 and bounds the rest by perplexity. int8's logits are further from its
  * dequantized reference than int4's because DynamicQuantizeMatMul rounds the activations with one uint8
  * scale per tensor (the whole prompt in prefill), MatMulNBits per block of 32.
