@@ -4,12 +4,14 @@
  * (4 layers). Every measurement runs in its own process (bench/peer-child.ts), so load time and peak RSS
  * are each side's own; rounds alternate the sides (A/B, then B/A) and keep each side's best, since on a
  * shared machine the best run is the least disturbed. One thread each; llama.cpp also at two threads.
- * The engine has F32 only: llama.cpp's Q8_0 and Q4_0 rows stand alone. The engine runs in both of its
- * weight-memory modes (mapped: one mapped file shared by four sessions; packed: one prepacked session),
- * each with a compile cache of its own, so its first run is a cold start (compiling) and later ones warm.
+ * Each format runs on both sides: F32, and the engine's int8 / int4 (SWITCHYARD_WEIGHTS) against llama.cpp's
+ * Q8_0 / Q4_0 of the same weights, with ratios against the engine's F32 and against llama.cpp at the same format.
+ * The engine's F32 runs in both of its weight-memory modes (mapped: one mapped file shared by four sessions;
+ * packed: one prepacked session), each with a compile cache of its own, so its first run is a cold start
+ * (compiling) and later ones warm; its quantized sides run in the default mode (mapped).
  * Memory is PSS (bench/resident.ts): RSS counts the mapped weight file once per session.
  * Run alone: `npm run bench -- engine vs-llama-cpp` (BENCH_PEER_ROUNDS, default 2; BENCH_PEER_MODELS=stories260k,tinyllama-4;
- * BENCH_PEER_TWO_THREADS=0 leaves out llama.cpp at two threads).
+ * BENCH_PEER_FORMATS=F32,Q8_0,Q4_0 picks formats, F32 always runs; BENCH_PEER_TWO_THREADS=0 leaves out llama.cpp at two threads).
  */
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -18,6 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
+import type { WeightFormat } from "../services/model/quantize.ts";
 import { loadTokenizer } from "../services/model/tokenizer.ts";
 import { writeGguf, type GgufWeightType } from "./gguf.ts";
 import type { WeightMemory } from "../services/inference/engine.ts";
@@ -49,19 +52,32 @@ export interface ModelComparison {
   sides: SideResult[];
   /** Engine F32 over llama.cpp F32, one thread each, per metric (above 1: the engine is ahead; for load and RSS, below 1). */
   ratios: Record<keyof PeerResult, number>;
+  /** Per quantized format the engine ran: its rates over the engine's F32 and over llama.cpp at the same format. */
+  formatRatios: FormatRatios[];
 }
+
+export interface FormatRatios {
+  format: GgufWeightType;
+  engine: string;
+  overEngineF32: Record<(typeof RATES)[number], number>;
+  overLlamaCpp: Record<(typeof RATES)[number], number>;
+}
+
+/** The engine's format matching each GGUF type: llama.cpp's Q8_0 / Q4_0 are blocks of 32; the engine's int8 is per channel. */
+const ENGINE_FORMAT: Record<GgufWeightType, WeightFormat> = { F32: "f32", Q8_0: "int8", Q4_0: "int4" };
+const FORMATS = (process.env.BENCH_PEER_FORMATS ?? "F32,Q8_0,Q4_0").split(",").filter((f): f is GgufWeightType => f === "Q8_0" || f === "Q4_0");
 
 /** The engine F32 and llama.cpp F32 come first: the ratios compare them. */
 const SIDES: Side[] = [
   { runner: "engine", weights: "F32", threads: 1, memory: "mapped" },
   { runner: "llama.cpp", weights: "F32", threads: 1 },
   { runner: "engine", weights: "F32", threads: 1, memory: "packed" },
-  { runner: "llama.cpp", weights: "Q8_0", threads: 1 },
-  { runner: "llama.cpp", weights: "Q4_0", threads: 1 },
+  ...FORMATS.flatMap((weights) => [{ runner: "engine", weights, threads: 1, memory: "mapped" } satisfies Side, { runner: "llama.cpp", weights, threads: 1 } satisfies Side]),
   // Slow on a busy 2-core machine (its threads spin at every barrier): BENCH_PEER_TWO_THREADS=0 leaves it out.
   ...(process.env.BENCH_PEER_TWO_THREADS === "0" ? [] : [{ runner: "llama.cpp", weights: "F32", threads: 2 } satisfies Side]),
 ];
-const label = (s: Side) => `${s.runner} ${s.weights}${s.memory ? ` ${s.memory}` : ""}${s.threads === 1 ? "" : `, ${s.threads} threads`}`;
+const label = (s: Side) =>
+  `${s.runner} ${s.runner === "engine" ? ENGINE_FORMAT[s.weights] : s.weights}${s.memory ? ` ${s.memory}` : ""}${s.threads === 1 ? "" : `, ${s.threads} threads`}`;
 const RATES = ["prefill256", "decode1", "decode8", "decode32"] as const;
 const LOWER_IS_BETTER = ["loadMs", "peakRssMiB", "peakPssMiB", "pssMiB", "weightsMiB", "anonymousMiB", "otherMiB"] as const;
 
@@ -97,6 +113,7 @@ async function measure(model: PreparedModel, side: Side, prompt: number[]): Prom
     // Each engine side its own compile cache, so each has a cold start of its own.
     cacheDir: `${model.cacheDir}-${side.memory ?? "none"}`,
     weightMemory: side.memory,
+    weights: side.runner === "engine" ? ENGINE_FORMAT[side.weights] : undefined,
     prompt,
     decodeTokens: model.decodeTokens,
     sequenceTokens: model.sequenceTokens,
@@ -134,7 +151,13 @@ async function compare(model: PreparedModel, prompt: number[], rounds: number): 
   });
   const [ours, theirs] = [sides[0]!.best, sides[1]!.best];
   const ratios = Object.fromEntries((Object.keys(ours) as (keyof PeerResult)[]).map((k) => [k, ours[k] / theirs[k]])) as Record<keyof PeerResult, number>;
-  return { model: model.name, sides, ratios };
+  const side = (runner: Side["runner"], weights: GgufWeightType) => sides.find((s) => s.runner === runner && s.weights === weights && s.threads === 1)!;
+  const over = (a: PeerResult, b: PeerResult) => Object.fromEntries(RATES.map((k) => [k, a[k] / b[k]])) as FormatRatios["overEngineF32"];
+  const formatRatios = FORMATS.map((format) => {
+    const engine = side("engine", format);
+    return { format, engine: engine.label, overEngineF32: over(engine.best, ours), overLlamaCpp: over(engine.best, side("llama.cpp", format).best) };
+  });
+  return { model: model.name, sides, ratios, formatRatios };
 }
 
 export async function benchSideBySide(models = (process.env.BENCH_PEER_MODELS ?? "stories260k,tinyllama-4").split(","), rounds = Number(process.env.BENCH_PEER_ROUNDS ?? 2)): Promise<ModelComparison[]> {
@@ -175,14 +198,24 @@ export function printSideBySide(comparisons: ModelComparison[]): void {
     const heads = ["metric", ...c.sides.map((s) => s.label), "engine / llama.cpp F32"];
     const rows = metrics.map(([key, name, unit]) => [
       `${name} (${unit})`,
-      ...c.sides.map((s) => (s.runner === "engine" && s.weights !== "F32" ? "—" : format(s.best[key]))),
+      ...c.sides.map((s) => format(s.best[key])),
       c.ratios[key].toFixed(2) + "×",
     ]);
     rows.push(["cold load, compiling for the engine (ms)", ...c.sides.map((s) => (s.coldLoadMs === undefined ? "" : format(s.coldLoadMs))), ((c.sides[0]!.coldLoadMs ?? NaN) / c.sides[1]!.best.loadMs).toFixed(2) + "×"]);
     rows.push(["resident / weight file", ...c.sides.map((s) => (s.best.pssMiB / s.best.weightFileMiB).toFixed(2) + "×"), ""]);
-    const widths = heads.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [heads, ...rows]) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "));
+    printAligned([heads, ...rows]);
+    if (c.formatRatios.length === 0) continue;
+    console.log(`\n${c.model}: quantized engine, ratios (the goals: int8 batch 1 ≥ 1.8× F32 and ≥ Q8_0; int4 ≥ 3× F32 and ≥ Q4_0; 32 sequences ≥ 3× llama.cpp)`);
+    const rateNames: [(typeof RATES)[number], string][] = [["decode1", "decode, batch 1"], ["decode32", "decode, 32 sequences"], ["decode8", "decode, 8 sequences"], ["prefill256", "prefill 256"]];
+    const ratioHeads = ["metric", ...c.formatRatios.flatMap((r) => [`${r.engine} / engine F32`, `${r.engine} / llama.cpp ${r.format}`])];
+    const ratioRows = rateNames.map(([key, name]) => [name, ...c.formatRatios.flatMap((r) => [r.overEngineF32[key].toFixed(2) + "×", r.overLlamaCpp[key].toFixed(2) + "×"])]);
+    printAligned([ratioHeads, ...ratioRows]);
   }
+}
+
+function printAligned(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "));
 }
 
 const format = (v: number) => v.toFixed(v < 100 ? 1 : 0);

@@ -1,7 +1,8 @@
 /**
  * Engine benchmark on stories260k: prefill tokens/s, batch-1 decode tokens/s, time to first
  * token, aggregate decode tokens/s at 8 and 32 concurrent sequences, resident memory; then the engine
- * side by side with llama.cpp on the same weights (bench/engine-vs-llama-cpp.ts).
+ * side by side with llama.cpp on the same weights (bench/engine-vs-llama-cpp.ts), each format (F32, int8 / Q8_0,
+ * int4 / Q4_0); then the quality of the quantized formats on stories260k (bench/quantized-quality.ts).
  * Run: `npx tsx bench/engine.ts` (or `npm run bench -- engine`); writes bench-results/engine.json.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
 import { residentSplit } from "./resident.ts";
+import { quantizedQuality, type FormatQuality } from "./quantized-quality.ts";
 
 export interface Row {
   metric: string;
@@ -111,6 +113,26 @@ export async function benchEngine(threadCounts: number[] = [1, 2]): Promise<Row[
   }
 }
 
+/** Perplexity of stories260k on a fixed text per format, and the logits' distance to the dequantized reference. */
+export async function benchQuantizedQuality(): Promise<FormatQuality[]> {
+  const modelDir = await resolveModel("stories260k", resolveOptionsFromEnv(process.env, ROOT));
+  const cacheDir = await mkdtemp(join(tmpdir(), "sy-bench-quality-"));
+  try {
+    const quality = await quantizedQuality(modelDir, cacheDir, ["f32", "int8", "int4"]);
+    const f32 = quality[0]!;
+    console.log("\nstories260k, quantized weights: perplexity of a fixed text, logits against the reference on the dequantized weights");
+    console.log("format  perplexity  vs F32   max |Δlogit|  relative  greedy ids = F32's (of 60)");
+    for (const q of quality) {
+      const same = q.greedy.findIndex((t, i) => t !== f32.greedy[i]);
+      const line = [q.format.padEnd(6), q.perplexity.toFixed(4).padStart(10), `${((q.perplexity / f32.perplexity - 1) * 100).toFixed(2)}%`.padStart(7), q.maxLogitError.toFixed(4).padStart(12), `${(q.relativeLogitError * 100).toFixed(2)}%`.padStart(8), String(same === -1 ? q.greedy.length : same).padStart(6)];
+      console.log(line.join("  "));
+    }
+    return quality;
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+}
+
 function printTable(rows: Row[]): void {
   const width = Math.max(...rows.map((r) => r.metric.length));
   for (const r of rows) {
@@ -123,6 +145,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const rows = await benchEngine();
   printTable(rows);
   const sideBySide = await benchSideBySide();
+  const quality = await benchQuantizedQuality();
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
-  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide }, null, 2) + "\n");
+  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide, quality }, null, 2) + "\n");
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine, type WeightMemory } from "../services/inference/engine.ts";
+import type { WeightFormat } from "../services/model/quantize.ts";
 import { cpuLlama } from "./llama-cpp.ts";
 import { residentSplit, samplePeakPss } from "./resident.ts";
 
@@ -17,6 +18,8 @@ export interface PeerJob {
   /** A Hugging Face folder for the engine, a GGUF file for llama.cpp. */
   path: string;
   threads: number;
+  /** The engine's base weights format (SWITCHYARD_WEIGHTS); llama.cpp's is its GGUF file's. */
+  weights?: WeightFormat;
   /** The engine's compile cache. */
   cacheDir: string;
   /** The engine's weight memory mode (default its own). */
@@ -79,7 +82,7 @@ function resident(): Pick<PeerResult, "pssMiB" | "weightsMiB" | "anonymousMiB" |
 
 async function measureEngine(job: PeerJob): Promise<Measured> {
   const start = performance.now();
-  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weightMemory: job.weightMemory,
+  const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weightMemory: job.weightMemory, weights: job.weights,
     // The background content check (a one-off hash of the source weights) would share the cores with the measurements.
     verifyWeights: false,
   });

@@ -18,6 +18,7 @@ const DESCRIPTIONS: Record<keyof Config, { value: string; text: string }> = {
   streamStallTimeoutMs: { value: "MS", text: "how long a streaming client may take no data before its generation is cancelled (0: never)" },
   model: { value: "MODEL", text: "model folder, search-path name or Hugging Face repo id (unset: first model on the search path)" },
   modelPath: { value: "PATHS", text: "colon-separated folders searched for models" },
+  weights: { value: "f32|int8|int4", text: "the base model's serving format: float, or its q/k/v/o/gate/up/down projections and head quantized when compiled (int8 per channel, int4 in blocks of 32); adapters stay float" },
   engineThread: { value: "worker|main", text: "where the engine runs: a worker thread (default; HTTP never waits on a decode step) or the HTTP thread" },
   executionProvider: { value: "cpu|cuda", text: "onnxruntime execution provider of the engine (cuda: onnxruntime-node's CUDA 12 build, CUDA 12 and cuDNN 9; a provider that cannot load stops the start)" },
   maxQueue: { value: "N", text: "most generation requests waiting for a batch slot; more get 429" },

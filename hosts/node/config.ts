@@ -41,6 +41,8 @@ export const ConfigSchema = z.object({
   modelPath: z.string().default("./models:../shared/models"),
   /** onnxruntime's execution provider for the engine (services/inference/engine.ts); "cuda" needs onnxruntime-node's CUDA build. */
   executionProvider: z.enum(EXECUTION_PROVIDERS).default("cpu"),
+  /** The base model's serving format: float, or its linear weights quantized to int8 / int4 when compiled. */
+  weights: z.enum(["f32", "int8", "int4"]).default("f32"),
   /** Where the engine runs: a worker thread (default; HTTP handling never waits on a decode step) or the edge's own thread. */
   engineThread: z.enum(["worker", "main"]).default("worker"),
   /** Most generation requests waiting for a batch slot; more get 429. */
@@ -125,6 +127,7 @@ export const CONFIG_SOURCES: Record<keyof Config, { env: string; flag: string }>
   loraDir: { env: "SWITCHYARD_LORA_DIR", flag: "--lora-dir" },
   engineThread: { env: "SWITCHYARD_ENGINE_THREAD", flag: "--engine-thread" },
   executionProvider: { env: "SWITCHYARD_EXECUTION_PROVIDER", flag: "--execution-provider" },
+  weights: { env: "SWITCHYARD_WEIGHTS", flag: "--weights" },
   maxParseBytes: { env: "SWITCHYARD_MAX_PARSE_BYTES", flag: "--max-parse-bytes" },
   parseTimeoutMs: { env: "SWITCHYARD_PARSE_TIMEOUT_MS", flag: "--parse-timeout-ms" },
   embeddingModel: { env: "SWITCHYARD_EMBEDDING_MODEL", flag: "--embedding-model" },

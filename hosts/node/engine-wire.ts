@@ -9,6 +9,7 @@ import { PlaneError } from "../../ports/errors.ts";
 import type { GenerateEvent, GenerateRequest, ModelInfo } from "../../ports/inference.ts";
 import type { ExecutionProvider } from "../../services/inference/execution-provider.ts";
 import type { BaseModelShape, PeftLimits } from "../../services/adapters/peft.ts";
+import type { WeightFormat } from "../../services/model/quantize.ts";
 
 /** A PlaneError as the plane nodes' wire has it (clients/wire/errors.ts), or another error's name and message. */
 export type WireError = ({ plane: true; name: string } & PlaneWireError) | { plane: false; name: string; message: string };
@@ -33,6 +34,7 @@ export interface EngineWorkerOptions {
   maxQueue: number;
   maxLoraRank: number;
   executionProvider?: ExecutionProvider;
+  weights?: WeightFormat;
   /** The adapter plane's blob folder, read (never swept) by the worker's own cache and leases. */
   adapters?: { dir: string; base: BaseModelShape; limits: PeftLimits; cacheBudgetBytes: number; maxAdaptersPerBatch: number };
 }

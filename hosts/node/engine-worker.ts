@@ -66,6 +66,7 @@ async function start(options: EngineWorkerOptions) {
     maxAdaptersPerBatch: adapters?.maxAdaptersPerBatch,
     maxLoraRank: options.maxLoraRank,
     executionProvider: options.executionProvider,
+    weights: options.weights,
   });
   registerEngineGauges(metrics, () => engine.stats());
   return { engine, leases, metrics };

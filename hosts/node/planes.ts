@@ -84,6 +84,7 @@ export async function startEmbeddedPlanes(config: Config, dataDir: string, datab
     maxQueue: config.maxQueue,
     maxLoraRank: config.maxLoraRank,
     executionProvider: config.executionProvider,
+    weights: config.weights,
   };
   let engine: Engine | EngineThread | undefined;
   if (remote.inference) engine = undefined;

@@ -10,6 +10,7 @@ import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
+import type { WeightFormat } from "../model/quantize.ts";
 import { openWeights } from "../model/safetensors.ts";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
 import { DecoderRunner } from "./decoder-runner.ts";
@@ -65,6 +66,12 @@ export interface EngineOptions {
   verifyWeights?: boolean;
   /** How sessions hold the weights (see `WeightMemory`); default `SWITCHYARD_WEIGHT_MEMORY` or "mapped". */
   weightMemory?: WeightMemory;
+  /**
+   * The base weights' format in every graph (SWITCHYARD_WEIGHTS): "f32" (default), "int8" (per output
+   * channel) or "int4" (blocks of 32), quantized when the graphs are compiled (and cached per format).
+   * LoRA adapters and prompt-tuning embeddings stay float.
+   */
+  weights?: WeightFormat;
 }
 
 export interface EngineStats extends SchedulerStats {
@@ -105,12 +112,12 @@ export const ENGINE_GRAPHS = {
 export type EngineVariant = "prefill" | "decode" | "prefillLora" | "decodeLora";
 
 /** The four graph variants the engine runs, all over one weight file. */
-export function engineVariants(): Record<EngineVariant, DecoderOptions> {
+export function engineVariants(weights: WeightFormat = "f32"): Record<EngineVariant, DecoderOptions> {
   return {
-    prefill: ENGINE_GRAPHS.prefill,
-    decode: ENGINE_GRAPHS.decode,
-    prefillLora: { ...ENGINE_GRAPHS.prefill, lora: true },
-    decodeLora: { ...ENGINE_GRAPHS.decode, lora: true },
+    prefill: { ...ENGINE_GRAPHS.prefill, weights },
+    decode: { ...ENGINE_GRAPHS.decode, weights },
+    prefillLora: { ...ENGINE_GRAPHS.prefill, lora: true, weights },
+    decodeLora: { ...ENGINE_GRAPHS.decode, lora: true, weights },
   };
 }
 
@@ -155,7 +162,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   let compiled: CompiledModel<EngineVariant>;
   try {
     // All variants at once, LoRA ones too: one weight file, each packed weight derived once, and a later start with adapters is warm.
-    compiled = await compileDecoders({ config, weights, cacheDir }, engineVariants());
+    compiled = await compileDecoders({ config, weights, cacheDir }, engineVariants(options.weights));
   } finally {
     weights.close();
   }

@@ -51,6 +51,7 @@ import { layerLinear, type LayerLinear, type LoraBranch } from "./llama/projecti
 import { rotaryEmbedding, type RotaryEmbedding } from "./llama/rope.ts";
 import type { DecoderWeights } from "./llama/weights.ts";
 import { VIRTUAL_EMBEDDINGS_INPUT } from "./prompt-tuning.ts";
+import type { WeightFormat } from "./quantize.ts";
 
 export type { DecoderWeights } from "./llama/weights.ts";
 
@@ -82,6 +83,12 @@ export interface DecoderOptions {
    * (services/model/prompt-tuning.ts). Not with `decodeOnly`: virtual tokens come only in prefill.
    */
   virtualTokens?: boolean;
+  /**
+   * The base weights' serving format (SWITCHYARD_WEIGHTS): "f32" (default), or the q/k/v/o/gate/up/down
+   * projections and the output head quantized at build time, int8 per output channel or int4 in blocks of
+   * 32 (services/model/quantize.ts), multiplied by com.microsoft MatMulNBits. LoRA branches stay float.
+   */
+  weights?: WeightFormat;
 }
 
 /** The canonical form of `DecoderOptions`: what the graph depends on, nothing else. */
@@ -99,6 +106,7 @@ export function normalizeDecoderOptions(options: DecoderOptions = {}): Normalize
     kvOutput: options.decodeOnly ? "new" : (options.kvOutput ?? "present"),
     decodeOnly: Boolean(options.decodeOnly),
     virtualTokens: Boolean(options.virtualTokens) && !options.decodeOnly,
+    weights: options.weights ?? "f32",
   };
 }
 
@@ -150,7 +158,7 @@ class ServingGraphBuilder {
     let normed = rmsNorm(g, h, this.normWeight("model.layers.0.input_layernorm.weight"), c.rmsNormEps, options.fused);
     const newKv: Value[] = [];
     for (let i = 0; i < c.numLayers; i++) {
-      const linear = layerLinear(g, c, this.w, i, this.lora);
+      const linear = layerLinear(g, c, this.w, i, this.lora, options.weights);
       const attn = this.attention(linear, i, normed, bias, past[i], splitSizes, newKv);
       [normed, h] = this.addAndNorm(h, attn, `model.layers.${i}.post_attention_layernorm.weight`);
       const mlp = swiGluMlp(g, linear, normed, c.intermediateSize);
@@ -161,7 +169,7 @@ class ServingGraphBuilder {
     if (newKv.length) g.output(g.concat(newKv, 0), "new_kv");
     // A decode step has one position per sequence: its logits are the only ones.
     const picked = logitsIndex ? this.pickPositions(normed, logitsIndex) : normed;
-    g.output(outputHead(g, c, this.w, picked, embedTokens, options.fused), "logits");
+    g.output(outputHead(g, c, this.w, picked, embedTokens, options.fused, options.weights), "logits");
     return g;
   }
 

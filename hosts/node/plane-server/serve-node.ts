@@ -126,6 +126,7 @@ async function loadInference(config: Config, dataDir: string, database: OpenData
     maxAdaptersPerBatch: adapters.cache.maxAdaptersPerBatch,
     maxLoraRank: config.maxLoraRank,
     executionProvider: config.executionProvider,
+    weights: config.weights,
   });
   registerEngineGauges(registry, () => engine.stats());
   logger.info({ model: engine.info.id, modelDir }, "model loaded");

@@ -2,9 +2,13 @@
  * Token embedding and the output head. Tied models use the embedding matrix as the head; with
  * `fused: true` the head is com.microsoft FusedMatMul (transB) and a tied head shares the
  * embedding initializer, otherwise it is a standard MatMul by a transposed copy [hidden, vocab].
+ * With quantized weights (int8/int4) the head, read whole every step, is quantized like the projections
+ * (MatMulNBits); the embedding table, of which a step reads only its tokens' rows, stays float.
  */
 import type { DecoderConfig } from "../config.ts";
 import { attr, type Graph, type Value } from "../graph/ir.ts";
+import { quantize, type WeightFormat } from "../quantize.ts";
+import { quantizedMatMul } from "./projection.ts";
 import { requireWeight, type DecoderWeights } from "./weights.ts";
 
 type HeadConfig = Pick<DecoderConfig, "vocabSize" | "hiddenSize" | "tieWordEmbeddings">;
@@ -28,7 +32,11 @@ export function embedWithVirtualTokens(g: Graph, c: HeadConfig, table: Value, vi
 }
 
 /** hidden [.., hidden] · headᵀ -> logits [.., vocab]. */
-export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean): Value {
+export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean, format: WeightFormat = "f32"): Value {
+  if (format !== "f32") {
+    const head = requireWeight(weights, c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return quantizedMatMul(g, hidden, "lm_head", quantize(head, c.vocabSize, c.hiddenSize, format));
+  }
   if (fused) {
     const head = c.tieWordEmbeddings ? embedTokens : g.initializer("lm_head", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "lm_head.weight"));
     return g.op1("FusedMatMul", [hidden, head], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });

@@ -1,11 +1,14 @@
 /**
  * The linear layers of a decoder layer. Projections that read the same input (q/k/v, gate/up) are
  * packed into one [in, Σout] initializer and one MatMul; a LoRA branch, when given, adds its delta
- * for the same targets. Standard ONNX ops only.
+ * for the same targets. Standard ONNX ops only, except quantized weights (`format` int8/int4,
+ * services/model/quantize.ts): the packed rows quantized once and multiplied by a com.microsoft op
+ * (`quantizedMatMul`); the LoRA branch stays float on top.
  */
 import type { DecoderConfig } from "../config.ts";
-import type { Graph, Value } from "../graph/ir.ts";
+import { attr, type Graph, type Value } from "../graph/ir.ts";
 import { loraModuleName, projectionShape, type LoraTarget } from "../lora-layout.ts";
+import { blocksPerRow, quantize, type QuantizedMatrix, type WeightFormat } from "../quantize.ts";
 import { derived, requireWeight, type DecoderWeights } from "./weights.ts";
 
 export interface ProjectionShape {
@@ -20,13 +23,16 @@ export type LoraBranch = (layer: number, x: Value, targets: readonly LoraTarget[
 export type LayerLinear = (x: Value, targets: readonly LoraTarget[], withBias: boolean) => Value;
 
 /** The packed projections of decoder layer `layer`. */
-export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights, layer: number, lora?: LoraBranch): LayerLinear {
+export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights, layer: number, lora?: LoraBranch, format: WeightFormat = "f32"): LayerLinear {
   return (x, targets, withBias) => {
     const shapes = targets.map((t) => projectionShape(c, t));
     const outTotal = shapes.reduce((a, s) => a + s.out, 0);
     const name = `layers.${layer}.${targets.map((t) => t.replace("_proj", "")).join("")}`;
-    const packed = derived(weights, name, () => packTransposed(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.weight`)), shapes));
-    let y = g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], packed));
+    const matrices = () => targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.weight`));
+    let y =
+      format === "f32"
+        ? g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], derived(weights, name, () => packTransposed(matrices(), shapes))))
+        : quantizedMatMul(g, x, name, derived(weights, `${name}.${format}`, () => quantize(concatenated(matrices()), outTotal, shapes[0].in, format)));
     if (withBias) {
       const bias = concatenated(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.bias`)));
       y = g.add(y, g.initializer(`${name}.bias`, "float32", [outTotal], bias));
@@ -34,6 +40,44 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
     if (lora) y = g.add(y, lora(layer, x, targets, shapes));
     return y;
   };
+}
+
+/**
+ * x [.., K] · Wᵀ for a quantized W [N, K], with the ops measured fastest for batch-1 decode on this
+ * machine's CPUs (x86, AVX2 without VNNI; TinyLlama's 2048×11264 gate/up and 5632×2048 down):
+ * - int8: com.microsoft DynamicQuantizeMatMul, W as uint8 with zero point 128 per output column
+ *   (onnxruntime's u8u8 kernel: exact; int8 weights take the u8s8 kernel, whose int16 pair sums saturate
+ *   on AVX2, see services/retrieval/embedders/use-lite.ts INT8_WEIGHT_MAX). Batch 1: 5-6 ms against
+ *   MatMulNBits bits 8 (block ≤ 256, its limit) 6-12 ms and F32 17-33 ms; 32 rows: 22-30 against 57-90 ms.
+ * - int4: MatMulNBits bits 4, block 32, accuracy_level 4 (activations quantized to int8 per block, int8
+ *   dot products): 2-7 ms against 16-23 ms at accuracy_level 0 (float compute).
+ * Both quantize the activations on the fly, so they differ from x·dequantize(W) by about one activation
+ * rounding step per block (relative 1e-3 to 1e-2 of a product, see tests/services/model/quantized-decoder.test.ts).
+ */
+export function quantizedMatMul(g: Graph, x: Value, name: string, q: QuantizedMatrix): Value {
+  const shape = x.shape && [...x.shape.slice(0, -1), q.rows];
+  if (q.bits === 8) {
+    const weights = g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], transposeBytes(q.packed, q.rows, q.cols));
+    const scales = g.initializer(`${name}.scales`, "float32", [q.rows], q.scales);
+    const zeroPoints = g.initializer(`${name}.zero`, "uint8", [q.rows], new Uint8Array(q.rows).fill(128));
+    return g.op1("DynamicQuantizeMatMul", [x, weights, scales, zeroPoints, null], { domain: "com.microsoft", dtype: "float32", shape });
+  }
+  const blocks = blocksPerRow(q);
+  const b = g.initializer(`${name}.q4`, "uint8", [q.rows, blocks, (q.blockSize * q.bits) / 8], q.packed);
+  const scales = g.initializer(`${name}.scales`, "float32", [q.rows * blocks], q.scales);
+  return g.op1("MatMulNBits", [x, b, scales], {
+    domain: "com.microsoft",
+    attrs: { K: attr.int(q.cols), N: attr.int(q.rows), bits: attr.int(q.bits), block_size: attr.int(q.blockSize), accuracy_level: attr.int(4) },
+    dtype: "float32",
+    shape,
+  });
+}
+
+/** [rows, cols] bytes row-major -> [cols, rows]. */
+function transposeBytes(m: Uint8Array, rows: number, cols: number): Uint8Array {
+  const out = new Uint8Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
+  return out;
 }
 
 /** Tile edge of the transpose: tiles of both matrices stay in cache (a plain loop's strided writes miss on every element). */

@@ -11,7 +11,7 @@ export function requireWeight(weights: DecoderWeights, name: string): Float32Arr
   return weights.getF32(name);
 }
 
-const derivedTensors = new WeakMap<DecoderWeights, Map<string, Float32Array>>();
+const derivedTensors = new WeakMap<DecoderWeights, Map<string, object>>();
 
 /**
  * A view of `weights` under which `derived` tensors (packed, transposed, quantized) are made once and
@@ -29,10 +29,10 @@ export function shareDerived<W extends DecoderWeights>(weights: W): W {
 }
 
 /** The tensor `key` derived from `weights` by `make`, made once per `shareDerived` view. */
-export function derived(weights: DecoderWeights, key: string, make: () => Float32Array): Float32Array {
+export function derived<T extends object>(weights: DecoderWeights, key: string, make: () => T): T {
   const cache = derivedTensors.get(weights);
   if (!cache) return make();
-  let tensor = cache.get(key);
+  let tensor = cache.get(key) as T | undefined;
   if (!tensor) cache.set(key, (tensor = make()));
   return tensor;
 }
