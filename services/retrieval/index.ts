@@ -20,7 +20,7 @@ export async function openKnowledgeBase(
   options: Partial<Omit<KnowledgeBaseOptions, "db" | "sqlite" | "dataDir">> & {
     /** A BERT-family ONNX folder (model.onnx + tokenizer.json) instead of USE Lite. */
     embeddingModel?: string;
-    /** USE Lite with int8 dense layers: about 4x faster ingest, cosine about 0.999 to fp32. */
+    /** USE Lite with int8 dense layers: about 1.9x less embedding CPU, cosine about 0.998 to fp32. */
     int8?: boolean;
     /** Worker threads that run the embedder, off the event loop (default one per core, at most 4); 0 runs it on the calling thread. */
     embedThreads?: number;
