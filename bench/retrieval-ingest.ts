@@ -8,7 +8,8 @@
  * milliseconds per chunk (steadier on a shared machine), each run on a fresh
  * tenant, the two ways interleaved (single, batch, single, batch) since the machine is shared.
  * While batches ingest, `GET /health` is timed: the event loop's responsiveness with embedding on a
- * worker thread (SWITCHYARD_EMBED_THREADS=1, the default) and, in a second platform, on the loop (0).
+ * worker threads (the platform's default, one per core up to 4; BENCH_EMBED_THREADS) and, in a
+ * second platform, on the loop (0). SWITCHYARD_EMBEDDING_INT8=0/1 picks the embedder (else the default).
  * Then query latency p50/p99 per mode (CISI queries, k 10) through `POST /v1/knowledge/search`.
  *
  *   npm run bench -- retrieval ingest        BENCH_INGEST_DOCS=600 (default) documents per run
@@ -19,6 +20,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../hosts/node/config.ts";
 import { startPlatform } from "../hosts/node/server.ts";
+import { DEFAULT_EMBED_THREADS } from "../services/retrieval/embedders/worker-pool.ts";
 import { convert } from "./retrieval-quality.ts";
 import { percentile, report } from "./report.ts";
 
@@ -27,6 +29,8 @@ const BATCH = 100;
 const QUICK = process.env.BENCH_INGEST_QUICK === "1";
 const ADMIN = "bench-admin-key-0123456789";
 const MODES = ["dense", "bm25", "hybrid"] as const;
+/** The platform's default unless BENCH_EMBED_THREADS says. */
+const THREADS = Number(process.env.BENCH_EMBED_THREADS ?? DEFAULT_EMBED_THREADS);
 
 type Doc = { title: string; text: string };
 type Platform = Awaited<ReturnType<typeof startPlatform>>;
@@ -119,6 +123,7 @@ async function withPlatform<T>(embedThreads: number, run: (p: Platform) => Promi
     loadConfig({
       SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_PORT: "0", SWITCHYARD_LOG_LEVEL: "warn", SWITCHYARD_ADMIN_KEY: ADMIN,
       SWITCHYARD_REQUESTS_PER_MINUTE: "0", SWITCHYARD_TRAINER: "off", SWITCHYARD_EMBED_THREADS: String(embedThreads),
+      ...(process.env.SWITCHYARD_EMBEDDING_INT8 ? { SWITCHYARD_EMBEDDING_INT8: process.env.SWITCHYARD_EMBEDDING_INT8 } : {}),
     }),
     { announce: () => {} },
   );
@@ -136,14 +141,16 @@ try {
   const docs = all.slice(0, DOCS).map((d) => ({ title: d.title, text: d.text || d.title }));
   const runs: IngestRun[] = [];
   const latency: Record<string, { p50: number; p99: number }> = {};
-  await withPlatform(1, async (platform) => {
+  await withPlatform(THREADS, async (platform) => {
+    // A batch first: its calls are large enough to start the spare embedding threads.
+    await ingestBatch(platform, await tenantKey(platform, "warm-up-batch"), docs.slice(0, 40));
     await ingestSingle(platform, await tenantKey(platform, "warm-up"), docs.slice(0, 20));
     let last = "";
     for (let round = 0; round < (QUICK ? 1 : 2); round++) {
       for (const way of QUICK ? (["batch"] as const) : (["single", "batch"] as const)) {
         const key = await tenantKey(platform, `${way}-${round}`);
         const result = await withCpu(() => (way === "single" ? ingestSingle(platform, key, docs) : ingestBatch(platform, key, docs)));
-        runs.push({ way, embedThreads: 1, documents: docs.length, ...result });
+        runs.push({ way, embedThreads: THREADS, documents: docs.length, ...result });
         last = key;
       }
     }

@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ingestPolicy } from "../edge/tenant-settings.ts";
-import { createUseLiteEmbedder } from "../services/retrieval/embedders/use-lite.ts";
+import { createUseLiteEmbedder, USE_LITE_INT8_BY_DEFAULT } from "../services/retrieval/embedders/use-lite.ts";
 import { createKnowledgeBase, DEFAULT_FUSION, type KnowledgeBase } from "../services/retrieval/knowledge-base.ts";
 import type { Embedder, SearchRequest } from "../services/retrieval/types.ts";
 import { openDatabase } from "../services/store/db.ts";
@@ -206,7 +206,9 @@ const KEYWORD_ONLY = process.env.BENCH_QUALITY_KEYWORD_ONLY === "1";
 const constantEmbedder = (): Embedder => ({ id: "constant-8", dimension: 8, embed: async (texts) => texts.map(() => Float32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 0))) });
 
 export async function benchRetrievalQuality(collections = ["cisi", "cacm"]): Promise<void> {
-  const use = KEYWORD_ONLY ? constantEmbedder() : await createUseLiteEmbedder();
+  // SWITCHYARD_EMBEDDING_INT8 as the platform reads it (0 / 1), else the platform's default.
+  const int8 = process.env.SWITCHYARD_EMBEDDING_INT8 === undefined ? USE_LITE_INT8_BY_DEFAULT : ["1", "true"].includes(process.env.SWITCHYARD_EMBEDDING_INT8);
+  const use = KEYWORD_ONLY ? constantEmbedder() : await createUseLiteEmbedder({ int8 });
   const embedder = cachedEmbedder(use);
   const all: QualityRow[] = [];
   const sizes: Record<string, { docs: number; queries: number; chunks: number }> = {};

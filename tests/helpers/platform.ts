@@ -24,7 +24,8 @@ export interface TestPlatform {
 /** Boots the real platform on a free port with a real SQLite file in a temp dir (or `options.dataDir`, removed on stop; `options.now`: the rate limits' clock). No trainer child unless `env` turns SWITCHYARD_TRAINER on. */
 export async function startTestPlatform(env: Record<string, string> = {}, options: Pick<StartOptions, "now" | "trainerEnv"> & { dataDir?: string } = {}): Promise<TestPlatform> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "switchyard-test-"));
-  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", SWITCHYARD_TRAINER: "off", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
+  // One embedding thread unless a test asks: a spare would load a second model (about 2 CPU-s) in tests that batch-ingest.
+  const config = loadConfig({ SWITCHYARD_LOG_LEVEL: "silent", SWITCHYARD_TRAINER: "off", SWITCHYARD_EMBED_THREADS: "1", ...env, SWITCHYARD_PORT: "0", SWITCHYARD_DATA_DIR: dataDir, SWITCHYARD_ADMIN_KEY: ADMIN_KEY });
   const state = { platform: await startPlatform(config, { ...options, announce: () => {} }) };
   const handle: TestPlatform = {
     get platform() {

@@ -58,6 +58,8 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerChi
       ...process.env,
       // No trainer child unless a test asks for one.
       SWITCHYARD_TRAINER: "off",
+      // One embedding thread unless a test asks (a spare loads a second model).
+      SWITCHYARD_EMBED_THREADS: "1",
       ...options.env,
       // The "listening" line (info) tells us the URL.
       SWITCHYARD_LOG_LEVEL: "info",

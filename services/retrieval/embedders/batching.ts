@@ -63,6 +63,17 @@ export function rows(tensor: ort.Tensor): Float32Array[] {
   return Array.from({ length: n }, (_, i) => data.slice(i * dim, (i + 1) * dim));
 }
 
-export function sessionOptions(intraOpThreads?: number): ort.InferenceSession.SessionOptions {
-  return { graphOptimizationLevel: "all", ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}) };
+/**
+ * One intra-op thread unless asked: an embedder scales by worker threads (worker-pool.ts splits a
+ * call across them), which share nothing. onnxruntime's own default (a thread per core, spinning
+ * while it waits for work) burnt 2–3× the CPU time of the model itself on a shared 2-core machine;
+ * when more threads are asked for, they sleep instead of spinning.
+ */
+export function sessionOptions(intraOpThreads = 1): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: intraOpThreads,
+    interOpNumThreads: 1,
+    ...(intraOpThreads > 1 ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
+  };
 }

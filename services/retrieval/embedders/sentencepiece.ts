@@ -31,35 +31,29 @@ export class UnigramTokenizer {
     const bestId = new Int32Array(n + 1).fill(-1);
     const bestLen = new Int32Array(n + 1);
     bestSet[0] = 1;
+    // The lattice edge [start, start + length) as piece `id`; `>=`: among equal scores the later start wins, as in the reference implementation.
+    const relax = (start: number, id: number, length: number, logProb: number) => {
+      const end = start + length;
+      const score = logProb + best[start];
+      if (!bestSet[end] || score >= best[end]) {
+        best[end] = score;
+        bestSet[end] = 1;
+        bestId[end] = id;
+        bestLen[end] = length;
+      }
+    };
     for (let start = 0; start < n; start++) {
-      for (const [id, length] of this.prefixes(symbols, start)) {
-        const end = start + length;
-        const score = (id === UNK ? 0 : this.vocab[id][1]) + best[start];
-        // `>=`: among equal scores the later start wins, as in the reference implementation.
-        if (!bestSet[end] || score >= best[end]) {
-          best[end] = score;
-          bestSet[end] = 1;
-          bestId[end] = id;
-          bestLen[end] = length;
-        }
+      // Every piece that starts here (walking the trie), or a lone unk when the first symbol is unknown.
+      let node = this.root.children.get(symbols[start]);
+      if (!node) relax(start, UNK, 1, 0);
+      for (let i = start; node; node = i + 1 < n ? node.children.get(symbols[++i]) : undefined) {
+        if (node.id >= 0) relax(start, node.id, i - start + 1, this.vocab[node.id][1]);
       }
     }
     const ids: number[] = [];
     for (let end = n; end > 0; end -= bestLen[end]) ids.push(bestId[end]);
     ids.reverse();
     return ids.filter((id, i) => !(id === UNK && ids[i - 1] === UNK));
-  }
-
-  /** [id, length in symbols] of every piece starting at `start`; a lone unk when the first symbol is unknown. */
-  private prefixes(symbols: string[], start: number): Array<[number, number]> {
-    const out: Array<[number, number]> = [];
-    let node = this.root.children.get(symbols[start]);
-    if (!node) return [[UNK, 1]];
-    for (let i = start; node; node = node.children.get(symbols[++i])) {
-      if (node.id >= 0) out.push([node.id, i - start + 1]);
-      if (i + 1 >= symbols.length) break;
-    }
-    return out;
   }
 
   private insert(piece: string, id: number): void {

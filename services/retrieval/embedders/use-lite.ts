@@ -129,11 +129,14 @@ function timingSignal(invTimescales: Float32Array, maxLength: number): Float32Ar
   return out;
 }
 
+/** Whether the platform embeds with the int8 form unless told (SWITCHYARD_EMBEDDING_INT8). */
+export const USE_LITE_INT8_BY_DEFAULT = false;
+
 export interface UseLiteOptions {
   modelDir?: string;
   /** Int8 weights for the dense layers (DynamicQuantizeMatMul): faster, close to but not bit-level fp32. */
   int8?: boolean;
-  /** Texts per session run. */
+  /** Texts per session run (default 8 for fp32, 1 for int8). */
   batchSize?: number;
   intraOpThreads?: number;
 }
@@ -146,7 +149,11 @@ export async function createUseLiteEmbedder(options: UseLiteOptions = {}): Promi
   const graph = buildUseLiteGraph(readTfjsWeights(dir), { int8: options.int8 });
   const maxLength = graph.initializers.find((i) => i.value.name === "timing_signal")!.tensor.shape[0];
   const session = await ort.InferenceSession.create(emitOnnx(graph).model, sessionOptions(options.intraOpThreads));
-  const batchSize = options.batchSize ?? 8;
+  // int8 quantizes each run's activations with one scale (DynamicQuantizeMatMul is per tensor), so a
+  // text's int8 vector would depend on its batchmates and on their padding (cosine 0.9995 between the
+  // two): one text per run keeps it a function of the text alone, and costs no more than batches of 8
+  // here (no padding; the GEMMs of a ~100-token text are large enough for MLAS).
+  const batchSize = options.batchSize ?? (options.int8 ? 1 : 8);
   return {
     // "-int8w7": 7-bit weights; the id changed with them, so indexes built by the saturating 8-bit form are rebuilt.
     id: options.int8 ? "use-lite-en@0.2.0-int8w7" : "use-lite-en@0.2.0",

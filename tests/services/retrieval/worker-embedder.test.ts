@@ -8,6 +8,7 @@ import { createOnnxEncoder } from "../../../services/retrieval/embedders/onnx-en
 import { createUseLiteEmbedder } from "../../../services/retrieval/embedders/use-lite.ts";
 import { createWorkerEmbedder } from "../../../services/retrieval/embedders/worker-pool.ts";
 import type { Embedder } from "../../../services/retrieval/types.ts";
+import { until } from "../../helpers/until.ts";
 import { findModel, tinyBertGraph, tinyBertWeights } from "./tiny-bert.ts";
 
 const TEXTS = ["How do I reset my password?", "Cats sleep most of the day.", "x", Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ")];
@@ -37,10 +38,20 @@ describe("embedding on worker threads", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("USE Lite on a worker gives the in-process vectors, token counts and identity", async () => {
-    const [inThread, offThread] = [await createUseLiteEmbedder({ int8: true }), await createWorkerEmbedder({ kind: "use-lite", options: { int8: true } })];
+  it("USE Lite on workers gives the in-process vectors, token counts and identity; a large call starts a second thread and is split over both, in order", async () => {
+    const [inThread, offThread] = [await createUseLiteEmbedder({ int8: true }), await createWorkerEmbedder({ kind: "use-lite", options: { int8: true } }, 2)];
     try {
       await expectSameEmbedder(inThread, offThread);
+      expect(offThread.readyThreads()).toBe(1); // small calls never start the spare
+      const many = Array.from({ length: 40 }, (_, i) => `${TEXTS[i % TEXTS.length].slice(0, 200)} (${i})`);
+      const want = await inThread.embed(many);
+      const before = await offThread.embed(many);
+      expect(await until(async () => offThread.readyThreads(), (n) => n === 2)).toBe(2);
+      const split = await offThread.embed(many);
+      for (const got of [before, split]) {
+        expect(got).toHaveLength(many.length);
+        got.forEach((v, i) => expect(cosine(v, want[i]), many[i]).toBeGreaterThan(0.99999));
+      }
     } finally {
       await inThread.close?.();
       await offThread.close?.();
