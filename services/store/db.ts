@@ -27,11 +27,27 @@ export function openDatabase(path: string): OpenDatabase {
   const sqlite = new Database(path);
   // Migrating waits up to this long for another process's migration; queries use the usual 5 s.
   sqlite.pragma("busy_timeout = 30000");
-  sqlite.pragma("journal_mode = WAL");
+  whileBusy(() => sqlite.pragma("journal_mode = WAL"));
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  applyMigrations(sqlite, MIGRATIONS_DIR);
+  whileBusy(() => applyMigrations(sqlite, MIGRATIONS_DIR));
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema });
   return { db, sqlite, close: () => sqlite.close() };
+}
+
+/**
+ * Runs `step` again while SQLite answers SQLITE_BUSY, for up to 30 s. The busy timeout covers most waits, but
+ * not all: switching a fresh file to WAL while another process does, or WAL recovery, can answer busy at once.
+ */
+function whileBusy<T>(step: () => T): T {
+  const deadline = Date.now() + 30_000;
+  for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      return step();
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith("SQLITE_BUSY") !== true || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
+  }
 }
