@@ -186,14 +186,17 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const withLora = options.adapters ? await runner(true) : undefined;
   const sessionsCreated = sessions.length;
   let weightsCheck: WeightsCheck | "checking" | "off" | "failed" = "off";
+  // close() stops the check and waits for it, so nothing writes into the compile cache after the engine closed.
+  const stopCheck = new AbortController();
+  let checked: Promise<void> = Promise.resolve();
   if (options.verifyWeights ?? true) {
     weightsCheck = "checking";
-    void checkSourceWeights(compiled.dir, () => weights.contentHash()).then(
+    checked = checkSourceWeights(compiled.dir, () => weights.contentHash(stopCheck.signal), stopCheck.signal).then(
       (result) => {
         weightsCheck = result;
         if (result === "changed") console.warn(`${dir}: the weights changed since they were compiled; serving the compiled copy, the next start recompiles`);
       },
-      () => (weightsCheck = "failed"),
+      () => void (weightsCheck = stopCheck.signal.aborted ? "off" : "failed"),
     );
   }
   const maxAdaptersPerBatch = options.maxAdaptersPerBatch ?? 8;
@@ -269,6 +272,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     adapterRequests: () => tally.snapshot(),
     maxBatch,
     async close() {
+      stopCheck.abort();
+      await checked;
       await scheduler.close();
       await Promise.all(sessions.map((s) => s.release()));
     },

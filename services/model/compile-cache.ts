@@ -155,10 +155,11 @@ export type WeightsCheck = "unchanged" | "recorded" | "changed";
  * folder is removed so the next start compiles afresh. Sessions already running keep the weights
  * they mapped (the compiled copy, consistent in itself).
  */
-export async function checkSourceWeights(dir: string, contentHash: () => Promise<string>): Promise<WeightsCheck> {
+export async function checkSourceWeights(dir: string, contentHash: () => Promise<string>, signal?: AbortSignal): Promise<WeightsCheck> {
   const path = join(dir, SOURCE_RECORD);
   const recorded = await readFile(path, "utf8").then((t) => (JSON.parse(t) as { sha256: string }).sha256, () => undefined);
   const actual = await contentHash();
+  signal?.throwIfAborted(); // the engine closed: its folder may be going away, so write nothing
   if (recorded === undefined) {
     await writeFileAtomically(path, [new TextEncoder().encode(JSON.stringify({ sha256: actual }))]);
     return "recorded";

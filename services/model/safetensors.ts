@@ -10,7 +10,7 @@
  * cannot see is a file rewritten in place with identical size and header and its mtime set back
  * (`touch -d`, `cp -p` of a same-shaped file): `contentHash()` is the full hash for that, computed
  * only when asked (the engine verifies it in the background after it starts, see
- * services/inference/weights-check.ts).
+ * `checkSourceWeights` in services/model/compile-cache.ts).
  */
 import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -33,7 +33,7 @@ export interface WeightStore {
   /** Names the weights' bytes cheaply: sizes, mtimes and headers of the files (see the header). */
   identity: string;
   /** sha256 (hex) over the weight files' bytes, in a fixed order: reads everything, computed once when first asked. */
-  contentHash(): Promise<string>;
+  contentHash(signal?: AbortSignal): Promise<string>;
   close(): void;
 }
 
@@ -184,7 +184,7 @@ function toFloat32(entry: TensorEntry): Float32Array<ArrayBuffer> {
   return out;
 }
 
-function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], identity: string, hashContent: () => Promise<string>, where: string): WeightStore {
+function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], identity: string, hashContent: (signal?: AbortSignal) => Promise<string>, where: string): WeightStore {
   const entry = (name: string): TensorEntry => {
     const found = entries.get(name);
     if (!found) throw new Error(`tensor "${name}" not found in ${where}`);
@@ -193,7 +193,8 @@ function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], i
   let content: Promise<string> | undefined;
   return {
     identity,
-    contentHash: () => (content ??= hashContent()),
+    // A hash that may be cancelled is not kept for the next caller.
+    contentHash: (signal) => (signal ? hashContent(signal) : (content ??= hashContent())),
     names: () => [...entries.keys()],
     has: (name) => entries.has(name),
     info: (name) => {
@@ -205,10 +206,10 @@ function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], i
   };
 }
 
-async function hashFiles(paths: string[]): Promise<string> {
+async function hashFiles(paths: string[], signal?: AbortSignal): Promise<string> {
   const hash = createHash("sha256");
   for (const path of paths) {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) hash.update(chunk as Buffer);
   }
   return hash.digest("hex");
 }
@@ -249,7 +250,7 @@ export async function openWeights(dir: string): Promise<WeightStore> {
         throw new Error(`tensor "${name}" listed in model.safetensors.index.json is missing from ${shard}`);
       }
     }
-    return createStore(entries, sources, identity.digest("hex"), () => hashFiles(files), dir);
+    return createStore(entries, sources, identity.digest("hex"), (signal) => hashFiles(files, signal), dir);
   } catch (error) {
     sources.forEach((s) => s.close());
     throw error;

@@ -41,6 +41,14 @@ describe("engine weight memory", () => {
     }
   });
 
+  it("closing stops the background check first: nothing is written into the compile cache after close", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "sy-engine-close-"));
+    const engine = await createEngine({ modelDir: findModel("stories260k"), cacheDir });
+    await engine.close(); // at once, while the check may still be hashing
+    expect(["recorded", "off"]).toContain(engine.stats().weightsCheck);
+    await rm(cacheDir, { recursive: true }); // would race (ENOTEMPTY) with a check still writing source.json
+  });
+
   it("reads the mode from SWITCHYARD_WEIGHT_MEMORY and refuses others", () => {
     expect(weightMemoryFromEnv({})).toBe("mapped");
     expect(weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "packed" })).toBe("packed");
