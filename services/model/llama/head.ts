@@ -34,8 +34,8 @@ export function embedWithVirtualTokens(g: Graph, c: HeadConfig, table: Value, vi
 /** hidden [.., hidden] · headᵀ -> logits [.., vocab]. */
 export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean, format: WeightFormat = "f32"): Value {
   if (format !== "f32") {
-    const head = requireWeight(weights, c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-    return quantizedMatMul(g, hidden, "lm_head", quantize(head, c.vocabSize, c.hiddenSize, format));
+    const head = () => requireWeight(weights, c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    return quantizedMatMul(g, hidden, "lm_head", weights, () => quantize(head(), c.vocabSize, c.hiddenSize, format));
   }
   if (fused) {
     const head = c.tieWordEmbeddings ? embedTokens : g.initializer("lm_head", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "lm_head.weight"));

@@ -32,7 +32,7 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
     let y =
       format === "f32"
         ? g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], derived(weights, name, () => packTransposed(matrices(), shapes))))
-        : quantizedMatMul(g, x, name, derived(weights, `${name}.${format}`, () => quantize(concatenated(matrices()), outTotal, shapes[0].in, format)));
+        : quantizedMatMul(g, x, name, weights, () => quantize(concatenated(matrices()), outTotal, shapes[0].in, format));
     if (withBias) {
       const bias = concatenated(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.bias`)));
       y = g.add(y, g.initializer(`${name}.bias`, "float32", [outTotal], bias));
@@ -54,10 +54,13 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
  * Both quantize the activations on the fly, so they differ from x·dequantize(W) by about one activation
  * rounding step per block (relative 1e-3 to 1e-2 of a product, see tests/services/model/quantized-decoder.test.ts).
  */
-export function quantizedMatMul(g: Graph, x: Value, name: string, q: QuantizedMatrix): Value {
+export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderWeights, quantized: () => QuantizedMatrix): Value {
+  // Made once per compile (`derived`), not once per graph variant.
+  const q = derived(from, `${name}.quantized`, quantized);
   const shape = x.shape && [...x.shape.slice(0, -1), q.rows];
   if (q.bits === 8) {
-    const weights = g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], transposeBytes(q.packed, q.rows, q.cols));
+    const transposed = derived(from, `${name}.u8`, () => transposeBytes(q.packed, q.rows, q.cols));
+    const weights = g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], transposed);
     const scales = g.initializer(`${name}.scales`, "float32", [q.rows], q.scales);
     const zeroPoints = g.initializer(`${name}.zero`, "uint8", [q.rows], new Uint8Array(q.rows).fill(128));
     return g.op1("DynamicQuantizeMatMul", [x, weights, scales, zeroPoints, null], { domain: "com.microsoft", dtype: "float32", shape });
