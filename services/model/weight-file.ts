@@ -14,12 +14,13 @@
  *   sessions mapping it stay valid while a new variant appends what it alone needs.
  * - A tensor is reused only if an entry of the same name holds the same bytes (compared, not
  *   assumed), so two variants can never read each other's differing constants.
- * - Writers of one directory are serialised by `weights.lock` (the holder's pid; a dead holder's
- *   lock is taken over).
+ * - Writers of one directory are serialised by `weights.lock` (the holder's pid; a lock whose holder
+ *   no longer runs is taken over, as services/lock-holder.ts decides).
  */
 import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
 import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { lockHolderAlive } from "../lock-holder.ts";
 import { writeFileAtomically, type ExternalPlacement } from "./graph/onnx.ts";
 
 export const WEIGHT_FILE = "weights.bin";
@@ -171,21 +172,15 @@ export async function withWeightFileLock<T>(dir: string, work: () => Promise<T>)
   }
 }
 
-/** A lock whose holder is dead, or that names none and is older than a writer needs to write its pid. */
+/**
+ * A lock whose holder no longer runs (services/lock-holder.ts; the lock file's mtime is when it was
+ * written), or that names none and is older than a writer needs to write its pid.
+ */
 async function isStale(lock: string): Promise<boolean> {
-  const holder = Number(await readFile(lock, "utf8").catch(() => ""));
-  if (Number.isInteger(holder) && holder > 0) return !isAlive(holder);
-  const modified = await stat(lock).then((s) => s.mtimeMs, () => 0);
-  return Date.now() - modified > 10_000;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+  const [text, writtenAt] = await Promise.all([readFile(lock, "utf8").catch(() => ""), stat(lock).then((s) => s.mtimeMs, () => 0)]);
+  const holder = Number(text);
+  if (Number.isInteger(holder) && holder > 0) return !lockHolderAlive(holder, writtenAt);
+  return Date.now() - writtenAt > 10_000;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {

@@ -3,13 +3,13 @@
  * processes writing one data dir would each overwrite the other's index. The process that writes
  * (`switchyard start`, or `switchyard ingest` with no server running) holds `<data dir>/switchyard.lock`:
  * a JSON file with its pid, its role and, for a server, the URL it listens on (the discovery record
- * `switchyard ingest` uses to send documents to the running server instead). A lock whose pid is no
- * longer alive (a killed process) is stale and taken over. So is a lock with this process's own pid
- * written before this process started: in a container the server is always pid 1 (or another fixed
- * pid), so a container restarted after a kill finds its predecessor's lock under its own pid.
+ * `switchyard ingest` uses to send documents to the running server instead). A lock whose holder no
+ * longer runs (services/lock-holder.ts: a dead pid, or our own pid on a lock written before this
+ * process started, as in a restarted container) is stale and taken over.
  */
 import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { lockHolderAlive } from "../lock-holder.ts";
 
 export interface DataDirHolder {
   pid: number;
@@ -114,20 +114,7 @@ function removeIfUnchanged(path: string, stale: DataDirHolder | undefined): void
   }
 }
 
-/** Whether the lock's process still runs: its pid is alive, and if that pid is ours, we wrote the lock. */
+/** Whether the lock's process still runs (services/lock-holder.ts: our own pid counts only on a lock we wrote). */
 function holds(holder: DataDirHolder): boolean {
-  if (holder.pid === process.pid) return holder.startedAt >= PROCESS_STARTED_AT;
-  return isAlive(holder.pid);
-}
-
-/** When this process started (ms since the epoch), rounded down: a lock this process wrote is never older. */
-const PROCESS_STARTED_AT = Math.floor(Date.now() - process.uptime() * 1000) - 1;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return lockHolderAlive(holder.pid, holder.startedAt);
 }

@@ -130,6 +130,23 @@ describe("compiled-graph cache", () => {
     await writeFile(join(dir, "weights.lock"), String(spawnSync("true").pid));
     expect(await withWeightFileLock(dir, async () => "took over")).toBe("took over");
     expect(await readdir(dir)).not.toContain("weights.lock");
+
+    // A restarted container is pid 1 again: a lock under our own pid written before we started is its predecessor's.
+    const lock = join(dir, "weights.lock");
+    await writeFile(lock, String(process.pid));
+    const beforeStart = new Date(Date.now() - process.uptime() * 1000 - 60_000);
+    await utimes(lock, beforeStart, beforeStart);
+    expect(await withWeightFileLock(dir, async () => "took over")).toBe("took over");
+
+    // One written by this process is live: the next writer waits until it is released.
+    await writeFile(lock, String(process.pid));
+    const order: string[] = [];
+    const waiting = withWeightFileLock(dir, async () => order.push("second"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    order.push("first released");
+    await rm(lock);
+    await waiting;
+    expect(order).toEqual(["first released", "second"]);
   });
 
   it("keys by an identity that changes with the file, and checks the content off the start path", async () => {
