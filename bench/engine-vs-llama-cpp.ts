@@ -8,7 +8,7 @@
  * Q8_0 / Q4_0 of the same weights, with ratios against the engine's F32 and against llama.cpp at the same format.
  * The engine's F32 runs in both of its weight-memory modes (mapped: one mapped file shared by four sessions;
  * packed: one prepacked session), each with a compile cache of its own, so its first run is a cold start
- * (compiling) and later ones warm; its quantized sides run in the default mode (mapped).
+ * (compiling) and later ones warm; its quantized sides run in their default mode (packed).
  * Memory is PSS (bench/resident.ts): RSS counts the mapped weight file once per session.
  * Run alone: `npm run bench -- engine vs-llama-cpp` (BENCH_PEER_ROUNDS, default 2; BENCH_PEER_MODELS=stories260k,tinyllama-4;
  * BENCH_PEER_FORMATS=F32,Q8_0,Q4_0 picks formats, F32 always runs; BENCH_PEER_TWO_THREADS=0 leaves out llama.cpp at two threads).
@@ -72,7 +72,8 @@ const SIDES: Side[] = [
   { runner: "engine", weights: "F32", threads: 1, memory: "mapped" },
   { runner: "llama.cpp", weights: "F32", threads: 1 },
   { runner: "engine", weights: "F32", threads: 1, memory: "packed" },
-  ...FORMATS.flatMap((weights) => [{ runner: "engine", weights, threads: 1, memory: "mapped" } satisfies Side, { runner: "llama.cpp", weights, threads: 1 } satisfies Side]),
+  // Quantized weights run in their default mode, packed (services/inference/engine.ts `WeightMemory`).
+  ...FORMATS.flatMap((weights) => [{ runner: "engine", weights, threads: 1, memory: "packed" } satisfies Side, { runner: "llama.cpp", weights, threads: 1 } satisfies Side]),
   // Slow on a busy 2-core machine (its threads spin at every barrier): BENCH_PEER_TWO_THREADS=0 leaves it out.
   ...(process.env.BENCH_PEER_TWO_THREADS === "0" ? [] : [{ runner: "llama.cpp", weights: "F32", threads: 2 } satisfies Side]),
 ];
@@ -111,7 +112,7 @@ async function measure(model: PreparedModel, side: Side, prompt: number[]): Prom
     path: side.runner === "engine" ? model.hfDir : model.gguf[side.weights],
     threads: side.threads,
     // Each engine side its own compile cache, so each has a cold start of its own.
-    cacheDir: `${model.cacheDir}-${side.memory ?? "none"}`,
+    cacheDir: `${model.cacheDir}-${side.memory ?? "none"}-${side.weights}`,
     weightMemory: side.memory,
     weights: side.runner === "engine" ? ENGINE_FORMAT[side.weights] : undefined,
     prompt,

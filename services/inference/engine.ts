@@ -122,33 +122,40 @@ export function engineVariants(weights: WeightFormat = "f32"): Record<EngineVari
 }
 
 /**
- * How the sessions hold the weights; both keep one copy in memory (one per LoRA-ness for "packed").
- * - "mapped" (default): every variant's session computes from the one memory-mapped weight file
+ * How the sessions hold the weights; both keep one copy in memory.
+ * - "mapped": every variant's session computes from the one memory-mapped weight file
  *   (services/model/weight-file.ts) with onnxruntime's weight prepacking off, which would otherwise
- *   copy every MatMul weight into a packed buffer per session. Four sessions (prefill, decode-only,
- *   LoRA or not) share its pages; start is fast (nothing is packed). Multi-row matrix products
- *   pack the weights on the fly, so prefill and batched decode are slower than packed.
- * - "packed": prepacking on, and only the general graph's session (it decodes too), so the one copy
- *   is the packed one: faster prefill and batched decode, slower start (packing), and the embedding
- *   stays mapped besides (Gather reads it) while the tied head packs its own copy. With adapters the
- *   LoRA graph's session packs a second copy.
- * `SWITCHYARD_WEIGHT_MEMORY=mapped|packed` sets the default.
+ *   copy every MatMul weight into a packed buffer per session. The sessions (prefill and decode-only,
+ *   with adapters also their LoRA graphs) share its pages; start is fast (nothing is packed).
+ *   Multi-row matrix products pack the weights on the fly, so prefill and batched decode are slower.
+ * - "packed": prepacking on, and one session: the general graph, which also decodes, and with
+ *   adapters the LoRA graph, which also serves rows and steps without one. So the one copy is the
+ *   packed one: faster prefill and batched decode, slower start (packing); the embedding stays mapped
+ *   besides (Gather reads it).
+ * The default follows the weight format: "mapped" for f32, "packed" for int8 and int4, whose operators
+ * (DynamicQuantizeMatMul, MatMulNBits) compute from their prepacked layout only: unpacked, int4
+ * decodes about 100× slower. `SWITCHYARD_WEIGHT_MEMORY=mapped|packed` overrides it.
  */
 export type WeightMemory = "mapped" | "packed";
 
-export function weightMemoryFromEnv(env: NodeJS.ProcessEnv = process.env): WeightMemory {
-  const value = env.SWITCHYARD_WEIGHT_MEMORY ?? "mapped";
+export function weightMemoryFromEnv(env: NodeJS.ProcessEnv = process.env, weights: WeightFormat = "f32"): WeightMemory {
+  const value = env.SWITCHYARD_WEIGHT_MEMORY ?? (weights === "f32" ? "mapped" : "packed");
   if (value !== "mapped" && value !== "packed") throw new Error(`SWITCHYARD_WEIGHT_MEMORY must be mapped or packed, got "${value}"`);
   return value;
 }
 
-/** Session options of every engine session (see `WeightMemory` for prepacking). */
+/**
+ * Session options of every engine session (see `WeightMemory` for prepacking). The CPU memory arena is
+ * off: it keeps the largest activations of any step for good (about 80 MiB on the 4-layer TinyLlama
+ * shape); without it tiny models prefill slower (stories260k about 2×), larger ones alike.
+ */
 export function engineSessionOptions(intraOpThreads: number, weightMemory: WeightMemory = "mapped"): ort.InferenceSession.SessionOptions {
   return {
     intraOpNumThreads: intraOpThreads,
     interOpNumThreads: 1,
     executionMode: "sequential",
     graphOptimizationLevel: "all",
+    enableCpuMemArena: false,
     extra: { session: { disable_prepacking: weightMemory === "mapped" ? "1" : "0" } },
   };
 }
@@ -157,7 +164,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const dir = options.modelDir;
   const [config, tokenizer, chatTemplate] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
   const cacheDir = options.cacheDir ?? defaultCompileCacheDir();
-  const weightMemory = options.weightMemory ?? weightMemoryFromEnv();
+  const weightMemory = options.weightMemory ?? weightMemoryFromEnv(process.env, options.weights);
   const weights = await openWeights(dir);
   let compiled: CompiledModel<EngineVariant>;
   try {
@@ -182,7 +189,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     // Packed: each session would hold its own packed copy, so the general graph decodes too.
     return new DecoderRunner(general, config, packed ? undefined : await session(lora ? "decodeLora" : "decode"));
   };
-  const plain = await runner(false);
+  // Packed with adapters: the LoRA graph alone serves every step, so one session holds the one packed copy.
+  const plain = packed && options.adapters ? undefined : await runner(false);
   const withLora = options.adapters ? await runner(true) : undefined;
   const sessionsCreated = sessions.length;
   let weightsCheck: WeightsCheck | "checking" | "off" | "failed" = "off";

@@ -79,6 +79,11 @@ export class BatchCache {
     return this.valueData[layer].subarray(0, this.rowSize * this.rowCount);
   }
 
+  /** Bytes the buffers hold (allocated, in use or not). */
+  get bytes(): number {
+    return this.maskData.byteLength + [...this.keyData, ...this.valueData].reduce((sum, b) => sum + b.byteLength, 0);
+  }
+
   private get rowSize(): number {
     return this.shape.numKvHeads * this.cap * this.shape.headDim;
   }

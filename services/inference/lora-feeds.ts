@@ -29,9 +29,12 @@ export interface LoraSlots {
   slotsFor(rows: Array<LoraWeights | undefined>): number[];
 }
 
-/** The feeds of one step, or none when no row has an adapter (the LoRA-free graph serves it). */
-export function loraFeeds(provider: LoraSlots, rows: Array<LoraWeights | undefined>): LoraFeeds | undefined {
-  if (!rows.some((a) => a)) return undefined;
+/**
+ * The feeds of one step, or none when no row has an adapter (the LoRA-free graph serves it), unless
+ * `always`: then the LoRA graph serves every step, and a step without adapters gets feeds too.
+ */
+export function loraFeeds(provider: LoraSlots, rows: Array<LoraWeights | undefined>, always = false): LoraFeeds | undefined {
+  if (!always && !rows.some((a) => a)) return undefined;
   const slots = provider.slotsFor(rows);
   return { slots, tensors: provider.tensors };
 }

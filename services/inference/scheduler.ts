@@ -96,6 +96,8 @@ export interface SchedulerStats {
   peakBatch: number;
   /** Times a sequence was parked because its consumer fell behind. */
   pauses: number;
+  /** Bytes of key/value cache held: the batch's, a prefilling group's and parked rows' (0 when idle). */
+  kvCacheBytes: number;
 }
 
 export class Scheduler {
@@ -112,12 +114,14 @@ export class Scheduler {
 
   constructor(
     private readonly shape: CacheShape & { vocabSize: number; hiddenSize: number },
-    private readonly plain: DecoderRunner,
+    /** The LoRA-free graph's runner; undefined when `withLora` serves every step (an engine with one session). */
+    private readonly plain: DecoderRunner | undefined,
     private readonly withLora: DecoderRunner | undefined,
     private readonly loraSlots: LoraSlots | undefined,
     private readonly options: SchedulerOptions,
   ) {
-    this.cache = BatchCache.empty(shape, 0, undefined, options.maxBatch);
+    if (!plain && !(withLora && loraSlots)) throw new Error("a scheduler needs a LoRA-free runner, or a LoRA runner and its slots");
+    this.cache = BatchCache.empty(shape, 0);
   }
 
   /** Queues a sequence; throws EngineOverloadedError when the queue is full. */
@@ -153,7 +157,8 @@ export class Scheduler {
   }
 
   stats(): SchedulerStats {
-    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling?.rows.length ?? 0, paused: this.parked.length, ...this.counters };
+    const kvCacheBytes = this.cache.bytes + (this.prefilling?.cache.bytes ?? 0) + this.parked.reduce((sum, p) => sum + p.cache.bytes, 0);
+    return { waiting: this.waiting.length, running: this.running.length, prefilling: this.prefilling?.rows.length ?? 0, paused: this.parked.length, ...this.counters, kvCacheBytes };
   }
 
   async close(): Promise<void> {
@@ -263,7 +268,7 @@ export class Scheduler {
     const { vocabSize, hiddenSize } = this.shape;
     const virtual = virtualTable(group.rows.map((p) => (p.prompt && p.done < p.prompt.numVirtualTokens ? p.prompt : undefined)), vocabSize, hiddenSize);
     const chunks = group.rows.map((p, i) => sequenceSlice(p.seq.promptTokens, virtualCount(p), p.done, chunkSize, virtual?.firstIds[i]));
-    const lora = this.loraSlots && loraFeeds(this.loraSlots, group.rows.map((p) => p.adapter));
+    const lora = this.loraSlots && loraFeeds(this.loraSlots, group.rows.map((p) => p.adapter), !this.plain);
     const allLogits = group.rows.some((p) => p.seq.wantsPromptLogits);
     const step = { cache: group.cache, tokens: chunks, startPositions: group.rows.map((p) => p.done), lora, allLogits, virtual: virtual?.embeddings };
     const out = await this.runnerFor(lora).step(step);
@@ -334,15 +339,17 @@ export class Scheduler {
     const kept = new Set(keep);
     const order = this.cache.removeRows(this.running.flatMap((_, i) => (kept.has(i) ? [] : [i])));
     this.running = order.map((i) => this.running[i]);
+    // An empty batch gives its buffers back: they grew to its widest and fullest moment.
+    if (this.running.length === 0) this.cache = BatchCache.empty(this.shape, 0);
   }
 
-  /** LoRA feeds for the running batch (none when no row has an adapter). */
+  /** LoRA feeds for the running batch (none when no row has an adapter and the LoRA-free runner serves it). */
   private batchLora(): LoraFeeds | undefined {
-    return this.loraSlots && loraFeeds(this.loraSlots, this.running.map((r) => r.adapter));
+    return this.loraSlots && loraFeeds(this.loraSlots, this.running.map((r) => r.adapter), !this.plain);
   }
 
   private runnerFor(lora: LoraFeeds | undefined): DecoderRunner {
-    return lora ? this.withLora! : this.plain;
+    return lora ? this.withLora! : this.plain!;
   }
 
   private failAll(error: unknown): void {
@@ -351,7 +358,7 @@ export class Scheduler {
     this.parked = [];
     this.prefilling = undefined;
     this.running = [];
-    this.cache = BatchCache.empty(this.shape, 0, undefined, this.options.maxBatch);
+    this.cache = BatchCache.empty(this.shape, 0);
     for (const seq of all) seq.finish(error);
   }
 }

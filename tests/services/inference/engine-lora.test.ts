@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LORA_TARGETS, type LoraWeights } from "../../../services/model/lora-layout.ts";
 import { LoraSlotTable } from "../../../services/inference/slot-table.ts";
-import { createEngine, type Engine, unpinnedAdapters } from "../../../services/inference/engine.ts";
+import { createEngine, type Engine, unpinnedAdapters, type WeightMemory } from "../../../services/inference/engine.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../../../services/model/config.ts";
 import { collect, greedyReference, params, type Collected } from "../../helpers/generate.ts";
 import { expectClose } from "../../helpers/compare.ts";
@@ -13,7 +13,10 @@ import { MemoryWeights, mergedWeights, randomAdapter } from "../../helpers/tiny-
 
 const STEPS = 24;
 
-describe("engine with LoRA adapters on stories260k", () => {
+// Both weight-memory modes: "mapped" runs LoRA-free graphs for steps without adapters, "packed" one LoRA graph for all.
+const SESSIONS: Record<WeightMemory, number> = { mapped: 4, packed: 1 };
+
+describe.each(["mapped", "packed"] as const)("engine with LoRA adapters on stories260k (%s weights)", (weightMemory) => {
   let engine: Engine;
   let cacheDir: string;
   let config: DecoderConfig;
@@ -34,6 +37,7 @@ describe("engine with LoRA adapters on stories260k", () => {
       modelDir: dir,
       cacheDir,
       maxBatch: 8,
+      weightMemory,
       adapters: unpinnedAdapters(async (id) => {
         resolved.push(id);
         const adapter = adapters.get(id);
@@ -80,7 +84,7 @@ describe("engine with LoRA adapters on stories260k", () => {
     });
     expect(engine.stats().peakBatch).toBeGreaterThanOrEqual(4);
     expect(engine.stats().sessionsCreated).toBe(sessions);
-    expect(sessions).toBe(4); // prefill + decode graphs, with and without LoRA
+    expect(sessions).toBe(SESSIONS[weightMemory]); // mapped: prefill + decode graphs, with and without LoRA; packed: the LoRA prefill graph alone
     expect(new Set(resolved)).toEqual(new Set(adapters.keys()));
   });
 
@@ -91,6 +95,7 @@ describe("engine with LoRA adapters on stories260k", () => {
       modelDir: findModel("stories260k"),
       cacheDir: tableDir,
       maxAdaptersPerBatch: 2,
+      weightMemory,
       loraSlots: slotTable,
       adapters: unpinnedAdapters(async (id) => adapters.get(id)!),
     });
@@ -116,7 +121,7 @@ describe("engine with LoRA adapters on stories260k", () => {
   });
 
   it("refuses only the request whose adapter's rank is above maxLoraRank", async () => {
-    const small = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxLoraRank: 8, adapters: unpinnedAdapters(async (id) => adapters.get(id)!) });
+    const small = await createEngine({ modelDir: findModel("stories260k"), cacheDir, maxLoraRank: 8, weightMemory, adapters: unpinnedAdapters(async (id) => adapters.get(id)!) });
     try {
       const prompt = engine.tokenize("Once upon a time");
       const go = (adapter: string) => collect(small.generate({ promptTokens: prompt, params: params({ maxTokens: STEPS, logprobs: 0 }), adapter }));

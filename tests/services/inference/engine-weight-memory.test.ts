@@ -49,9 +49,13 @@ describe("engine weight memory", () => {
     await rm(cacheDir, { recursive: true }); // would race (ENOTEMPTY) with a check still writing source.json
   });
 
-  it("reads the mode from SWITCHYARD_WEIGHT_MEMORY and refuses others", () => {
+  it("reads the mode from SWITCHYARD_WEIGHT_MEMORY (default by weight format) and refuses others", () => {
     expect(weightMemoryFromEnv({})).toBe("mapped");
     expect(weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "packed" })).toBe("packed");
+    // Quantized operators compute from their prepacked layout only, so quantized weights default to packed.
+    expect(weightMemoryFromEnv({}, "int8")).toBe("packed");
+    expect(weightMemoryFromEnv({}, "int4")).toBe("packed");
+    expect(weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "mapped" }, "int4")).toBe("mapped");
     expect(() => weightMemoryFromEnv({ SWITCHYARD_WEIGHT_MEMORY: "int8" })).toThrow(/mapped or packed/);
   });
 });

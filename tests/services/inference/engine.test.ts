@@ -71,6 +71,21 @@ describe("engine on stories260k", () => {
     expect(engine.stats().peakBatch).toBe(4);
   });
 
+  it("holds key/value cache for the rows it runs, not for maxBatch rows, and none once idle", async () => {
+    const { numLayers, numKvHeads, headDim } = engine.config;
+    // One row of `columns` cache columns: keys and values of every layer, and the mask.
+    const rowBytes = (columns: number) => columns * (2 * numLayers * numKvHeads * headDim * 4 + 8);
+    let during = 0;
+    const result = await collect(engine.generate({ promptTokens: bos("Once upon a time"), params: params({ maxTokens: 40, logprobs: 0 }) }), (n) => {
+      if (n === 20) during = engine.stats().kvCacheBytes;
+    });
+    const columns = Math.ceil((result.done!.promptTokens + 40) / 32) * 32;
+    expect(during).toBeGreaterThan(0);
+    expect(during).toBeLessThanOrEqual(rowBytes(columns)); // maxBatch is 8: eight rows would be 8× this
+    while (engine.stats().running > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(engine.stats().kvCacheBytes).toBe(0);
+  });
+
   it("prefills a long prompt in chunks while a short request starts and finishes, and cancels it mid-prefill", async () => {
     const long = bos("The little dog ran to the big tree and barked at the bird. ".repeat(12));
     const chunks = Math.ceil(long.length / 5);
