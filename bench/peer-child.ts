@@ -8,9 +8,8 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
-import { createEngine, type Engine, type WeightMemory } from "../services/inference/engine.ts";
+import type { Engine, WeightMemory } from "../services/inference/engine.ts";
 import type { WeightFormat } from "../services/model/quantize.ts";
-import { cpuLlama } from "./llama-cpp.ts";
 import { residentSplit, samplePeakPss } from "./resident.ts";
 
 export interface PeerJob {
@@ -82,6 +81,8 @@ function resident(): Pick<PeerResult, "pssMiB" | "weightsMiB" | "anonymousMiB" |
 
 async function measureEngine(job: PeerJob): Promise<Measured> {
   const start = performance.now();
+  // Each side loads only its own runtime, so neither's memory counts the other's libraries.
+  const { createEngine } = await import("../services/inference/engine.ts");
   const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weightMemory: job.weightMemory, weights: job.weights,
     // The background content check (a one-off hash of the source weights) would share the cores with the measurements.
     verifyWeights: false,
@@ -118,6 +119,7 @@ async function llamaGreedy(sequence: LlamaContextSequence, prompt: number[], max
 }
 
 async function measureLlamaCpp(job: PeerJob): Promise<Measured> {
+  const { cpuLlama } = await import("./llama-cpp.ts");
   const llama = await cpuLlama();
   const start = performance.now();
   const model = await llama.loadModel({ modelPath: job.path, gpuLayers: 0 });

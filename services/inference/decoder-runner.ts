@@ -45,10 +45,9 @@ interface SessionShape {
   packedKv: boolean;
 }
 
-/** A decode step's feeds, valid while `cache` keeps `layout`; `width` is how far `mask` mirrors the cache's. */
+/** A decode step's feeds, valid while their cache keeps `layout`; `width` is how far `mask` mirrors the cache's. */
 interface DecodeFeeds {
   session: ort.InferenceSession;
-  cache: BatchCache;
   layout: number;
   width: number;
   ids: BigInt64Array;
@@ -60,7 +59,8 @@ interface DecodeFeeds {
 
 export class DecoderRunner {
   private readonly shapes = new Map<ort.InferenceSession, SessionShape>();
-  private decodeFeeds?: DecodeFeeds;
+  /** Kept per cache, and only as long as the cache lives: a batch's dropped cache takes its feeds with it. */
+  private readonly decodeFeeds = new WeakMap<BatchCache, DecodeFeeds>();
   private ones = new BigInt64Array(0);
 
   /**
@@ -152,11 +152,11 @@ export class DecoderRunner {
 
   /** A decode step's feeds: kept from the last step while the cache's layout holds, rebuilt otherwise. */
   private decodeStepFeeds(session: ort.InferenceSession, shape: SessionShape, cache: BatchCache, tokens: number[][], startPositions: number[]): Record<string, ort.Tensor> {
-    let kept = this.decodeFeeds;
+    let kept = this.decodeFeeds.get(cache);
     const rows = cache.rows;
     const capacity = cache.capacity;
     const total = capacity + 1;
-    if (kept?.session === session && kept.cache === cache && kept.layout === cache.layout) {
+    if (kept?.session === session && kept.layout === cache.layout) {
       // Only `append` ran since: copy the columns it added.
       const source = cache.mask;
       for (let r = 0; r < rows; r++) for (let c = kept.width; c < cache.width; c++) kept.mask[r * total + c] = source[r * capacity + c];
@@ -175,7 +175,8 @@ export class DecoderRunner {
         ...this.pastFeeds(cache),
       };
       if (shape.logitsIndex) feeds.logits_index = new ort.Tensor("int64", new BigInt64Array(rows), [rows, 1]);
-      kept = this.decodeFeeds = { session, cache, layout: cache.layout, width: 0, ids, positions, mask, feeds };
+      kept = { session, layout: cache.layout, width: 0, ids, positions, mask, feeds };
+      this.decodeFeeds.set(cache, kept);
     }
     kept.width = cache.width;
     for (let r = 0; r < rows; r++) {
