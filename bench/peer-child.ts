@@ -80,9 +80,9 @@ function resident(): Pick<PeerResult, "pssMiB" | "weightsMiB" | "anonymousMiB" |
 }
 
 async function measureEngine(job: PeerJob): Promise<Measured> {
-  const start = performance.now();
   // Each side loads only its own runtime, so neither's memory counts the other's libraries.
   const { createEngine } = await import("../services/inference/engine.ts");
+  const start = performance.now();
   const engine = await createEngine({ modelDir: job.path, cacheDir: job.cacheDir, maxBatch: 32, prefillChunk: 256, intraOpThreads: job.threads, weightMemory: job.weightMemory, weights: job.weights,
     // The background content check (a one-off hash of the source weights) would share the cores with the measurements.
     verifyWeights: false,

@@ -56,7 +56,7 @@ import type { WeightFormat } from "./quantize.ts";
 export type { DecoderWeights } from "./llama/weights.ts";
 
 /** Bumped whenever the emitted graph changes, so cached compilations are invalidated. */
-export const DECODER_COMPILER_VERSION = "decoder-7";
+export const DECODER_COMPILER_VERSION = "decoder-8";
 
 export interface DecoderOptions {
   /** Adds the LoRA inputs and branches (see above). */
@@ -158,7 +158,7 @@ class ServingGraphBuilder {
     let normed = rmsNorm(g, h, this.normWeight("model.layers.0.input_layernorm.weight"), c.rmsNormEps, options.fused);
     const newKv: Value[] = [];
     for (let i = 0; i < c.numLayers; i++) {
-      const linear = layerLinear(g, c, this.w, i, this.lora, options.weights);
+      const linear = layerLinear(g, c, this.w, i, this.lora, options.weights, options.fused);
       const attn = this.attention(linear, i, normed, bias, past[i], splitSizes, newKv);
       [normed, h] = this.addAndNorm(h, attn, `model.layers.${i}.post_attention_layernorm.weight`);
       const mlp = swiGluMlp(g, linear, normed, c.intermediateSize);

@@ -129,7 +129,7 @@ export class WeightFileWriter {
   /** Whether `entry` holds exactly `bytes` (a queued tensor in memory, a committed one read back). */
   private holds(entry: WeightEntry, bytes: Uint8Array): boolean {
     const queued = this.pending.find((p) => p.entry === entry);
-    if (queued) return queued.bytes === bytes || Buffer.compare(asBuffer(queued.bytes), asBuffer(bytes)) === 0;
+    if (queued) return sameBytes(queued.bytes, bytes) || Buffer.compare(asBuffer(queued.bytes), asBuffer(bytes)) === 0;
     this.fd ??= openSync(this.path, "r");
     if (fstatSync(this.fd).size < entry.offset + entry.length) return false;
     const chunk = Buffer.allocUnsafe(Math.min(entry.length, 1 << 24));
@@ -181,6 +181,11 @@ async function isStale(lock: string): Promise<boolean> {
   const holder = Number(text);
   if (Number.isInteger(holder) && holder > 0) return !lockHolderAlive(holder, writtenAt);
   return Date.now() - writtenAt > 10_000;
+}
+
+/** Whether two views cover the same memory (each graph variant views a shared tensor afresh). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.byteLength === b.byteLength;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {

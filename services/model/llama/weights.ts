@@ -17,13 +17,19 @@ const derivedTensors = new WeakMap<DecoderWeights, Map<string, object>>();
  * A view of `weights` under which `derived` tensors (packed, transposed, quantized) are made once and
  * shared by every graph built from the view: the compile cache builds all variants of a model from
  * one view, so each is derived once and is the same array in each graph (written once). The
- * tensors live as long as the view; plain weights objects derive afresh each time.
+ * tensors live as long as the view; plain weights objects derive afresh each time. The source tensors
+ * are not mutated by the builders, so sharing them too is safe.
  */
 export function shareDerived<W extends DecoderWeights>(weights: W): W {
-  const view = Object.assign(Object.create(null) as object, weights, {
-    has: (name: string) => weights.has(name),
-    getF32: (name: string) => weights.getF32(name),
-  }) as W;
+  // A tensor read while an earlier read of it is still alive (a graph's initializer waiting to be
+  // written) is that same array: read once per compile, and the weight file sees one array, not equal copies.
+  const read = new Map<string, WeakRef<Float32Array>>();
+  const getF32 = (name: string) => {
+    let tensor = read.get(name)?.deref();
+    if (!tensor) read.set(name, new WeakRef((tensor = weights.getF32(name))));
+    return tensor;
+  };
+  const view = Object.assign(Object.create(null) as object, weights, { has: (name: string) => weights.has(name), getF32 }) as W;
   derivedTensors.set(view, new Map());
   return view;
 }
