@@ -1,6 +1,7 @@
 /**
  * The linear layers of a decoder layer. Projections that read the same input (q/k/v, gate/up) are
- * packed into one [in, Σout] initializer and one MatMul; a LoRA branch, when given, adds its delta
+ * packed into one initializer and one product ([Σout, in] under FusedMatMul in the serving graphs,
+ * [in, Σout] under MatMul in training ones); a LoRA branch, when given, adds its delta
  * for the same targets. Standard ONNX ops only, except quantized weights (`format` int8/int4,
  * services/model/quantize.ts): the packed rows quantized once and multiplied by a com.microsoft op
  * (`quantizedMatMul`); the LoRA branch stays float on top.
