@@ -27,7 +27,7 @@ export function createPrometheus() {
 }
 
 /** Gauges read from the engine's scheduler at scrape time. */
-export function registerEngineGauges(registry: Registry, stats: () => { waiting: number; running: number; paused: number; pauses: number; decodeSteps: number }): void {
+export function registerEngineGauges(registry: Registry, stats: () => { waiting: number; running: number; paused: number; pauses: number; decodeSteps: number; kvCacheBytes: number }): void {
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
   gauge("switchyard_engine_waiting_requests", "Requests queued for a batch slot", () => stats().waiting);
@@ -35,6 +35,7 @@ export function registerEngineGauges(registry: Registry, stats: () => { waiting:
   gauge("switchyard_engine_paused_sequences", "Sequences paused because their client is not reading", () => stats().paused);
   gauge("switchyard_engine_pauses", "Times a sequence was paused because its client fell behind", () => stats().pauses);
   gauge("switchyard_engine_decode_steps", "Decode steps run since start", () => stats().decodeSteps);
+  gauge("switchyard_engine_kv_cache_bytes", "Bytes of key/value cache the engine holds (0 when idle)", () => stats().kvCacheBytes);
 }
 
 /** An edge's view of its inference fleet, read at scrape time: per node up, in flight and served; retries and spills. */

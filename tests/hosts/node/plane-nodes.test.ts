@@ -85,8 +85,8 @@ describe("plane nodes over HTTP", () => {
     }
     expect((error as Error).message).toBe("caller went away");
     // The sequence is gone: nothing running, waiting or paused (an unread sequence the node forgot would sit
-    // paused), and the decode steps stop far short of the 500 asked for.
-    const gauges = ["switchyard_engine_running_sequences", "switchyard_engine_waiting_requests", "switchyard_engine_paused_sequences"];
+    // paused), no key/value cache held, and the decode steps stop far short of the 500 asked for.
+    const gauges = ["switchyard_engine_running_sequences", "switchyard_engine_waiting_requests", "switchyard_engine_paused_sequences", "switchyard_engine_kv_cache_bytes"];
     let page = "";
     for (let i = 0; i < 100; i++) {
       page = await (await inference.call("/metrics")).text();
