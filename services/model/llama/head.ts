@@ -8,7 +8,7 @@
 import type { DecoderConfig } from "../config.ts";
 import { attr, type Graph, type Value } from "../graph/ir.ts";
 import { quantize, type WeightFormat } from "../quantize.ts";
-import { quantizedMatMul } from "./projection.ts";
+import { quantizedMatMul, transposeInto } from "./projection.ts";
 import { requireWeight, type DecoderWeights } from "./weights.ts";
 
 type HeadConfig = Pick<DecoderConfig, "vocabSize" | "hiddenSize" | "tieWordEmbeddings">;
@@ -42,13 +42,6 @@ export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hid
     return g.op1("FusedMatMul", [hidden, head], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });
   }
   const headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  const transposed = transpose(requireWeight(weights, headName), c.vocabSize, c.hiddenSize);
+  const transposed = transposeInto(requireWeight(weights, headName), c.vocabSize, c.hiddenSize, new Float32Array(c.vocabSize * c.hiddenSize));
   return g.matmul(hidden, g.initializer("lm_head", "float32", [c.hiddenSize, c.vocabSize], transposed));
-}
-
-/** [rows, cols] row-major -> [cols, rows]. */
-function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(m.length);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[k * rows + r] = m[r * cols + k];
-  return out;
 }

@@ -76,7 +76,7 @@ export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderW
   const q = derived(from, `${name}.quantized`, quantized);
   const shape = x.shape && [...x.shape.slice(0, -1), q.rows];
   if (q.bits === 8) {
-    const transposed = derived(from, `${name}.u8`, () => transposeBytes(q.packed, q.rows, q.cols));
+    const transposed = derived(from, `${name}.u8`, () => transposeInto(q.packed, q.rows, q.cols, new Uint8Array(q.packed.length)));
     const weights = g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], transposed);
     const scales = g.initializer(`${name}.scales`, "float32", [q.rows], q.scales);
     const zeroPoints = g.initializer(`${name}.zero`, "uint8", [q.rows], new Uint8Array(q.rows).fill(128));
@@ -93,15 +93,26 @@ export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderW
   });
 }
 
-/** [rows, cols] bytes row-major -> [cols, rows]. */
-function transposeBytes(m: Uint8Array, rows: number, cols: number): Uint8Array {
-  const out = new Uint8Array(m.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
-  return out;
-}
-
 /** Tile edge of the transpose: tiles of both matrices stay in cache (a plain loop's strided writes miss on every element). */
 const TILE = 32;
+
+/**
+ * Writes `m` [rows, cols] (row-major) transposed into `out`, whose rows are `stride` long, from
+ * column `column` on: [cols, rows] when stride = rows and column = 0.
+ */
+export function transposeInto<T extends Float32Array | Uint8Array>(m: T, rows: number, cols: number, out: T, stride = rows, column = 0): T {
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(r0 + TILE, rows);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(c0 + TILE, cols);
+      for (let c = c0; c < c1; c++) {
+        const at = c * stride + column;
+        for (let r = r0; r < r1; r++) out[at + r] = m[r * cols + c]!;
+      }
+    }
+  }
+  return out;
+}
 
 /** Hugging Face [out, in] weights (same `in`) -> one row-major [in, Σout] matrix. */
 function packTransposed(weights: Float32Array[], shapes: readonly ProjectionShape[]): Float32Array {
@@ -110,18 +121,8 @@ function packTransposed(weights: Float32Array[], shapes: readonly ProjectionShap
   const packed = new Float32Array(inSize * outTotal);
   let column = 0;
   weights.forEach((w, k) => {
-    const out = shapes[k].out;
-    for (let o0 = 0; o0 < out; o0 += TILE) {
-      const o1 = Math.min(o0 + TILE, out);
-      for (let i0 = 0; i0 < inSize; i0 += TILE) {
-        const i1 = Math.min(i0 + TILE, inSize);
-        for (let i = i0; i < i1; i++) {
-          const row = i * outTotal + column;
-          for (let o = o0; o < o1; o++) packed[row + o] = w[o * inSize + i];
-        }
-      }
-    }
-    column += out;
+    transposeInto(w, shapes[k].out, inSize, packed, outTotal, column);
+    column += shapes[k].out;
   });
   return packed;
 }
