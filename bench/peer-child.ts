@@ -51,8 +51,8 @@ export interface PeerResult {
 
 type Measured = Omit<PeerResult, "peakRssMiB" | "peakPssMiB" | "weightFileMiB">;
 
-/** Weight files as the two engines map them. */
-const WEIGHT_FILES = /(weights\.bin|\.gguf)$/;
+/** Weight files as the two engines map them (the engine its compiled weights.bin, or the source safetensors in place). */
+const WEIGHT_FILES = /(weights\.bin|\.gguf|\.safetensors)$/;
 
 /** The prompt of concurrent sequence `i`: a few tokens, different lengths, as the engine bench uses. */
 const shortPrompt = (job: PeerJob, i: number) => job.prompt.slice(0, 4 + (i % 8));
@@ -154,12 +154,14 @@ async function measureLlamaCpp(job: PeerJob): Promise<Measured> {
   }
 }
 
-/** The weight file this run mapped: the GGUF, or the engine's one compiled weights.bin for this model. */
+/** The weight file this run mapped: the GGUF, or the engine's one compiled weights.bin for this model, or its source safetensors when served in place. */
 async function weightFileMiB(job: PeerJob): Promise<number> {
   if (job.runner === "llama.cpp") return (await stat(job.path)).size / 2 ** 20;
-  const files = (await readdir(job.cacheDir, { recursive: true })).filter((f) => f.endsWith("weights.bin"));
-  if (files.length !== 1) throw new Error(`expected one compiled weight file in ${job.cacheDir}, found ${files.length}`);
-  return (await stat(join(job.cacheDir, files[0]!))).size / 2 ** 20;
+  const compiled = (await readdir(job.cacheDir, { recursive: true })).filter((f) => f.endsWith("weights.bin"));
+  if (compiled.length > 1) throw new Error(`expected at most one compiled weight file in ${job.cacheDir}, found ${compiled.length}`);
+  const files = compiled.length ? [join(job.cacheDir, compiled[0]!)] : (await readdir(job.path)).filter((f) => f.endsWith(".safetensors")).map((f) => join(job.path, f));
+  const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
+  return sizes.reduce((a, b) => a + b, 0) / 2 ** 20;
 }
 
 const job = JSON.parse(process.argv[2] ?? "{}") as PeerJob;

@@ -3,11 +3,12 @@
  * from the compile cache) the decoder graph, and serves `Inference.generate` through the
  * continuous-batching scheduler, with sampling, incremental detokenization and stop sequences.
  */
+import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { GenerateEvent, GenerateRequest, Inference, ModelInfo } from "../../ports/inference.ts";
 import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
-import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
+import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledGraph, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
 import type { WeightFormat } from "../model/quantize.ts";
@@ -123,8 +124,9 @@ export function engineVariants(weights: WeightFormat = "f32"): Record<EngineVari
 
 /**
  * How the sessions hold the weights; both keep one copy in memory.
- * - "mapped": every variant's session computes from the one memory-mapped weight file
- *   (services/model/weight-file.ts) with onnxruntime's weight prepacking off, which would otherwise
+ * - "mapped": every variant's session computes from the memory-mapped weights (the source safetensors
+ *   served in place, or the one weight file, services/model/compile-cache.ts; small tensors are inline
+ *   per graph) with onnxruntime's weight prepacking off, which would otherwise
  *   copy every MatMul weight into a packed buffer per session. The sessions (prefill and decode-only,
  *   with adapters also their LoRA graphs) share its pages; start is fast (nothing is packed).
  *   Multi-row matrix products pack the weights on the fly, so prefill and batched decode are slower.
@@ -160,6 +162,16 @@ export function engineSessionOptions(intraOpThreads: number, weightMemory: Weigh
   };
 }
 
+/**
+ * A session of a compiled graph, its external data read from the graph's `dataFolder` (the source
+ * weights' folder when served in place, which onnxruntime would not find relative to the .onnx).
+ */
+export async function compiledSession(graph: CompiledGraph, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  const extra = options.extra as { session?: Record<string, string> } | undefined;
+  const session = { ...extra?.session, model_external_initializers_file_folder_path: graph.dataFolder };
+  return ort.InferenceSession.create(await readFile(graph.modelPath), { ...options, extra: { ...extra, session } });
+}
+
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const dir = options.modelDir;
   const [config, tokenizer, chatTemplate] = await Promise.all([loadDecoderConfig(dir), loadTokenizer(dir), loadChatTemplate(dir)]);
@@ -177,7 +189,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const session = async (variant: EngineVariant) => {
     const provider = options.executionProvider ?? "cpu";
     const sessionOptions = { ...engineSessionOptions(options.intraOpThreads ?? 1, weightMemory), executionProviders: [provider] };
-    const created = await ort.InferenceSession.create(compiled.graphs[variant].modelPath, sessionOptions).catch((err: unknown) => {
+    const created = await compiledSession(compiled.graphs[variant], sessionOptions).catch((err: unknown) => {
       throw provider === "cpu" ? err : new ExecutionProviderError(provider, err);
     });
     sessions.push(created);
@@ -202,7 +214,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     checked = checkSourceWeights(compiled.dir, () => weights.contentHash(stopCheck.signal), stopCheck.signal).then(
       (result) => {
         weightsCheck = result;
-        if (result === "changed") console.warn(`${dir}: the weights changed since they were compiled; serving the compiled copy, the next start recompiles`);
+        if (result === "changed") console.warn(`${dir}: the weights changed since they were compiled; the next start recompiles`);
       },
       () => void (weightsCheck = stopCheck.signal.aborted ? "off" : "failed"),
     );

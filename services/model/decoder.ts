@@ -147,7 +147,7 @@ class ServingGraphBuilder {
       this.lora = segmentedLora(g, { gather: g.input("lora_gather", "int64", ["lora_slots", "lora_rows"]), scatter: g.input("lora_scatter", "int64", ["batch", seq]) });
     }
 
-    const embedTokens = embeddingTable(g, c, this.w);
+    const embedTokens = embeddingTable(g, c, this.w, options.fused && options.weights === "f32");
     let h = options.virtualTokens
       ? embedWithVirtualTokens(g, c, embedTokens, g.input(VIRTUAL_EMBEDDINGS_INPUT, "float32", ["virtual", c.hiddenSize]), inputIds)
       : g.gather(embedTokens, inputIds);

@@ -12,10 +12,11 @@
  * only when asked (the engine verifies it in the background after it starts, see
  * `checkSourceWeights` in services/model/compile-cache.ts).
  */
-import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync, statSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import type { FileBytes } from "./graph/ir.ts";
 
 export type WeightDtype = "F32" | "F16" | "BF16";
 
@@ -30,6 +31,12 @@ export interface WeightStore {
   info(name: string): TensorInfo;
   /** The tensor converted to float32 (a fresh array the caller owns). */
   getF32(name: string): Float32Array<ArrayBuffer>;
+  /**
+   * Where tensor `name` lies as float32 bytes, to be used in place (services/model/compile-cache.ts).
+   * Only on stores of files whose tensors are all F32 and whose real paths (links resolved) share one
+   * folder, which onnxruntime then reads them from.
+   */
+  locate?(name: string): FileBytes;
   /** Names the weights' bytes cheaply: sizes, mtimes and headers of the files (see the header). */
   identity: string;
   /** sha256 (hex) over the weight files' bytes, in a fixed order: reads everything, computed once when first asked. */
@@ -184,14 +191,27 @@ function toFloat32(entry: TensorEntry): Float32Array<ArrayBuffer> {
   return out;
 }
 
-function createStore(entries: Map<string, TensorEntry>, sources: ByteSource[], identity: string, hashContent: (signal?: AbortSignal) => Promise<string>, where: string): WeightStore {
+function createStore(
+  entries: Map<string, TensorEntry>,
+  sources: ByteSource[],
+  identity: string,
+  hashContent: (signal?: AbortSignal) => Promise<string>,
+  where: string,
+  realPaths?: Map<ByteSource, string>,
+): WeightStore {
   const entry = (name: string): TensorEntry => {
     const found = entries.get(name);
     if (!found) throw new Error(`tensor "${name}" not found in ${where}`);
     return found;
   };
+  const inPlace = realPaths && new Set([...realPaths.values()].map(dirname)).size === 1 && [...entries.values()].every((e) => e.dtype === "F32");
+  const locate = (name: string): FileBytes => {
+    const { source, offset, byteLength } = entry(name);
+    return { path: realPaths!.get(source)!, offset, byteLength };
+  };
   let content: Promise<string> | undefined;
   return {
+    ...(inPlace ? { locate } : {}),
     identity,
     // A hash that may be cancelled is not kept for the next caller.
     contentHash: (signal) => (signal ? hashContent(signal) : (content ??= hashContent())),
@@ -238,9 +258,11 @@ export async function openWeights(dir: string): Promise<WeightStore> {
   const identity = createHash("sha256").update("safetensors-identity-1");
   try {
     const entries = new Map<string, TensorEntry>();
+    const realPaths = new Map<ByteSource, string>();
     for (const file of files) {
       const source = fileSource(file);
       sources.push(source);
+      realPaths.set(source, realpathSync(file));
       for (const [name, entry] of parseHeader(source)) entries.set(name, entry);
       identity.update(JSON.stringify([basename(file), source.size, statSync(file, { bigint: true }).mtimeNs.toString()]));
       identity.update(readHeaderBytes(source));
@@ -250,7 +272,7 @@ export async function openWeights(dir: string): Promise<WeightStore> {
         throw new Error(`tensor "${name}" listed in model.safetensors.index.json is missing from ${shard}`);
       }
     }
-    return createStore(entries, sources, identity.digest("hex"), (signal) => hashFiles(files, signal), dir);
+    return createStore(entries, sources, identity.digest("hex"), (signal) => hashFiles(files, signal), dir, realPaths);
   } catch (error) {
     sources.forEach((s) => s.close());
     throw error;

@@ -1,6 +1,6 @@
 /**
- * One weight file per compiled model (and weight format), shared by every graph variant compiled from
- * it: `<dir>/weights.bin` holds the graphs' large initializers, each variant's .onnx references them
+ * One weight file per compiled model (and weight format) not served in place from its source
+ * (./compile-cache.ts), shared by every graph variant compiled from it: `<dir>/weights.bin` holds the graphs' large initializers, each variant's .onnx references them
  * there by offset (ONNX external data). onnxruntime memory-maps external data, so every session of
  * the model maps the same file pages: the weights are in memory once, however many variants run.
  *

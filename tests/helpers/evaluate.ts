@@ -8,7 +8,7 @@
  * 0/1). `evaluate` computes only the nodes the requested values depend on, so a graph that already
  * holds backward nodes (Einsum, ScatterND, ...) can still be evaluated for its forward values.
  */
-import type { Graph, Node, Value } from "../../services/model/graph/ir.ts";
+import { isFileBytes, type Graph, type Node, type Value } from "../../services/model/graph/ir.ts";
 
 export interface RefTensor {
   shape: number[];
@@ -23,7 +23,10 @@ export const refTensor = (shape: number[], data: ArrayLike<number | bigint>): Re
 /** The values `outputs` of `g` given `feeds` (graph inputs by name, as float64 or ints). */
 export function evaluate(g: Graph, feeds: Record<string, RefTensor>, outputs: readonly Value[]): RefTensor[] {
   const env = new Map<Value, RefTensor>();
-  for (const { value, tensor } of g.initializers) env.set(value, refTensor(tensor.shape, tensor.data));
+  for (const { value, tensor } of g.initializers) {
+    if (isFileBytes(tensor.data)) throw new Error(`evaluate: initializer ${value.name} lies in a file; build the graph from weights in memory`);
+    env.set(value, refTensor(tensor.shape, tensor.data));
+  }
   for (const v of g.inputs) {
     const t = feeds[v.name];
     if (t) env.set(v, t);

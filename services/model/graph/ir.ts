@@ -39,12 +39,34 @@ export interface Value {
 
 export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
 
+/**
+ * A tensor's bytes where they lie in a file (row-major, little-endian), never read into memory: a
+ * source weight served in place (services/model/compile-cache.ts). The emitter references it there
+ * as ONNX external data, or reads it when asked to inline (graph/onnx.ts).
+ */
+export interface FileBytes {
+  path: string;
+  offset: number;
+  byteLength: number;
+}
+
 export interface Tensor {
   dtype: DType;
   shape: number[];
   /** Row-major; float16/bfloat16 are raw bits in a Uint16Array, bool is a Uint8Array. */
   data: TensorData;
 }
+
+/** An initializer's tensor: in memory, or (weights served in place) in a file. */
+export interface InitializerTensor {
+  dtype: DType;
+  shape: number[];
+  data: TensorData | FileBytes;
+}
+
+export const isFileBytes = (data: TensorData | FileBytes): data is FileBytes => !ArrayBuffer.isView(data);
+
+const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1 };
 
 export type Attr =
   | { kind: "int"; value: number }
@@ -76,7 +98,7 @@ export interface Node {
 
 export interface Initializer {
   value: Value;
-  tensor: Tensor;
+  tensor: InitializerTensor;
 }
 
 export interface OpOptions {
@@ -141,10 +163,11 @@ export class Graph {
     return out;
   }
 
-  initializer(name: string, dtype: DType, shape: number[], data: TensorData): Value {
+  initializer(name: string, dtype: DType, shape: number[], data: TensorData | FileBytes): Value {
     const count = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== count) {
-      throw new Error(`initializer "${name}": shape [${shape}] needs ${count} elements, got ${data.length}`);
+    const given = isFileBytes(data) ? data.byteLength / BYTES_PER_ELEMENT[dtype] : data.length;
+    if (given !== count) {
+      throw new Error(`initializer "${name}": shape [${shape}] needs ${count} elements, got ${given}`);
     }
     const v = this.value(name, dtype, shape);
     this.initializers.push({ value: v, tensor: { dtype, shape: [...shape], data } });

@@ -3,8 +3,9 @@
  * external data file beside the .onnx (ONNX resolves `location` relative to the model file), so
  * load the model by path: `InferenceSession.create(files.modelPath)`.
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   AttributeProto_AttributeType,
@@ -26,7 +27,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from "onnx-buf";
-import { onnxDataType, type Attr, type Graph, type Tensor, type Value } from "./ir.ts";
+import { isFileBytes, onnxDataType, type Attr, type FileBytes, type Graph, type Tensor, type Value } from "./ir.ts";
 
 /** Standard-domain opset; onnxruntime 1.30 implements it fully on CPU. */
 export const ONNX_OPSET = 21;
@@ -52,6 +53,12 @@ export interface EmitOptions {
    * precedence over `externalDataFile`; an initializer it returns nothing for is handled as without it.
    */
   place?: (name: string, bytes: Uint8Array) => ExternalPlacement | undefined;
+  /**
+   * Initializers whose bytes lie in a file (`FileBytes`) are referenced there, by file name: load the
+   * model with that file's folder as its external data folder. All such files must share one folder.
+   * Without it they are read and emitted like in-memory ones.
+   */
+  referenceFiles?: boolean;
   externalThreshold?: number;
   producer?: string;
 }
@@ -72,7 +79,14 @@ export function emitOnnx(g: Graph, options: EmitOptions = {}): EmittedModel {
   const threshold = options.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const externalData: Uint8Array[] = [];
   let offset = 0;
-  const initializer = g.initializers.map(({ value, tensor }) => {
+  const folders = new Set<string>();
+  const initializer = g.initializers.map(({ value, tensor: { dtype, shape, data } }) => {
+    if (isFileBytes(data) && options.referenceFiles) {
+      folders.add(dirname(data.path));
+      if (folders.size > 1) throw new Error(`emitOnnx: initializers in files of several folders (${[...folders].join(", ")}); onnxruntime reads external data from one`);
+      return externalTensorProto(value.name, { dtype, shape }, basename(data.path), data.offset, data.byteLength);
+    }
+    const tensor = { dtype, shape, data: isFileBytes(data) ? readFileBytes(data) : data };
     const bytes = tensorBytes(tensor);
     if (bytes.byteLength < threshold) return tensorProto(value.name, tensor, bytes);
     const placed = options.place?.(value.name, bytes);
@@ -183,7 +197,22 @@ async function writeChunks(path: string, chunks: Uint8Array[]): Promise<void> {
   }
 }
 
-function externalTensorProto(name: string, t: Tensor, location: string, offset: number, length: number): TensorProto {
+function readFileBytes({ path, offset, byteLength }: FileBytes): Uint8Array {
+  const bytes = new Uint8Array(byteLength);
+  const fd = openSync(path, "r");
+  try {
+    for (let done = 0; done < byteLength; ) {
+      const n = readSync(fd, bytes, done, byteLength - done, offset + done);
+      if (n === 0) throw new Error(`${path}: unexpected end of file at byte ${offset + done}`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+function externalTensorProto(name: string, t: Pick<Tensor, "dtype" | "shape">, location: string, offset: number, length: number): TensorProto {
   const proto = tensorProto(name, t, new Uint8Array(0));
   proto.dataLocation = TensorProto_DataLocation.EXTERNAL;
   proto.externalData = [entry("location", location), entry("offset", String(offset)), entry("length", String(length))];
@@ -199,7 +228,7 @@ function tensorBytes(t: Tensor): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-function tensorProto(name: string, t: Tensor, raw: Uint8Array): TensorProto {
+function tensorProto(name: string, t: Pick<Tensor, "dtype" | "shape">, raw: Uint8Array): TensorProto {
   return create(TensorProtoSchema, {
     name,
     dataType: onnxDataType(t.dtype),

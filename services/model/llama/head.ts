@@ -9,13 +9,19 @@ import type { DecoderConfig } from "../config.ts";
 import { attr, type Graph, type Value } from "../graph/ir.ts";
 import { quantize, type WeightFormat } from "../quantize.ts";
 import { quantizedMatMul, transposeInto } from "./projection.ts";
-import { requireWeight, type DecoderWeights } from "./weights.ts";
+import { locateInPlace, requireWeight, type DecoderWeights } from "./weights.ts";
 
 type HeadConfig = Pick<DecoderConfig, "vocabSize" | "hiddenSize" | "tieWordEmbeddings">;
 
 /** The embedding matrix [vocab, hidden] as an initializer. */
-export function embeddingTable(g: Graph, c: HeadConfig, weights: DecoderWeights): Value {
-  return g.initializer("embed_tokens", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "model.embed_tokens.weight"));
+export function embeddingTable(g: Graph, c: HeadConfig, weights: DecoderWeights, allowInPlace = false): Value {
+  return floatMatrix(g, "embed_tokens", [c.vocabSize, c.hiddenSize], weights, "model.embed_tokens.weight", allowInPlace);
+}
+
+/** A float32 weight as an initializer: where it lies in the source file when allowed and large enough (`locateInPlace`). */
+function floatMatrix(g: Graph, name: string, shape: number[], weights: DecoderWeights, weightName: string, allowInPlace: boolean): Value {
+  const [inPlace] = (allowInPlace && locateInPlace(weights, [weightName])) || [];
+  return g.initializer(name, "float32", shape, inPlace ?? requireWeight(weights, weightName));
 }
 
 /**
@@ -38,7 +44,7 @@ export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hid
     return quantizedMatMul(g, hidden, "lm_head", weights, () => quantize(head(), c.vocabSize, c.hiddenSize, format));
   }
   if (fused) {
-    const head = c.tieWordEmbeddings ? embedTokens : g.initializer("lm_head", "float32", [c.vocabSize, c.hiddenSize], requireWeight(weights, "lm_head.weight"));
+    const head = c.tieWordEmbeddings ? embedTokens : floatMatrix(g, "lm_head", [c.vocabSize, c.hiddenSize], weights, "lm_head.weight", true);
     return g.op1("FusedMatMul", [hidden, head], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });
   }
   const headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";

@@ -10,7 +10,7 @@ import type { DecoderConfig } from "../config.ts";
 import { attr, type Graph, type Value } from "../graph/ir.ts";
 import { loraModuleName, projectionShape, type LoraTarget } from "../lora-layout.ts";
 import { blocksPerRow, quantize, type QuantizedMatrix, type WeightFormat } from "../quantize.ts";
-import { derived, requireWeight, type DecoderWeights } from "./weights.ts";
+import { derived, locateInPlace, requireWeight, type DecoderWeights } from "./weights.ts";
 
 export interface ProjectionShape {
   in: number;
@@ -28,8 +28,10 @@ export type LayerLinear = (x: Value, targets: readonly LoraTarget[], withBias: b
  * Hugging Face's [out, in] layout, stacked by rows, under com.microsoft FusedMatMul (transB): nothing is
  * transposed at compile time, and with prepacking off (the engine's mapped weights) onnxruntime
  * multiplies several rows by a transposed matrix faster than by a plain one (2048×11264, one thread:
- * 8 rows 21 against 39 ms, 32 rows 36 against 55 ms; one row alike). Without it (training graphs,
- * which differentiate plain MatMul), [in, Σout] under MatMul.
+ * 8 rows 21 against 39 ms, 32 rows 36 against 55 ms; one row alike). Weights served in place
+ * (`locateInPlace`) are not stacked but multiplied one by one where they lie in the source file, their
+ * products concatenated (TinyLlama shapes decode as fast). Without `fused` (training graphs, which
+ * differentiate plain MatMul), [in, Σout] under MatMul.
  */
 export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights, layer: number, lora?: LoraBranch, format: WeightFormat = "f32", fused = false): LayerLinear {
   return (x, targets, withBias) => {
@@ -41,15 +43,16 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
       const m = matrices();
       return m.length === 1 ? m[0]! : concatenated(m);
     };
+    const transB = (w: Value) => g.op1("FusedMatMul", [x, w], { domain: "com.microsoft", attrs: { transB: attr.int(1) } });
+    const inPlace = fused && format === "f32" ? locateInPlace(weights, targets.map((t) => `${loraModuleName(layer, t)}.weight`)) : undefined;
     let y =
       format !== "f32"
         ? quantizedMatMul(g, x, name, weights, () => quantize(stacked(), outTotal, shapes[0].in, format))
-        : fused
-          ? g.op1("FusedMatMul", [x, g.initializer(name, "float32", [outTotal, shapes[0].in], derived(weights, `${name}.rows`, stacked))], {
-              domain: "com.microsoft",
-              attrs: { transB: attr.int(1) },
-            })
-          : g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], derived(weights, name, () => packTransposed(matrices(), shapes))));
+        : inPlace
+          ? concatLast(g, inPlace.map((file, k) => transB(g.initializer(`${name}.${k}`, "float32", [shapes[k].out, shapes[k].in], file))))
+          : fused
+            ? transB(g.initializer(name, "float32", [outTotal, shapes[0].in], derived(weights, `${name}.rows`, stacked)))
+            : g.matmul(x, g.initializer(name, "float32", [shapes[0].in, outTotal], derived(weights, name, () => packTransposed(matrices(), shapes))));
     if (withBias) {
       const bias = concatenated(targets.map((t) => requireWeight(weights, `${loraModuleName(layer, t)}.bias`)));
       y = g.add(y, g.initializer(`${name}.bias`, "float32", [outTotal], bias));
@@ -57,6 +60,10 @@ export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights,
     if (lora) y = g.add(y, lora(layer, x, targets, shapes));
     return y;
   };
+}
+
+function concatLast(g: Graph, parts: Value[]): Value {
+  return parts.length === 1 ? parts[0]! : g.concat(parts, -1);
 }
 
 /**

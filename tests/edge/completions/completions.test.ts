@@ -229,7 +229,11 @@ describe("POST /v1/completions with the official openai client", () => {
   });
 
   it("cancels every prompt's generation when a streaming client disconnects", async () => {
-    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await p.call("GET", "/metrics")).text())![1]);
+    const gauges = async (...names: string[]) => {
+      const text = await (await p.call("GET", "/metrics")).text(); // one reading: a sequence moves between gauges
+      return names.map((name) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]));
+    };
+    const gauge = async (name: string) => (await gauges(name))[0]!;
     const stepsBefore = await gauge("switchyard_engine_decode_steps");
     const abort = new AbortController();
     const res = await fetch(`${p.url}/v1/completions`, {
@@ -249,7 +253,7 @@ describe("POST /v1/completions with the official openai client", () => {
     }
     expect(received).not.toContain('"finish_reason":"');
     // Both generations are live: decoding, or parked while this test reads the metrics instead of the stream.
-    const live = async () => (await gauge("switchyard_engine_running_sequences")) + (await gauge("switchyard_engine_paused_sequences"));
+    const live = async () => (await gauges("switchyard_engine_running_sequences", "switchyard_engine_paused_sequences")).reduce((a, b) => a + b);
     expect(await live()).toBe(2);
     abort.abort();
     let running = 2;

@@ -80,7 +80,7 @@ describe("compiled-graph cache", () => {
     expect(used.size).toBe(manifest.entries.length);
     const dataBytes = manifest.entries.reduce((n, e) => n + e.length, 0);
     expect(dataBytes).toBeLessThan(oneVariantBytes * 1.1); // the LoRA variants add only their small constants
-    expect((await stat(compiled.dataPath)).size).toBe(manifest.size);
+    expect((await stat(join(compiled.dir, WEIGHT_FILE))).size).toBe(manifest.size);
 
     // The sessions load the shared file with the engine's options (prepacking off: no private copies).
     const options = engineSessionOptions(1);
@@ -102,7 +102,7 @@ describe("compiled-graph cache", () => {
     const before = (await readWeightManifest(first.dir))!;
     const later = await compileDecoders({ config, weights, cacheDir }, { prefillLora: engineVariants().prefillLora });
     const after = (await readWeightManifest(later.dir))!;
-    expect(later.dataPath).toBe(first.dataPath);
+    expect(later.dir).toBe(first.dir);
     expect(after.entries.slice(0, before.entries.length)).toEqual(before.entries); // append-only
     expect(after.entries.length - before.entries.length).toBe(later.appendedTensors);
     expect(after.entries.length - before.entries.length).toBeLessThanOrEqual(config.numLayers); // LoRA constants at most
