@@ -3,7 +3,7 @@
  * graphs reference the large source tensors where they lie, through a Hugging Face cache's links,
  * write no weight file, and compute what the plain reference forward computes.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -29,20 +29,31 @@ describe("compiling F32 safetensors in place", () => {
   const config = tinyConfig({ hiddenSize: 512, intermediateSize: 512, numHeads: 8, numKvHeads: 2, headDim: 64, vocabSize: 512 });
   const memory = randomWeights(config, 31);
 
-  /** A Hugging Face hub cache: the snapshot's model.safetensors is a link to a blob elsewhere. */
-  async function hubLayout(): Promise<{ snapshot: string; blobs: string }> {
-    const root = await mkdtemp(join(tmpdir(), "sy-in-place-"));
+  /**
+   * A Hugging Face hub cache: the snapshot's files are links to blobs elsewhere; with `shards`, the
+   * tensors are split over that many files listed in model.safetensors.index.json.
+   */
+  async function hubLayout(shards = 1): Promise<{ snapshot: string; blobs: string }> {
+    const root = await realpath(await mkdtemp(join(tmpdir(), "sy-in-place-")));
     dirs.push(root);
     const [blobs, snapshot] = [join(root, "blobs"), join(root, "snapshots", "rev")];
     await Promise.all([mkdir(blobs, { recursive: true }), mkdir(snapshot, { recursive: true })]);
-    const tensors = Object.fromEntries(memory.names().map((n) => [n, { dtype: "F32", shape: hfShape(config, n), data: memory.getF32(n) } satisfies TensorToWrite]));
-    await writeFile(join(blobs, "0123abcd"), writeSafetensors(tensors));
-    await symlink("../../blobs/0123abcd", join(snapshot, "model.safetensors"));
+    const names = memory.names();
+    const weightMap: Record<string, string> = {};
+    for (let shard = 0; shard < shards; shard++) {
+      const mine = names.filter((_, i) => i % shards === shard);
+      const file = shards === 1 ? "model.safetensors" : `model-0000${shard + 1}-of-0000${shards}.safetensors`;
+      const tensors = Object.fromEntries(mine.map((n) => [n, { dtype: "F32", shape: hfShape(config, n), data: memory.getF32(n) } satisfies TensorToWrite]));
+      await writeFile(join(blobs, `blob${shard}`), writeSafetensors(tensors));
+      await symlink(`../../blobs/blob${shard}`, join(snapshot, file));
+      for (const n of mine) weightMap[n] = file;
+    }
+    if (shards > 1) await writeFile(join(snapshot, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
     return { snapshot, blobs };
   }
 
-  it("references the source tensors where they lie, writes no weight file, and matches the reference forward", async () => {
-    const { snapshot, blobs } = await hubLayout();
+  it.each([1, 2])("references the source tensors where they lie (%i file(s)), writes no weight file, and matches the reference forward", async (shards) => {
+    const { snapshot, blobs } = await hubLayout(shards);
     const cacheDir = await mkdtemp(join(tmpdir(), "sy-in-place-cache-"));
     dirs.push(cacheDir);
     const store = await openWeights(snapshot);
@@ -62,8 +73,8 @@ describe("compiling F32 safetensors in place", () => {
           continue;
         }
         const where = Object.fromEntries(init.externalData.map((e) => [e.key, e.value]));
-        expect(where.location).toBe("0123abcd");
-        const file = { path: join(blobs, "0123abcd"), offset: Number(where.offset), byteLength: Number(where.length) };
+        expect(where.location).toMatch(/^blob\d$/);
+        const file = { path: join(blobs, where.location!), offset: Number(where.offset), byteLength: Number(where.length) };
         expect(located.has(JSON.stringify(file)), `${variant} ${init.name} is a source tensor`).toBe(true);
         referenced++;
       }
