@@ -30,8 +30,9 @@ export type LayerLinear = (x: Value, targets: readonly LoraTarget[], withBias: b
  * multiplies several rows by a transposed matrix faster than by a plain one (2048×11264, one thread:
  * 8 rows 21 against 39 ms, 32 rows 36 against 55 ms; one row alike). Weights served in place
  * (`locateInPlace`) are not stacked but multiplied one by one where they lie in the source file, their
- * products concatenated (TinyLlama shapes decode as fast). Without `fused` (training graphs, which
- * differentiate plain MatMul), [in, Σout] under MatMul.
+ * products concatenated (TinyLlama shapes decode as fast when the file's tensors are 64-byte aligned;
+ * Hugging Face's 8-byte alignment costs batch-1 decode about 12%, see the README). Without `fused`
+ * (training graphs, which differentiate plain MatMul), [in, Σout] under MatMul.
  */
 export function layerLinear(g: Graph, c: DecoderConfig, weights: DecoderWeights, layer: number, lora?: LoraBranch, format: WeightFormat = "f32", fused = false): LayerLinear {
   return (x, targets, withBias) => {
