@@ -12,14 +12,23 @@ afterAll(async () => {
   await p.stop();
 });
 
+async function gauges(...names: string[]): Promise<number[]> {
+  const text = await (await p.call("GET", "/metrics")).text(); // one reading: a sequence moves between gauges
+  return names.map((name) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]));
+}
+
 async function gauge(name: string): Promise<number> {
-  const text = await (await p.call("GET", "/metrics")).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
+  return (await gauges(name))[0]!;
+}
+
+/** Sequences running, or parked while this test reads the metrics instead of the stream. */
+async function liveSequences(): Promise<number> {
+  return (await gauges("switchyard_engine_running_sequences", "switchyard_engine_paused_sequences")).reduce((a, b) => a + b);
 }
 
 /** Waits, by polling the gauges, until the scheduler holds no sequence at all. */
 async function engineIdle(): Promise<void> {
-  while ((await gauge("switchyard_engine_running_sequences")) + (await gauge("switchyard_engine_waiting_requests")) > 0) {
+  while ((await gauges("switchyard_engine_running_sequences", "switchyard_engine_paused_sequences", "switchyard_engine_waiting_requests")).some((n) => n > 0)) {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -50,7 +59,7 @@ it("a client that disconnects mid-stream cancels its generation", async () => {
     received += new TextDecoder().decode(chunk.value);
   }
   expect(received).not.toContain("finish_reason\":\"");
-  expect(await gauge("switchyard_engine_running_sequences")).toBe(1);
+  expect(await liveSequences()).toBe(1);
   abort.abort();
 
   // Once the scheduler holds nothing, no further step can run for the gone client.

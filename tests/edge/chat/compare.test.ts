@@ -116,9 +116,18 @@ function parseSse(text: string): { events: Event[]; done: boolean } {
   return { events: data.filter((d) => d !== "[DONE]").map((d) => JSON.parse(d)), done: data.at(-1) === "[DONE]" };
 }
 
+async function gauges(...names: string[]): Promise<number[]> {
+  const text = await (await p.call("GET", "/metrics")).text(); // one reading: a sequence moves between gauges
+  return names.map((name) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]));
+}
+
 async function gauge(name: string): Promise<number> {
-  const text = await (await p.call("GET", "/metrics")).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
+  return (await gauges(name))[0]!;
+}
+
+/** Sequences running, or parked while this test reads the metrics instead of the stream. */
+async function liveSequences(): Promise<number> {
+  return (await gauges("switchyard_engine_running_sequences", "switchyard_engine_paused_sequences")).reduce((a, b) => a + b);
 }
 
 describe("POST /v1/compare with stream: true", () => {
@@ -204,10 +213,10 @@ describe("POST /v1/compare with stream: true", () => {
       received += new TextDecoder().decode(chunk.value);
     }
     expect(received).not.toContain("compare.done");
-    expect(await gauge("switchyard_engine_running_sequences")).toBe(4);
+    expect(await liveSequences()).toBe(4);
     abort.abort();
 
-    await expect.poll(async () => (await gauge("switchyard_engine_running_sequences")) + (await gauge("switchyard_engine_waiting_requests")), { timeout: 30_000, interval: 10 }).toBe(0);
+    await expect.poll(async () => (await liveSequences()) + (await gauge("switchyard_engine_waiting_requests")), { timeout: 30_000, interval: 10 }).toBe(0);
     const steps = (await gauge("switchyard_engine_decode_steps")) - start;
     expect(steps).toBeGreaterThan(0);
     expect(steps).toBeLessThan(fullRun);
