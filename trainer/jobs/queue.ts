@@ -11,7 +11,8 @@
  * and the finish only touch a job while this worker still owns the lease: a worker that lost it
  * (stalled past the expiry, and another claimed the job) learns so from `heartbeat` ("lost") and
  * stops without writing a result. A lease lost between publishing the adapter and `finish` leaves
- * that adapter version published but unrecorded (the next attempt publishes another version).
+ * that adapter version published but unrecorded; the next attempt records it when it trains the same
+ * bytes (trainer/jobs/runner.ts `unrecordedVersion`), else publishes another version.
  */
 import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { FineTuningError, FineTuningResult, PreferenceResult } from "../../ports/trainer.ts";

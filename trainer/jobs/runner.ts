@@ -21,7 +21,9 @@
  * train_loss, valid_loss / full_valid_loss and token accuracy when that step was evaluated) and an
  * event. At the end the BEST parameters are published last, so the bare name resolves to them — unless
  * the best is the newest checkpoint already published (the last epoch's), which is then reused. An
- * epoch replayed after a resume is not published twice (its step already has a row).
+ * epoch replayed after a resume is not published twice: its step already has a row, or, when the
+ * earlier attempt died between the upload and the row, the version it uploaded is recorded
+ * (`unrecordedVersion`: same bytes, newest of the name).
  * Pruning (as OpenAI keeps the last 3 epoch checkpoints): once the best is published, the epoch
  * versions other than the `KEEP_EPOCH_CHECKPOINTS` newest and the best are deleted from the catalog
  * (AdapterCatalog.delete) with their checkpoint rows, so a 30-epoch job leaves 3 versions, or 4 when the
@@ -36,6 +38,7 @@
  */
 import type { AdapterCatalog, AdapterContent, AdapterInfo } from "../../ports/adapters.ts";
 import { PlaneError } from "../../ports/errors.ts";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Files } from "../../ports/files.ts";
 import type { FineTuningError, FineTuningHyperparameters, FineTuningResult, PreferenceResult } from "../../ports/trainer.ts";
@@ -247,8 +250,9 @@ async function findResume(job: FineTuneJobRow, deps: RunnerDeps, states: Checkpo
 
 /** An epoch's adapter as the next version of the job's adapter, with its checkpoint row (once per step, across attempts). */
 async function publishEpoch(job: FineTuneJobRow, deps: RunnerDeps, e: EpochEnd, continuedName: string | undefined): Promise<void> {
-  if ((await deps.queue.checkpoints(job.id)).some((c) => c.step === e.step)) return;
-  const info = await uploadAdapter(job, deps, e.adapter, continuedName);
+  const rows = await deps.queue.checkpoints(job.id);
+  if (rows.some((c) => c.step === e.step)) return;
+  const info = (await unrecordedVersion(job, deps, e.adapter, continuedName, rows)) ?? (await uploadAdapter(job, deps, e.adapter, continuedName));
   const fineTunedModel = `${info.name}@${info.version}`;
   const metrics: Record<string, number> = { step: e.step, train_loss: e.trainLoss };
   if (e.validLoss !== undefined) Object.assign(metrics, { valid_loss: e.validLoss, full_valid_loss: e.validLoss });
@@ -258,8 +262,26 @@ async function publishEpoch(job: FineTuneJobRow, deps: RunnerDeps, e: EpochEnd, 
 }
 
 /** Named `suffix`, else the continued adapter's name (its next version), else `ft-<id tail>`. */
+function adapterName(job: FineTuneJobRow, continuedName: string | undefined): string {
+  return job.suffix ?? continuedName ?? defaultAdapterName(job.id);
+}
+
+/**
+ * The version an earlier attempt of this job published with exactly these bytes but did not record (it
+ * died between the upload and the checkpoint row): the name's newest version of the tenant, made since the
+ * job was created, holding the same adapter_model.safetensors, named by no checkpoint row of the job. A
+ * replayed epoch (the same state, the same seed) is then recorded instead of published twice.
+ */
+async function unrecordedVersion(job: FineTuneJobRow, deps: RunnerDeps, adapter: TrainResult["adapter"], continuedName: string | undefined, rows: { fineTunedModel: string }[]): Promise<AdapterInfo | undefined> {
+  const name = adapterName(job, continuedName);
+  const newest = (await deps.catalog.list({ tenantId: job.tenantId })).find((a) => a.name === name && a.tenantId === job.tenantId);
+  const jobSecond = Math.floor(job.createdAt / 1000) * 1000; // the catalog stamps whole seconds
+  if (!newest || newest.createdAt < jobSecond || rows.some((c) => c.fineTunedModel === `${name}@${newest.version}`)) return undefined;
+  return newest.sha256 === createHash("sha256").update(adapter.model).digest("hex") ? newest : undefined;
+}
+
 async function uploadAdapter(job: FineTuneJobRow, deps: RunnerDeps, adapter: TrainResult["adapter"], continuedName: string | undefined) {
-  const name = job.suffix ?? continuedName ?? defaultAdapterName(job.id);
+  const name = adapterName(job, continuedName);
   try {
     return await deps.catalog.upload({ tenantId: job.tenantId, name, source: { config: adapter.config, model: adapter.model } });
   } catch (e) {
@@ -279,12 +301,13 @@ async function publish(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResul
 
 /** `reused`: the best is the newest epoch checkpoint (no version of its own). */
 async function publishBest(job: FineTuneJobRow, deps: RunnerDeps, result: TrainResult, losses: Map<number, number>, continuedName: string | undefined): Promise<{ fineTunedModel: string; adapterId: string; reused: boolean }> {
-  const [newest] = await deps.queue.checkpoints(job.id);
+  const rows = await deps.queue.checkpoints(job.id);
+  const newest = rows[0];
   if (newest && newest.step === result.bestStep) {
     const { adapter } = await deps.catalog.resolve(newest.fineTunedModel, job.tenantId);
     if (adapter) return { fineTunedModel: newest.fineTunedModel, adapterId: adapter.id, reused: true };
   }
-  const info = await uploadAdapter(job, deps, result.adapter, continuedName);
+  const info = (await unrecordedVersion(job, deps, result.adapter, continuedName, rows)) ?? (await uploadAdapter(job, deps, result.adapter, continuedName));
   const fineTunedModel = `${info.name}@${info.version}`;
   await deps.queue.checkpoint(job.id, result.bestStep, fineTunedModel, checkpointMetrics(result, losses.get(result.bestStep)));
   return { fineTunedModel, adapterId: info.id, reused: false };

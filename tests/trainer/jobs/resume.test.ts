@@ -114,6 +114,24 @@ describe("servable checkpoints", () => {
     expect((await t.catalog.resolve("bot", ACME)).adapter!.version).toBe(2);
   });
 
+  it("records the version an attempt that died between upload and checkpoint row published, instead of publishing it twice", async () => {
+    const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME), suffix: "bot" });
+    // The earlier attempt's upload of the step-2 epoch, which it did not live to record.
+    await t.catalog.upload({ tenantId: ACME, name: "bot", source: adapter(2) });
+    expect(await t.drain(epochs(4))).toEqual(["succeeded"]);
+    expect((await t.trainer.checkpoints(ACME, job.id)).data.map((c) => [c.step, c.fineTunedModel])).toEqual([
+      [4, "bot@2"],
+      [2, "bot@1"],
+    ]);
+    expect((await t.catalog.resolve("bot", ACME)).adapter!.version).toBe(2);
+
+    // Other bytes under the name (another upload) are not taken for the epoch's.
+    const other = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME), suffix: "pal" });
+    await t.catalog.upload({ tenantId: ACME, name: "pal", source: adapter(99) });
+    expect(await t.drain(epochs(4))).toEqual(["succeeded"]);
+    expect((await t.trainer.checkpoints(ACME, other.id)).data.map((c) => c.fineTunedModel)).toEqual(["pal@3", "pal@2"]);
+  });
+
   it("publishes an earlier best again last, so the bare name resolves to it", async () => {
     const job = await t.trainer.submit({ tenantId: ACME, model: BASE, trainingFile: await t.upload(ACME), suffix: "bot" });
     expect(await t.drain(epochs(2))).toEqual(["succeeded"]);
