@@ -11,6 +11,7 @@ import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledGraph, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
+import { hasInt8DotProduct } from "../model/cpu-features.ts";
 import type { WeightFormat } from "../model/quantize.ts";
 import { openWeights } from "../model/safetensors.ts";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.ts";
@@ -112,13 +113,14 @@ export const ENGINE_GRAPHS = {
 
 export type EngineVariant = "prefill" | "decode" | "prefillLora" | "decodeLora";
 
-/** The four graph variants the engine runs, all over one weight file. */
-export function engineVariants(weights: WeightFormat = "f32"): Record<EngineVariant, DecoderOptions> {
+/** The four graph variants the engine runs, all over one copy of the weights; int8 weights stored as int8 where the CPU has VNNI. */
+export function engineVariants(weights: WeightFormat = "f32", int8Weights: DecoderOptions["int8Weights"] = hasInt8DotProduct() ? "int8" : "uint8"): Record<EngineVariant, DecoderOptions> {
+  const format = { weights, int8Weights };
   return {
-    prefill: { ...ENGINE_GRAPHS.prefill, weights },
-    decode: { ...ENGINE_GRAPHS.decode, weights },
-    prefillLora: { ...ENGINE_GRAPHS.prefill, lora: true, weights },
-    decodeLora: { ...ENGINE_GRAPHS.decode, lora: true, weights },
+    prefill: { ...ENGINE_GRAPHS.prefill, ...format },
+    decode: { ...ENGINE_GRAPHS.decode, ...format },
+    prefillLora: { ...ENGINE_GRAPHS.prefill, lora: true, ...format },
+    decodeLora: { ...ENGINE_GRAPHS.decode, lora: true, ...format },
   };
 }
 

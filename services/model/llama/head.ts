@@ -8,7 +8,7 @@
 import type { DecoderConfig } from "../config.ts";
 import { attr, type Graph, type Value } from "../graph/ir.ts";
 import { quantize, type WeightFormat } from "../quantize.ts";
-import { quantizedMatMul, transposeInto } from "./projection.ts";
+import { quantizedMatMul, transposeInto, type Int8Weights } from "./projection.ts";
 import { locateInPlace, requireWeight, type DecoderWeights } from "./weights.ts";
 
 type HeadConfig = Pick<DecoderConfig, "vocabSize" | "hiddenSize" | "tieWordEmbeddings">;
@@ -38,10 +38,10 @@ export function embedWithVirtualTokens(g: Graph, c: HeadConfig, table: Value, vi
 }
 
 /** hidden [.., hidden] · headᵀ -> logits [.., vocab]. */
-export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean, format: WeightFormat = "f32"): Value {
+export function outputHead(g: Graph, c: HeadConfig, weights: DecoderWeights, hidden: Value, embedTokens: Value, fused: boolean, format: WeightFormat = "f32", int8Weights: Int8Weights = "uint8"): Value {
   if (format !== "f32") {
     const head = () => requireWeight(weights, c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-    return quantizedMatMul(g, hidden, "lm_head", weights, () => quantize(head(), c.vocabSize, c.hiddenSize, format));
+    return quantizedMatMul(g, hidden, "lm_head", weights, () => quantize(head(), c.vocabSize, c.hiddenSize, format), int8Weights);
   }
   if (fused) {
     const head = c.tieWordEmbeddings ? embedTokens : floatMatrix(g, "lm_head", [c.vocabSize, c.hiddenSize], weights, "lm_head.weight", true);

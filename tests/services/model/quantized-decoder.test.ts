@@ -18,7 +18,8 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it } from "vitest";
 import type { DecoderConfig } from "../../../services/model/config.ts";
-import { buildDecoderGraph, type DecoderOptions } from "../../../services/model/decoder.ts";
+import { hasInt8DotProduct } from "../../../services/model/cpu-features.ts";
+import { buildDecoderGraph, normalizeDecoderOptions, type DecoderOptions } from "../../../services/model/decoder.ts";
 import { writeOnnx } from "../../../services/model/graph/onnx.ts";
 import { LORA_TARGETS } from "../../../services/model/lora-layout.ts";
 import { dequantizedLookup, type WeightFormat } from "../../../services/model/quantize.ts";
@@ -26,6 +27,7 @@ import { ReferenceDecoder } from "../../../services/model/reference.ts";
 import { DecoderRunner } from "../../../services/inference/decoder-runner.ts";
 import { BatchCache } from "../../../services/inference/kv-cache.ts";
 import { buildLoraTensors, NO_ADAPTER } from "../../../services/inference/lora-feeds.ts";
+import { engineVariants } from "../../../services/inference/engine.ts";
 import { argmax, maxAbsDiff, row } from "../../helpers/compare.ts";
 import { hfShape, MemoryWeights, mergedWeights, randomAdapter, randomWeights, TINY_VARIANTS } from "../../helpers/tiny-model.ts";
 
@@ -57,12 +59,17 @@ function relativeError(actual: Float32Array, expected: Float32Array): number {
 
 const CASES = ["llama untied GQA, odd sizes", "llama tied, multi-head (no GQA)", "qwen2 with q/k/v biases and explicit head_dim"] as const;
 
-describe.each(CASES.flatMap((name) => (["int8", "int4"] as const).map((format) => [name, format] as const)))("%s in %s", (name, format) => {
+// int8 stored as int8 (the u8s8 kernel) is exact only with VNNI, and the engine picks it only there (engineVariants).
+const INT8_STORAGE: DecoderOptions["int8Weights"][] = hasInt8DotProduct() ? ["uint8", "int8"] : ["uint8"];
+const FORMATS = [...INT8_STORAGE.map((int8Weights) => ({ weights: "int8" as const, int8Weights })), { weights: "int4" as const }];
+
+describe.each(CASES.flatMap((name) => FORMATS.map((options) => [name, options] as const)))("%s in %o", (name, options) => {
   const config = TINY_VARIANTS[name];
   const weights = randomWeights(config, 5);
+  const format = options.weights;
 
   it("prefill and decode steps match the reference on the dequantized weights", async () => {
-    const runner = await engineRunner(config, weights, { weights: format });
+    const runner = await engineRunner(config, weights, options);
     const dequantized = dequantizedModel(config, weights, format);
     const reference = new ReferenceDecoder(dequantized.config, (n) => dequantized.weights.getF32(n));
     const float = new ReferenceDecoder(config, (n) => weights.getF32(n));
@@ -90,6 +97,21 @@ describe.each(CASES.flatMap((name) => (["int8", "int4"] as const).map((format) =
     }
     expect(worst).toBeLessThan(RELATIVE_TOLERANCE);
     if (format === "int4") expect(worstFloat).toBeGreaterThan(2 * worst);
+  });
+});
+
+describe("int8 weights stored as int8", () => {
+  it("are the engine's choice exactly where the CPU has VNNI, and compute what uint8 storage computes", async () => {
+    expect(engineVariants("int8").prefill.int8Weights).toBe(hasInt8DotProduct() ? "int8" : "uint8");
+    expect(normalizeDecoderOptions(engineVariants("f32").prefill).int8Weights).toBe("uint8"); // f32 keys do not depend on the CPU
+    const config = TINY_VARIANTS["llama untied GQA, odd sizes"];
+    const weights = randomWeights(config, 7);
+    const prompt = [1, 5, 17, 42, 9];
+    const logits = async (int8Weights: DecoderOptions["int8Weights"]) => {
+      const runner = await engineRunner(config, weights, { weights: "int8", int8Weights });
+      return (await runner.step({ cache: BatchCache.empty(config, 1), tokens: [prompt], startPositions: [0], allLogits: true })).logits;
+    };
+    for (const storage of INT8_STORAGE.slice(1)) expect(maxAbsDiff(await logits(storage), await logits("uint8")).worst).toBeLessThan(1e-4);
   });
 });
 
