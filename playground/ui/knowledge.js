@@ -5,9 +5,13 @@ import { api, upload } from "./api.js";
 import { $, fmt, h, showError } from "./dom.js";
 
 let poll;
+let refreshes = 0;
 
 async function refresh() {
+  const mine = ++refreshes;
   const docs = (await api("/v1/knowledge/documents")).data;
+  // An older answer arriving after a newer one (opening the tab, then an upload) would put back a stale list and stop polling.
+  if (mine !== refreshes) return;
   $("#documents tbody").replaceChildren(...docs.map((d) =>
     h("tr", { "data-status": d.status },
       h("th", { scope: "row" }, d.title),
