@@ -108,8 +108,17 @@ export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderW
 
 /** The transposed uint8 weights (value + 128) as int8 with zero point 0: the same values, the top bit flipped. */
 function signedOperands(g: Graph, name: string, from: DecoderWeights, transposed: Uint8Array, rows: number): [Value, Value] {
-  const signed = derived(from, `${name}.s8`, () => new Int8Array(transposed.map((v) => v ^ 0x80).buffer));
+  const signed = derived(from, `${name}.s8`, () => flipTopBits(transposed));
   return [g.initializer(`${name}.s8`, "int8", [transposed.length / rows, rows], signed), g.initializer(`${name}.zero`, "int8", [rows], new Int8Array(rows))];
+}
+
+/** `bytes` with every byte's top bit flipped, as int8 (four bytes at a time: these are hundreds of MB). */
+function flipTopBits(bytes: Uint8Array): Int8Array {
+  const out = new Uint8Array(bytes);
+  const words = new Uint32Array(out.buffer, 0, out.length >>> 2);
+  for (let i = 0; i < words.length; i++) words[i] ^= 0x80808080;
+  for (let i = words.length * 4; i < out.length; i++) out[i] ^= 0x80;
+  return new Int8Array(out.buffer);
 }
 
 /** Tile edge of the transpose: tiles of both matrices stay in cache (a plain loop's strided writes miss on every element). */
