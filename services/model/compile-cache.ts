@@ -64,10 +64,10 @@ export interface CompiledModel<V extends string> {
   appendedTensors: number;
 }
 
-/** Options that shape the graph only; every other (normalised) option changes the weights and so the model folder. */
 /** A tensor every decoder has, located to find the folder of weights served in place. */
 const EMBEDDING = "model.embed_tokens.weight";
 
+/** Options that shape the graph only; every other (normalised) option changes the weights and so the model folder. */
 const GRAPH_ONLY_OPTIONS: ReadonlySet<string> = new Set(["lora", "fused", "kvOutput", "decodeOnly", "virtualTokens"]);
 
 export function defaultCompileCacheDir(dataDir = process.env.SWITCHYARD_DATA_DIR ?? "./data"): string {

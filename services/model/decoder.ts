@@ -47,7 +47,7 @@ import { embeddingTable, embedWithVirtualTokens, outputHead } from "./llama/head
 import { segmentedLora } from "./llama/lora.ts";
 import { swiGluMlp } from "./llama/mlp.ts";
 import { normWeight, rmsNorm, skipRmsNorm } from "./llama/norm.ts";
-import { layerLinear, type LayerLinear, type LoraBranch } from "./llama/projection.ts";
+import { layerLinear, type Int8Weights, type LayerLinear, type LoraBranch } from "./llama/projection.ts";
 import { rotaryEmbedding, type RotaryEmbedding } from "./llama/rope.ts";
 import type { DecoderWeights } from "./llama/weights.ts";
 import { VIRTUAL_EMBEDDINGS_INPUT } from "./prompt-tuning.ts";
@@ -94,7 +94,7 @@ export interface DecoderOptions {
    * u8u8 kernel, exact on every x86 CPU) or "int8" (its u8s8 kernel: about 1.4× faster at batch 1 and 1.8×
    * at 32 rows with VNNI, but saturating without it; see services/model/cpu-features.ts).
    */
-  int8Weights?: "uint8" | "int8";
+  int8Weights?: Int8Weights;
 }
 
 /** The canonical form of `DecoderOptions`: what the graph depends on, nothing else. */

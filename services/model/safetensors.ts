@@ -12,11 +12,12 @@
  * only when asked (the engine verifies it in the background after it starts, see
  * `checkSourceWeights` in services/model/compile-cache.ts).
  */
-import { closeSync, createReadStream, openSync, readSync, fstatSync, existsSync, realpathSync, statSync } from "node:fs";
+import { closeSync, createReadStream, openSync, fstatSync, existsSync, realpathSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import type { FileBytes } from "./graph/ir.ts";
+import { readFully } from "./read-fully.ts";
 
 export type WeightDtype = "F32" | "F16" | "BF16";
 
@@ -81,12 +82,7 @@ function fileSource(path: string): ByteSource {
     size,
     read(target, position) {
       if (!open) throw new Error(`${path}: weight store is closed`);
-      let done = 0;
-      while (done < target.byteLength) {
-        const n = readSync(fd, target, done, target.byteLength - done, position + done);
-        if (n === 0) throw new Error(`${path}: unexpected end of file at byte ${position + done}`);
-        done += n;
-      }
+      readFully(fd, target, position, path);
     },
     close() {
       if (open) closeSync(fd);

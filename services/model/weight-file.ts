@@ -17,11 +17,12 @@
  * - Writers of one directory are serialised by `weights.lock` (the holder's pid; a lock whose holder
  *   no longer runs is taken over, as services/lock-holder.ts decides).
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, fsyncSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, writeSync, fsyncSync } from "node:fs";
 import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { lockHolderAlive } from "../lock-holder.ts";
 import { writeFileAtomically, type ExternalPlacement } from "./graph/onnx.ts";
+import { readFully } from "./read-fully.ts";
 
 export const WEIGHT_FILE = "weights.bin";
 const MANIFEST = "weights.json";
@@ -135,7 +136,7 @@ export class WeightFileWriter {
     const chunk = Buffer.allocUnsafe(Math.min(entry.length, 1 << 24));
     for (let done = 0; done < entry.length; ) {
       const n = Math.min(chunk.byteLength, entry.length - done);
-      readAll(this.fd, chunk.subarray(0, n), entry.offset + done);
+      readFully(this.fd, chunk.subarray(0, n), entry.offset + done, this.path);
       if (Buffer.compare(chunk.subarray(0, n), asBuffer(bytes.subarray(done, done + n))) !== 0) return false;
       done += n;
     }
@@ -194,12 +195,4 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-}
-
-function readAll(fd: number, target: Uint8Array, position: number): void {
-  for (let done = 0; done < target.byteLength; ) {
-    const n = readSync(fd, target, done, target.byteLength - done, position + done);
-    if (n === 0) throw new Error(`unexpected end of the weight file at byte ${position + done}`);
-    done += n;
-  }
 }

@@ -3,7 +3,7 @@
  * external data file beside the .onnx (ONNX resolves `location` relative to the model file), so
  * load the model by path: `InferenceSession.create(files.modelPath)`.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -27,6 +27,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from "onnx-buf";
+import { readFully } from "../read-fully.ts";
 import { isFileBytes, onnxDataType, type Attr, type FileBytes, type Graph, type Tensor, type Value } from "./ir.ts";
 
 /** Standard-domain opset; onnxruntime 1.30 implements it fully on CPU. */
@@ -201,11 +202,7 @@ function readFileBytes({ path, offset, byteLength }: FileBytes): Uint8Array {
   const bytes = new Uint8Array(byteLength);
   const fd = openSync(path, "r");
   try {
-    for (let done = 0; done < byteLength; ) {
-      const n = readSync(fd, bytes, done, byteLength - done, offset + done);
-      if (n === 0) throw new Error(`${path}: unexpected end of file at byte ${offset + done}`);
-      done += n;
-    }
+    readFully(fd, bytes, offset, path);
   } finally {
     closeSync(fd);
   }

@@ -90,9 +90,13 @@ export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderW
   const q = derived(from, `${name}.quantized`, quantized);
   const shape = x.shape && [...x.shape.slice(0, -1), q.rows];
   if (q.bits === 8) {
-    const transposed = derived(from, `${name}.u8`, () => transposeInto(q.packed, q.rows, q.cols, new Uint8Array(q.packed.length)));
+    // W transposed to [K, N], its values + 128 as uint8; stored as int8 the same values have their top bit flipped.
+    const transposed = () => transposeInto(q.packed, q.rows, q.cols, new Uint8Array(q.packed.length));
     const scales = g.initializer(`${name}.scales`, "float32", [q.rows], q.scales);
-    const [weights, zeroPoints] = int8Weights === "int8" ? signedOperands(g, name, from, transposed, q.rows) : [g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], transposed), g.initializer(`${name}.zero`, "uint8", [q.rows], new Uint8Array(q.rows).fill(128))];
+    const [weights, zeroPoints] =
+      int8Weights === "int8"
+        ? [g.initializer(`${name}.s8`, "int8", [q.cols, q.rows], derived(from, `${name}.s8`, () => flipTopBits(transposed()))), g.initializer(`${name}.zero`, "int8", [q.rows], new Int8Array(q.rows))]
+        : [g.initializer(`${name}.u8`, "uint8", [q.cols, q.rows], derived(from, `${name}.u8`, transposed)), g.initializer(`${name}.zero`, "uint8", [q.rows], new Uint8Array(q.rows).fill(128))];
     return g.op1("DynamicQuantizeMatMul", [x, weights, scales, zeroPoints, null], { domain: "com.microsoft", dtype: "float32", shape });
   }
   const blocks = blocksPerRow(q);
@@ -106,15 +110,8 @@ export function quantizedMatMul(g: Graph, x: Value, name: string, from: DecoderW
   });
 }
 
-/** The transposed uint8 weights (value + 128) as int8 with zero point 0: the same values, the top bit flipped. */
-function signedOperands(g: Graph, name: string, from: DecoderWeights, transposed: Uint8Array, rows: number): [Value, Value] {
-  const signed = derived(from, `${name}.s8`, () => flipTopBits(transposed));
-  return [g.initializer(`${name}.s8`, "int8", [transposed.length / rows, rows], signed), g.initializer(`${name}.zero`, "int8", [rows], new Int8Array(rows))];
-}
-
-/** `bytes` with every byte's top bit flipped, as int8 (four bytes at a time: these are hundreds of MB). */
-function flipTopBits(bytes: Uint8Array): Int8Array {
-  const out = new Uint8Array(bytes);
+/** `out`'s bytes with their top bits flipped, in place, viewed as int8 (four bytes at a time: these are hundreds of MB). */
+function flipTopBits(out: Uint8Array): Int8Array {
   const words = new Uint32Array(out.buffer, 0, out.length >>> 2);
   for (let i = 0; i < words.length; i++) words[i] ^= 0x80808080;
   for (let i = words.length * 4; i < out.length; i++) out[i] ^= 0x80;
