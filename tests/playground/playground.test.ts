@@ -92,11 +92,14 @@ describe("the playground", () => {
     expect(await answer.getAttribute("data-state")).toBe("stopped"); // the first answer stays marked
   });
 
-  it("uploads a document that turns ready and is found by dense, bm25 and hybrid search", async () => {
+  // In CI's clean clone this step has stalled past 60 s (3 runs of 8, never locally; cause not found): a longer wait, to see how long.
+  it("uploads a document that turns ready and is found by dense, bm25 and hybrid search", { timeout: 180_000 }, async () => {
     await page.getByRole("button", { name: "Knowledge" }).click();
     const text = "# The lighthouse\n\nThe keeper of the old lighthouse, Marisol Quayle, polishes the great lens every evening before the ships pass.";
     await page.locator("#knowledge-file").setInputFiles({ name: "lighthouse.md", mimeType: "text/markdown", buffer: Buffer.from(text) });
-    await page.locator('#documents tbody tr[data-status="ready"]').filter({ hasText: "lighthouse" }).waitFor({ timeout: 60_000 });
+    const uploaded = performance.now();
+    await page.locator('#documents tbody tr[data-status="ready"]').filter({ hasText: "lighthouse" }).waitFor({ timeout: 170_000 });
+    console.log(`playground: the uploaded document showed ready after ${Math.round(performance.now() - uploaded)} ms`);
     await page.locator("#knowledge-query").fill("Marisol Quayle lighthouse keeper");
     await page.getByRole("button", { name: "Search", exact: true }).click();
     for (const mode of ["dense", "bm25", "hybrid"]) {
