@@ -34,12 +34,20 @@ async function show(view) {
   showError($("#app-error"), null);
   if (!started.has(view) && VIEWS[view]) {
     started.add(view);
+    // Until its module has loaded and attached its handlers, the view takes no input: a file picked or a form
+    // sent before then would be lost (or sent by the browser itself).
+    const section = $(`#view-${view}`);
+    section.inert = true;
+    section.setAttribute("aria-busy", "true");
     try {
       const module = await VIEWS[view]();
       await module.start(shared);
     } catch (err) {
       started.delete(view); // the next visit starts it again
       showError($("#app-error"), err);
+    } finally {
+      section.inert = false;
+      section.removeAttribute("aria-busy");
     }
   }
   document.body.dataset.view = view;

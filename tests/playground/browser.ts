@@ -32,5 +32,14 @@ export async function signIn(page: Page, url: string, apiKey: string): Promise<v
   await page.locator("#who").filter({ hasText: "Signed in" }).waitFor();
 }
 
+/**
+ * Opens a view from the tab bar and waits until it has started: until then it takes no input (playground/ui/app.js),
+ * and an input set without actionability checks (a file) would go nowhere.
+ */
+export async function openView(page: Page, view: string): Promise<void> {
+  await page.locator(`#tabs button[data-view="${view}"]`).click();
+  await page.locator(`body[data-view="${view}"]`).waitFor({ state: "attached" });
+}
+
 /** The page's horizontal overflow in CSS pixels (0: nothing wider than the viewport). */
 export const overflow = (page: Page): Promise<number> => page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth");

@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addDocument, uploadRandomAdapter } from "../edge/chat/fixtures.ts";
 import { ADMIN_KEY } from "../helpers/platform.ts";
-import { screenshot } from "./browser.ts";
+import { openView, screenshot } from "./browser.ts";
 import { startPlayground, type Playground } from "./harness.ts";
 
 let pg: Playground;
@@ -31,7 +31,7 @@ beforeAll(async () => {
   await addDocument(pg.p, pg.key, "The lighthouse", "The keeper of the old lighthouse, Marisol Quayle, polishes the great lens every evening before the ships pass.");
   await uploadRandomAdapter(pg.p, pg.key, "pirate", 7);
   await pg.signIn(pg.page, pg.key);
-  await pg.page.getByRole("button", { name: "Compare" }).click();
+  await openView(pg.page, "compare");
   await pg.page.locator("#compare-model option", { hasText: "pirate (adapter)" }).waitFor({ state: "attached" });
 }, 120_000);
 afterAll(async () => {

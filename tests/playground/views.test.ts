@@ -17,7 +17,7 @@ import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
 import { STORIES, zipOf } from "../helpers/adapters.ts";
 import { ADMIN_KEY, createTenantWithKey, type TestPlatform } from "../helpers/platform.ts";
-import { overflow, screenshot, signIn } from "./browser.ts";
+import { openView, overflow, screenshot, signIn } from "./browser.ts";
 import { startPlayground, type Playground } from "./harness.ts";
 
 let pg: Playground;
@@ -51,7 +51,7 @@ describe("the playground's views", () => {
   it("makes an adapter the tenant default and deletes another", async () => {
     await uploadAdapter("keeper", 1);
     await uploadAdapter("doomed", 2);
-    await page.getByRole("button", { name: "Adapters" }).click();
+    await openView(page, "adapters");
     await page.getByRole("button", { name: "Make keeper@1 the default" }).click();
     await expect.poll(() => page.locator('#adapters tr[data-name="keeper"] th').textContent()).toBe("keeper (default)");
     const tenant = await (await p.call("GET", "/v1/tenant", { key })).json();
@@ -70,7 +70,7 @@ describe("the playground's views", () => {
     const form = new FormData();
     form.append("file", new Blob(["# Tides\n\nThe harbour master logs every tide at dawn."]), "tides.md");
     expect((await p.call("POST", "/v1/knowledge/documents", { key, body: form })).status).toBeLessThan(300);
-    await page.getByRole("button", { name: "Knowledge" }).click();
+    await openView(page, "knowledge");
     const row = page.locator('#documents tbody tr[data-status="ready"]').filter({ hasText: "Tides" });
     await row.waitFor({ timeout: 60_000 });
     await page.getByRole("button", { name: "Delete Tides" }).click();
@@ -79,7 +79,7 @@ describe("the playground's views", () => {
   });
 
   it("runs a tiny test set over two arms and shows their charts, the comparisons and each item's answers", async () => {
-    await page.getByRole("button", { name: "Evaluations" }).click();
+    await openView(page, "evals");
     const bad = jsonl([{ messages: [{ role: "user", content: "hi" }], reference: "hello" }, { messages: [] }]) + "\nnot json";
     await page.locator("#eval-file").setInputFiles({ name: "bad.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(bad) });
     await page.getByRole("button", { name: "Upload test set" }).click();
@@ -144,7 +144,7 @@ describe("the playground's views", () => {
     };
     await upload("train.jsonl", 4);
     await upload("valid.jsonl", 2);
-    await page.getByRole("button", { name: "Fine-tuning" }).click();
+    await openView(page, "fine-tuning");
     await page.locator("#ft-training-file").selectOption({ label: "train.jsonl (4 examples)" });
     await page.locator("#ft-validation-file").selectOption({ label: "valid.jsonl (2 examples)" });
     await page.locator("#ft-suffix").fill("early");
@@ -170,7 +170,7 @@ describe("the playground's views", () => {
     await page.reload();
     await page.locator("#who").filter({ hasText: "Signed in" }).waitFor();
     const from = pg.requested.length;
-    await page.getByRole("button", { name: "Fine-tuning" }).click();
+    await openView(page, "fine-tuning");
     await page.getByRole("button", { name: `Watch the loss of ${job.id}` }).click();
     await expect.poll(() => chart.getAttribute("data-points")).toBe("5");
     const reads = pg.requested.slice(from).filter((u) => u.includes(job.id));
