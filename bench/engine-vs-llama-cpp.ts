@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { SERVING_ALLOCATOR_ENV } from "../hosts/node/allocator-env.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import type { WeightFormat } from "../services/model/quantize.ts";
 import { loadTokenizer } from "../services/model/tokenizer.ts";
@@ -119,7 +120,9 @@ async function measure(model: PreparedModel, side: Side, prompt: number[]): Prom
     decodeTokens: model.decodeTokens,
     sequenceTokens: model.sequenceTokens,
   };
-  const { stdout } = await run(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(job)], { cwd: ROOT, maxBuffer: 1 << 24 });
+  // The engine runs with the allocator setting the platform starts with; llama.cpp as a node-llama-cpp user runs it.
+  const env = side.runner === "engine" ? { ...process.env, ...SERVING_ALLOCATOR_ENV } : process.env;
+  const { stdout } = await run(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(job)], { cwd: ROOT, env, maxBuffer: 1 << 24 });
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as PeerResult;
 }
 
