@@ -12,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
+import { benchCeilings } from "./engine-ceilings.ts";
+import { printRows } from "./report.ts";
 import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
 import { residentSplit } from "./resident.ts";
 import { quantizedQuality, type FormatQuality } from "./quantized-quality.ts";
@@ -146,6 +148,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   printTable(rows);
   const sideBySide = await benchSideBySide();
   const quality = await benchQuantizedQuality();
+  console.log("\nonnxruntime's ceilings on this machine, one thread (bench/engine-ceilings.ts)");
+  const ceilings = await benchCeilings();
+  printRows(ceilings);
   await mkdir(join(ROOT, "bench-results"), { recursive: true });
-  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide, quality }, null, 2) + "\n");
+  await writeFile(join(ROOT, "bench-results", "engine.json"), JSON.stringify({ section: "engine", model: "stories260k", rows, sideBySide, quality, ceilings }, null, 2) + "\n");
 }
