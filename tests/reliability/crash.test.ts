@@ -95,12 +95,13 @@ async function getDoc(s: ServerChild, key: string, id: string): Promise<Doc> {
   return (await s.call("GET", `/v1/knowledge/documents/${id}`, { key })).json();
 }
 
-/** Polls the document until ingestion is seen in progress (some batches embedded, not all). */
-async function untilIngesting(s: ServerChild, key: string, id: string): Promise<Doc> {
+/** Polls the documents until one is seen in progress (some batches embedded, not all); ingestion takes them in order. */
+async function untilIngesting(s: ServerChild, key: string, ids: string[]): Promise<Doc> {
   for (;;) {
-    const doc = await getDoc(s, key, id);
-    if (doc.status === "processing" && doc.progress > 0) return doc;
-    if (doc.status === "ready" || doc.status === "failed") throw new Error(`ingestion finished (${doc.status}) before it could be interrupted`);
+    const docs = await Promise.all(ids.map((id) => getDoc(s, key, id)));
+    const busy = docs.find((doc) => doc.status === "processing" && doc.progress > 0);
+    if (busy) return busy;
+    if (docs.every((doc) => doc.status === "ready" || doc.status === "failed")) throw new Error(`ingestion finished (${docs.map((d) => d.status).join(", ")}) before it could be interrupted`);
     await new Promise((r) => setImmediate(r));
   }
 }
@@ -135,15 +136,15 @@ describe("kill -9 during document ingestion", () => {
     acked.push(...big);
 
     // First crash: the first manual is being embedded.
-    const seen = await untilIngesting(s, key, big[0]!);
+    const seen = await untilIngesting(s, key, [big[0]!]);
     expect(seen.progress).toBeLessThan(1);
     await kill(s);
     const unfinished = readDb(dataDir, (db) => db.prepare("SELECT id FROM documents WHERE status IN ('queued', 'processing')").pluck().all() as string[]);
     expect(unfinished.sort()).toEqual([...big].sort());
 
-    // Second crash: the restarted server has resumed it.
+    // Second crash: the restarted server has resumed them (the first may finish before a poll sees it in progress).
     s = await restart(dataDir);
-    await untilIngesting(s, key, (await getDoc(s, key, big[0]!)).status === "ready" ? big[1]! : big[0]!);
+    await untilIngesting(s, key, big);
     await kill(s);
 
     s = await restart(dataDir);
