@@ -1,12 +1,16 @@
 // Adapters: the caller's and public adapters, upload a PEFT archive or folder (progress shown), make one the
 // tenant's default, delete. Every change refreshes the model pickers of chat and compare.
 import { api, upload } from "./api.js";
-import { $, h, showError } from "./dom.js";
+import { $, h, newestOnly, showError } from "./dom.js";
 
 let shared;
 
+const loadAdapters = newestOnly(() => Promise.all([api("/v1/adapters"), api("/v1/tenant")]));
+
 async function refresh() {
-  const [adapters, tenant] = await Promise.all([api("/v1/adapters"), api("/v1/tenant")]);
+  const answer = await loadAdapters();
+  if (!answer) return;
+  const [adapters, tenant] = answer;
   const defaultId = tenant.settings?.defaultAdapter;
   $("#adapters tbody").replaceChildren(...adapters.data.map((a) =>
     h("tr", { "data-name": a.name },

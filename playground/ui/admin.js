@@ -1,12 +1,16 @@
 // Admin (an admin key): tenants with their status and limits, create, disable or enable, and each
 // tenant's keys (issue: the new key is shown once; revoke).
 import { api } from "./api.js";
-import { $, h, showError } from "./dom.js";
+import { $, h, newestOnly, showError } from "./dom.js";
 
 let selected;
+const loadTenants = newestOnly(() => api("/v1/admin/tenants"));
+const loadKeys = newestOnly((tenantId) => api(`/v1/admin/tenants/${tenantId}/keys`));
 
 async function refresh() {
-  const tenants = (await api("/v1/admin/tenants")).data;
+  const answer = await loadTenants();
+  if (!answer) return;
+  const tenants = answer.data;
   $("#tenants tbody").replaceChildren(...tenants.map((t) =>
     h("tr", { "data-tenant": t.id },
       h("th", { scope: "row" }, t.name),
@@ -28,7 +32,9 @@ async function showKeys(t) {
   $("#tenant-keys").hidden = false;
   $("#tenant-keys-name").textContent = t.name;
   $("#new-key").textContent = "";
-  const keys = (await api(`/v1/admin/tenants/${t.id}/keys`)).data;
+  const answer = await loadKeys(t.id);
+  if (!answer) return; // another tenant's keys were asked for since
+  const keys = answer.data;
   $("#key-list").replaceChildren(...keys.map((k) =>
     h("li", {}, `${k.name || "key"} ${k.prefix}… ${k.revoked ? "(revoked)" : ""}`,
       k.revoked ? null : h("button", { type: "button", onclick: () => revoke(k.id), "aria-label": `Revoke ${k.prefix}` }, "Revoke"))));

@@ -13,6 +13,20 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * `load` such that only the newest call's answer counts: a call overtaken by a later one before its answer came
+ * resolves to undefined, and the caller skips it, so a slow answer never puts back a stale list (or one tenant's
+ * keys under another's name).
+ */
+export function newestOnly(load) {
+  let calls = 0;
+  return async (...args) => {
+    const mine = ++calls;
+    const answer = await load(...args);
+    return mine === calls ? answer : undefined;
+  };
+}
+
 export function showError(el, err) {
   el.textContent = err ? (err.message ?? String(err)) : "";
 }

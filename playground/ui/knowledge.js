@@ -2,16 +2,16 @@
 // document's ingestion status (polled while any is still processing), delete, and one search run in
 // the three modes side by side (dense, bm25, hybrid) with each hit's rank and score.
 import { api, upload } from "./api.js";
-import { $, fmt, h, showError } from "./dom.js";
+import { $, fmt, h, newestOnly, showError } from "./dom.js";
 
 let poll;
-let refreshes = 0;
+// An older answer arriving after a newer one (opening the tab, then an upload) would put back a stale list and stop polling.
+const listDocuments = newestOnly(() => api("/v1/knowledge/documents"));
 
 async function refresh() {
-  const mine = ++refreshes;
-  const docs = (await api("/v1/knowledge/documents")).data;
-  // An older answer arriving after a newer one (opening the tab, then an upload) would put back a stale list and stop polling.
-  if (mine !== refreshes) return;
+  const answer = await listDocuments();
+  if (!answer) return;
+  const docs = answer.data;
   $("#documents tbody").replaceChildren(...docs.map((d) =>
     h("tr", { "data-status": d.status },
       h("th", { scope: "row" }, d.title),

@@ -15,7 +15,7 @@ import { startTrainer, type TrainerProcess } from "../../hosts/node/trainer.ts";
 import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
 import { STORIES, zipOf } from "../helpers/adapters.ts";
-import { ADMIN_KEY, type TestPlatform } from "../helpers/platform.ts";
+import { ADMIN_KEY, createTenantWithKey, type TestPlatform } from "../helpers/platform.ts";
 import { openView, screenshot } from "./browser.ts";
 import { startPlayground, type Playground } from "./harness.ts";
 
@@ -198,6 +198,35 @@ describe("the playground", () => {
     await admin.getByRole("button", { name: "Keys of playground" }).click();
     await admin.locator("#key-list li").first().waitFor();
     await screenshot(admin, "admin");
+
+    // Keys of one tenant, then of another before the first answer came: the slow answer must not fill the second's list.
+    const other = await createTenantWithKey(p, "other-keys");
+    await admin.reload();
+    const tenants = (await (await p.call("GET", "/v1/admin/tenants", { key: ADMIN_KEY })).json()).data as { id: string; name: string }[];
+    const playgroundId = tenants.find((t) => t.name === "playground")!.id;
+    const prefixes = async (tenantId: string) =>
+      ((await (await p.call("GET", `/v1/admin/tenants/${tenantId}/keys`, { key: ADMIN_KEY })).json()).data as { prefix: string }[]).map((k) => k.prefix);
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let answered = () => {};
+    const playgroundAnswered = new Promise<void>((resolve) => (answered = resolve));
+    await admin.route(`**/v1/admin/tenants/${playgroundId}/keys`, async (route) => {
+      await held;
+      await route.continue();
+      answered();
+    });
+    await admin.getByRole("button", { name: "Keys of playground" }).click();
+    await admin.getByRole("button", { name: "Keys of other-keys" }).click();
+    const [otherPrefix] = await prefixes(other.tenantId);
+    await admin.locator("#key-list li").filter({ hasText: otherPrefix! }).waitFor();
+    release();
+    await playgroundAnswered;
+    await admin.evaluate("new Promise((resolve) => setTimeout(resolve, 200))"); // the stale answer has had its turn
+    expect(await admin.locator("#tenant-keys-name").textContent()).toBe("other-keys");
+    const shown = await admin.locator("#key-list li").allTextContents();
+    expect(shown).toHaveLength(1);
+    expect(shown[0]).toContain(otherPrefix);
+    for (const prefix of await prefixes(playgroundId)) expect(shown.join("\n")).not.toContain(prefix);
     await admin.close();
   });
 
