@@ -16,10 +16,9 @@ import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as ort from "onnxruntime-node";
 import { ModelProtoSchema } from "onnx-buf";
-import { compiledSession, engineSessionOptions, engineVariants, type WeightMemory } from "../services/inference/engine.ts";
+import { compiledSession, engineSessionOptions, engineVariants, int8WeightsForCpu, type WeightMemory } from "../services/inference/engine.ts";
 import { compileDecoders } from "../services/model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../services/model/config.ts";
-import { hasInt8DotProduct } from "../services/model/cpu-features.ts";
 import { attr, Graph, type Value } from "../services/model/graph/ir.ts";
 import { emitOnnx } from "../services/model/graph/onnx.ts";
 import { quantizedMatMul } from "../services/model/llama/projection.ts";
@@ -69,7 +68,7 @@ async function projectionSession({ format, memory }: Projection, w: Float32Array
   const y =
     format === "f32"
       ? g.op1("FusedMatMul", [x, g.initializer("w", "float32", [N, K], w)], { domain: "com.microsoft", attrs: { transB: attr.int(1) } })
-      : quantizedMatMul(g, x, "w", NO_WEIGHTS, () => quantize(w, N, K, format), hasInt8DotProduct() ? "int8" : "uint8");
+      : quantizedMatMul(g, x, "w", NO_WEIGHTS, () => quantize(w, N, K, format), int8WeightsForCpu());
   g.output(y, "y");
   return ort.InferenceSession.create(emitOnnx(g).model, engineSessionOptions(1, memory));
 }
@@ -168,5 +167,5 @@ export async function benchCeilings(): Promise<CeilingRow[]> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  report("engine-ceilings", await benchCeilings(), { shape: SHAPE, int8Weights: hasInt8DotProduct() ? "int8" : "uint8" });
+  report("engine-ceilings", await benchCeilings(), { shape: SHAPE, int8Weights: int8WeightsForCpu() });
 }

@@ -13,10 +13,10 @@ import type { GenerateEvent, SamplingParams } from "../ports/index.ts";
 import { createEngine, type Engine } from "../services/inference/engine.ts";
 import { resolveModel, resolveOptionsFromEnv } from "../services/model/resolve.ts";
 import { benchCeilings } from "./engine-ceilings.ts";
-import { printRows } from "./report.ts";
 import { benchSideBySide } from "./engine-vs-llama-cpp.ts";
 import { residentSplit } from "./resident.ts";
 import { quantizedQuality, type FormatQuality } from "./quantized-quality.ts";
+import { printRows } from "./report.ts";
 
 export interface Row {
   metric: string;

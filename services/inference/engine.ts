@@ -11,6 +11,7 @@ import { loadChatTemplate, type ChatTemplate } from "../model/chat-template.ts";
 import { checkSourceWeights, compileDecoders, defaultCompileCacheDir, type CompiledGraph, type CompiledModel, type WeightsCheck } from "../model/compile-cache.ts";
 import { loadDecoderConfig, type DecoderConfig } from "../model/config.ts";
 import type { DecoderOptions } from "../model/decoder.ts";
+import type { Int8Weights } from "../model/llama/projection.ts";
 import { hasInt8DotProduct } from "../model/cpu-features.ts";
 import type { WeightFormat } from "../model/quantize.ts";
 import { openWeights } from "../model/safetensors.ts";
@@ -113,8 +114,11 @@ export const ENGINE_GRAPHS = {
 
 export type EngineVariant = "prefill" | "decode" | "prefillLora" | "decodeLora";
 
-/** The four graph variants the engine runs, all over one copy of the weights; int8 weights stored as int8 where the CPU has VNNI. */
-export function engineVariants(weights: WeightFormat = "f32", int8Weights: DecoderOptions["int8Weights"] = hasInt8DotProduct() ? "int8" : "uint8"): Record<EngineVariant, DecoderOptions> {
+/** How int8 weights are stored on this CPU: as int8 where it has VNNI, else as uint8 (DecoderOptions `int8Weights`). */
+export const int8WeightsForCpu = (): Int8Weights => (hasInt8DotProduct() ? "int8" : "uint8");
+
+/** The four graph variants the engine runs, all over one copy of the weights, int8 weights stored as this CPU computes them best. */
+export function engineVariants(weights: WeightFormat = "f32", int8Weights: Int8Weights = int8WeightsForCpu()): Record<EngineVariant, DecoderOptions> {
   const format = { weights, int8Weights };
   return {
     prefill: { ...ENGINE_GRAPHS.prefill, ...format },

@@ -41,5 +41,19 @@ export async function openView(page: Page, view: string): Promise<void> {
   await page.locator(`body[data-view="${view}"]`).waitFor({ state: "attached" });
 }
 
+/** Holds the page's requests to `url` (a glob) until `release()`; `answered` resolves once a held request has had its answer. */
+export async function holdRequests(page: Page, url: string): Promise<{ release: () => void; answered: Promise<void> }> {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let answer = () => {};
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  await page.route(url, async (route) => {
+    await held;
+    await route.continue();
+    answer();
+  });
+  return { release, answered };
+}
+
 /** The page's horizontal overflow in CSS pixels (0: nothing wider than the viewport). */
 export const overflow = (page: Page): Promise<number> => page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth");

@@ -16,7 +16,7 @@ import { randomPeftAdapter } from "../../services/adapters/synthetic.ts";
 import { fakeTrain } from "../../trainer/jobs/fake-train.ts";
 import { STORIES, zipOf } from "../helpers/adapters.ts";
 import { ADMIN_KEY, createTenantWithKey, type TestPlatform } from "../helpers/platform.ts";
-import { openView, screenshot } from "./browser.ts";
+import { holdRequests, openView, screenshot } from "./browser.ts";
 import { startPlayground, type Playground } from "./harness.ts";
 
 let pg: Playground;
@@ -95,17 +95,12 @@ describe("the playground", () => {
   it("uploads a document that turns ready and is found by dense, bm25 and hybrid search", async () => {
     // The view takes no input until its module has started (a file picked earlier went nowhere: CI's loaded machine
     // took long enough to load it that the upload below was lost in 3 runs of 9). Held back here, to see it.
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route("**/knowledge.js", async (route) => {
-      await held;
-      await route.continue();
-    });
+    const knowledgeModule = await holdRequests(page, "**/knowledge.js");
     await page.getByRole("button", { name: "Knowledge" }).click();
     const view = page.locator("#view-knowledge");
     await expect.poll(() => view.getAttribute("aria-busy")).toBe("true");
     expect(await view.evaluate((section) => (section as { inert?: boolean }).inert)).toBe(true);
-    release();
+    knowledgeModule.release();
     await page.locator('body[data-view="knowledge"]').waitFor({ state: "attached" });
     expect(await view.evaluate((section) => (section as { inert?: boolean }).inert)).toBe(false);
     expect(await view.getAttribute("aria-busy")).toBeNull();
@@ -206,21 +201,13 @@ describe("the playground", () => {
     const playgroundId = tenants.find((t) => t.name === "playground")!.id;
     const prefixes = async (tenantId: string) =>
       ((await (await p.call("GET", `/v1/admin/tenants/${tenantId}/keys`, { key: ADMIN_KEY })).json()).data as { prefix: string }[]).map((k) => k.prefix);
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let answered = () => {};
-    const playgroundAnswered = new Promise<void>((resolve) => (answered = resolve));
-    await admin.route(`**/v1/admin/tenants/${playgroundId}/keys`, async (route) => {
-      await held;
-      await route.continue();
-      answered();
-    });
+    const playgroundKeys = await holdRequests(admin, `**/v1/admin/tenants/${playgroundId}/keys`);
     await admin.getByRole("button", { name: "Keys of playground" }).click();
     await admin.getByRole("button", { name: "Keys of other-keys" }).click();
     const [otherPrefix] = await prefixes(other.tenantId);
     await admin.locator("#key-list li").filter({ hasText: otherPrefix! }).waitFor();
-    release();
-    await playgroundAnswered;
+    playgroundKeys.release();
+    await playgroundKeys.answered;
     await admin.evaluate("new Promise((resolve) => setTimeout(resolve, 200))"); // the stale answer has had its turn
     expect(await admin.locator("#tenant-keys-name").textContent()).toBe("other-keys");
     const shown = await admin.locator("#key-list li").allTextContents();
