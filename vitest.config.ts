@@ -5,6 +5,7 @@ export default defineConfig({
     // Two files at a time even on 2 cores (vitest's default is cores - 1): many files spend their time
     // waiting on child processes, servers and browsers, so the suite takes ~9 min instead of ~15.
     maxWorkers: 2,
+    reporters: ["default", "./tests/helpers/unfinished-files-reporter.ts"],
     projects: [
       {
         test: {

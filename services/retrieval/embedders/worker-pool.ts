@@ -45,6 +45,8 @@ const MIN_TEXTS_PER_THREAD = 8;
  * that only answers queries never pays for them.
  * Token counting (chunk sizing, synchronous) stays here with a copy of the tokenizer only.
  * A thread that dies fails its calls in flight and is replaced at the next call.
+ * `close` lets calls in flight and threads still loading finish before it stops the threads: terminating a
+ * thread while onnxruntime works for it aborts the whole process (a Napi::Error thrown past the addon).
  */
 export async function createWorkerEmbedder(spec: EmbedderSpec, threads = 1): Promise<Embedder & { readyThreads(): number }> {
   const countTokens = await tokenCounter(spec);
@@ -52,6 +54,13 @@ export async function createWorkerEmbedder(spec: EmbedderSpec, threads = 1): Pro
   const { id, dimension, maxTokens } = await first.ready;
   const pool = [first.thread];
   const spares = new Set<Thread>();
+  /** Calls in flight and spares loading: what `close` waits for. */
+  const busy = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    const settled = work.then(() => {}, () => {}).finally(() => busy.delete(settled));
+    busy.add(settled);
+    return work;
+  };
   let seq = 0;
   let closed = false;
   let growing = false;
@@ -62,7 +71,7 @@ export async function createWorkerEmbedder(spec: EmbedderSpec, threads = 1): Pro
       const { thread, ready } = startThread(spec);
       spares.add(thread);
       // A spare that cannot start leaves the pool as it is (the first thread loaded the same model).
-      ready.then(() => pool.push(thread), () => {}).finally(() => spares.delete(thread));
+      track(ready.then(() => pool.push(thread), () => {}).finally(() => spares.delete(thread)));
     }
   };
   /** The thread is chosen before the first await, so the parts of one call spread over the pool. */
@@ -94,10 +103,11 @@ export async function createWorkerEmbedder(spec: EmbedderSpec, threads = 1): Pro
       const parts = Math.min(pool.length, Math.ceil(texts.length / MIN_TEXTS_PER_THREAD));
       const size = Math.ceil(texts.length / parts);
       const slices = Array.from({ length: parts }, (_, p) => texts.slice(p * size, (p + 1) * size));
-      return (await Promise.all(slices.map(dispatch))).flat();
+      return (await Promise.all(slices.map((slice) => track(dispatch(slice))))).flat();
     },
     async close() {
       closed = true;
+      while (busy.size > 0) await Promise.all(busy);
       await Promise.all([...pool, ...spares].map((t) => t.worker.terminate()));
     },
   };

@@ -1,6 +1,8 @@
+import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeOnnx } from "../../../services/model/graph/onnx.ts";
 import { loadTokenizer } from "../../../services/model/tokenizer.ts";
@@ -71,6 +73,13 @@ describe("embedding on worker threads", () => {
       await offThread.close?.();
     }
     await expect(offThread.embed(["after close"])).rejects.toThrow(/closed/);
+  });
+
+  it("close lets a call in flight and spares still loading finish first, so the process lives on", async () => {
+    // Without that, terminating a thread that onnxruntime works for aborts the process (exit 134).
+    const child = join(import.meta.dirname, "embed-close-child.ts");
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", child]);
+    expect(JSON.parse(stdout)).toEqual({ running: 8, loadingSpares: 64 });
   });
 
   it("reports a model the worker cannot load", async () => {
