@@ -1,7 +1,8 @@
 /**
  * Names the test file whose worker process died (a native crash, an abort), which vitest's own report does
  * not: it prints "Worker exited unexpectedly" and counts the file as neither passed nor failed. At the end
- * of the run, each file that started and never ended is listed with the test it was running.
+ * of a run with unhandled errors (a dead worker is one), each file that started and never ended is listed
+ * with the test it was running.
  */
 import type { Reporter, TestCase, TestModule } from "vitest/node";
 
@@ -14,14 +15,14 @@ export default class UnfinishedFilesReporter implements Reporter {
   }
 
   onTestCaseReady(test: TestCase): void {
-    this.running.set(test.module.moduleId, test.fullName);
+    // Events can arrive after their file's end: only a file still running is updated.
+    if (this.running.has(test.module.moduleId)) this.running.set(test.module.moduleId, test.fullName);
   }
 
   onTestModuleEnd(module: TestModule): void {
     this.running.delete(module.moduleId);
   }
 
-  /** Only when the run has unhandled errors (a dead worker is one): a file whose end event was not seen is otherwise no sign. */
   onTestRunEnd(_modules: readonly TestModule[], errors: readonly unknown[]): void {
     if (errors.length === 0) return;
     for (const [file, test] of this.running) console.error(`\nUnfinished: ${file} stopped while running "${test}": its worker process died.`);
